@@ -1,0 +1,196 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/hotzone/hotzone"
+)
+
+type pingRequest struct {
+	DeviceID  *string  `json:"device_id"`
+	Lat       *float64 `json:"lat"`
+	Lon       *float64 `json:"lon"`
+	AccuracyM *float64 `json:"accuracy_m"`
+	TS        *string  `json:"ts"`
+}
+
+type insideJSON struct {
+	StoreID string `json:"store_id"`
+	Name    string `json:"name"`
+}
+
+type liveEventRef struct {
+	EventID string  `json:"event_id"`
+	StoreID string  `json:"store_id"`
+	Title   string  `json:"title"`
+	Body    string  `json:"body"`
+	URL     *string `json:"url"`
+}
+
+type pingNotification struct {
+	EventID string `json:"event_id"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+type pingResponse struct {
+	Inside        []insideJSON       `json:"inside"`
+	LiveEvents    []liveEventRef     `json:"live_events"`
+	Notifications []pingNotification `json:"notifications"`
+}
+
+// maxFutureSkew is how far ahead of the server's clock a ping's ts may be.
+const maxFutureSkew = 60 * time.Second
+
+func (s *Server) handlePing() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req pingRequest
+		if err := decodeBody(c, limitPing, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+		resp, err := s.ping(keyOf(c).BrandID, &req, "")
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ok(c, http.StatusOK, resp)
+	}
+}
+
+type batchRequest struct {
+	Pings []jsontext.Value `json:"pings"`
+}
+
+type batchResponse struct {
+	Results []any `json:"results"`
+}
+
+// maxBatch is the most pings one batch may carry.
+const maxBatch = 500
+
+func (s *Server) handlePingBatch() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req batchRequest
+		if err := decodeBody(c, limitDefault, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+		switch {
+		case req.Pings == nil:
+			s.fail(c, hotzone.Invalid("pings", "required"))
+			return
+		case len(req.Pings) > maxBatch:
+			s.fail(c, hotzone.Invalid("pings", "at most "+strconv.Itoa(maxBatch)+" pings in one batch"))
+			return
+		}
+		brandID := keyOf(c).BrandID
+		out := batchResponse{Results: make([]any, len(req.Pings))}
+		for i, raw := range req.Pings {
+			prefix := "pings[" + strconv.Itoa(i) + "]"
+			var p pingRequest
+			err := decodeJSON(raw, prefix, &p)
+			var resp pingResponse
+			if err == nil {
+				resp, err = s.ping(brandID, &p, prefix)
+			}
+			if err != nil {
+				// One bad ping does not fail the batch: its slot holds its
+				// problem, with the status it would have had alone.
+				prob, _ := toProblem(err)
+				if prob.Status == 500 {
+					s.log.Error("internal error in batch ping", "err", err)
+				}
+				out.Results[i] = prob
+				continue
+			}
+			out.Results[i] = resp
+		}
+		ok(c, http.StatusOK, out)
+	}
+}
+
+// ping validates one ping, records the position and matches it against
+// the brand's fences. prefix is the ping's JSON path in a batch.
+func (s *Server) ping(brandID string, req *pingRequest, prefix string) (pingResponse, error) {
+	now := s.now()
+	var errs fieldErrors
+	field := func(name string) string { return joinPath(prefix, name) }
+	if req.DeviceID == nil {
+		errs.add(field("device_id"), "required")
+	} else if !deviceIDPattern.MatchString(*req.DeviceID) {
+		errs.add(field("device_id"), "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+	}
+	checkRange(&errs, field("lat"), req.Lat, -90, 90)
+	checkRange(&errs, field("lon"), req.Lon, -180, 180)
+	checkRange(&errs, field("accuracy_m"), req.AccuracyM, 0, 100000)
+	ts := now
+	if req.TS != nil {
+		t, err := time.Parse(time.RFC3339Nano, *req.TS)
+		switch {
+		case err != nil:
+			errs.add(field("ts"), "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
+		case t.Sub(now) > maxFutureSkew:
+			errs.add(field("ts"), "is more than 60 s in the future")
+		default:
+			ts = t
+		}
+	}
+	if len(errs) > 0 {
+		return pingResponse{}, errs.err()
+	}
+	ref := deviceRef{brandID, *req.DeviceID}
+	policy, err := s.db.Policy(brandID)
+	if err != nil {
+		return pingResponse{}, err
+	}
+	pos := hotzone.Position{Lat: *req.Lat, Lon: *req.Lon, AccuracyM: *req.AccuracyM, TS: ts.UTC()}
+	accurate := pos.AccuracyM <= policy.MaxAccuracyM
+	fresh := now.Sub(ts) <= time.Duration(policy.MaxPingAgeS)*time.Second
+	if okRate, wait := s.limits.allow(ref, now); !okRate {
+		// The device must exist before it may use up a rate-limit slot,
+		// so unknown ids cannot grow the limiter table.
+		if _, _, err := s.db.Device(brandID, ref.device); err != nil {
+			s.limits.forget(ref)
+			return pingResponse{}, unknownDevice(err)
+		}
+		return pingResponse{}, &httpError{status: http.StatusTooManyRequests, detail: "this device pings too often", retryAfter: wait}
+	}
+	if _, err := s.db.RecordPosition(brandID, ref.device, pos, accurate && fresh); err != nil {
+		s.limits.forget(ref)
+		return pingResponse{}, unknownDevice(err)
+	}
+	resp := pingResponse{Inside: []insideJSON{}, LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
+	var buf [8]string
+	for _, storeID := range s.db.Fences(brandID).Search(pos.Point(), buf[:0]) {
+		name, found := s.db.StoreName(brandID, storeID)
+		if !found {
+			continue // deleted between the index read and now
+		}
+		resp.Inside = append(resp.Inside, insideJSON{StoreID: storeID, Name: name})
+	}
+	return resp, nil
+}
+
+func unknownDevice(err error) error {
+	if errors.Is(err, hotzone.ErrNotFound) {
+		return newHTTPError(http.StatusNotFound, "unknown device: register it with PUT /v1/devices/{device_id} first")
+	}
+	return err
+}
+
+func checkRange(errs *fieldErrors, field string, v *float64, lo, hi float64) {
+	switch {
+	case v == nil:
+		errs.add(field, "required")
+	case math.IsNaN(*v) || *v < lo || *v > hi:
+		errs.add(field, "must be between "+fmtFloat(lo)+" and "+fmtFloat(hi))
+	}
+}

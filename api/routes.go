@@ -1,0 +1,45 @@
+package api
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/hotzone/hotzone"
+)
+
+// routes is the whole API on one page.
+func (s *Server) routes() {
+	const (
+		operator = hotzone.KindOperator
+		admin    = hotzone.KindAdmin
+		app      = hotzone.KindApp
+		manager  = hotzone.KindManager
+	)
+	e := s.engine
+	e.Use(s.requestLog(), s.recoverer())
+	e.NoRoute(func(c *gin.Context) { s.fail(c, newHTTPError(404, "no such route")) })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
+
+	e.GET("/healthz", s.handleHealthz())
+
+	v1 := e.Group("/v1")
+	v1.POST("/brands", s.requireKey(operator), s.handleCreateBrand())
+	v1.GET("/me", s.requireKey(operator, admin, app, manager), s.handleMe())
+
+	v1.GET("/policy", s.requireKey(admin), s.handleGetPolicy())
+	v1.PATCH("/policy", s.requireKey(admin), s.handlePatchPolicy())
+
+	v1.GET("/stores", s.requireKey(admin), s.handleListStores())
+	v1.GET("/stores.geojson", s.requireKey(admin), s.handleExportStores())
+	v1.POST("/stores/import", s.requireKey(admin), s.handleImportStores())
+	v1.PUT("/stores/:store_id", s.requireKey(admin), s.handlePutStore())
+	v1.GET("/stores/:store_id", s.requireKey(admin, manager), s.handleGetStore())
+	v1.DELETE("/stores/:store_id", s.requireKey(admin), s.handleDeleteStore())
+	v1.POST("/stores/:store_id/manager-keys", s.requireKey(admin), s.handleCreateManagerKey())
+	v1.GET("/stores/:store_id/manager-keys", s.requireKey(admin), s.handleListManagerKeys())
+	v1.DELETE("/manager-keys/:key_id", s.requireKey(admin), s.handleDeleteManagerKey())
+
+	v1.PUT("/devices/:device_id", s.requireKey(admin, app), s.handlePutDevice())
+	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())
+	v1.POST("/pings", s.requireKey(admin, app), s.handlePing())
+	v1.POST("/pings/batch", s.requireKey(admin, app), s.handlePingBatch())
+}

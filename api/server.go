@@ -1,0 +1,170 @@
+// Package api is hotzone's HTTP layer: the routes of the contract
+// (../shared/API.md), strict decoding, problem+json errors and the auth
+// middleware. It stays thin: handlers decode, check and call store, geo
+// and push.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store"
+)
+
+const headerRequestID = "X-Request-Id"
+
+// Options are the API's settings; the zero value is usable.
+type Options struct {
+	// Logger receives one line per request and every 500; discarded when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// PingRate and PingBurst limit each device's pings; a zero PingRate
+	// disables the limit.
+	PingRate  rate.Limit
+	PingBurst int
+}
+
+// Server is the HTTP API. It implements http.Handler.
+type Server struct {
+	db      *store.DB
+	log     *slog.Logger
+	now     func() time.Time
+	engine  *gin.Engine
+	limits  *deviceLimits
+	tzCache sync.Map // name -> *time.Location
+}
+
+// New builds the API over an open database.
+func New(db *store.DB, opts Options) *Server {
+	s := &Server{db: db, log: opts.Logger, now: opts.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.PingRate > 0 {
+		s.limits = newDeviceLimits(opts.PingRate, max(opts.PingBurst, 1))
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s.engine = gin.New()
+	s.engine.HandleMethodNotAllowed = true
+	s.engine.RedirectTrailingSlash = false
+	s.engine.RedirectFixedPath = false
+	s.engine.ContextWithFallback = true
+	s.routes()
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.engine.ServeHTTP(w, r)
+}
+
+// fail answers err as a problem.
+func (s *Server) fail(c *gin.Context, err error) { writeProblem(c, s.log, err) }
+
+var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestLog gives every request an id (the caller's, if sane) and logs
+// one line when it ends. Keys and tokens never reach it: it logs the
+// route pattern, not the URL, and no headers.
+func (s *Server) requestLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		id := c.GetHeader(headerRequestID)
+		if !saneRequestID.MatchString(id) {
+			id = hotzone.NewID(start)
+		}
+		c.Header(headerRequestID, id)
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", id),
+			slog.String("method", c.Request.Method),
+			slog.String("route", route),
+			slog.Int("status", c.Writer.Status()),
+			slog.Duration("latency", time.Since(start)),
+		)
+	}
+}
+
+// recoverer turns a panic into a logged 500 instead of a dropped
+// connection; a panic is a bug, and the log line says where.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "route", c.FullPath(), "panic", r)
+				if !c.Writer.Written() {
+					s.fail(c, panicError{r})
+				}
+			}
+		}()
+		c.Next()
+	}
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic" }
+
+// deviceLimits is the per-device token bucket for pings.
+type deviceLimits struct {
+	limit rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[deviceRef]*rate.Limiter
+}
+
+type deviceRef struct{ brand, device string }
+
+func newDeviceLimits(l rate.Limit, burst int) *deviceLimits {
+	return &deviceLimits{limit: l, burst: burst, m: map[deviceRef]*rate.Limiter{}}
+}
+
+// allow takes one token for the device, or says how long to wait.
+func (d *deviceLimits) allow(ref deviceRef, now time.Time) (bool, time.Duration) {
+	if d == nil {
+		return true, 0
+	}
+	d.mu.Lock()
+	lim := d.m[ref]
+	if lim == nil {
+		lim = rate.NewLimiter(d.limit, d.burst)
+		d.m[ref] = lim
+	}
+	d.mu.Unlock()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if delay := r.DelayFrom(now); delay > 0 {
+		r.CancelAt(now)
+		return false, delay
+	}
+	return true, 0
+}
+
+func (d *deviceLimits) forget(ref deviceRef) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	delete(d.m, ref)
+	d.mu.Unlock()
+}

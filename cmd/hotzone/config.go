@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// flagHelp: --help was asked for and printed; not a failure.
+var flagHelp = errors.New("help shown")
+
+// serveConfig is every setting of `hotzone serve`.
+type serveConfig struct {
+	Addr           string
+	Data           string
+	APNsURL        string
+	FCMURL         string
+	PushCAFile     string
+	DevicePingRate string
+	Demo           bool
+	LogFormat      string
+	FlushInterval  time.Duration
+
+	pingRate  rate.Limit
+	pingBurst int
+}
+
+// parseServeFlags reads flags, each with its HOTZONE_* twin in the
+// environment; a flag given on the command line wins over the variable.
+func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (*serveConfig, error) {
+	cfg := &serveConfig{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	str := func(p *string, name, def, help string) {
+		fs.StringVar(p, name, def, help+" (env "+envName(name)+")")
+	}
+	str(&cfg.Addr, "addr", ":8080", "address to listen on")
+	str(&cfg.Data, "data", "./hotzone-data", "data directory; the bbolt file lives inside")
+	str(&cfg.APNsURL, "apns-url", "", "APNs base URL replacing https://api.push.apple.com and the development host; no path")
+	str(&cfg.FCMURL, "fcm-url", "", "FCM base URL replacing https://fcm.googleapis.com/v1, path included")
+	str(&cfg.PushCAFile, "push-ca-file", "", "PEM file of an extra CA to trust for the push providers")
+	str(&cfg.DevicePingRate, "device-ping-rate", "1/s,burst=20", "per-device ping limit as RATE/UNIT,burst=N (UNIT s or m); 0 disables it")
+	str(&cfg.LogFormat, "log-format", "json", "log format: json or text")
+	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
+	// The environment is applied as the flags' defaults, so the command
+	// line still overrides it and --help shows the effective value.
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", envName(f.Name), v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, flagHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	return cfg, cfg.validate()
+}
+
+func envName(flagName string) string {
+	return "HOTZONE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (cfg *serveConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q: %v", cfg.Addr, err))
+	}
+	if cfg.Data == "" {
+		errs = append(errs, errors.New("--data must not be empty"))
+	}
+	var err error
+	if cfg.pingRate, cfg.pingBurst, err = parseRate(cfg.DevicePingRate); err != nil {
+		errs = append(errs, fmt.Errorf("--device-ping-rate %q: %v", cfg.DevicePingRate, err))
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q: must be json or text", cfg.LogFormat))
+	}
+	if cfg.FlushInterval < 10*time.Millisecond || cfg.FlushInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("--flush-interval %v: must be between 10ms and 1m", cfg.FlushInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// parseRate reads RATE/UNIT,burst=N; "0" disables the limit.
+func parseRate(s string) (rate.Limit, int, error) {
+	if strings.TrimSpace(s) == "0" {
+		return 0, 0, nil
+	}
+	spec, burstPart, hasBurst := strings.Cut(s, ",")
+	num, unit, found := strings.Cut(spec, "/")
+	if !found {
+		return 0, 0, errors.New("want RATE/UNIT,burst=N such as 1/s,burst=20")
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil || n <= 0 || n > 1e6 {
+		return 0, 0, errors.New("RATE must be a positive number")
+	}
+	var per time.Duration
+	switch unit {
+	case "s":
+		per = time.Second
+	case "m":
+		per = time.Minute
+	default:
+		return 0, 0, errors.New("UNIT must be s or m")
+	}
+	burst := max(1, int(n))
+	if hasBurst {
+		b, found := strings.CutPrefix(burstPart, "burst=")
+		v, err := strconv.Atoi(b)
+		if !found || err != nil || v < 1 || v > 1e6 {
+			return 0, 0, errors.New("burst must be burst=N with N ≥ 1")
+		}
+		burst = v
+	}
+	return rate.Limit(n / per.Seconds()), burst, nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/api"
+	"github.com/hotzone/hotzone/store"
+)
+
+// shutdownGrace bounds how long in-flight requests may take after SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, flagHelp) {
+			return nil
+		}
+		return err
+	}
+	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(stderr, nil)
+	}
+	log := slog.New(handler)
+
+	db, err := store.Open(cfg.Data, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close database", "err", err)
+		}
+	}()
+	generated, err := db.EnsureOperatorKey(getenv("HOTZONE_OPERATOR_KEY"))
+	if err != nil {
+		return err
+	}
+	if generated != "" {
+		fmt.Fprintf(stdout, "operator key (shown once; only its hash is kept): %s\n", generated)
+	}
+
+	srv := api.New(db, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), stdout); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		db.RunWriteBehind(bg, cfg.FlushInterval, func(err error) { log.Error("write-behind", "err", err) })
+	})
+
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		stopBG()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	stopBG()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// demoFile keeps the demo brand's keys in the data dir so a restart with
+// --demo shows them again; it is demo data, never a real brand's.
+const demoFile = "demo-keys.json"
+
+type demoKeys struct {
+	BrandID    string `json:"brand_id"`
+	AdminKey   string `json:"admin_key"`
+	AppKey     string `json:"app_key"`
+	ManagerKey string `json:"manager_key"`
+	StoreID    string `json:"store_id"`
+}
+
+// seedDemo creates the demo brand on first use, through the same public
+// API a client would use, and prints its keys.
+func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir string, addr net.Addr, out io.Writer) error {
+	path := filepath.Join(dataDir, demoFile)
+	var keys demoKeys
+	if buf, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(buf, &keys); err != nil {
+			return fmt.Errorf("demo: read %s: %w", path, err)
+		}
+	} else {
+		br, adminKey, appKey, err := db.CreateBrand(ctx, "Demo Donuts")
+		if err != nil {
+			return err
+		}
+		keys = demoKeys{BrandID: br.ID, AdminKey: adminKey, AppKey: appKey}
+		if err := call(srv, "POST", "/v1/stores/import", adminKey, hotzone.DemoStores, nil); err != nil {
+			return fmt.Errorf("demo: import stores: %w", err)
+		}
+		var list struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		if err := call(srv, "GET", "/v1/stores?limit=1", adminKey, nil, &list); err != nil || len(list.Items) == 0 {
+			return fmt.Errorf("demo: list stores: %v", err)
+		}
+		keys.StoreID = list.Items[0].ID
+		var mk struct {
+			ManagerKey string `json:"manager_key"`
+		}
+		if err := call(srv, "POST", "/v1/stores/"+keys.StoreID+"/manager-keys", adminKey, []byte(`{"label":"demo tablet"}`), &mk); err != nil {
+			return fmt.Errorf("demo: manager key: %w", err)
+		}
+		keys.ManagerKey = mk.ManagerKey
+		buf, _ := json.MarshalIndent(keys, "", "  ")
+		if err := os.WriteFile(path, buf, 0o600); err != nil {
+			return fmt.Errorf("demo: save keys: %w", err)
+		}
+	}
+	base := "http://" + addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		base = fmt.Sprintf("http://localhost:%d", tcp.Port)
+	}
+	fmt.Fprintf(out, "demo brand %s (Demo Donuts)\n  admin key:   %s\n  app key:     %s\n  manager key: %s (store %s)\n  tablet:      %s/tablet#key=%s\n",
+		keys.BrandID, keys.AdminKey, keys.AppKey, keys.ManagerKey, keys.StoreID, base, keys.ManagerKey)
+	return nil
+}
+
+// call runs one request through the handler in-process.
+func call(h http.Handler, method, path, key string, body []byte, out any) error {
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+	}
+	if out != nil {
+		return json.Unmarshal(rec.Body.Bytes(), out)
+	}
+	return nil
+}

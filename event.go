@@ -1,0 +1,101 @@
+package hotzone
+
+import "time"
+
+// EventStatus is whether an event is running.
+type EventStatus string
+
+// The event statuses.
+const (
+	EventLive  EventStatus = "live"
+	EventEnded EventStatus = "ended"
+)
+
+// Event is a store's live moment ("hot now"): while it is live, devices
+// in the store's fence are notified once.
+type Event struct {
+	ID             string      `json:"id"`
+	BrandID        string      `json:"brand_id"`
+	StoreID        string      `json:"store_id"`
+	Title          string      `json:"title"`
+	Body           string      `json:"body"`
+	URL            *string     `json:"url"`
+	StartsAt       time.Time   `json:"starts_at"`
+	EndsAt         time.Time   `json:"ends_at"`
+	Status         EventStatus `json:"status"`
+	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+}
+
+// Counts are an event's notification-log entries by current status, as
+// the contract defines them.
+type Counts struct {
+	DevicesInFence int `json:"devices_in_fence"`
+	Queued         int `json:"queued"`
+	Sent           int `json:"sent"`
+	Suppressed     int `json:"suppressed"`
+	Failed         int `json:"failed"`
+	Expired        int `json:"expired"`
+}
+
+// Add moves one entry into (delta 1) or out of (delta -1) the bucket of
+// status s, keeping DevicesInFence the sum.
+func (c *Counts) Add(s NotificationStatus, delta int) {
+	switch s {
+	case StatusQueued:
+		c.Queued += delta
+	case StatusSent, StatusDryRun:
+		c.Sent += delta
+	case StatusSuppressed:
+		c.Suppressed += delta
+	case StatusFailed, StatusInvalidToken:
+		c.Failed += delta
+	case StatusExpired:
+		c.Expired += delta
+	default:
+		return
+	}
+	c.DevicesInFence += delta
+}
+
+// NotificationStatus is where a notification stands.
+type NotificationStatus string
+
+// The statuses of the contract.
+const (
+	StatusQueued       NotificationStatus = "queued"
+	StatusSent         NotificationStatus = "sent"
+	StatusDryRun       NotificationStatus = "dry_run"
+	StatusSuppressed   NotificationStatus = "suppressed"
+	StatusFailed       NotificationStatus = "failed"
+	StatusExpired      NotificationStatus = "expired"
+	StatusInvalidToken NotificationStatus = "invalid_token"
+)
+
+// Final tells whether no further change can happen to a notification in
+// this status. Suppressed is not final: a later qualifying ping during
+// the event may turn it into queued.
+func (s NotificationStatus) Final() bool {
+	switch s {
+	case StatusSent, StatusDryRun, StatusFailed, StatusExpired, StatusInvalidToken:
+		return true
+	}
+	return false
+}
+
+// Notification is the one log entry of a device for an event.
+type Notification struct {
+	ID          string             `json:"id"`
+	BrandID     string             `json:"brand_id"`
+	EventID     string             `json:"event_id"`
+	StoreID     string             `json:"store_id"`
+	DeviceID    string             `json:"device_id"`
+	Provider    Provider           `json:"provider"`
+	Status      NotificationStatus `json:"status"`
+	Reason      string             `json:"reason,omitempty"`
+	Attempts    int                `json:"attempts"`
+	CreatedAt   time.Time          `json:"created_at"`
+	SentAt      *time.Time         `json:"sent_at"`
+	LastError   *string            `json:"last_error"`
+	NextAttempt time.Time          `json:"next_attempt,omitzero"`
+	ProviderID  string             `json:"provider_id,omitempty"`
+}

@@ -1,0 +1,141 @@
+// Package hotzone holds the domain types of the hotzone geofence push
+// service: brands and their keys, stores (shops) with their geofences,
+// devices and their positions, the notification policy, live events and
+// notifications. It does no I/O and imports only the standard library and
+// geo, so every other package can share these types without cycles.
+package hotzone
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/hotzone/hotzone/geo"
+)
+
+// Brand is one tenant: a chain of stores with its own app, keys and policy.
+type Brand struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// KeyKind says what a key may do; see the contract's auth table.
+type KeyKind string
+
+// The key kinds and the prefixes their secrets carry.
+const (
+	KindOperator KeyKind = "operator"
+	KindAdmin    KeyKind = "admin"
+	KindApp      KeyKind = "app"
+	KindManager  KeyKind = "manager"
+)
+
+// Prefix is the human-visible prefix of a key of this kind, so a leaked
+// key is recognisable in logs and secret scanners.
+func (k KeyKind) Prefix() string {
+	switch k {
+	case KindOperator:
+		return "hzo_"
+	case KindAdmin:
+		return "hza_"
+	case KindApp:
+		return "hzp_"
+	case KindManager:
+		return "hzm_"
+	}
+	return ""
+}
+
+// Key is what the server keeps of an issued key: never the secret itself,
+// only its SHA-256 hash.
+type Key struct {
+	Hash       [32]byte  `json:"-"`
+	Kind       KeyKind   `json:"kind"`
+	BrandID    string    `json:"brand_id,omitempty"`
+	StoreID    string    `json:"store_id,omitempty"` // manager keys only
+	ID         string    `json:"id,omitempty"`       // manager keys only
+	Label      *string   `json:"label"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+}
+
+// Circle is a circular fence as the API spells it.
+type Circle struct {
+	Lat     float64 `json:"lat"`
+	Lon     float64 `json:"lon"`
+	RadiusM float64 `json:"radius_m"`
+}
+
+// FenceSpec is a store's fence as stored and answered: exactly one of
+// Circle or Polygon (canonical GeoJSON geometry) is set.
+type FenceSpec struct {
+	Circle  *Circle         `json:"circle,omitempty"`
+	Polygon json.RawMessage `json:"polygon,omitempty"`
+}
+
+// Store is a shop with its geofence. Fence holds the validated geometry
+// built from Spec; it is never serialised.
+type Store struct {
+	ID        string     `json:"id"`
+	BrandID   string     `json:"-"`
+	Name      string     `json:"name"`
+	Timezone  string     `json:"timezone"`
+	Tags      []string   `json:"tags"`
+	Spec      FenceSpec  `json:"fence"`
+	BBox      [4]float64 `json:"bbox"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	Fence     *geo.Fence `json:"-"`
+}
+
+// Platform is the device's operating system.
+type Platform string
+
+// The platforms the contract accepts.
+const (
+	PlatformIOS     Platform = "ios"
+	PlatformAndroid Platform = "android"
+)
+
+// Provider is a push provider.
+type Provider string
+
+// The providers the contract accepts.
+const (
+	ProviderAPNs Provider = "apns"
+	ProviderFCM  Provider = "fcm"
+)
+
+// Device is one app install of a brand.
+type Device struct {
+	ID        string    `json:"id"`
+	BrandID   string    `json:"-"`
+	Platform  Platform  `json:"platform"`
+	Provider  Provider  `json:"provider,omitempty"`
+	Token     string    `json:"token,omitempty"`
+	TokenAt   time.Time `json:"token_at"`
+	OptIn     bool      `json:"opt_in"`
+	Timezone  string    `json:"timezone"`
+	Locale    string    `json:"locale,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Position is one reported location of a device.
+type Position struct {
+	Lat       float64   `json:"lat"`
+	Lon       float64   `json:"lon"`
+	AccuracyM float64   `json:"accuracy_m"`
+	TS        time.Time `json:"ts"`
+}
+
+// Point is the position as a geo point.
+func (p Position) Point() geo.Point { return geo.Point{Lat: p.Lat, Lon: p.Lon} }
+
+// DevicePosition is what the server knows of where a device is: its last
+// reported position, and its last qualifying one (accurate and fresh
+// enough to trigger), which is what event fan-out uses.
+type DevicePosition struct {
+	Last       Position  `json:"last"`
+	Qualifying *Position `json:"qualifying,omitempty"`
+}

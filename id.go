@@ -1,0 +1,65 @@
+package hotzone
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/binary"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Crockford-style lower-case base32 keeps ids and keys URL-safe and free
+// of characters people misread.
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+var (
+	idMu   sync.Mutex
+	lastMS uint64
+	seq    uint16
+)
+
+// NewID returns a 26-character id whose text order is its creation order
+// (a millisecond timestamp, a counter, then randomness), so a bucket
+// scanned backwards lists newest first without a second index.
+func NewID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	idMu.Lock()
+	if ms <= lastMS {
+		ms = lastMS
+		seq++
+		if seq == 0 {
+			ms++
+		}
+	} else {
+		seq = 0
+	}
+	lastMS = ms
+	s := seq
+	idMu.Unlock()
+	binary.BigEndian.PutUint64(b[:8], ms<<16|uint64(s))
+	_, _ = rand.Read(b[8:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// NewKey returns a fresh secret of the given kind, with its prefix.
+func NewKey(kind KeyKind) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return kind.Prefix() + idEncoding.EncodeToString(b[:])
+}
+
+// HashKey is the only form in which a key is kept.
+func HashKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+
+// KindOfKey tells the kind a key claims by its prefix; "" when none.
+func KindOfKey(key string) KeyKind {
+	for _, k := range []KeyKind{KindOperator, KindAdmin, KindApp, KindManager} {
+		if strings.HasPrefix(key, k.Prefix()) {
+			return k
+		}
+	}
+	return ""
+}

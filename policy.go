@@ -1,0 +1,101 @@
+package hotzone
+
+// QuietHours is a daily window, in the device's own time zone, in which
+// nothing is queued. End before Start means the window wraps midnight.
+type QuietHours struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// Policy is a brand's notification policy; the JSON names and ranges are
+// the contract's.
+type Policy struct {
+	MinIntervalS int         `json:"min_interval_s"`
+	DailyCap     int         `json:"daily_cap"`
+	QuietHours   *QuietHours `json:"quiet_hours"`
+	MaxAccuracyM float64     `json:"max_accuracy_m"`
+	PresenceTTLS int         `json:"presence_ttl_s"`
+	MaxPingAgeS  int         `json:"max_ping_age_s"`
+}
+
+// DefaultPolicy is the policy of a new brand.
+func DefaultPolicy() Policy {
+	return Policy{
+		MinIntervalS: 14400,
+		DailyCap:     3,
+		QuietHours:   &QuietHours{Start: "21:00", End: "08:00"},
+		MaxAccuracyM: 500,
+		PresenceTTLS: 1800,
+		MaxPingAgeS:  300,
+	}
+}
+
+// Validate checks every member against the contract's ranges.
+func (p Policy) Validate() []FieldError {
+	var errs []FieldError
+	rng := func(field string, v, lo, hi float64) {
+		if !(v >= lo && v <= hi) {
+			errs = append(errs, FieldError{Field: field, Message: "must be between " + ftoa(lo) + " and " + ftoa(hi)})
+		}
+	}
+	rng("min_interval_s", float64(p.MinIntervalS), 0, 604800)
+	rng("daily_cap", float64(p.DailyCap), 0, 100)
+	rng("max_accuracy_m", p.MaxAccuracyM, 1, 10000)
+	rng("presence_ttl_s", float64(p.PresenceTTLS), 60, 86400)
+	rng("max_ping_age_s", float64(p.MaxPingAgeS), 10, 86400)
+	if q := p.QuietHours; q != nil {
+		if _, ok := ParseClock(q.Start); !ok {
+			errs = append(errs, FieldError{Field: "quiet_hours.start", Message: "must be HH:MM between 00:00 and 23:59"})
+		}
+		if _, ok := ParseClock(q.End); !ok {
+			errs = append(errs, FieldError{Field: "quiet_hours.end", Message: "must be HH:MM between 00:00 and 23:59"})
+		}
+	}
+	return errs
+}
+
+// ParseClock reads "HH:MM" into minutes after midnight.
+func ParseClock(s string) (int, bool) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, false
+	}
+	d := func(c byte) (int, bool) { return int(c - '0'), c >= '0' && c <= '9' }
+	h1, ok1 := d(s[0])
+	h2, ok2 := d(s[1])
+	m1, ok3 := d(s[3])
+	m2, ok4 := d(s[4])
+	h, m := h1*10+h2, m1*10+m2
+	if !(ok1 && ok2 && ok3 && ok4) || h > 23 || m > 59 {
+		return 0, false
+	}
+	return h*60 + m, true
+}
+
+func ftoa(f float64) string {
+	if f == float64(int64(f)) {
+		return itoa(int64(f))
+	}
+	return "a number"
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

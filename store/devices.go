@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+)
+
+// PutDevice creates or updates a device. A push token already held by
+// another device of the brand moves to this one: one token, one device.
+// It reports whether the device was created.
+func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
+	bs := db.brand(d.BrandID)
+	if bs == nil {
+		return hotzone.Device{}, false, hotzone.ErrNotFound
+	}
+	now := db.now().UTC()
+	bs.wmu.Lock()
+	defer bs.wmu.Unlock()
+	old := bs.devices[d.ID]
+	created := old == nil
+	d.UpdatedAt = now
+	d.CreatedAt = now
+	var prev hotzone.Device
+	if old != nil {
+		old.mu.Lock()
+		prev = old.dev
+		old.mu.Unlock()
+		d.CreatedAt = prev.CreatedAt
+	}
+	switch {
+	case d.Token == "":
+		d.TokenAt = time.Time{}
+	case prev.Token == d.Token && prev.Provider == d.Provider:
+		d.TokenAt = prev.TokenAt
+	default:
+		d.TokenAt = now
+	}
+	var robbed *deviceEntry // the device that held this token before
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
+		if prev.Token != "" && (prev.Token != d.Token || prev.Provider != d.Provider) {
+			if err := tokens.Delete(joinKey(d.BrandID, string(prev.Provider), prev.Token)); err != nil {
+				return err
+			}
+		}
+		if d.Token != "" {
+			tk := joinKey(d.BrandID, string(d.Provider), d.Token)
+			if holder := tokens.Get(tk); holder != nil && string(holder) != d.ID {
+				robbed = bs.devices[string(holder)]
+				if robbed != nil {
+					robbed.mu.Lock()
+					other := robbed.dev
+					robbed.mu.Unlock()
+					other.Provider, other.Token, other.TokenAt = "", "", time.Time{}
+					other.UpdatedAt = now
+					if err := putJSON(devices, joinKey(d.BrandID, other.ID), other); err != nil {
+						return err
+					}
+				}
+			}
+			if err := tokens.Put(tk, []byte(d.ID)); err != nil {
+				return err
+			}
+		}
+		return putJSON(devices, joinKey(d.BrandID, d.ID), d)
+	})
+	if err != nil {
+		return hotzone.Device{}, false, fmt.Errorf("store: put device: %w", err)
+	}
+	if robbed != nil {
+		robbed.mu.Lock()
+		robbed.dev.Provider, robbed.dev.Token, robbed.dev.TokenAt = "", "", time.Time{}
+		robbed.dev.UpdatedAt = now
+		robbed.mu.Unlock()
+	}
+	if old != nil {
+		old.mu.Lock()
+		old.dev = d
+		old.mu.Unlock()
+	} else {
+		bs.mu.Lock()
+		bs.devices[d.ID] = &deviceEntry{brandID: d.BrandID, dev: d}
+		bs.mu.Unlock()
+	}
+	return d, created, nil
+}
+
+func (db *DB) entry(brandID, deviceID string) *deviceEntry {
+	bs := db.brand(brandID)
+	if bs == nil {
+		return nil
+	}
+	bs.mu.RLock()
+	e := bs.devices[deviceID]
+	bs.mu.RUnlock()
+	return e
+}
+
+// Device returns a device and what is known of its position.
+func (db *DB) Device(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
+	e := db.entry(brandID, deviceID)
+	if e == nil {
+		return hotzone.Device{}, nil, hotzone.ErrNotFound
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.deleted {
+		return hotzone.Device{}, nil, hotzone.ErrNotFound
+	}
+	var pos *hotzone.DevicePosition
+	if e.pos != nil {
+		p := *e.pos
+		pos = &p
+	}
+	return e.dev, pos, nil
+}
+
+// RecordPosition stores a device's new position in memory and schedules
+// it for the write-behind; qualifying says whether it also becomes the
+// position event fan-out uses. A ping never waits on the disk: a crash
+// loses at most the positions of the last flush interval.
+func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, qualifying bool) (hotzone.Device, error) {
+	e := db.entry(brandID, deviceID)
+	if e == nil {
+		return hotzone.Device{}, hotzone.ErrNotFound
+	}
+	e.mu.Lock()
+	if e.deleted {
+		e.mu.Unlock()
+		return hotzone.Device{}, hotzone.ErrNotFound
+	}
+	if e.pos == nil {
+		e.pos = new(hotzone.DevicePosition)
+	}
+	// Pings may arrive out of order (batches, retries); an older report
+	// never overwrites a newer one.
+	if !p.TS.Before(e.pos.Last.TS) {
+		e.pos.Last = p
+	}
+	if qualifying && (e.pos.Qualifying == nil || !p.TS.Before(e.pos.Qualifying.TS)) {
+		q := p
+		e.pos.Qualifying = &q
+	}
+	d := e.dev
+	e.mu.Unlock()
+	db.dirtyMu.Lock()
+	db.dirty[e] = struct{}{}
+	db.dirtyMu.Unlock()
+	return d, nil
+}
+
+// DeleteDevice erases a device: its record, token and position.
+func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
+	bs := db.brand(brandID)
+	if bs == nil {
+		return hotzone.ErrNotFound
+	}
+	bs.wmu.Lock()
+	defer bs.wmu.Unlock()
+	e := bs.devices[deviceID]
+	if e == nil {
+		return hotzone.ErrNotFound
+	}
+	e.mu.Lock()
+	d := e.dev
+	e.mu.Unlock()
+	k := joinKey(brandID, deviceID)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if d.Token != "" {
+			if err := tx.Bucket(bucketTokens).Delete(joinKey(brandID, string(d.Provider), d.Token)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketPositions).Delete(k); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDevices).Delete(k)
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete device: %w", err)
+	}
+	e.mu.Lock()
+	e.deleted = true
+	e.pos = nil
+	e.mu.Unlock()
+	bs.mu.Lock()
+	delete(bs.devices, deviceID)
+	bs.mu.Unlock()
+	db.dirtyMu.Lock()
+	delete(db.dirty, e)
+	db.dirtyMu.Unlock()
+	return nil
+}
+
+// FlushPositions writes every position recorded since the last flush, and
+// the manager keys' last use, in one transaction.
+func (db *DB) FlushPositions() error {
+	db.dirtyMu.Lock()
+	dirty := db.dirty
+	db.dirty = make(map[*deviceEntry]struct{}, len(dirty))
+	db.dirtyMu.Unlock()
+	db.mu.Lock()
+	var touched []hotzone.Key
+	for h := range db.touched {
+		if k := db.keys[h]; k != nil {
+			touched = append(touched, *k)
+		}
+	}
+	clear(db.touched)
+	db.mu.Unlock()
+	if len(dirty) == 0 && len(touched) == 0 {
+		return nil
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		devices, positions := tx.Bucket(bucketDevices), tx.Bucket(bucketPositions)
+		for e := range dirty {
+			e.mu.Lock()
+			if e.deleted || e.pos == nil {
+				e.mu.Unlock()
+				continue
+			}
+			k := joinKey(e.brandID, e.dev.ID)
+			buf, err := json.Marshal(e.pos)
+			e.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			// A device erased since it was marked dirty must not come back
+			// as an orphan position.
+			if devices.Get(k) == nil {
+				continue
+			}
+			if err := positions.Put(k, buf); err != nil {
+				return err
+			}
+		}
+		keys := tx.Bucket(bucketKeys)
+		for _, k := range touched {
+			if keys.Get(k.Hash[:]) == nil {
+				continue
+			}
+			if err := putJSON(keys, k.Hash[:], k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Put them back so the next flush tries again.
+		db.dirtyMu.Lock()
+		for e := range dirty {
+			db.dirty[e] = struct{}{}
+		}
+		db.dirtyMu.Unlock()
+		return fmt.Errorf("store: flush positions: %w", err)
+	}
+	return nil
+}
+
+// RunWriteBehind flushes positions every interval until ctx ends.
+func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := db.FlushPositions(); err != nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}

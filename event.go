@@ -99,3 +99,41 @@ type Notification struct {
 	NextAttempt time.Time          `json:"next_attempt,omitzero"`
 	ProviderID  string             `json:"provider_id,omitempty"`
 }
+
+// Delivery is the result of one attempt to send a notification.
+type Delivery struct {
+	NotificationID string
+	// Status is the new status: sent, dry_run, failed or invalid_token;
+	// queued means "try again at NextAttempt".
+	Status      NotificationStatus
+	ProviderID  string
+	Error       string
+	NextAttempt time.Time
+	At          time.Time
+	// TokenInvalidSince, with status invalid_token, clears the device's
+	// token if it was registered before this time (APNs 410 carries when
+	// the token stopped being valid; a newer registration is kept).
+	TokenInvalidSince time.Time
+}
+
+// DecideFunc is the policy applied inside the queueing transaction: it
+// sees the device and its recent queue times (oldest first) and answers
+// "" to queue or a suppression reason.
+type DecideFunc func(d Device, history []time.Time) string
+
+// Outcome is what happened to one device considered for an event.
+type Outcome struct {
+	DeviceID string
+	// Status is queued or suppressed; empty when the device already had
+	// its notification for the event (Reason already_notified) or is gone.
+	Status NotificationStatus
+	Reason string
+	// Changed says the log entry was created or changed; Prev is the
+	// status it had before ("" when new).
+	Changed bool
+	Prev    NotificationStatus
+}
+
+// ReasonAlreadyNotified is the outcome reason for a device that has had
+// its one notification for the event.
+const ReasonAlreadyNotified = "already_notified"

@@ -76,7 +76,7 @@ type meResponse struct {
 	Kind      hotzone.KeyKind `json:"kind"`
 	Brand     *brandRef       `json:"brand"`
 	Store     *storeJSON      `json:"store,omitzero"`
-	LiveEvent *any            `json:"live_event,omitzero"`
+	LiveEvent **eventJSON     `json:"live_event,omitzero"`
 }
 
 func (s *Server) handleMe() gin.HandlerFunc {
@@ -99,7 +99,11 @@ func (s *Server) handleMe() gin.HandlerFunc {
 			}
 			sj := toStoreJSON(st)
 			resp.Store = &sj
-			var live any // the store's live event; null until events exist
+			var live *eventJSON // null when none is live
+			if ev, counts, ok := s.db.LiveEvent(k.BrandID, k.StoreID); ok {
+				e := toEventJSON(ev, counts)
+				live = &e
+			}
 			resp.LiveEvent = &live
 		}
 		ok(c, http.StatusOK, resp)

@@ -188,8 +188,8 @@ func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store
 }
 
 type featureOut struct {
-	Type       string         `json:"type"`
-	Geometry   jsontext.Value `json:"geometry"`
+	Type       string          `json:"type"`
+	Geometry   jsontext.Value  `json:"geometry"`
 	Properties featurePropsOut `json:"properties"`
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,9 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store"
 )
 
@@ -21,8 +25,11 @@ type env struct {
 	dir      string
 	db       *store.DB
 	srv      *Server
+	engine   *push.Engine
 	operator string
 	opts     Options
+	// stop ends the background loops (dispatcher, expiry) and waits.
+	stop func()
 }
 
 const testOperatorKey = "hzo_test-operator-key"
@@ -33,6 +40,7 @@ func newEnv(t *testing.T, opts Options) *env {
 	e.open()
 	t.Cleanup(func() {
 		if e.db != nil {
+			e.stop()
 			if err := e.db.Close(); err != nil {
 				t.Errorf("close: %v", err)
 			}
@@ -52,12 +60,24 @@ func (e *env) open() {
 	}
 	e.db = db
 	e.operator = testOperatorKey
-	e.srv = New(db, e.opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return push.DryRun{Now: e.opts.Now} }, push.DispatcherOptions{Now: e.opts.Now})
+	e.engine = push.NewEngine(ctx, db, push.EngineOptions{Now: e.opts.Now, Wake: disp.Wake})
+	var wg sync.WaitGroup
+	wg.Go(func() { disp.Run(ctx) })
+	wg.Go(func() { e.engine.RunExpiry(ctx, 50*time.Millisecond) })
+	e.stop = func() {
+		cancel()
+		wg.Wait()
+		e.engine.Wait()
+	}
+	e.srv = New(db, e.engine, e.opts)
 }
 
 // restart closes the database and opens it again from the same dir.
 func (e *env) restart() {
 	e.t.Helper()
+	e.stop()
 	if err := e.db.Close(); err != nil {
 		e.t.Fatalf("close: %v", err)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -56,7 +57,7 @@ func (s *Server) handlePing() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		resp, err := s.ping(keyOf(c).BrandID, &req, "")
+		resp, err := s.ping(c, keyOf(c).BrandID, &req, "")
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -99,7 +100,7 @@ func (s *Server) handlePingBatch() gin.HandlerFunc {
 			err := decodeJSON(raw, prefix, &p)
 			var resp pingResponse
 			if err == nil {
-				resp, err = s.ping(brandID, &p, prefix)
+				resp, err = s.ping(c, brandID, &p, prefix)
 			}
 			if err != nil {
 				// One bad ping does not fail the batch: its slot holds its
@@ -119,7 +120,7 @@ func (s *Server) handlePingBatch() gin.HandlerFunc {
 
 // ping validates one ping, records the position and matches it against
 // the brand's fences. prefix is the ping's JSON path in a batch.
-func (s *Server) ping(brandID string, req *pingRequest, prefix string) (pingResponse, error) {
+func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, prefix string) (pingResponse, error) {
 	now := s.now()
 	var errs fieldErrors
 	field := func(name string) string { return joinPath(prefix, name) }
@@ -169,12 +170,26 @@ func (s *Server) ping(brandID string, req *pingRequest, prefix string) (pingResp
 	}
 	resp := pingResponse{Inside: []insideJSON{}, LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
 	var buf [8]string
-	for _, storeID := range s.db.Fences(brandID).Search(pos.Point(), buf[:0]) {
+	matched := s.db.Fences(brandID).Search(pos.Point(), buf[:0])
+	for _, storeID := range matched {
 		name, found := s.db.StoreName(brandID, storeID)
 		if !found {
 			continue // deleted between the index read and now
 		}
 		resp.Inside = append(resp.Inside, insideJSON{StoreID: storeID, Name: name})
+	}
+	if len(matched) == 0 {
+		return resp, nil
+	}
+	// Work that outlives the request (the queue write) must not be cut
+	// short by the client hanging up.
+	results, err := s.engine.OnPing(context.WithoutCancel(ctx), brandID, ref.device, matched, accurate, fresh)
+	if err != nil {
+		return pingResponse{}, err
+	}
+	for _, r := range results {
+		resp.LiveEvents = append(resp.LiveEvents, liveEventRef{EventID: r.Event.ID, StoreID: r.Event.StoreID, Title: r.Event.Title, Body: r.Event.Body, URL: r.Event.URL})
+		resp.Notifications = append(resp.Notifications, pingNotification{EventID: r.Event.ID, Status: string(r.Status), Reason: string(r.Reason)})
 	}
 	return resp, nil
 }

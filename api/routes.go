@@ -14,7 +14,7 @@ func (s *Server) routes() {
 		app      = hotzone.KindApp
 		manager  = hotzone.KindManager
 	)
-	e := s.engine
+	e := s.router
 	e.Use(s.requestLog(), s.recoverer())
 	e.NoRoute(func(c *gin.Context) { s.fail(c, newHTTPError(404, "no such route")) })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
@@ -37,6 +37,13 @@ func (s *Server) routes() {
 	v1.POST("/stores/:store_id/manager-keys", s.requireKey(admin), s.handleCreateManagerKey())
 	v1.GET("/stores/:store_id/manager-keys", s.requireKey(admin), s.handleListManagerKeys())
 	v1.DELETE("/manager-keys/:key_id", s.requireKey(admin), s.handleDeleteManagerKey())
+
+	v1.POST("/stores/:store_id/events", s.requireKey(admin, manager), s.handleStartEvent())
+	v1.GET("/stores/:store_id/events/live", s.requireKey(admin, manager), s.handleGetLiveEvent())
+	v1.DELETE("/stores/:store_id/events/live", s.requireKey(admin, manager), s.handleEndLiveEvent())
+	v1.GET("/stores/:store_id/events/live/stream", s.requireKey(admin, manager), s.handleEventStream())
+	v1.GET("/events", s.requireKey(admin), s.handleListEvents())
+	v1.GET("/notifications", s.requireKey(admin), s.handleListNotifications())
 
 	v1.PUT("/devices/:device_id", s.requireKey(admin, app), s.handlePutDevice())
 	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store"
 )
 
@@ -37,14 +38,26 @@ type Server struct {
 	db      *store.DB
 	log     *slog.Logger
 	now     func() time.Time
-	engine  *gin.Engine
+	router  *gin.Engine
+	engine  *push.Engine
 	limits  *deviceLimits
 	tzCache sync.Map // name -> *time.Location
+
+	// closing is closed at shutdown so that live streams, which never go
+	// idle, end and let the HTTP server drain.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
-// New builds the API over an open database.
-func New(db *store.DB, opts Options) *Server {
-	s := &Server{db: db, log: opts.Logger, now: opts.Now}
+// CloseStreams ends every live stream; call it when shutting down
+// (http.Server.RegisterOnShutdown).
+func (s *Server) CloseStreams() {
+	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// New builds the API over an open database and the notification engine.
+func New(db *store.DB, engine *push.Engine, opts Options) *Server {
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -55,18 +68,18 @@ func New(db *store.DB, opts Options) *Server {
 		s.limits = newDeviceLimits(opts.PingRate, max(opts.PingBurst, 1))
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s.engine = gin.New()
-	s.engine.HandleMethodNotAllowed = true
-	s.engine.RedirectTrailingSlash = false
-	s.engine.RedirectFixedPath = false
-	s.engine.ContextWithFallback = true
+	s.router = gin.New()
+	s.router.HandleMethodNotAllowed = true
+	s.router.RedirectTrailingSlash = false
+	s.router.RedirectFixedPath = false
+	s.router.ContextWithFallback = true
 	s.routes()
 	return s
 }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.engine.ServeHTTP(w, r)
+	s.router.ServeHTTP(w, r)
 }
 
 // fail answers err as a problem.

@@ -35,7 +35,8 @@ var (
 	bucketDevices   = []byte("devices")    // brand\0device -> Device
 	bucketTokens    = []byte("tokens")     // brand\0provider\0token -> device
 	bucketPositions = []byte("positions")  // brand\0device -> DevicePosition
-	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions}
+	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
+		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifIDs, bucketDevNotifs, bucketOutbox, bucketHistory}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -55,12 +56,21 @@ type DB struct {
 
 	dirtyMu sync.Mutex
 	dirty   map[*deviceEntry]struct{}
+
+	ev *events
 }
 
 // brandState is everything the hot paths read about one brand.
 type brandState struct {
 	brand  hotzone.Brand
 	fences *geo.Index
+	// points holds each device's last qualifying position for event
+	// fan-out. Pings only note their position in pending; it reaches
+	// the tree in batches (one copy-on-write publish per batch), and
+	// always before a fan-out reads it.
+	points    *geo.PointIndex
+	pendingMu sync.Mutex
+	pending   map[string]geo.Point
 
 	// wmu serialises writers across their commit; mu guards the maps
 	// only for the moment they change, so readers never wait on a disk
@@ -98,7 +108,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}}
+	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}, ev: newEvents()}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -159,6 +169,9 @@ func (db *DB) load() error {
 		}); err != nil {
 			return err
 		}
+		if err := db.loadEvents(tx); err != nil {
+			return err
+		}
 		positions := tx.Bucket(bucketPositions)
 		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 			brandID, _ := splitKey(k)
@@ -176,6 +189,9 @@ func (db *DB) load() error {
 				if err := json.Unmarshal(p, e.pos); err != nil {
 					return fmt.Errorf("store: position %q: %w", k, err)
 				}
+				if q := e.pos.Qualifying; q != nil {
+					bs.pending[e.dev.ID] = q.Point()
+				}
 			}
 			bs.devices[e.dev.ID] = e
 			return nil
@@ -187,6 +203,8 @@ func newBrandState(br hotzone.Brand) *brandState {
 	return &brandState{
 		brand:   br,
 		fences:  geo.NewIndex(),
+		points:  geo.NewPointIndex(),
+		pending: map[string]geo.Point{},
 		policy:  hotzone.DefaultPolicy(),
 		stores:  map[string]*hotzone.Store{},
 		devices: map[string]*deviceEntry{},

@@ -152,6 +152,13 @@ func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, quali
 	db.dirtyMu.Lock()
 	db.dirty[e] = struct{}{}
 	db.dirtyMu.Unlock()
+	if qualifying {
+		if bs := db.brand(brandID); bs != nil {
+			bs.pendingMu.Lock()
+			bs.pending[deviceID] = p.Point()
+			bs.pendingMu.Unlock()
+		}
+	}
 	return d, nil
 }
 
@@ -171,7 +178,15 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	d := e.dev
 	e.mu.Unlock()
 	k := joinKey(brandID, deviceID)
+	var erased []hotzone.Notification
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		if erased, err = eraseNotifications(tx, brandID, deviceID); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketHistory).Delete(k); err != nil {
+			return err
+		}
 		if d.Token != "" {
 			if err := tx.Bucket(bucketTokens).Delete(joinKey(brandID, string(d.Provider), d.Token)); err != nil {
 				return err
@@ -192,6 +207,11 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	bs.mu.Lock()
 	delete(bs.devices, deviceID)
 	bs.mu.Unlock()
+	bs.pendingMu.Lock()
+	delete(bs.pending, deviceID)
+	bs.pendingMu.Unlock()
+	bs.points.Delete(deviceID)
+	db.forgetNotifications(erased)
 	db.dirtyMu.Lock()
 	delete(db.dirty, e)
 	db.dirtyMu.Unlock()

@@ -182,6 +182,12 @@ func (db *DB) DeleteStore(_ context.Context, brandID, storeID string) error {
 	if bs.stores[storeID] == nil {
 		return hotzone.ErrNotFound
 	}
+	// The store's live event ends first and stays in the history.
+	if id := db.liveEventID(brandID, storeID); id != "" {
+		if _, _, err := db.endEvent(id, db.now().UTC()); err != nil && err != hotzone.ErrNotFound {
+			return err
+		}
+	}
 	var revoked [][32]byte
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		var err error

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/api"
+	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store"
 )
 
@@ -55,7 +56,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "operator key (shown once; only its hash is kept): %s\n", generated)
 	}
 
-	srv := api.New(db, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
+	// Background work runs on its own context: on SIGTERM the HTTP server
+	// drains first, then the loops finish their round and stop.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return push.DryRun{} }, push.DispatcherOptions{Logger: log})
+	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake})
+	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -67,11 +74,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		db.RunWriteBehind(bg, cfg.FlushInterval, func(err error) { log.Error("write-behind", "err", err) })
 	})
+	wg.Go(func() { disp.Run(bg) })
+	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
 
 	hs := &http.Server{
 		Handler:           srv,
@@ -81,6 +89,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.CloseStreams)
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -89,6 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case err := <-serveErr:
 		stopBG()
 		wg.Wait()
+		engine.Wait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -98,6 +108,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	err = hs.Shutdown(sctx)
 	stopBG()
 	wg.Wait()
+	engine.Wait()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -1,0 +1,321 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
+	"github.com/hotzone/hotzone/store"
+)
+
+type eventRequest struct {
+	Title     *string `json:"title"`
+	Body      *string `json:"body"`
+	DurationS *int    `json:"duration_s"`
+	URL       *string `json:"url"`
+}
+
+// eventJSON is an event as answered; every member is always present.
+type eventJSON struct {
+	ID       string         `json:"id"`
+	StoreID  string         `json:"store_id"`
+	Title    string         `json:"title"`
+	Body     string         `json:"body"`
+	URL      *string        `json:"url"`
+	StartsAt time.Time      `json:"starts_at"`
+	EndsAt   time.Time      `json:"ends_at"`
+	Status   string         `json:"status"`
+	Counts   hotzone.Counts `json:"counts"`
+}
+
+func toEventJSON(ev hotzone.Event, c hotzone.Counts) eventJSON {
+	return eventJSON{ID: ev.ID, StoreID: ev.StoreID, Title: ev.Title, Body: ev.Body, URL: ev.URL,
+		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c}
+}
+
+const (
+	defaultDuration = 1800
+	maxIdemKey      = 255
+)
+
+func (s *Server) handleStartEvent() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		k := keyOf(c)
+		st, err := s.storeAccess(k, c.Param("store_id"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		var req eventRequest
+		if err := decodeBody(c, limitDefault, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+		var errs fieldErrors
+		idem := c.GetHeader("Idempotency-Key")
+		if _, sent := c.Request.Header["Idempotency-Key"]; sent && (idem == "" || len(idem) > maxIdemKey || strings.ContainsFunc(idem, isControl)) {
+			errs.add("Idempotency-Key", "must be 1 to 255 printable characters")
+		}
+		title := checkText(&errs, "title", req.Title, 100)
+		body := checkText(&errs, "body", req.Body, 500)
+		dur := defaultDuration
+		if req.DurationS != nil {
+			dur = *req.DurationS
+			if dur < 60 || dur > 43200 {
+				errs.add("duration_s", "must be between 60 and 43200")
+			}
+		}
+		if req.URL != nil {
+			if u, err := url.Parse(*req.URL); err != nil || u.Scheme == "" || len(*req.URL) > 2048 || strings.ContainsFunc(*req.URL, isControl) {
+				errs.add("url", "must be an absolute URL such as app://store/main-st (at most 2048 characters)")
+			}
+		}
+		if err := errs.err(); err != nil {
+			s.fail(c, err)
+			return
+		}
+		now := s.now().UTC()
+		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: k.BrandID, StoreID: st.ID, Title: title, Body: body, URL: req.URL,
+			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive}
+		if n, fits := push.PayloadFits(ev); !fits {
+			s.fail(c, &hotzone.ValidationError{Detail: fmt.Sprintf("the push payload would be %d bytes; providers accept at most %d", n, push.MaxPayloadBytes),
+				Errors: []hotzone.FieldError{{Field: "body", Message: "title and body together are too long for a push payload (counted in bytes)"}}})
+			return
+		}
+		ev, counts, _, err := s.engine.StartEvent(c, ev, idem)
+		if errors.Is(err, hotzone.ErrConflict) && ev.ID != "" {
+			s.fail(c, &httpError{status: http.StatusConflict, detail: "the store already has a live event", event: toEventJSON(ev, counts)})
+			return
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ok(c, http.StatusCreated, toEventJSON(ev, counts))
+	}
+}
+
+// checkText validates a required text of 1..max characters.
+func checkText(errs *fieldErrors, field string, v *string, maxLen int) string {
+	if v == nil {
+		errs.add(field, "required")
+		return ""
+	}
+	if n := utf8.RuneCountInString(*v); n < 1 || n > maxLen || strings.TrimSpace(*v) == "" {
+		errs.add(field, "must be 1 to "+strconv.Itoa(maxLen)+" characters")
+	}
+	return *v
+}
+
+func (s *Server) handleGetLiveEvent() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ev, counts, live := s.db.LiveEvent(st.BrandID, st.ID)
+		if !live {
+			s.fail(c, newHTTPError(http.StatusNotFound, "the store has no live event"))
+			return
+		}
+		ok(c, http.StatusOK, toEventJSON(ev, counts))
+	}
+}
+
+func (s *Server) handleEndLiveEvent() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ev, counts, err := s.db.EndEvent(c, st.BrandID, st.ID)
+		if errors.Is(err, hotzone.ErrNotFound) {
+			s.fail(c, newHTTPError(http.StatusNotFound, "the store has no live event"))
+			return
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ok(c, http.StatusOK, toEventJSON(ev, counts))
+	}
+}
+
+func (s *Server) handleListEvents() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		pg, err := readPage(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		status := hotzone.EventStatus(c.Query("status"))
+		if status != "" && status != hotzone.EventLive && status != hotzone.EventEnded {
+			s.fail(c, hotzone.Invalid("status", `must be "live" or "ended"`))
+			return
+		}
+		evs, more := s.db.Events(keyOf(c).BrandID, status, c.Query("store_id"), pg.after, pg.limit)
+		out := page[eventJSON]{Items: make([]eventJSON, len(evs))}
+		for i, e := range evs {
+			out.Items[i] = toEventJSON(e.Event, e.Counts)
+		}
+		if more {
+			out.NextCursor = encodeCursor(evs[len(evs)-1].Event.ID)
+		}
+		ok(c, http.StatusOK, out)
+	}
+}
+
+// notificationJSON is a delivery-log entry as answered.
+type notificationJSON struct {
+	ID        string     `json:"id"`
+	EventID   string     `json:"event_id"`
+	StoreID   string     `json:"store_id"`
+	DeviceID  string     `json:"device_id"`
+	Provider  *string    `json:"provider"`
+	Status    string     `json:"status"`
+	Reason    *string    `json:"reason"`
+	Attempts  int        `json:"attempts"`
+	CreatedAt time.Time  `json:"created_at"`
+	SentAt    *time.Time `json:"sent_at"`
+	LastError *string    `json:"last_error"`
+}
+
+func toNotificationJSON(n hotzone.Notification) notificationJSON {
+	out := notificationJSON{ID: n.ID, EventID: n.EventID, StoreID: n.StoreID, DeviceID: n.DeviceID, Status: string(n.Status),
+		Attempts: n.Attempts, CreatedAt: n.CreatedAt.UTC(), SentAt: n.SentAt, LastError: n.LastError}
+	if n.Provider != "" {
+		p := string(n.Provider)
+		out.Provider = &p
+	}
+	if n.Reason != "" {
+		r := n.Reason
+		out.Reason = &r
+	}
+	return out
+}
+
+var notificationStatuses = map[string]bool{"queued": true, "sent": true, "dry_run": true, "suppressed": true, "failed": true, "expired": true, "invalid_token": true}
+
+func (s *Server) handleListNotifications() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		pg, err := readPage(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		f := store.NotificationFilter{EventID: c.Query("event_id"), DeviceID: c.Query("device_id"), Status: hotzone.NotificationStatus(c.Query("status"))}
+		if f.Status != "" && !notificationStatuses[string(f.Status)] {
+			s.fail(c, hotzone.Invalid("status", "must be one of queued, sent, dry_run, suppressed, failed, expired, invalid_token"))
+			return
+		}
+		ns, more, err := s.db.Notifications(keyOf(c).BrandID, f, pg.after, pg.limit)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out := page[notificationJSON]{Items: make([]notificationJSON, len(ns))}
+		for i, n := range ns {
+			out.Items[i] = toNotificationJSON(n)
+		}
+		if more {
+			out.NextCursor = encodeCursor(ns[len(ns)-1].ID)
+		}
+		ok(c, http.StatusOK, out)
+	}
+}
+
+// Live-stream timing: heartbeats keep proxies from closing an idle
+// stream; the coalescing gap keeps a 100,000-device fan-out from
+// becoming 100,000 messages.
+const (
+	streamHeartbeat = 15 * time.Second
+	streamCoalesce  = 250 * time.Millisecond
+)
+
+func (s *Server) handleEventStream() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		w := c.Writer
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		// The stream outlives the server's write timeout by design.
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{})
+		ctx := c.Request.Context()
+		var (
+			lastID     string
+			lastCounts hotzone.Counts
+			sentAny    bool
+		)
+		send := func(name string, v any) bool {
+			buf, err := json.Marshal(v)
+			if err != nil {
+				return false
+			}
+			if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, buf); err != nil {
+				return false
+			}
+			return rc.Flush() == nil
+		}
+		// A comment line gets the headers to the client at once; SSE
+		// parsers ignore it.
+		if _, err := fmt.Fprint(w, ": connected\n\n"); err != nil || rc.Flush() != nil {
+			return
+		}
+		heartbeat := time.NewTicker(streamHeartbeat)
+		defer heartbeat.Stop()
+		for {
+			changed := s.db.Changed(st.BrandID, st.ID) // before reading, so no change is missed
+			ev, counts, live := s.db.LiveEvent(st.BrandID, st.ID)
+			if lastID != "" && (!live || ev.ID != lastID) {
+				if old, oc, err := s.db.Event(st.BrandID, lastID); err == nil {
+					if !send("ended", toEventJSON(old, oc)) {
+						return
+					}
+				}
+				lastID = ""
+			}
+			if live && (ev.ID != lastID || counts != lastCounts || !sentAny) {
+				if !send("counts", toEventJSON(ev, counts)) {
+					return
+				}
+				lastID, lastCounts, sentAny = ev.ID, counts, true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.closing:
+				return
+			case <-heartbeat.C:
+				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
+					return
+				}
+			case <-changed:
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(streamCoalesce):
+				}
+			}
+		}
+	}
+}

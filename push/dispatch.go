@@ -1,0 +1,183 @@
+package push
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hotzone/hotzone"
+)
+
+// Outbox is what the dispatcher needs of persistence; store.DB
+// satisfies it.
+type Outbox interface {
+	Due(now time.Time, limit int) ([]hotzone.Notification, error)
+	Complete(ds []hotzone.Delivery) error
+	Device(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
+	Event(brandID, eventID string) (hotzone.Event, hotzone.Counts, error)
+}
+
+// Message is one notification ready to send, with what the provider
+// needs to know.
+type Message struct {
+	Notification hotzone.Notification
+	Device       hotzone.Device
+	Event        hotzone.Event
+}
+
+// Sender delivers messages of one brand through one provider and says
+// how each went. It never returns a status of queued without a
+// NextAttempt.
+type Sender interface {
+	Send(ctx context.Context, m Message) hotzone.Delivery
+}
+
+// SenderFor picks the sender of a brand and provider; a brand without
+// credentials gets the dry-run sender.
+type SenderFor func(brandID string, p hotzone.Provider) Sender
+
+// DryRun records dry_run and sends nothing; it is what a brand without
+// credentials gets.
+type DryRun struct{ Now func() time.Time }
+
+// Send implements Sender.
+func (d DryRun) Send(_ context.Context, m Message) hotzone.Delivery {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	return hotzone.Delivery{NotificationID: m.Notification.ID, Status: hotzone.StatusDryRun, At: now()}
+}
+
+// Dispatcher drains the outbox: it reads due notifications in batches,
+// sends them with bounded concurrency, and records every result in one
+// transaction per batch.
+type Dispatcher struct {
+	box         Outbox
+	senders     SenderFor
+	log         *slog.Logger
+	now         func() time.Time
+	batch       int
+	concurrency int
+	wake        chan struct{}
+	running     atomic.Bool
+}
+
+// DispatcherOptions tune the dispatcher; zero values get defaults.
+type DispatcherOptions struct {
+	Logger      *slog.Logger
+	Now         func() time.Time
+	Batch       int // notifications read per round (default 1000)
+	Concurrency int // sends in flight at once (default 64)
+}
+
+// NewDispatcher builds a dispatcher; Run starts it.
+func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
+	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch, concurrency: opts.Concurrency, wake: make(chan struct{}, 1)}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.batch <= 0 {
+		d.batch = 1000
+	}
+	if d.concurrency <= 0 {
+		d.concurrency = 64
+	}
+	return d
+}
+
+// Wake tells the dispatcher that notifications were queued.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Running tells whether Run is active, for readiness.
+func (d *Dispatcher) Running() bool { return d.running.Load() }
+
+// idlePoll bounds how long a retry waits for its time when nothing wakes
+// the dispatcher.
+const idlePoll = 250 * time.Millisecond
+
+// Run dispatches until ctx ends; the batch in flight is finished and
+// recorded first, so a clean shutdown sends nothing twice.
+func (d *Dispatcher) Run(ctx context.Context) {
+	d.running.Store(true)
+	defer d.running.Store(false)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		n, err := d.Round(context.WithoutCancel(ctx))
+		if err != nil {
+			d.log.Error("dispatch", "err", err)
+		}
+		if n > 0 && err == nil && ctx.Err() == nil {
+			continue // more may be due right away
+		}
+		t.Reset(idlePoll)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Round sends one batch of due notifications and records the results; it
+// answers how many it handled.
+func (d *Dispatcher) Round(ctx context.Context) (int, error) {
+	due, err := d.box.Due(d.now(), d.batch)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	results := make([]hotzone.Delivery, len(due))
+	sem := make(chan struct{}, d.concurrency)
+	var wg sync.WaitGroup
+	for i, n := range due {
+		m, res, ready := d.prepare(n)
+		if !ready {
+			results[i] = res
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
+			results[i].NotificationID = n.ID
+		})
+	}
+	wg.Wait()
+	return len(due), d.box.Complete(results)
+}
+
+// prepare loads what a send needs; a notification that cannot be sent
+// any more gets its final result instead.
+func (d *Dispatcher) prepare(n hotzone.Notification) (Message, hotzone.Delivery, bool) {
+	now := d.now()
+	fail := func(s hotzone.NotificationStatus, msg string) (Message, hotzone.Delivery, bool) {
+		return Message{}, hotzone.Delivery{NotificationID: n.ID, Status: s, Error: msg, At: now}, false
+	}
+	ev, _, err := d.box.Event(n.BrandID, n.EventID)
+	if err != nil {
+		return fail(hotzone.StatusExpired, "event is gone")
+	}
+	if ev.Status != hotzone.EventLive || !ev.EndsAt.After(now) {
+		return fail(hotzone.StatusExpired, "event ended before the notification was sent")
+	}
+	dev, _, err := d.box.Device(n.BrandID, n.DeviceID)
+	if err != nil {
+		return fail(hotzone.StatusFailed, "device was erased")
+	}
+	if dev.Token == "" {
+		return fail(hotzone.StatusFailed, "device has no push token any more")
+	}
+	return Message{Notification: n, Device: dev, Event: ev}, hotzone.Delivery{}, true
+}

@@ -1,0 +1,53 @@
+package push
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/hotzone/hotzone"
+)
+
+// MaxPayloadBytes is the providers' limit on a notification payload
+// (APNs: 4096 bytes; FCM's data and notification together: 4000 bytes is
+// what FCM documents for data, 4 KB overall).
+const MaxPayloadBytes = 4096
+
+type apnsAlert struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+type apnsAPS struct {
+	Alert apnsAlert `json:"alert"`
+	Sound string    `json:"sound"`
+}
+
+type apnsPayload struct {
+	APS     apnsAPS `json:"aps"`
+	EventID string  `json:"event_id"`
+	StoreID string  `json:"store_id"`
+	URL     *string `json:"url"`
+}
+
+// APNsPayload renders the event's notification as APNs sends it: the
+// alert's title and body, with event_id, store_id and url as custom data.
+func APNsPayload(ev hotzone.Event) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// HTML escaping would turn each < into six bytes of a payload whose
+	// size is capped; the payload is never embedded in HTML.
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(apnsPayload{
+		APS:     apnsAPS{Alert: apnsAlert{Title: ev.Title, Body: ev.Body}, Sound: "default"},
+		EventID: ev.ID, StoreID: ev.StoreID, URL: ev.URL,
+	})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// PayloadFits tells whether the event's rendered payload fits the
+// providers' limit, counted in bytes of JSON (escapes included), not
+// characters.
+func PayloadFits(ev hotzone.Event) (int, bool) {
+	n := len(APNsPayload(ev))
+	return n, n <= MaxPayloadBytes
+}

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+var (
+	bucketNotifs    = []byte("notifs")     // brand\0event\0device -> Notification
+	bucketNotifIDs  = []byte("notif_ids")  // brand\0notification id -> notifs key
+	bucketDevNotifs = []byte("dev_notifs") // brand\0device\0event -> nothing; for erasure
+	bucketOutbox    = []byte("outbox")     // notification id -> notifs key
+	bucketHistory   = []byte("history")    // brand\0device -> queued times, 8 bytes each
+)
+
+// Consider applies the policy to each device for the live event ev and
+// writes the outcome durably before it returns: at most one notification
+// per device per event, even across restarts and retries, because the
+// check and the write happen in one transaction. A suppressed entry is
+// upgraded to queued when the device later qualifies. Nothing happens
+// once the event is no longer live.
+func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, decide hotzone.DecideFunc) ([]hotzone.Outcome, error) {
+	bs := db.brand(ev.BrandID)
+	if bs == nil {
+		return nil, hotzone.ErrNotFound
+	}
+	devs := make([]hotzone.Device, len(deviceIDs))
+	for i, id := range deviceIDs {
+		bs.mu.RLock()
+		e := bs.devices[id]
+		bs.mu.RUnlock()
+		if e != nil {
+			e.mu.Lock()
+			if !e.deleted {
+				devs[i] = e.dev
+			}
+			e.mu.Unlock()
+		}
+	}
+	now := db.now().UTC()
+	out := make([]hotzone.Outcome, len(deviceIDs))
+	fn := func(tx *bolt.Tx) error {
+		if string(tx.Bucket(bucketLive).Get(joinKey(ev.BrandID, ev.StoreID))) != ev.ID {
+			for i := range out {
+				out[i] = hotzone.Outcome{DeviceID: deviceIDs[i]}
+			}
+			return nil
+		}
+		w := newNotifWriter(tx)
+		for i, d := range devs {
+			o, err := w.consider(ev, deviceIDs[i], d, decide, now)
+			if err != nil {
+				return err
+			}
+			out[i] = o
+		}
+		return nil
+	}
+	var err error
+	if len(deviceIDs) == 1 {
+		// One device is a ping: concurrent pings share a commit.
+		err = db.bolt.Batch(fn)
+	} else {
+		err = db.bolt.Update(fn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: consider: %w", err)
+	}
+	db.applyOutcomes(ev, out)
+	return out, nil
+}
+
+func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
+	changed := false
+	db.ev.mu.Lock()
+	defer db.ev.mu.Unlock()
+	es := db.ev.byID[ev.ID]
+	if es == nil {
+		return
+	}
+	for _, o := range out {
+		if !o.Changed {
+			continue
+		}
+		if o.Prev != "" {
+			es.counts.Add(o.Prev, -1)
+		}
+		es.counts.Add(o.Status, 1)
+		changed = true
+	}
+	if changed {
+		db.ev.signalLocked(storeRef{ev.BrandID, ev.StoreID})
+	}
+}
+
+// notifWriter holds a transaction's buckets.
+type notifWriter struct {
+	notifs, ids, devNotifs, outbox, history, devices *bolt.Bucket
+}
+
+func newNotifWriter(tx *bolt.Tx) *notifWriter {
+	return &notifWriter{
+		notifs: tx.Bucket(bucketNotifs), ids: tx.Bucket(bucketNotifIDs), devNotifs: tx.Bucket(bucketDevNotifs),
+		outbox: tx.Bucket(bucketOutbox), history: tx.Bucket(bucketHistory), devices: tx.Bucket(bucketDevices),
+	}
+}
+
+func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Device, decide hotzone.DecideFunc, now time.Time) (hotzone.Outcome, error) {
+	o := hotzone.Outcome{DeviceID: deviceID}
+	if d.ID == "" || w.devices.Get(joinKey(ev.BrandID, deviceID)) == nil {
+		return o, nil // erased meanwhile
+	}
+	key := joinKey(ev.BrandID, ev.ID, deviceID)
+	var n hotzone.Notification
+	if v := w.notifs.Get(key); v != nil {
+		if err := json.Unmarshal(v, &n); err != nil {
+			return o, err
+		}
+		if n.Status != hotzone.StatusSuppressed {
+			o.Reason = hotzone.ReasonAlreadyNotified
+			return o, nil
+		}
+		o.Prev = n.Status
+	} else {
+		n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: deviceID, CreatedAt: now}
+	}
+	hk := joinKey(ev.BrandID, deviceID)
+	hist := decodeHistory(w.history.Get(hk))
+	reason := decide(d, hist)
+	n.Provider = d.Provider
+	if reason != "" {
+		o.Status, o.Reason = hotzone.StatusSuppressed, reason
+		if n.Status == hotzone.StatusSuppressed && n.Reason == reason {
+			return o, nil // the same hold again: nothing to write
+		}
+		n.Status, n.Reason = hotzone.StatusSuppressed, reason
+	} else {
+		o.Status = hotzone.StatusQueued
+		n.Status, n.Reason = hotzone.StatusQueued, ""
+		if err := w.outbox.Put([]byte(n.ID), key); err != nil {
+			return o, err
+		}
+		if err := w.history.Put(hk, encodeHistory(append(hist, now), now)); err != nil {
+			return o, err
+		}
+	}
+	o.Changed = true
+	if err := putJSON(w.notifs, key, n); err != nil {
+		return o, err
+	}
+	if err := w.ids.Put(joinKey(ev.BrandID, n.ID), key); err != nil {
+		return o, err
+	}
+	return o, w.devNotifs.Put(joinKey(ev.BrandID, deviceID, ev.ID), nil)
+}
+
+// historyKeep bounds the stored queue times: min_interval_s reaches back
+// at most 7 days.
+const historyKeep = 7 * 24 * time.Hour
+
+func decodeHistory(v []byte) []time.Time {
+	out := make([]time.Time, 0, len(v)/8+1)
+	for i := 0; i+8 <= len(v); i += 8 {
+		out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(v[i:]))).UTC())
+	}
+	return out
+}
+
+func encodeHistory(h []time.Time, now time.Time) []byte {
+	buf := make([]byte, 0, 8*len(h))
+	for _, t := range h {
+		if now.Sub(t) > historyKeep {
+			continue
+		}
+		buf = binary.BigEndian.AppendUint64(buf, uint64(t.UnixNano()))
+	}
+	return buf
+}
+
+// expireQueued turns the event's queued notifications into expired and
+// takes them out of the outbox.
+func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
+	w := newNotifWriter(tx)
+	prefix := append(joinKey(ev.BrandID, ev.ID), 0)
+	var out []hotzone.Notification
+	c := w.notifs.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var n hotzone.Notification
+		if err := json.Unmarshal(v, &n); err != nil {
+			return nil, err
+		}
+		if n.Status != hotzone.StatusQueued {
+			continue
+		}
+		n.Status = hotzone.StatusExpired
+		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
+			return nil, err
+		}
+		buf, err := json.Marshal(n)
+		if err != nil {
+			return nil, err
+		}
+		// Overwriting the value under the cursor's current key is safe in
+		// bbolt; only inserts and deletes move it.
+		if err := w.notifs.Put(bytes.Clone(k), buf); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// NotificationFilter narrows the delivery log.
+type NotificationFilter struct {
+	EventID, DeviceID string
+	Status            hotzone.NotificationStatus
+}
+
+// Notifications lists a brand's log newest first, after the id `before`.
+func (db *DB) Notifications(brandID string, f NotificationFilter, before string, limit int) ([]hotzone.Notification, bool, error) {
+	var out []hotzone.Notification
+	more := false
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		ids, notifs := tx.Bucket(bucketNotifIDs), tx.Bucket(bucketNotifs)
+		prefix := append([]byte(brandID), 0)
+		c := ids.Cursor()
+		var k, v []byte
+		if before != "" {
+			k, v = c.Seek(joinKey(brandID, before))
+			if k != nil {
+				k, v = c.Prev()
+			} else {
+				k, v = c.Last()
+			}
+		} else {
+			k, v = c.Seek(append([]byte(brandID), 1))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+			raw := notifs.Get(v)
+			if raw == nil {
+				continue
+			}
+			var n hotzone.Notification
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return err
+			}
+			if (f.EventID != "" && n.EventID != f.EventID) || (f.DeviceID != "" && n.DeviceID != f.DeviceID) || (f.Status != "" && n.Status != f.Status) {
+				continue
+			}
+			if len(out) == limit {
+				more = true
+				return nil
+			}
+			out = append(out, n)
+		}
+		return nil
+	})
+	return out, more, err
+}
+
+// eraseNotifications deletes every log entry of a device inside tx.
+func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notification, error) {
+	w := newNotifWriter(tx)
+	prefix := append(joinKey(brandID, deviceID), 0)
+	var out []hotzone.Notification
+	c := w.devNotifs.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		eventID := string(k[len(prefix):])
+		nk := joinKey(brandID, eventID, deviceID)
+		if v := w.notifs.Get(nk); v != nil {
+			var n hotzone.Notification
+			if err := json.Unmarshal(v, &n); err != nil {
+				return nil, err
+			}
+			out = append(out, n)
+			for _, del := range []struct {
+				b *bolt.Bucket
+				k []byte
+			}{{w.notifs, nk}, {w.ids, joinKey(brandID, n.ID)}, {w.outbox, []byte(n.ID)}} {
+				if err := del.b.Delete(del.k); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := c.Delete(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// forgetNotifications takes erased entries out of their events' counts.
+func (db *DB) forgetNotifications(ns []hotzone.Notification) {
+	if len(ns) == 0 {
+		return
+	}
+	db.ev.mu.Lock()
+	defer db.ev.mu.Unlock()
+	for _, n := range ns {
+		if es := db.ev.byID[n.EventID]; es != nil {
+			es.counts.Add(n.Status, -1)
+			db.ev.signalLocked(storeRef{es.ev.BrandID, es.ev.StoreID})
+		}
+	}
+}
+
+// syncPoints moves the pending qualifying positions into the brand's
+// point index with one publish.
+func (bs *brandState) syncPoints() {
+	bs.pendingMu.Lock()
+	if len(bs.pending) == 0 {
+		bs.pendingMu.Unlock()
+		return
+	}
+	ids := make([]string, 0, len(bs.pending))
+	pts := make([]geo.Point, 0, len(bs.pending))
+	for id, p := range bs.pending {
+		ids = append(ids, id)
+		pts = append(pts, p)
+	}
+	clear(bs.pending)
+	// Applied under pendingMu so a concurrent sync cannot publish an
+	// older batch over a newer one.
+	bs.points.SetMany(ids, pts)
+	bs.pendingMu.Unlock()
+}
+
+// DevicesIn returns the devices whose last qualifying position lies
+// inside the fence and was reported at or after since, found through the
+// brand's point index rather than a scan of all devices.
+func (db *DB) DevicesIn(brandID string, f *geo.Fence, since time.Time) []string {
+	bs := db.brand(brandID)
+	if bs == nil || f == nil {
+		return nil
+	}
+	bs.syncPoints()
+	var ids []string
+	bs.points.Within(f, func(id string, _ geo.Point) bool {
+		bs.mu.RLock()
+		e := bs.devices[id]
+		bs.mu.RUnlock()
+		if e == nil {
+			return true
+		}
+		e.mu.Lock()
+		fresh := e.pos != nil && e.pos.Qualifying != nil && !e.pos.Qualifying.TS.Before(since)
+		e.mu.Unlock()
+		if fresh {
+			ids = append(ids, id)
+		}
+		return true
+	})
+	return ids
+}

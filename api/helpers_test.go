@@ -30,6 +30,56 @@ type env struct {
 	opts     Options
 	// stop ends the background loops (dispatcher, expiry) and waits.
 	stop func()
+	// manual: no dispatcher loop runs; the test drives disp.Round.
+	manual bool
+	disp   *push.Dispatcher
+	// sends counts what the dry-run sender was asked to send, per
+	// notification id, across restarts.
+	sendsMu sync.Mutex
+	sends   map[string]int
+}
+
+// newManualEnv is newEnv without a running dispatcher.
+func newManualEnv(t *testing.T, opts Options) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), opts: opts, manual: true}
+	e.open()
+	t.Cleanup(func() {
+		e.stop()
+		if err := e.db.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return e
+}
+
+// countingDryRun is the real dry-run sender, counting what it is asked
+// to send so tests can prove nothing goes out twice.
+type countingDryRun struct {
+	e *env
+	push.DryRun
+}
+
+func (c countingDryRun) Send(ctx context.Context, m push.Message) hotzone.Delivery {
+	c.e.sendsMu.Lock()
+	c.e.sends[m.Notification.ID]++
+	c.e.sendsMu.Unlock()
+	return c.DryRun.Send(ctx, m)
+}
+
+// drain runs dispatcher rounds until the outbox has nothing due.
+func (e *env) drain() {
+	e.t.Helper()
+	for i := 0; i < 10000; i++ {
+		n, err := e.disp.Round(context.Background())
+		if err != nil {
+			e.t.Fatalf("dispatch round: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	e.t.Fatal("outbox never drained")
 }
 
 const testOperatorKey = "hzo_test-operator-key"
@@ -39,7 +89,7 @@ func newEnv(t *testing.T, opts Options) *env {
 	e := &env{t: t, dir: t.TempDir(), opts: opts}
 	e.open()
 	t.Cleanup(func() {
-		if e.db != nil {
+		if e.db != nil && e.stop != nil {
 			e.stop()
 			if err := e.db.Close(); err != nil {
 				t.Errorf("close: %v", err)
@@ -61,10 +111,17 @@ func (e *env) open() {
 	e.db = db
 	e.operator = testOperatorKey
 	ctx, cancel := context.WithCancel(context.Background())
-	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return push.DryRun{Now: e.opts.Now} }, push.DispatcherOptions{Now: e.opts.Now})
+	if e.sends == nil {
+		e.sends = map[string]int{}
+	}
+	sender := countingDryRun{e: e, DryRun: push.DryRun{Now: e.opts.Now}}
+	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return sender }, push.DispatcherOptions{Now: e.opts.Now})
+	e.disp = disp
 	e.engine = push.NewEngine(ctx, db, push.EngineOptions{Now: e.opts.Now, Wake: disp.Wake})
 	var wg sync.WaitGroup
-	wg.Go(func() { disp.Run(ctx) })
+	if !e.manual {
+		wg.Go(func() { disp.Run(ctx) })
+	}
 	wg.Go(func() { e.engine.RunExpiry(ctx, 50*time.Millisecond) })
 	e.stop = func() {
 		cancel()
@@ -183,7 +240,49 @@ func ping(id string, lat, lon float64) map[string]any {
 	return map[string]any{"device_id": id, "lat": lat, "lon": lon, "accuracy_m": 10}
 }
 
-// fixedClock is a settable clock for tests.
-type fixedClock struct{ t time.Time }
+// fixedClock is a settable clock for tests, safe to read from the
+// server's background loops while the test moves it.
+type fixedClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fixedClock) now() time.Time { return c.t }
+func newClock(rfc3339 string) *fixedClock {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		panic(err)
+	}
+	return &fixedClock{t: t}
+}
+
+func (c *fixedClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fixedClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// doWith is do with extra request headers.
+func (e *env) doWith(method, path, key string, body any, headers map[string]string) response {
+	e.t.Helper()
+	buf, err := json.Marshal(body)
+	if err != nil {
+		e.t.Fatalf("marshal: %v", err)
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(buf))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.ServeHTTP(rec, req)
+	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

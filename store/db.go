@@ -36,7 +36,7 @@ var (
 	bucketTokens    = []byte("tokens")     // brand\0provider\0token -> device
 	bucketPositions = []byte("positions")  // brand\0device -> DevicePosition
 	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
-		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifIDs, bucketDevNotifs, bucketOutbox, bucketHistory}
+		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"slices"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -237,26 +239,35 @@ func (db *DB) FlushPositions() error {
 	if len(dirty) == 0 && len(touched) == 0 {
 		return nil
 	}
+	// Encoded outside the transaction and written in key order: bbolt
+	// inserts into a node by shifting it, so random order over a large
+	// flush costs quadratic copying.
+	type rec struct{ k, v []byte }
+	recs := make([]rec, 0, len(dirty))
+	for e := range dirty {
+		e.mu.Lock()
+		if e.deleted || e.pos == nil {
+			e.mu.Unlock()
+			continue
+		}
+		k := joinKey(e.brandID, e.dev.ID)
+		buf, err := json.Marshal(e.pos)
+		e.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("store: encode position: %w", err)
+		}
+		recs = append(recs, rec{k, buf})
+	}
+	slices.SortFunc(recs, func(a, b rec) int { return bytes.Compare(a.k, b.k) })
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		devices, positions := tx.Bucket(bucketDevices), tx.Bucket(bucketPositions)
-		for e := range dirty {
-			e.mu.Lock()
-			if e.deleted || e.pos == nil {
-				e.mu.Unlock()
-				continue
-			}
-			k := joinKey(e.brandID, e.dev.ID)
-			buf, err := json.Marshal(e.pos)
-			e.mu.Unlock()
-			if err != nil {
-				return err
-			}
+		for _, r := range recs {
 			// A device erased since it was marked dirty must not come back
 			// as an orphan position.
-			if devices.Get(k) == nil {
+			if devices.Get(r.k) == nil {
 				continue
 			}
-			if err := positions.Put(k, buf); err != nil {
+			if err := positions.Put(r.k, r.v); err != nil {
 				return err
 			}
 		}

@@ -14,11 +14,14 @@ import (
 	"github.com/hotzone/hotzone/geo"
 )
 
+// The log is keyed by time-ordered notification id, so new entries
+// append at the end of the tree (cheap for bbolt) and listing newest
+// first is a reverse scan; notif_keys is the "one entry per device per
+// event" index and also finds a device's entries for erasure.
 var (
-	bucketNotifs    = []byte("notifs")     // brand\0event\0device -> Notification
-	bucketNotifIDs  = []byte("notif_ids")  // brand\0notification id -> notifs key
-	bucketDevNotifs = []byte("dev_notifs") // brand\0device\0event -> nothing; for erasure
-	bucketOutbox    = []byte("outbox")     // notification id -> notifs key
+	bucketNotifs    = []byte("notifs")     // brand\0notification id -> Notification
+	bucketNotifKeys = []byte("notif_keys") // brand\0device\0event -> notification id
+	bucketOutbox    = []byte("outbox")     // notification id -> brand
 	bucketHistory   = []byte("history")    // brand\0device -> queued times, 8 bytes each
 )
 
@@ -104,12 +107,12 @@ func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
 
 // notifWriter holds a transaction's buckets.
 type notifWriter struct {
-	notifs, ids, devNotifs, outbox, history, devices *bolt.Bucket
+	notifs, keys, outbox, history, devices *bolt.Bucket
 }
 
 func newNotifWriter(tx *bolt.Tx) *notifWriter {
 	return &notifWriter{
-		notifs: tx.Bucket(bucketNotifs), ids: tx.Bucket(bucketNotifIDs), devNotifs: tx.Bucket(bucketDevNotifs),
+		notifs: tx.Bucket(bucketNotifs), keys: tx.Bucket(bucketNotifKeys),
 		outbox: tx.Bucket(bucketOutbox), history: tx.Bucket(bucketHistory), devices: tx.Bucket(bucketDevices),
 	}
 }
@@ -119,9 +122,13 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	if d.ID == "" || w.devices.Get(joinKey(ev.BrandID, deviceID)) == nil {
 		return o, nil // erased meanwhile
 	}
-	key := joinKey(ev.BrandID, ev.ID, deviceID)
+	dedupe := joinKey(ev.BrandID, deviceID, ev.ID)
 	var n hotzone.Notification
-	if v := w.notifs.Get(key); v != nil {
+	if id := w.keys.Get(dedupe); id != nil {
+		v := w.notifs.Get(joinKey(ev.BrandID, string(id)))
+		if v == nil {
+			return o, fmt.Errorf("notification %s indexed but missing", id)
+		}
 		if err := json.Unmarshal(v, &n); err != nil {
 			return o, err
 		}
@@ -132,6 +139,9 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		o.Prev = n.Status
 	} else {
 		n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: deviceID, CreatedAt: now}
+		if err := w.keys.Put(dedupe, []byte(n.ID)); err != nil {
+			return o, err
+		}
 	}
 	hk := joinKey(ev.BrandID, deviceID)
 	hist := decodeHistory(w.history.Get(hk))
@@ -146,7 +156,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	} else {
 		o.Status = hotzone.StatusQueued
 		n.Status, n.Reason = hotzone.StatusQueued, ""
-		if err := w.outbox.Put([]byte(n.ID), key); err != nil {
+		if err := w.outbox.Put([]byte(n.ID), []byte(ev.BrandID)); err != nil {
 			return o, err
 		}
 		if err := w.history.Put(hk, encodeHistory(append(hist, now), now)); err != nil {
@@ -154,13 +164,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		}
 	}
 	o.Changed = true
-	if err := putJSON(w.notifs, key, n); err != nil {
-		return o, err
-	}
-	if err := w.ids.Put(joinKey(ev.BrandID, n.ID), key); err != nil {
-		return o, err
-	}
-	return o, w.devNotifs.Put(joinKey(ev.BrandID, deviceID, ev.ID), nil)
+	return o, putJSON(w.notifs, joinKey(ev.BrandID, n.ID), n)
 }
 
 // historyKeep bounds the stored queue times: min_interval_s reaches back
@@ -187,34 +191,39 @@ func encodeHistory(h []time.Time, now time.Time) []byte {
 }
 
 // expireQueued turns the event's queued notifications into expired and
-// takes them out of the outbox.
+// takes them out of the outbox. Every queued notification is in the
+// outbox, so the outbox (only what is pending) is what it scans.
 func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
 	w := newNotifWriter(tx)
-	prefix := append(joinKey(ev.BrandID, ev.ID), 0)
 	var out []hotzone.Notification
-	c := w.notifs.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	c := w.outbox.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if string(v) != ev.BrandID {
+			continue
+		}
+		raw := w.notifs.Get(joinKey(ev.BrandID, string(k)))
+		if raw == nil {
+			continue
+		}
 		var n hotzone.Notification
-		if err := json.Unmarshal(v, &n); err != nil {
+		if err := json.Unmarshal(raw, &n); err != nil {
 			return nil, err
 		}
-		if n.Status != hotzone.StatusQueued {
+		if n.EventID != ev.ID || n.Status != hotzone.StatusQueued {
 			continue
 		}
 		n.Status = hotzone.StatusExpired
+		n.NextAttempt = time.Time{}
+		out = append(out, n)
+	}
+	// Deleting behind a bbolt cursor can skip keys; change after the scan.
+	for _, n := range out {
 		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
 			return nil, err
 		}
-		buf, err := json.Marshal(n)
-		if err != nil {
+		if err := putJSON(w.notifs, joinKey(n.BrandID, n.ID), n); err != nil {
 			return nil, err
 		}
-		// Overwriting the value under the cursor's current key is safe in
-		// bbolt; only inserts and deletes move it.
-		if err := w.notifs.Put(bytes.Clone(k), buf); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
 	}
 	return out, nil
 }
@@ -230,32 +239,22 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 	var out []hotzone.Notification
 	more := false
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		ids, notifs := tx.Bucket(bucketNotifIDs), tx.Bucket(bucketNotifs)
 		prefix := append([]byte(brandID), 0)
-		c := ids.Cursor()
+		c := tx.Bucket(bucketNotifs).Cursor()
 		var k, v []byte
 		if before != "" {
 			k, v = c.Seek(joinKey(brandID, before))
-			if k != nil {
-				k, v = c.Prev()
-			} else {
-				k, v = c.Last()
-			}
 		} else {
-			k, v = c.Seek(append([]byte(brandID), 1))
-			if k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
-			}
+			k, v = c.Seek(append([]byte(brandID), 1)) // just past the brand
+		}
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-			raw := notifs.Get(v)
-			if raw == nil {
-				continue
-			}
 			var n hotzone.Notification
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := json.Unmarshal(v, &n); err != nil {
 				return err
 			}
 			if (f.EventID != "" && n.EventID != f.EventID) || (f.DeviceID != "" && n.DeviceID != f.DeviceID) || (f.Status != "" && n.Status != f.Status) {
@@ -276,27 +275,32 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notification, error) {
 	w := newNotifWriter(tx)
 	prefix := append(joinKey(brandID, deviceID), 0)
-	var out []hotzone.Notification
-	c := w.devNotifs.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		eventID := string(k[len(prefix):])
-		nk := joinKey(brandID, eventID, deviceID)
+	var (
+		out  []hotzone.Notification
+		keys [][]byte
+	)
+	c := w.keys.Cursor()
+	for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+		nk := joinKey(brandID, string(id))
 		if v := w.notifs.Get(nk); v != nil {
 			var n hotzone.Notification
 			if err := json.Unmarshal(v, &n); err != nil {
 				return nil, err
 			}
 			out = append(out, n)
-			for _, del := range []struct {
-				b *bolt.Bucket
-				k []byte
-			}{{w.notifs, nk}, {w.ids, joinKey(brandID, n.ID)}, {w.outbox, []byte(n.ID)}} {
-				if err := del.b.Delete(del.k); err != nil {
-					return nil, err
-				}
-			}
 		}
-		if err := c.Delete(); err != nil {
+	}
+	for _, k := range keys {
+		if err := w.keys.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range out {
+		if err := w.notifs.Delete(joinKey(brandID, n.ID)); err != nil {
+			return nil, err
+		}
+		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
 			return nil, err
 		}
 	}
@@ -349,10 +353,12 @@ func (db *DB) DevicesIn(brandID string, f *geo.Fence, since time.Time) []string 
 	}
 	bs.syncPoints()
 	var ids []string
+	// One read lock for the whole walk: a fan-out reads up to every
+	// device of the brand, and writers only wait for the walk's length.
+	bs.mu.RLock()
+	defer bs.mu.RUnlock()
 	bs.points.Within(f, func(id string, _ geo.Point) bool {
-		bs.mu.RLock()
 		e := bs.devices[id]
-		bs.mu.RUnlock()
 		if e == nil {
 			return true
 		}

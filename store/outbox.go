@@ -19,7 +19,7 @@ func (db *DB) Due(now time.Time, limit int) ([]hotzone.Notification, error) {
 		notifs := tx.Bucket(bucketNotifs)
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			raw := notifs.Get(v)
+			raw := notifs.Get(joinKey(string(v), string(k)))
 			if raw == nil {
 				continue
 			}
@@ -62,11 +62,11 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 		moves, cleared = moves[:0], cleared[:0]
 		w := newNotifWriter(tx)
 		for _, d := range ds {
-			key := w.outbox.Get([]byte(d.NotificationID))
-			if key == nil {
+			brand := w.outbox.Get([]byte(d.NotificationID))
+			if brand == nil {
 				continue
 			}
-			key = append([]byte(nil), key...)
+			key := joinKey(string(brand), d.NotificationID)
 			raw := w.notifs.Get(key)
 			if raw == nil {
 				continue

@@ -1,0 +1,232 @@
+package geo
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tidwall/rtree"
+)
+
+// boxMarginDeg widens every index box (about 1 cm) so that rounding in a
+// circle's box or in the ±360° shifts of an unwrapped polygon can never
+// leave out a point the exact test accepts. A wider box only costs an
+// extra exact test now and then.
+const boxMarginDeg = 1e-7
+
+// box is a rectangle in the rtree's [lon, lat] coordinates.
+type box struct{ min, max [2]float64 }
+
+// indexBoxes turns a [west, south, east, north] box into at most two
+// widened boxes that never cross ±180 and never overlap, so a point lies
+// in at most one of them. Points are indexed and queried with longitude
+// -180 moved to 180 (see canonLon), so boxes reaching -180 also get the
+// line at 180.
+func indexBoxes(bb [4]float64) ([2]box, int) {
+	m := boxMarginDeg
+	s, n := max(bb[1]-m, -90), min(bb[3]+m, 90)
+	w, e := bb[0]-m, bb[2]+m
+	if bb[0] > bb[2] {
+		if w > e { // crossing the antimeridian: one box on each side
+			return [2]box{{[2]float64{w, s}, [2]float64{180, n}}, {[2]float64{-180, s}, [2]float64{e, n}}}, 2
+		}
+		w, e = -180, 180 // the margins meet: the whole band
+	}
+	w, e = max(w, -180), min(e, 180)
+	if w == -180 && e < 180 {
+		return [2]box{{[2]float64{-180, s}, [2]float64{e, n}}, {[2]float64{180, s}, [2]float64{180, n}}}, 2
+	}
+	return [2]box{{[2]float64{w, s}, [2]float64{e, n}}}, 1
+}
+
+// canonLon names the antimeridian by +180 only, so that each index holds
+// one spelling of it and boxes need cover only one.
+func canonLon(lon float64) float64 {
+	if lon == -180 {
+		return 180
+	}
+	return lon
+}
+
+// Index answers "which fences contain this point": bounding-box candidates
+// from an R-tree, then the exact Fence.Contains test.
+//
+// It is safe for concurrent use, and readers never wait for writers: the
+// tree is published through an atomic pointer and never modified once
+// published. A writer (writers are serialised by a mutex) takes a
+// copy-on-write clone, changes it and publishes it, so a reader sees every
+// change made before its Load and none made after.
+type Index struct {
+	mu      sync.Mutex
+	entries map[string]*indexEntry // guarded by mu: the writers' view
+	state   atomic.Pointer[indexState]
+}
+
+type indexState struct {
+	tree *rtree.RTreeG[*indexEntry]
+	n    int // fences, not boxes
+}
+
+type indexEntry struct {
+	id    string
+	fence *Fence
+	boxes [2]box
+	nbox  int
+}
+
+// NewIndex returns an empty Index. The zero Index is ready to use too.
+func NewIndex() *Index { return &Index{} }
+
+// load returns the published state; nil means empty.
+func (ix *Index) load() *indexState { return ix.state.Load() }
+
+// Set inserts the fence under id, replacing (boxes and all) any fence
+// already there. A nil fence, or one with neither shape, deletes id.
+func (ix *Index) Set(id string, f *Fence) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	tree := ix.cloneLocked()
+	ix.setLocked(tree, id, f)
+	ix.publishLocked(tree)
+}
+
+// SetMany is Set for many fences at once, applied in order and published
+// together: loading 100,000 fences this way copies far fewer tree nodes
+// than 100,000 calls to Set. It panics if ids and fences differ in length,
+// which is a bug in the caller.
+func (ix *Index) SetMany(ids []string, fences []*Fence) {
+	if len(ids) != len(fences) {
+		panic("geo: Index.SetMany: ids and fences differ in length")
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	tree := ix.cloneLocked()
+	for i, id := range ids {
+		ix.setLocked(tree, id, fences[i])
+	}
+	ix.publishLocked(tree)
+}
+
+// Delete removes the fence under id, if any.
+func (ix *Index) Delete(id string) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.entries[id] == nil {
+		return
+	}
+	tree := ix.cloneLocked()
+	ix.setLocked(tree, id, nil)
+	ix.publishLocked(tree)
+}
+
+func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id string, f *Fence) {
+	if old := ix.entries[id]; old != nil {
+		for _, b := range old.boxes[:old.nbox] {
+			tree.Delete(b.min, b.max, old)
+		}
+		delete(ix.entries, id)
+	}
+	if f.empty() {
+		return
+	}
+	e := &indexEntry{id: id, fence: f}
+	e.boxes, e.nbox = indexBoxes(f.BBox())
+	for _, b := range e.boxes[:e.nbox] {
+		tree.Insert(b.min, b.max, e)
+	}
+	if ix.entries == nil {
+		ix.entries = make(map[string]*indexEntry)
+	}
+	ix.entries[id] = e
+}
+
+func (ix *Index) publishLocked(tree *rtree.RTreeG[*indexEntry]) {
+	ix.state.Store(&indexState{tree: tree, n: len(ix.entries)})
+}
+
+// cloneLocked returns a private copy of the published tree. rtree's Copy
+// is O(1): nodes are shared until the clone writes to them.
+func (ix *Index) cloneLocked() *rtree.RTreeG[*indexEntry] {
+	if st := ix.load(); st != nil {
+		return st.tree.Copy()
+	}
+	return new(rtree.RTreeG[*indexEntry])
+}
+
+// Len returns the number of fences in the index.
+func (ix *Index) Len() int {
+	if st := ix.load(); st != nil {
+		return st.n
+	}
+	return 0
+}
+
+// Search appends to dst the ids of the fences that contain p, each once and
+// in no particular order, and returns dst. It allocates nothing when dst
+// has room. A point with NaN or infinite coordinates, or out of range,
+// is in no fence.
+func (ix *Index) Search(p Point, dst []string) []string {
+	// Checked before the tree: a NaN box compares false everywhere and
+	// would wander through it for nothing.
+	if !p.Valid() {
+		return dst
+	}
+	st := ix.load()
+	if st == nil {
+		return dst
+	}
+	q := [2]float64{canonLon(p.Lon), p.Lat}
+	start := len(dst)
+	st.tree.Search(q, q, func(_, _ [2]float64, e *indexEntry) bool {
+		if e.fence.Contains(p) {
+			// Only a fence with two boxes could be met twice; its boxes
+			// do not overlap, so this is a guard, not a hot path.
+			if e.nbox > 1 && slices.Contains(dst[start:], e.id) {
+				return true
+			}
+			dst = append(dst, e.id)
+		}
+		return true
+	})
+	return dst
+}
+
+// SearchRect calls fn for each fence whose bounding box intersects bb,
+// given as [west, south, east, north] with west > east across the
+// antimeridian, until fn returns false. Each fence is reported once.
+func (ix *Index) SearchRect(bb [4]float64, fn func(id string, f *Fence) bool) {
+	for _, v := range bb {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+	}
+	st := ix.load()
+	if st == nil {
+		return
+	}
+	boxes, nbox := indexBoxes(bb)
+	var seen map[*indexEntry]bool // only fences with two boxes need it
+	stop := false
+	for _, b := range boxes[:nbox] {
+		st.tree.Search(b.min, b.max, func(_, _ [2]float64, e *indexEntry) bool {
+			if e.nbox > 1 {
+				if seen[e] {
+					return true
+				}
+				if seen == nil {
+					seen = make(map[*indexEntry]bool)
+				}
+				seen[e] = true
+			}
+			stop = !fn(e.id, e.fence)
+			return !stop
+		})
+		if stop {
+			return
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+// openTest opens a database in a temp dir; when the test ends it closes
+// it and checks the file's consistency, as bbolt's own tests do.
+func openTest(tb testing.TB, now func() time.Time) (*DB, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	db, err := Open(dir, Options{Now: now})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { closeChecked(tb, db) })
+	return db, dir
+}
+
+// closed remembers the databases a test already closed.
+var closed sync.Map
+
+func closeChecked(tb testing.TB, db *DB) {
+	tb.Helper()
+	if _, done := closed.LoadOrStore(db, true); done {
+		return
+	}
+	if err := db.FlushPositions(); err != nil {
+		tb.Errorf("flush: %v", err)
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Errorf("consistency check: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		tb.Errorf("Close: %v", err)
+	}
+}
+
+func TestOperatorKey(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := db.EnsureOperatorKey("")
+	if err != nil || hotzone.KindOfKey(gen) != hotzone.KindOperator {
+		t.Fatalf("EnsureOperatorKey(\"\") = %q, %v; want a fresh hzo_ key", gen, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	again, err := db.EnsureOperatorKey("")
+	if err != nil || again != "" {
+		t.Fatalf("second start printed a key again: %q, %v", again, err)
+	}
+	if k, ok := db.Authenticate(gen); !ok || k.Kind != hotzone.KindOperator {
+		t.Errorf("Authenticate(generated) = %v, %v after restart", k, ok)
+	}
+	// A key from the environment replaces the stored one.
+	if _, err := db.EnsureOperatorKey("hzo_from-env"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.Authenticate(gen); ok {
+		t.Error("the old operator key still works after HOTZONE_OPERATOR_KEY replaced it")
+	}
+	if _, ok := db.Authenticate("hzo_from-env"); !ok {
+		t.Error("the environment's operator key does not work")
+	}
+}
+
+func TestWriteBehindLosesNothingOnClose(t *testing.T) {
+	db, dir := openTest(t, nil)
+	br, _, _, err := db.CreateBrand(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.PutDevice(context.Background(), hotzone.Device{ID: "d", BrandID: br.ID, Platform: "ios", OptIn: true, Timezone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	if _, err := db.RecordPosition(br.ID, "d", hotzone.Position{Lat: 1, Lon: 2, AccuracyM: 5, TS: ts}, true); err != nil {
+		t.Fatal(err)
+	}
+	// An older report never overwrites a newer one.
+	if _, err := db.RecordPosition(br.ID, "d", hotzone.Position{Lat: 9, Lon: 9, AccuracyM: 5, TS: ts.Add(-time.Minute)}, true); err != nil {
+		t.Fatal(err)
+	}
+	closeChecked(t, db)
+	db2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeChecked(t, db2)
+	_, pos, err := db2.Device(br.ID, "d")
+	if err != nil || pos == nil || pos.Last.Lat != 1 || pos.Qualifying == nil || !pos.Qualifying.TS.Equal(ts) {
+		t.Fatalf("position after reopen = %+v, %v", pos, err)
+	}
+	// The point index is rebuilt from the stored qualifying positions.
+	f := &geo.Fence{Circle: &geo.Circle{Center: geo.Point{Lat: 1, Lon: 2}, RadiusM: 100}}
+	if ids := db2.DevicesIn(br.ID, f, ts.Add(-time.Second)); len(ids) != 1 || ids[0] != "d" {
+		t.Errorf("DevicesIn after reopen = %v, want [d]", ids)
+	}
+}
+
+func TestEraseDeviceLeavesNothing(t *testing.T) {
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	db, _ := openTest(t, func() time.Time { return now })
+	ctx := context.Background()
+	br, _, _, _ := db.CreateBrand(ctx, "b")
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
+	st.Fence, _ = BuildFence(st.Spec)
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok"}
+	if _, _, err := db.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	out, err := db.Consider(ctx, ev, []string{"d"}, func(hotzone.Device, []time.Time) string { return "" })
+	if err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("Consider = %+v, %v", out, err)
+	}
+	if err := db.DeleteDevice(ctx, br.ID, "d"); err != nil {
+		t.Fatal(err)
+	}
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketPositions, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory} {
+			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
+				return fmt.Errorf("bucket %s still has %d keys after erasure", b, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if _, c, _ := db.LiveEvent(br.ID, "s"); c != (hotzone.Counts{}) {
+		t.Errorf("counts after erasure = %+v, want zero", c)
+	}
+}

@@ -22,9 +22,14 @@ type Storage interface {
 	Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string, decide hotzone.DecideFunc) ([]hotzone.Outcome, error)
 }
 
-// fanOutChunk is how many devices one queueing transaction takes: each
-// bbolt commit syncs the disk twice, so fan-out groups its writes.
-const fanOutChunk = 4096
+// Fan-out groups its writes, since each bbolt commit syncs the disk
+// twice: the first transaction is small so the first notifications leave
+// at once, and each next one doubles up to the largest, which bounds how
+// long a ping waiting to queue its own notification can be held up.
+const (
+	fanOutFirstChunk = 1024
+	fanOutMaxChunk   = 8192
+)
 
 // Engine turns live events and pings into queued notifications under the
 // brand's policy.
@@ -101,11 +106,13 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	ids := e.db.DevicesIn(ev.BrandID, st.Fence, now.Add(-time.Duration(policy.PresenceTTLS)*time.Second))
 	// Sorted ids write neighbouring keys: bbolt touches fewer pages.
 	sort.Strings(ids)
+	chunk := fanOutFirstChunk
 	for len(ids) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := min(len(ids), fanOutChunk)
+		n := min(len(ids), chunk)
+		chunk = min(2*chunk, fanOutMaxChunk)
 		out, err := e.db.Consider(ctx, ev, ids[:n], e.decider(policy, now))
 		if err != nil {
 			return err

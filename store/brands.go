@@ -220,12 +220,12 @@ func (db *DB) ManagerKeys(brandID, storeID string) ([]hotzone.Key, error) {
 		for k, v := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, v = c.Next() {
 			var hash [32]byte
 			copy(hash[:], v)
+			// Copy under the lock: TouchKey writes LastUsedAt under it.
 			db.mu.RLock()
-			key := db.keys[hash]
-			db.mu.RUnlock()
-			if key != nil {
+			if key := db.keys[hash]; key != nil {
 				out = append(out, *key)
 			}
+			db.mu.RUnlock()
 		}
 		return nil
 	})

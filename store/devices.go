@@ -176,8 +176,11 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	if e == nil {
 		return hotzone.ErrNotFound
 	}
+	// Marked before the transaction so that a queueing transaction after
+	// it cannot write for this device (see Consider).
 	e.mu.Lock()
 	d := e.dev
+	e.deleted = true
 	e.mu.Unlock()
 	k := joinKey(brandID, deviceID)
 	var erased []hotzone.Notification
@@ -200,10 +203,12 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 		return tx.Bucket(bucketDevices).Delete(k)
 	})
 	if err != nil {
+		e.mu.Lock()
+		e.deleted = false
+		e.mu.Unlock()
 		return fmt.Errorf("store: delete device: %w", err)
 	}
 	e.mu.Lock()
-	e.deleted = true
 	e.pos = nil
 	e.mu.Unlock()
 	bs.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,19 +37,12 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 	if bs == nil {
 		return nil, hotzone.ErrNotFound
 	}
-	devs := make([]hotzone.Device, len(deviceIDs))
+	entries := make([]*deviceEntry, len(deviceIDs))
+	bs.mu.RLock()
 	for i, id := range deviceIDs {
-		bs.mu.RLock()
-		e := bs.devices[id]
-		bs.mu.RUnlock()
-		if e != nil {
-			e.mu.Lock()
-			if !e.deleted {
-				devs[i] = e.dev
-			}
-			e.mu.Unlock()
-		}
+		entries[i] = bs.devices[id]
 	}
+	bs.mu.RUnlock()
 	now := db.now().UTC()
 	out := make([]hotzone.Outcome, len(deviceIDs))
 	fn := func(tx *bolt.Tx) error {
@@ -59,7 +53,19 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 			return nil
 		}
 		w := newNotifWriter(tx)
-		for i, d := range devs {
+		for i, e := range entries {
+			// DeleteDevice marks an entry before its own transaction, and
+			// bbolt runs one writer at a time: a device erased before this
+			// transaction is seen here as deleted, one erased after has
+			// what this writes erased with it.
+			var d hotzone.Device
+			if e != nil {
+				e.mu.Lock()
+				if !e.deleted {
+					d = e.dev
+				}
+				e.mu.Unlock()
+			}
 			o, err := w.consider(ev, deviceIDs[i], d, decide, now)
 			if err != nil {
 				return err
@@ -105,27 +111,62 @@ func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
 	}
 }
 
-// notifWriter holds a transaction's buckets.
+// notifWriter holds a transaction's buckets and scratch space: bbolt
+// copies keys on Put, so one buffer serves every key of a fan-out.
 type notifWriter struct {
-	notifs, keys, outbox, history, devices *bolt.Bucket
+	notifs, keys, outbox, history *bolt.Bucket
+	kbuf, kbuf2                            []byte
+	brand                                  []byte // shared outbox value; bbolt keeps values until commit
+	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
+	// its stack) per call, which is most of a fan-out's garbage.
+	cKeys, cHistory *bolt.Cursor
+}
+
+// get is Bucket.Get through a reused cursor; a seek always starts at the
+// root, so it stays correct after Puts in the same transaction.
+func get(c *bolt.Cursor, k []byte) []byte {
+	fk, v := c.Seek(k)
+	if !bytes.Equal(fk, k) {
+		return nil
+	}
+	return v
+}
+
+// key builds a NUL-joined key in buf, reusing its storage.
+func key(buf []byte, parts ...string) []byte {
+	buf = buf[:0]
+	for i, p := range parts {
+		if i > 0 {
+			buf = append(buf, 0)
+		}
+		buf = append(buf, p...)
+	}
+	return buf
 }
 
 func newNotifWriter(tx *bolt.Tx) *notifWriter {
-	return &notifWriter{
+	w := &notifWriter{
 		notifs: tx.Bucket(bucketNotifs), keys: tx.Bucket(bucketNotifKeys),
-		outbox: tx.Bucket(bucketOutbox), history: tx.Bucket(bucketHistory), devices: tx.Bucket(bucketDevices),
+		outbox: tx.Bucket(bucketOutbox), history: tx.Bucket(bucketHistory),
 	}
+	w.cKeys, w.cHistory = w.keys.Cursor(), w.history.Cursor()
+	return w
 }
 
 func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Device, decide hotzone.DecideFunc, now time.Time) (hotzone.Outcome, error) {
 	o := hotzone.Outcome{DeviceID: deviceID}
-	if d.ID == "" || w.devices.Get(joinKey(ev.BrandID, deviceID)) == nil {
-		return o, nil // erased meanwhile
+	if d.ID == "" {
+		return o, nil // unknown or erased
 	}
-	dedupe := joinKey(ev.BrandID, deviceID, ev.ID)
+	w.kbuf = key(w.kbuf, ev.BrandID, deviceID)
+	if w.brand == nil {
+		w.brand = []byte(ev.BrandID)
+	}
+	hist := decodeHistory(get(w.cHistory, w.kbuf))
+	w.kbuf2 = key(w.kbuf2, ev.BrandID, deviceID, ev.ID)
 	var n hotzone.Notification
-	if id := w.keys.Get(dedupe); id != nil {
-		v := w.notifs.Get(joinKey(ev.BrandID, string(id)))
+	if id := get(w.cKeys, w.kbuf2); id != nil {
+		v := w.notifs.Get(key(w.kbuf2, ev.BrandID, string(id)))
 		if v == nil {
 			return o, fmt.Errorf("notification %s indexed but missing", id)
 		}
@@ -139,12 +180,10 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		o.Prev = n.Status
 	} else {
 		n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: deviceID, CreatedAt: now}
-		if err := w.keys.Put(dedupe, []byte(n.ID)); err != nil {
+		if err := w.keys.Put(w.kbuf2, []byte(n.ID)); err != nil {
 			return o, err
 		}
 	}
-	hk := joinKey(ev.BrandID, deviceID)
-	hist := decodeHistory(w.history.Get(hk))
 	reason := decide(d, hist)
 	n.Provider = d.Provider
 	if reason != "" {
@@ -156,15 +195,26 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	} else {
 		o.Status = hotzone.StatusQueued
 		n.Status, n.Reason = hotzone.StatusQueued, ""
-		if err := w.outbox.Put([]byte(n.ID), []byte(ev.BrandID)); err != nil {
+		if err := w.outbox.Put(key(w.kbuf2, n.ID), w.brand); err != nil {
 			return o, err
 		}
-		if err := w.history.Put(hk, encodeHistory(append(hist, now), now)); err != nil {
+		if err := w.history.Put(w.kbuf, encodeHistory(append(hist, now), now)); err != nil {
 			return o, err
 		}
 	}
 	o.Changed = true
-	return o, putJSON(w.notifs, joinKey(ev.BrandID, n.ID), n)
+	return o, w.putNotification(&n)
+}
+
+// putNotification stores a log entry. It is encoded with the
+// go-json-experiment encoder, which allocates far less than
+// encoding/json on the fan-out path; the bytes are the same JSON.
+func (w *notifWriter) putNotification(n *hotzone.Notification) error {
+	buf, err := jsonv2.Marshal(n)
+	if err != nil {
+		return err
+	}
+	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), buf)
 }
 
 // historyKeep bounds the stored queue times: min_interval_s reaches back
@@ -221,7 +271,7 @@ func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error)
 		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
 			return nil, err
 		}
-		if err := putJSON(w.notifs, joinKey(n.BrandID, n.ID), n); err != nil {
+		if err := w.putNotification(&n); err != nil {
 			return nil, err
 		}
 	}

@@ -21,9 +21,12 @@ type authenticator interface {
 // unknown key, 403 for a known key of a kind this route never accepts.
 func (s *Server) requireKey(kinds ...hotzone.KeyKind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		secret, found := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		if !found {
-			secret, found = strings.CutPrefix(c.GetHeader("Authorization"), "bearer ")
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		h := c.GetHeader("Authorization")
+		found := len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ")
+		var secret string
+		if found {
+			secret = h[len("Bearer "):]
 		}
 		k, ok := s.db.Authenticate(strings.TrimSpace(secret))
 		if !found || !ok {

@@ -96,8 +96,12 @@ func decodeError(err error, prefix string) error {
 		switch {
 		case errors.Is(se.Err, json.ErrUnknownName):
 			msg = "unknown field (names are case-sensitive)"
+		case se.GoType != nil && se.JSONKind == '0':
+			// A number where one belongs, that the Go type cannot hold
+			// (1e400, or 1.5 for an integer).
+			msg = "must be " + kindName(se.GoType.Kind().String()) + " in range"
 		case se.GoType != nil && se.JSONKind != 0:
-			msg = "must be " + kindName(se.GoType.Kind().String()) + ", not " + se.JSONKind.String()
+			msg = "must be " + kindName(se.GoType.Kind().String()) + ", not " + jsonKindName(se.JSONKind)
 		case se.Err != nil:
 			msg = se.Err.Error()
 		}
@@ -122,6 +126,25 @@ func kindName(goKind string) string {
 		return "an object"
 	}
 	return "a " + goKind
+}
+
+// jsonKindName names what the client sent ("an object", not "{").
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return k.String()
 }
 
 // pointerPath turns a JSON Pointer (/pings/3/lon) into the contract's

@@ -14,7 +14,7 @@ import (
 type featureCollectionIn struct {
 	Type     *string          `json:"type"`
 	Features []jsontext.Value `json:"features"`
-	BBox     jsontext.Value   `json:"bbox"`
+	BBox     []float64        `json:"bbox"`
 }
 
 type featureIn struct {
@@ -22,7 +22,7 @@ type featureIn struct {
 	ID         jsontext.Value  `json:"id"`
 	Geometry   jsontext.Value  `json:"geometry"`
 	Properties *featurePropsIn `json:"properties"`
-	BBox       jsontext.Value  `json:"bbox"`
+	BBox       []float64       `json:"bbox"`
 }
 
 type featurePropsIn struct {
@@ -39,6 +39,13 @@ type geometryHead struct {
 	Type        string         `json:"type"`
 	Coordinates jsontext.Value `json:"coordinates"`
 	BBox        jsontext.Value `json:"bbox"`
+}
+
+// pointIn is a Point geometry, decoded strictly.
+type pointIn struct {
+	Type        string         `json:"type"`
+	Coordinates jsontext.Value `json:"coordinates"`
+	BBox        []float64      `json:"bbox"`
 }
 
 func (s *Server) handleImportStores() gin.HandlerFunc {
@@ -113,6 +120,10 @@ func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store
 		errs.add(prefix+".type", `must be "Feature"`)
 		return hotzone.Store{}, first(errs)
 	}
+	if k := f.ID.Kind(); len(f.ID) > 0 && k != '"' && k != '0' && k != 'n' {
+		errs.add(prefix+".id", "must be a string or a number (RFC 7946 §3.2)")
+		return hotzone.Store{}, first(errs)
+	}
 	p := f.Properties
 	if p == nil {
 		errs.add(prefix+".properties", "required")
@@ -146,8 +157,20 @@ func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store
 	var st hotzone.Store
 	switch head.Type {
 	case "Point":
+		// No parser reads a Point after this, so read all of it strictly
+		// here: unknown or case-variant members and a malformed bbox are
+		// 400, as everywhere else.
+		var pt pointIn
+		if err := decodeJSON(f.Geometry, gfield, &pt); err != nil {
+			var ve *hotzone.ValidationError
+			if errors.As(err, &ve) && len(ve.Errors) > 0 {
+				return hotzone.Store{}, &ve.Errors[0]
+			}
+			errs.add(gfield, "must be a GeoJSON Point")
+			return hotzone.Store{}, first(errs)
+		}
 		var coords []float64
-		if err := decodeJSON(head.Coordinates, gfield+".coordinates", &coords); err != nil || len(coords) != 2 {
+		if err := decodeJSON(pt.Coordinates, gfield+".coordinates", &coords); err != nil || len(coords) != 2 {
 			errs.add(gfield+".coordinates", "must be [lon, lat]")
 			return hotzone.Store{}, first(errs)
 		}

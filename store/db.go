@@ -28,13 +28,13 @@ import (
 var (
 	bucketMeta      = []byte("meta")
 	bucketBrands    = []byte("brands")
-	bucketKeys      = []byte("keys")       // sha256(key) -> Key
-	bucketMgrKeys   = []byte("mgr_keys")   // brand\0store\0id -> sha256(key)
-	bucketPolicies  = []byte("policies")   // brand -> Policy
-	bucketStores    = []byte("stores")     // brand\0store -> Store
-	bucketDevices   = []byte("devices")    // brand\0device -> Device
-	bucketTokens    = []byte("tokens")     // brand\0provider\0token -> device
-	bucketPositions = []byte("positions")  // brand\0device -> DevicePosition
+	bucketKeys      = []byte("keys")      // sha256(key) -> Key
+	bucketMgrKeys   = []byte("mgr_keys")  // brand\0store\0id -> sha256(key)
+	bucketPolicies  = []byte("policies")  // brand -> Policy
+	bucketStores    = []byte("stores")    // brand\0store -> Store
+	bucketDevices   = []byte("devices")   // brand\0device -> Device
+	bucketTokens    = []byte("tokens")    // brand\0provider\0token -> device
+	bucketPositions = []byte("positions") // brand\0device -> DevicePosition
 	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
 		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory}
 	metaOperatorKey = []byte("operator_key_hash")
@@ -49,10 +49,10 @@ type DB struct {
 	bolt *bolt.DB
 	now  func() time.Time
 
-	mu     sync.RWMutex
+	mu      sync.RWMutex
 	keys    map[[32]byte]*hotzone.Key
 	touched map[[32]byte]struct{} // keys whose last_used_at awaits the flush
-	brands map[string]*brandState
+	brands  map[string]*brandState
 
 	dirtyMu sync.Mutex
 	dirty   map[*deviceEntry]struct{}

@@ -2,10 +2,10 @@ package store
 
 import (
 	"bytes"
-	"slices"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"

@@ -115,8 +115,8 @@ func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
 // copies keys on Put, so one buffer serves every key of a fan-out.
 type notifWriter struct {
 	notifs, keys, outbox, history *bolt.Bucket
-	kbuf, kbuf2                            []byte
-	brand                                  []byte // shared outbox value; bbolt keeps values until commit
+	kbuf, kbuf2                   []byte
+	brand                         []byte // shared outbox value; bbolt keeps values until commit
 	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
 	// its stack) per call, which is most of a fan-out's garbage.
 	cKeys, cHistory *bolt.Cursor

@@ -103,6 +103,10 @@ type Notification struct {
 // Delivery is the result of one attempt to send a notification.
 type Delivery struct {
 	NotificationID string
+	// BrandID and Provider name the outbox lane the notification was
+	// queued in.
+	BrandID  string
+	Provider Provider
 	// Status is the new status: sent, dry_run, failed or invalid_token;
 	// queued means "try again at NextAttempt".
 	Status      NotificationStatus
@@ -137,3 +141,10 @@ type Outcome struct {
 // ReasonAlreadyNotified is the outcome reason for a device that has had
 // its one notification for the event.
 const ReasonAlreadyNotified = "already_notified"
+
+// Lane is one brand's outbox for one provider. Lanes are sent from
+// independently, so one brand's big event cannot hold up another brand.
+type Lane struct {
+	BrandID  string
+	Provider Provider
+}

@@ -13,7 +13,8 @@ import (
 // Outbox is what the dispatcher needs of persistence; store.DB
 // satisfies it.
 type Outbox interface {
-	Due(now time.Time, limit int) ([]hotzone.Notification, error)
+	Lanes() ([]hotzone.Lane, error)
+	Due(lane hotzone.Lane, now time.Time, limit int) ([]hotzone.Notification, error)
 	Complete(ds []hotzone.Delivery) error
 	Device(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
 	Event(brandID, eventID string) (hotzone.Event, hotzone.Counts, error)
@@ -28,8 +29,7 @@ type Message struct {
 }
 
 // Sender delivers messages of one brand through one provider and says
-// how each went. It never returns a status of queued without a
-// NextAttempt.
+// how each went: a final status, or queued with a NextAttempt.
 type Sender interface {
 	Send(ctx context.Context, m Message) hotzone.Delivery
 }
@@ -51,9 +51,10 @@ func (d DryRun) Send(_ context.Context, m Message) hotzone.Delivery {
 	return hotzone.Delivery{NotificationID: m.Notification.ID, Status: hotzone.StatusDryRun, At: now()}
 }
 
-// Dispatcher drains the outbox: it reads due notifications in batches,
-// sends them with bounded concurrency, and records every result in one
-// transaction per batch.
+// Dispatcher drains the outbox lane by lane: each lane (a brand and a
+// provider) has its own loop, reads due notifications in batches, sends
+// them with bounded concurrency and records every result of a batch in
+// one transaction.
 type Dispatcher struct {
 	box         Outbox
 	senders     SenderFor
@@ -63,19 +64,24 @@ type Dispatcher struct {
 	concurrency int
 	wake        chan struct{}
 	running     atomic.Bool
+
+	mu    sync.Mutex
+	lanes map[hotzone.Lane]bool // lanes with a running loop
+	wg    sync.WaitGroup
 }
 
 // DispatcherOptions tune the dispatcher; zero values get defaults.
 type DispatcherOptions struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
-	Batch       int // notifications read per round (default 1000)
-	Concurrency int // sends in flight at once (default 64)
+	Batch       int // notifications read per round of a lane (default 500)
+	Concurrency int // sends in flight at once per lane (default 64)
 }
 
 // NewDispatcher builds a dispatcher; Run starts it.
 func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
-	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch, concurrency: opts.Concurrency, wake: make(chan struct{}, 1)}
+	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch,
+		concurrency: opts.Concurrency, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,7 +89,7 @@ func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispa
 		d.now = time.Now
 	}
 	if d.batch <= 0 {
-		d.batch = 1000
+		d.batch = 500
 	}
 	if d.concurrency <= 0 {
 		d.concurrency = 64
@@ -102,26 +108,27 @@ func (d *Dispatcher) Wake() {
 // Running tells whether Run is active, for readiness.
 func (d *Dispatcher) Running() bool { return d.running.Load() }
 
-// idlePoll bounds how long a retry waits for its time when nothing wakes
-// the dispatcher.
-const idlePoll = 250 * time.Millisecond
+// rescan is how often the outbox is looked at without a wake-up: it is
+// what brings retries back at their time.
+const rescan = 250 * time.Millisecond
 
-// Run dispatches until ctx ends; the batch in flight is finished and
-// recorded first, so a clean shutdown sends nothing twice.
+// Run dispatches until ctx ends, then waits for every lane to finish the
+// batch it has in hand and record it, so a clean shutdown sends nothing
+// twice.
 func (d *Dispatcher) Run(ctx context.Context) {
 	d.running.Store(true)
 	defer d.running.Store(false)
-	t := time.NewTimer(0)
+	defer d.wg.Wait()
+	t := time.NewTicker(rescan)
 	defer t.Stop()
 	for {
-		n, err := d.Round(context.WithoutCancel(ctx))
+		lanes, err := d.box.Lanes()
 		if err != nil {
-			d.log.Error("dispatch", "err", err)
+			d.log.Error("dispatch: list lanes", "err", err)
 		}
-		if n > 0 && err == nil && ctx.Err() == nil {
-			continue // more may be due right away
+		for _, l := range lanes {
+			d.startLane(ctx, l)
 		}
-		t.Reset(idlePoll)
 		select {
 		case <-ctx.Done():
 			return
@@ -131,10 +138,52 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// Round sends one batch of due notifications and records the results; it
-// answers how many it handled.
+func (d *Dispatcher) startLane(ctx context.Context, l hotzone.Lane) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lanes[l] {
+		return
+	}
+	d.lanes[l] = true
+	d.wg.Go(func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.lanes, l)
+			d.mu.Unlock()
+		}()
+		for ctx.Err() == nil {
+			n, err := d.roundLane(context.WithoutCancel(ctx), l)
+			if err != nil {
+				d.log.Error("dispatch", "brand_id", l.BrandID, "provider", l.Provider, "err", err)
+				return
+			}
+			if n == 0 {
+				return // nothing due; the next scan restarts the lane
+			}
+		}
+	})
+}
+
+// Round sends one batch of every lane in turn and records the results;
+// it answers how many notifications it handled. Tests drive it directly.
 func (d *Dispatcher) Round(ctx context.Context) (int, error) {
-	due, err := d.box.Due(d.now(), d.batch)
+	lanes, err := d.box.Lanes()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, l := range lanes {
+		n, err := d.roundLane(ctx, l)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error) {
+	due, err := d.box.Due(l, d.now(), d.batch)
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
@@ -143,18 +192,20 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	for i, n := range due {
 		m, res, ready := d.prepare(n)
-		if !ready {
+		if ready {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				results[i] = d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
+			})
+		} else {
 			results[i] = res
-			continue
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			results[i] = d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
-			results[i].NotificationID = n.ID
-		})
 	}
 	wg.Wait()
+	for i, n := range due {
+		results[i].NotificationID, results[i].BrandID, results[i].Provider = n.ID, n.BrandID, l.Provider
+	}
 	return len(due), d.box.Complete(results)
 }
 
@@ -163,7 +214,7 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 func (d *Dispatcher) prepare(n hotzone.Notification) (Message, hotzone.Delivery, bool) {
 	now := d.now()
 	fail := func(s hotzone.NotificationStatus, msg string) (Message, hotzone.Delivery, bool) {
-		return Message{}, hotzone.Delivery{NotificationID: n.ID, Status: s, Error: msg, At: now}, false
+		return Message{}, hotzone.Delivery{Status: s, Error: msg, At: now}, false
 	}
 	ev, _, err := d.box.Event(n.BrandID, n.EventID)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 var (
 	bucketNotifs    = []byte("notifs")     // brand\0notification id -> Notification
 	bucketNotifKeys = []byte("notif_keys") // brand\0device\0event -> notification id
-	bucketOutbox    = []byte("outbox")     // notification id -> brand
+	bucketOutbox    = []byte("outbox")     // brand\0provider\0notification id -> nothing
 	bucketHistory   = []byte("history")    // brand\0device -> queued times, 8 bytes each
 )
 
@@ -116,7 +116,6 @@ func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
 type notifWriter struct {
 	notifs, keys, outbox, history *bolt.Bucket
 	kbuf, kbuf2                   []byte
-	brand                         []byte // shared outbox value; bbolt keeps values until commit
 	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
 	// its stack) per call, which is most of a fan-out's garbage.
 	cKeys, cHistory *bolt.Cursor
@@ -159,9 +158,6 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		return o, nil // unknown or erased
 	}
 	w.kbuf = key(w.kbuf, ev.BrandID, deviceID)
-	if w.brand == nil {
-		w.brand = []byte(ev.BrandID)
-	}
 	hist := decodeHistory(get(w.cHistory, w.kbuf))
 	w.kbuf2 = key(w.kbuf2, ev.BrandID, deviceID, ev.ID)
 	var n hotzone.Notification
@@ -195,7 +191,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	} else {
 		o.Status = hotzone.StatusQueued
 		n.Status, n.Reason = hotzone.StatusQueued, ""
-		if err := w.outbox.Put(key(w.kbuf2, n.ID), w.brand); err != nil {
+		if err := w.outbox.Put(outboxKey(w.kbuf2, &n), nil); err != nil {
 			return o, err
 		}
 		if err := w.history.Put(w.kbuf, encodeHistory(append(hist, now), now)); err != nil {
@@ -204,6 +200,12 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	}
 	o.Changed = true
 	return o, w.putNotification(&n)
+}
+
+// outboxKey is a queued notification's place in the outbox: per brand
+// and provider, so each sending lane reads only its own, in id order.
+func outboxKey(buf []byte, n *hotzone.Notification) []byte {
+	return key(buf, n.BrandID, string(n.Provider), n.ID)
 }
 
 // putNotification stores a log entry. It is encoded with the
@@ -246,12 +248,11 @@ func encodeHistory(h []time.Time, now time.Time) []byte {
 func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
 	w := newNotifWriter(tx)
 	var out []hotzone.Notification
+	prefix := append([]byte(ev.BrandID), 0)
 	c := w.outbox.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		if string(v) != ev.BrandID {
-			continue
-		}
-		raw := w.notifs.Get(joinKey(ev.BrandID, string(k)))
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := k[bytes.LastIndexByte(k, 0)+1:]
+		raw := w.notifs.Get(key(w.kbuf, ev.BrandID, string(id)))
 		if raw == nil {
 			continue
 		}
@@ -268,7 +269,7 @@ func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error)
 	}
 	// Deleting behind a bbolt cursor can skip keys; change after the scan.
 	for _, n := range out {
-		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
+		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {
 			return nil, err
 		}
 		if err := w.putNotification(&n); err != nil {
@@ -350,7 +351,7 @@ func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notifi
 		if err := w.notifs.Delete(joinKey(brandID, n.ID)); err != nil {
 			return nil, err
 		}
-		if err := w.outbox.Delete([]byte(n.ID)); err != nil {
+		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {
 			return nil, err
 		}
 	}

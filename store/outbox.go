@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,22 +11,44 @@ import (
 	"github.com/hotzone/hotzone"
 )
 
-// Due returns up to limit queued notifications whose next attempt is due,
-// oldest first. The outbox is durable: what a crash interrupts is found
-// here again on the next start.
-func (db *DB) Due(now time.Time, limit int) ([]hotzone.Notification, error) {
+// Lanes lists the lanes that have queued notifications, skipping from
+// lane to lane rather than reading every entry.
+func (db *DB) Lanes() ([]hotzone.Lane, error) {
+	var out []hotzone.Lane
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, _ := c.First(); k != nil; {
+			parts := bytes.SplitN(k, []byte{0}, 3)
+			if len(parts) != 3 {
+				return fmt.Errorf("store: outbox key %q", k)
+			}
+			out = append(out, hotzone.Lane{BrandID: string(parts[0]), Provider: hotzone.Provider(parts[1])})
+			// Every id sorts below 0xff: seek past this lane.
+			next := joinKey(string(parts[0]), string(parts[1]), "\xff")
+			k, _ = c.Seek(next)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Due returns up to limit of the lane's queued notifications whose next
+// attempt is due, oldest first. The outbox is durable: what a crash
+// interrupts is found here again on the next start.
+func (db *DB) Due(lane hotzone.Lane, now time.Time, limit int) ([]hotzone.Notification, error) {
 	var out []hotzone.Notification
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		notifs := tx.Bucket(bucketNotifs)
+		prefix := append(joinKey(lane.BrandID, string(lane.Provider)), 0)
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			raw := notifs.Get(joinKey(string(v), string(k)))
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
+			raw := notifs.Get(joinKey(lane.BrandID, string(k[len(prefix):])))
 			if raw == nil {
 				continue
 			}
 			var n hotzone.Notification
 			if err := json.Unmarshal(raw, &n); err != nil {
-				return fmt.Errorf("store: outbox %s: %w", k, err)
+				return fmt.Errorf("store: outbox %q: %w", k, err)
 			}
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
 				out = append(out, n)
@@ -56,18 +79,19 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 	}
 	var (
 		moves   []move
-		cleared []hotzone.Notification
+		cleared []hotzone.Delivery
 	)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		moves, cleared = moves[:0], cleared[:0]
 		w := newNotifWriter(tx)
 		for _, d := range ds {
-			brand := w.outbox.Get([]byte(d.NotificationID))
-			if brand == nil {
+			ok := hotzone.Notification{BrandID: d.BrandID, Provider: d.Provider, ID: d.NotificationID}
+			obKey := bytes.Clone(outboxKey(w.kbuf, &ok))
+			if w.outbox.Get(obKey) == nil {
 				continue
 			}
-			key := joinKey(string(brand), d.NotificationID)
-			raw := w.notifs.Get(key)
+			nk := joinKey(d.BrandID, d.NotificationID)
+			raw := w.notifs.Get(nk)
 			if raw == nil {
 				continue
 			}
@@ -92,7 +116,7 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 				n.NextAttempt = d.NextAttempt
 			} else {
 				n.NextAttempt = time.Time{}
-				if err := w.outbox.Delete([]byte(n.ID)); err != nil {
+				if err := w.outbox.Delete(obKey); err != nil {
 					return err
 				}
 			}
@@ -100,14 +124,15 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 				at := d.At.UTC()
 				n.SentAt = &at
 			}
-			if err := putJSON(w.notifs, key, n); err != nil {
+			if err := w.putNotification(&n); err != nil {
 				return err
 			}
 			if d.Status == hotzone.StatusInvalidToken {
 				if err := clearToken(tx, n.BrandID, n.DeviceID, d.TokenInvalidSince); err != nil {
 					return err
 				}
-				cleared = append(cleared, n)
+				cleared = append(cleared, d)
+				cleared[len(cleared)-1].BrandID = n.BrandID
 			}
 			moves = append(moves, move{n, prev})
 		}
@@ -116,8 +141,12 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("store: complete deliveries: %w", err)
 	}
-	for _, n := range cleared {
-		db.clearTokenInMemory(n.BrandID, n.DeviceID, ds, n.ID)
+	for _, d := range cleared {
+		for _, m := range moves {
+			if m.n.ID == d.NotificationID {
+				db.clearTokenInMemory(m.n.BrandID, m.n.DeviceID, d.TokenInvalidSince)
+			}
+		}
 	}
 	db.ev.mu.Lock()
 	defer db.ev.mu.Unlock()
@@ -157,13 +186,7 @@ func clearToken(tx *bolt.Tx, brandID, deviceID string, since time.Time) error {
 	return putJSON(devices, k, d)
 }
 
-func (db *DB) clearTokenInMemory(brandID, deviceID string, ds []hotzone.Delivery, notifID string) {
-	var since time.Time
-	for _, d := range ds {
-		if d.NotificationID == notifID {
-			since = d.TokenInvalidSince
-		}
-	}
+func (db *DB) clearTokenInMemory(brandID, deviceID string, since time.Time) {
 	e := db.entry(brandID, deviceID)
 	if e == nil {
 		return

@@ -139,3 +139,27 @@ type DevicePosition struct {
 	Last       Position  `json:"last"`
 	Qualifying *Position `json:"qualifying,omitempty"`
 }
+
+// PushCredentials is a brand's credentials for one provider. Secret (the
+// APNs .p8 key or the FCM service-account JSON) is encrypted at rest and
+// never answered, logged or measured.
+type PushCredentials struct {
+	Provider Provider `json:"provider"`
+	Secret   []byte   `json:"secret"`
+	// APNs.
+	KeyID       string `json:"key_id,omitempty"`
+	TeamID      string `json:"team_id,omitempty"`
+	Topic       string `json:"topic,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	// FCM.
+	ProjectID   string `json:"project_id,omitempty"`
+	ClientEmail string `json:"client_email,omitempty"`
+	TokenURI    string `json:"token_uri,omitempty"`
+	// Status is "ok" or "broken" (the provider rejected them; Error says
+	// how). Version changes on every upload, so a failure seen with old
+	// credentials never marks new ones broken.
+	Status    string    `json:"status"`
+	Error     *string   `json:"error"`
+	Version   int64     `json:"version"`
+	UpdatedAt time.Time `json:"updated_at"`
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -28,6 +29,7 @@ type env struct {
 	engine   *push.Engine
 	operator string
 	opts     Options
+	secret   []byte // the server key, kept across restarts
 	// stop ends the background loops (dispatcher, expiry) and waits.
 	stop func()
 	// manual: no dispatcher loop runs; the test drives disp.Round.
@@ -101,7 +103,11 @@ func newEnv(t *testing.T, opts Options) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	db, err := store.Open(e.dir, store.Options{Now: e.opts.Now})
+	if e.secret == nil {
+		e.secret = make([]byte, 32)
+		_, _ = rand.Read(e.secret)
+	}
+	db, err := store.Open(e.dir, store.Options{Now: e.opts.Now, SecretKey: e.secret})
 	if err != nil {
 		e.t.Fatalf("open: %v", err)
 	}

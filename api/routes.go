@@ -28,6 +28,12 @@ func (s *Server) routes() {
 	v1.GET("/policy", s.requireKey(admin), s.handleGetPolicy())
 	v1.PATCH("/policy", s.requireKey(admin), s.handlePatchPolicy())
 
+	v1.GET("/push", s.requireKey(admin), s.handleGetPush())
+	v1.PUT("/push/apns", s.requireKey(admin), s.handlePutAPNs())
+	v1.PUT("/push/fcm", s.requireKey(admin), s.handlePutFCM())
+	v1.DELETE("/push/apns", s.requireKey(admin), s.handleDeleteCredentials(hotzone.ProviderAPNs))
+	v1.DELETE("/push/fcm", s.requireKey(admin), s.handleDeleteCredentials(hotzone.ProviderFCM))
+
 	v1.GET("/stores", s.requireKey(admin), s.handleListStores())
 	v1.GET("/stores.geojson", s.requireKey(admin), s.handleExportStores())
 	v1.POST("/stores/import", s.requireKey(admin), s.handleImportStores())

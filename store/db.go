@@ -36,7 +36,7 @@ var (
 	bucketTokens    = []byte("tokens")    // brand\0provider\0token -> device
 	bucketPositions = []byte("positions") // brand\0device -> DevicePosition
 	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
-		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory}
+		bucketEvents, bucketLive, bucketIdem, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory, bucketCreds}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -58,6 +58,10 @@ type DB struct {
 	dirty   map[*deviceEntry]struct{}
 
 	ev *events
+
+	secret []byte // AES-256 key for push credentials at rest
+	credMu sync.Mutex
+	creds  map[hotzone.Lane]*hotzone.PushCredentials
 }
 
 // brandState is everything the hot paths read about one brand.
@@ -96,6 +100,9 @@ type deviceEntry struct {
 type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// SecretKey (32 bytes) encrypts push credentials at rest; without
+	// one, credentials can be neither stored nor loaded.
+	SecretKey []byte
 }
 
 // Open opens (creating if needed) the database in dir and loads the
@@ -108,7 +115,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}, ev: newEvents()}
+	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}, ev: newEvents(),
+		secret: opts.SecretKey, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -170,6 +178,9 @@ func (db *DB) load() error {
 			return err
 		}
 		if err := db.loadEvents(tx); err != nil {
+			return err
+		}
+		if err := db.loadCredentials(tx); err != nil {
 			return err
 		}
 		positions := tx.Bucket(bucketPositions)

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/hotzone/hotzone/push"
 )
 
 // flagHelp: --help was asked for and printed; not a failure.
@@ -18,18 +21,23 @@ var flagHelp = errors.New("help shown")
 
 // serveConfig is every setting of `hotzone serve`.
 type serveConfig struct {
-	Addr           string
-	Data           string
-	APNsURL        string
-	FCMURL         string
-	PushCAFile     string
-	DevicePingRate string
-	Demo           bool
-	LogFormat      string
-	FlushInterval  time.Duration
+	Addr            string
+	Data            string
+	APNsURL         string
+	FCMURL          string
+	PushCAFile      string
+	DevicePingRate  string
+	Demo            bool
+	LogFormat       string
+	FlushInterval   time.Duration
+	APNsRate        float64
+	FCMRate         float64
+	PushConcurrency int
 
 	pingRate  rate.Limit
 	pingBurst int
+	apnsRate  rate.Limit
+	fcmRate   rate.Limit
 }
 
 // parseServeFlags reads flags, each with its HOTZONE_* twin in the
@@ -50,6 +58,9 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	str(&cfg.LogFormat, "log-format", "json", "log format: json or text")
 	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
+	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")
+	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
+	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", 64, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
 	// The environment is applied as the flags' defaults, so the command
 	// line still overrides it and --help shows the effective value.
 	var envErrs []error
@@ -93,6 +104,28 @@ func (cfg *serveConfig) validate() error {
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: must be json or text", cfg.LogFormat))
+	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"--apns-rate", cfg.APNsRate}, {"--fcm-rate", cfg.FCMRate}} {
+		if !(r.v >= 1 && r.v <= 1e6) {
+			errs = append(errs, fmt.Errorf("%s %v: must be between 1 and 1000000", r.name, r.v))
+		}
+	}
+	cfg.apnsRate, cfg.fcmRate = rate.Limit(cfg.APNsRate), rate.Limit(cfg.FCMRate)
+	if cfg.PushConcurrency < 1 || cfg.PushConcurrency > 10000 {
+		errs = append(errs, fmt.Errorf("--push-concurrency %d: must be between 1 and 10000", cfg.PushConcurrency))
+	}
+	for _, u := range []struct{ name, v string }{{"--apns-url", cfg.APNsURL}, {"--fcm-url", cfg.FCMURL}} {
+		if u.v == "" {
+			continue
+		}
+		if p, err := url.Parse(u.v); err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("%s %q: must be an http(s) URL", u.name, u.v))
+		} else if u.name == "--apns-url" && strings.Trim(p.Path, "/") != "" {
+			errs = append(errs, fmt.Errorf("--apns-url %q: no path (apns2 adds /3/device/…)", u.v))
+		}
 	}
 	if cfg.FlushInterval < 10*time.Millisecond || cfg.FlushInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("--flush-interval %v: must be between 10ms and 1m", cfg.FlushInterval))

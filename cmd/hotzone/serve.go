@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := slog.New(handler)
 
-	db, err := store.Open(cfg.Data, store.Options{})
+	key, err := secretKey(getenv("HOTZONE_SECRET_KEY"), cfg.Data)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.Data, store.Options{SecretKey: key})
 	if err != nil {
 		return err
 	}
@@ -60,7 +65,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// drains first, then the loops finish their round and stop.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return push.DryRun{} }, push.DispatcherOptions{Logger: log})
+	roots, err := rootCAs(cfg.PushCAFile)
+	if err != nil {
+		return err
+	}
+	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
+		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency})
 	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake})
 	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -113,6 +124,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// rootCAs is the system pool plus the extra CA file, if any.
+func rootCAs(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil // the system pool
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--push-ca-file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--push-ca-file %s: no PEM certificate in it", file)
+	}
+	return pool, nil
 }
 
 // demoFile keeps the demo brand's keys in the data dir so a restart with

@@ -1,0 +1,136 @@
+package push
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+	"golang.org/x/net/http2"
+	"golang.org/x/time/rate"
+
+	"github.com/hotzone/hotzone"
+)
+
+// sendTimeout bounds one push: apns2 has known hangs under load, so every
+// push carries a deadline.
+const sendTimeout = 15 * time.Second
+
+// apnsSender sends one brand's notifications through one long-lived
+// apns2 client: one HTTP/2 connection, one provider JWT refreshed by
+// apns2's token (every 50 minutes, inside Apple's 20–60 minute window).
+type apnsSender struct {
+	client  *apns2.Client
+	topic   string
+	limit   *rate.Limiter
+	retry   RetryPolicy
+	now     func() time.Time
+	broken  func(reason string) // credentials rejected
+	healthy func()              // a push went through
+}
+
+// newAPNsClient builds the apns2 client for a brand. host is the APNs
+// base URL; transport is shared setup (trusted CAs).
+func newAPNsClient(c hotzone.PushCredentials, host string, base *http2.Transport) (*apns2.Client, error) {
+	key, err := token.AuthKeyFromBytes(c.Secret)
+	if err != nil {
+		return nil, err
+	}
+	client := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: c.KeyID, TeamID: c.TeamID})
+	if host == "" {
+		host = apns2.HostProduction
+		if c.Environment == "development" {
+			host = apns2.HostDevelopment
+		}
+	}
+	client.Host = host
+	tr := &http2.Transport{
+		TLSClientConfig: base.TLSClientConfig,
+		// HTTP/2 pings find a dead connection before a push waits on it.
+		ReadIdleTimeout: 15 * time.Second,
+		PingTimeout:     5 * time.Second,
+	}
+	client.HTTPClient = &http.Client{Transport: retryAfterTransport{tr}, Timeout: sendTimeout}
+	return client, nil
+}
+
+// Send implements Sender.
+func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
+	if err := s.limit.Wait(ctx); err != nil {
+		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: "shutting down", NextAttempt: s.now(), At: s.now()}
+	}
+	ev := m.Event
+	n := &apns2.Notification{
+		DeviceToken: m.Device.Token,
+		Topic:       s.topic,
+		Payload:     APNsPayload(ev),
+		PushType:    apns2.PushTypeAlert,
+		Priority:    apns2.PriorityHigh,
+		// ends_at is always in the future for a live event, so this is
+		// never the zero time apns2 would leave out (it cannot send 0).
+		Expiration: ev.EndsAt,
+		CollapseID: ev.ID,
+	}
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	var ra retryAfterHolder
+	res, err := s.client.PushWithContext(withRetryAfter(ctx, &ra), n)
+	now := s.now()
+	attempt := m.Notification.Attempts + 1
+	if err != nil {
+		return s.retry.next(attempt, 0, "apns: "+err.Error(), now)
+	}
+	switch {
+	case res.StatusCode == http.StatusOK:
+		s.healthy()
+		return hotzone.Delivery{Status: hotzone.StatusSent, ProviderID: res.ApnsID, At: now}
+	case res.StatusCode == http.StatusGone || res.Reason == apns2.ReasonUnregistered:
+		// The token stopped being valid at Timestamp; a token the app
+		// registered after that is new and is kept.
+		return hotzone.Delivery{Status: hotzone.StatusInvalidToken, Error: "apns: 410 " + res.Reason, TokenInvalidSince: res.Timestamp.Time, At: now}
+	case res.Reason == apns2.ReasonBadDeviceToken || res.Reason == apns2.ReasonDeviceTokenNotForTopic:
+		return hotzone.Delivery{Status: hotzone.StatusInvalidToken, Error: "apns: " + res.Reason, At: now}
+	case res.StatusCode == http.StatusForbidden:
+		// InvalidProviderToken, ExpiredProviderToken, BadCertificate…:
+		// nothing of this brand can go out until new credentials come.
+		s.broken("APNs answered 403 " + res.Reason)
+		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: "apns: 403 " + res.Reason, NextAttempt: now.Add(heldRetry), At: now}
+	case res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500:
+		return s.retry.next(attempt, ra.get(), "apns: "+http.StatusText(res.StatusCode)+" "+res.Reason, now)
+	}
+	return hotzone.Delivery{Status: hotzone.StatusFailed, Error: "apns: " + http.StatusText(res.StatusCode) + " " + res.Reason, At: now}
+}
+
+// heldRetry is how soon notifications held by broken credentials look
+// again; new credentials are picked up at the next look.
+const heldRetry = 10 * time.Second
+
+// retryAfterTransport copies a response's Retry-After into the request's
+// context holder: apns2's Response does not expose headers.
+type retryAfterTransport struct{ next http.RoundTripper }
+
+func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil {
+		if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {
+			h.set(parseRetryAfter(resp.Header, time.Now()))
+		}
+	}
+	return resp, err
+}
+
+type retryAfterKey struct{}
+
+type retryAfterHolder struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (h *retryAfterHolder) set(d time.Duration) { h.mu.Lock(); h.d = d; h.mu.Unlock() }
+func (h *retryAfterHolder) get() time.Duration  { h.mu.Lock(); defer h.mu.Unlock(); return h.d }
+
+func withRetryAfter(ctx context.Context, h *retryAfterHolder) context.Context {
+	return context.WithValue(ctx, retryAfterKey{}, h)
+}

@@ -1,0 +1,142 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	firebase "firebase.google.com/go/v4"
+	"firebase.google.com/go/v4/errorutils"
+	"firebase.google.com/go/v4/messaging"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
+	"golang.org/x/time/rate"
+	"google.golang.org/api/option"
+
+	"github.com/hotzone/hotzone"
+)
+
+// DefaultFCMEndpoint is FCM's HTTP v1 API, path included.
+const DefaultFCMEndpoint = "https://fcm.googleapis.com/v1"
+
+// fcmScope is what the service account's access token must allow.
+const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
+
+// newFCMClient builds the real firebase messaging client for a brand.
+// The OAuth token fetch (to the service account's token_uri) and the
+// sends both go through base, which trusts the configured CAs; endpoint
+// replaces FCM's when set.
+func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint string, base http.RoundTripper) (*messaging.Client, error) {
+	hc := &http.Client{Transport: base, Timeout: sendTimeout}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	creds, err := google.CredentialsFromJSON(ctx, c.Secret, fcmScope)
+	if err != nil {
+		return nil, err
+	}
+	if endpoint == "" {
+		endpoint = DefaultFCMEndpoint
+	}
+	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: c.ProjectID},
+		option.WithHTTPClient(oauth2.NewClient(ctx, creds.TokenSource)), option.WithEndpoint(endpoint))
+	if err != nil {
+		return nil, err
+	}
+	return app.Messaging(ctx)
+}
+
+// fcmSender sends one brand's notifications through FCM. The firebase
+// client already retries a 503 by itself (4 retries, 0–4 s apart, Retry-
+// After honoured up to 2 min), so one Send may take seconds; our own
+// retries come on top, per notification, through the outbox.
+type fcmSender struct {
+	client  *messaging.Client
+	limit   *rate.Limiter
+	retry   RetryPolicy
+	now     func() time.Time
+	broken  func(reason string)
+	healthy func()
+}
+
+// fcmMessage renders the event for FCM: notification title and body, the
+// ids as data, high priority and a TTL until ends_at on Android, and the
+// APNs block for iOS tokens sent through FCM.
+func fcmMessage(m Message, now time.Time) *messaging.Message {
+	ev := m.Event
+	ttl := max(ev.EndsAt.Sub(now), time.Second)
+	data := map[string]string{"event_id": ev.ID, "store_id": ev.StoreID}
+	if ev.URL != nil {
+		data["url"] = *ev.URL
+	}
+	custom := map[string]any{"event_id": ev.ID, "store_id": ev.StoreID, "url": ev.URL}
+	return &messaging.Message{
+		Token:        m.Device.Token,
+		Notification: &messaging.Notification{Title: ev.Title, Body: ev.Body},
+		Data:         data,
+		Android:      &messaging.AndroidConfig{Priority: "high", TTL: &ttl, CollapseKey: ev.ID},
+		APNS: &messaging.APNSConfig{
+			Headers: map[string]string{
+				"apns-priority":    "10",
+				"apns-push-type":   "alert",
+				"apns-expiration":  strconv.FormatInt(ev.EndsAt.Unix(), 10),
+				"apns-collapse-id": ev.ID,
+			},
+			Payload: &messaging.APNSPayload{
+				Aps:        &messaging.Aps{Alert: &messaging.ApsAlert{Title: ev.Title, Body: ev.Body}, Sound: "default"},
+				CustomData: custom,
+			},
+		},
+	}
+}
+
+// Send implements Sender.
+func (s *fcmSender) Send(ctx context.Context, m Message) hotzone.Delivery {
+	if err := s.limit.Wait(ctx); err != nil {
+		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: "shutting down", NextAttempt: s.now(), At: s.now()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	name, err := s.client.Send(ctx, fcmMessage(m, s.now()))
+	now := s.now()
+	attempt := m.Notification.Attempts + 1
+	if err == nil {
+		s.healthy()
+		return hotzone.Delivery{Status: hotzone.StatusSent, ProviderID: name, At: now}
+	}
+	text := "fcm: " + err.Error()
+	var retrieve *oauth2.RetrieveError
+	switch {
+	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err), messaging.IsInvalidArgument(err):
+		// Our message is well-formed, so INVALID_ARGUMENT names the token.
+		return hotzone.Delivery{Status: hotzone.StatusInvalidToken, Error: text, At: now}
+	case errors.As(err, &retrieve), messaging.IsThirdPartyAuthError(err), messaging.IsMismatchedCredential(err),
+		errorutils.IsUnauthenticated(err), errorutils.IsPermissionDenied(err):
+		s.broken(text)
+		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: text, NextAttempt: now.Add(heldRetry), At: now}
+	case messaging.IsQuotaExceeded(err), errorutils.IsResourceExhausted(err), httpStatus(err) == http.StatusTooManyRequests:
+		// IsQuotaExceeded needs FCM's error detail; a bare 429 is caught
+		// by the generic status.
+		return s.retry.next(attempt, retryAfterOf(err, now), text, now)
+	case messaging.IsUnavailable(err), messaging.IsInternal(err), errorutils.IsUnavailable(err), errorutils.IsInternal(err),
+		errorutils.IsDeadlineExceeded(err), httpStatus(err) == 0, httpStatus(err) >= 500:
+		return s.retry.next(attempt, retryAfterOf(err, now), text, now)
+	}
+	return hotzone.Delivery{Status: hotzone.StatusFailed, Error: text, At: now}
+}
+
+// httpStatus is the HTTP status behind a firebase error, 0 when there
+// was no response (a network error).
+func httpStatus(err error) int {
+	if r := errorutils.HTTPResponse(err); r != nil {
+		return r.StatusCode
+	}
+	return 0
+}
+
+func retryAfterOf(err error, now time.Time) time.Duration {
+	if r := errorutils.HTTPResponse(err); r != nil {
+		return parseRetryAfter(r.Header, now)
+	}
+	return 0
+}

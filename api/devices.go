@@ -71,7 +71,7 @@ func (s *Server) handlePutDevice() gin.HandlerFunc {
 			return
 		}
 		var errs fieldErrors
-		if !deviceIDPattern.MatchString(id) {
+		if !validID(deviceIDPattern, id) {
 			errs.add("device_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 		}
 		d := hotzone.Device{ID: id, BrandID: k.BrandID, Timezone: "UTC"}

@@ -133,7 +133,7 @@ func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store
 	switch {
 	case p.ID == nil:
 		errs.add(prefix+".properties.id", "required")
-	case !storeIDPattern.MatchString(*p.ID):
+	case !validID(storeIDPattern, *p.ID):
 		errs.add(prefix+".properties.id", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
 	default:
 		id = *p.ID

@@ -126,7 +126,7 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 	field := func(name string) string { return joinPath(prefix, name) }
 	if req.DeviceID == nil {
 		errs.add(field("device_id"), "required")
-	} else if !deviceIDPattern.MatchString(*req.DeviceID) {
+	} else if !validID(deviceIDPattern, *req.DeviceID) {
 		errs.add(field("device_id"), "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 	}
 	checkRange(&errs, field("lat"), req.Lat, -90, 90)

@@ -110,7 +110,8 @@ func writeProblem(c *gin.Context, log *slog.Logger, err error) {
 // writeJSON marshals v; the go-json-experiment encoder writes nil slices
 // as [] so "items is always an array" holds by construction.
 func writeJSON(c *gin.Context, status int, contentType string, v any) {
-	buf, err := json.Marshal(v)
+	// Deterministic: map-built answers come out byte-stable.
+	buf, err := json.Marshal(v, json.Deterministic(true))
 	if err != nil {
 		buf = []byte(`{"type":"https://hotzone.dev/problems/internal","title":"Internal Server Error","status":500}`)
 		status, contentType = 500, "application/problem+json"

@@ -16,6 +16,13 @@ import (
 
 var storeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// validID checks an id against its pattern; "." and ".." match the
+// contract's character sets but HTTP clients rewrite them as path
+// segments, so such a resource could never be reached again.
+func validID(pattern *regexp.Regexp, id string) bool {
+	return id != "." && id != ".." && pattern.MatchString(id)
+}
+
 type circleJSON struct {
 	Lat     *float64 `json:"lat"`
 	Lon     *float64 `json:"lon"`
@@ -159,7 +166,7 @@ func (s *Server) handlePutStore() gin.HandlerFunc {
 			return
 		}
 		var errs fieldErrors
-		if !storeIDPattern.MatchString(id) {
+		if !validID(storeIDPattern, id) {
 			errs.add("store_id", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
 		}
 		name, tz, tags := s.checkStoreFields(&errs, "", req.Name, req.Timezone, req.Tags)

@@ -115,6 +115,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
+	// A ping that queues a notification waits for the batched commit;
+	// bbolt's default 10 ms gathering window is latency every such ping
+	// pays, 2 ms still groups a burst.
+	b.MaxBatchDelay = 2 * time.Millisecond
 	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}, ev: newEvents(),
 		secret: opts.SecretKey, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {

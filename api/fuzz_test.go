@@ -1,0 +1,271 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// fuzzEnv is one env for a whole fuzz run (opening bbolt per input would
+// leave little time for the inputs): it is opened, and set up, by the
+// first input of the process, and every input points e.t at its own t.
+type fuzzEnv struct {
+	dir   string
+	opts  Options
+	setup func(e *env)
+	e     *env
+}
+
+func newFuzzEnv(f *testing.F, opts Options, setup func(e *env)) *fuzzEnv {
+	fe := &fuzzEnv{dir: f.TempDir(), opts: opts, setup: setup}
+	f.Cleanup(func() {
+		if fe.e == nil {
+			return
+		}
+		fe.e.stop()
+		if err := fe.e.db.Close(); err != nil {
+			f.Errorf("close: %v", err)
+		}
+	})
+	return fe
+}
+
+func (fe *fuzzEnv) get(t *testing.T) *env {
+	t.Helper()
+	if fe.e != nil {
+		fe.e.t = t
+		return fe.e
+	}
+	if fe.dir == "" {
+		t.Fatal("the setup of this fuzz run failed before")
+	}
+	e := &env{t: t, dir: fe.dir, opts: fe.opts}
+	fe.dir = "" // one try only
+	e.open()
+	fe.e = e
+	fe.setup(e)
+	return e
+}
+
+// checkJSONAnswer checks what every fuzzed answer must be.
+func checkJSONAnswer(t *testing.T, what string, r response, allowed ...int) {
+	t.Helper()
+	checkResponse(t, what, r)
+	if !slicesContains(allowed, r.Code) {
+		t.Fatalf("%s = %d, want one of %v: %s", what, r.Code, allowed, r.Body)
+	}
+	if !json.Valid(r.Body) {
+		t.Fatalf("%s = %d with a body that is not JSON: %q", what, r.Code, r.Body)
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzPingDecoder(f *testing.F) {
+	for _, seed := range []string{
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"ts":"2026-11-22T10:00:00Z"}`,
+		`{"device_id":"d1","lat":-90,"lon":180,"accuracy_m":0}`,
+		`{"device_id":"d1","lat":90.0000001,"lon":0,"accuracy_m":1}`,
+		`{"device_id":"d1","lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","lat":null,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","LAT":1,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","lat":1,"lat":1,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1}{}`,
+		`{"device_id":"d1","lat":1e400,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","lat":-0,"lon":-0.0e-400,"accuracy_m":1e-320}`,
+		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1,"ts":"9999-12-31T23:59:59Z"}`,
+		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1,"ts":"0001-01-01T00:00:00Z"}`,
+		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1,"ts":"2026-11-22T10:00:00+23:59"}`,
+		`{"device_id":"nobody","lat":1,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"` + strings.Repeat("x", 129) + `","lat":1,"lon":2,"accuracy_m":1}`,
+		"{\"device_id\":\"d\xff1\",\"lat\":1,\"lon\":2,\"accuracy_m\":1}",
+		`{"device_id":"d\u0031","lat":1,"lon":2,"accuracy_m":1}`,
+		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1,"x":{"y":[1,2,{"z":null}]}}`,
+		`[` + strings.Repeat(`[`, 10000) + `]`,
+		`null`, ``, ` `, `"x"`, `1`, `{`, `}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{}, func(e *env) {
+		b = e.brand("Fuzz")
+		e.must(201, "PUT", "/v1/stores/main-st", b.AdminKey, circleStore("Main St", 40.7128, -74.0060, 800))
+		e.must(201, "PUT", "/v1/stores/poly", b.AdminKey, polygonStore("Poly", squareOuter, squareHole))
+		e.device(b.AppKey, "d1")
+		e.must(201, "POST", "/v1/stores/main-st/events", b.AdminKey, map[string]any{"title": "Hot", "body": "Now", "duration_s": 43200})
+	})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		r := e.call("POST", "/v1/pings", b.AppKey, body)
+		checkJSONAnswer(t, "POST /v1/pings", r, 200, 400, 404, 413, 429)
+		switch r.Code {
+		case 200:
+			// Accepted: the input was one object of exactly the known
+			// members, with lat and lon in range.
+			var m map[string]any
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.UseNumber()
+			if err := dec.Decode(&m); err != nil {
+				t.Fatalf("POST /v1/pings %q = 200, but the body does not decode: %v", body, err)
+			}
+			for k := range m {
+				switch k {
+				case "device_id", "lat", "lon", "accuracy_m", "ts":
+				default:
+					t.Fatalf("POST /v1/pings %q = 200 with unknown member %q", body, k)
+				}
+			}
+			inRange := func(name string, lo, hi float64) {
+				n, ok := m[name].(json.Number)
+				if !ok {
+					t.Fatalf("POST /v1/pings %q = 200 with %s = %v, want a number", body, name, m[name])
+				}
+				v, err := strconv.ParseFloat(string(n), 64)
+				if err != nil || math.IsNaN(v) || v < lo || v > hi {
+					t.Fatalf("POST /v1/pings %q = 200 with %s = %v, want %v..%v", body, name, n, lo, hi)
+				}
+			}
+			inRange("lat", -90, 90)
+			inRange("lon", -180, 180)
+			inRange("accuracy_m", 0, 100000)
+			if m["device_id"] != "d1" {
+				t.Fatalf("POST /v1/pings %q = 200 for device %v, want only d1 known", body, m["device_id"])
+			}
+			var resp struct {
+				Inside        []json.RawMessage `json:"inside"`
+				LiveEvents    []json.RawMessage `json:"live_events"`
+				Notifications []json.RawMessage `json:"notifications"`
+			}
+			r.decode(t, &resp)
+			if resp.Inside == nil || resp.LiveEvents == nil || resp.Notifications == nil {
+				t.Fatalf("POST /v1/pings = 200 %s, want the three arrays", r.Body)
+			}
+		case 404:
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil || m["device_id"] == "d1" {
+				t.Fatalf("POST /v1/pings %q = 404, want that only for an unknown device", body)
+			}
+		case 413:
+			if len(body) <= limitPing {
+				t.Fatalf("POST /v1/pings of %d bytes = 413, want that only over %d", len(body), limitPing)
+			}
+		}
+	})
+}
+
+func FuzzImport(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"FeatureCollection","features":[]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[-74.006,40.7128]},"properties":{"id":"a","name":"A","timezone":"America/New_York","tags":["x"],"radius_m":300}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]],[[0.2,0.2],[0.2,0.8],[0.8,0.8],[0.8,0.2],[0.2,0.2]]]},"properties":{"id":"p","name":"P"}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"MultiPolygon","coordinates":[[[[179,-1],[-179,-1],[-179,1],[179,1],[179,-1]]],[[[10,10],[11,10],[11,11],[10,11],[10,10]]]]},"properties":{"id":"m","name":"M"}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1e-7,-0]},"properties":{"id":"tiny","name":"T","radius_m":10.000000000000002}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[180,90]},"properties":{"id":"pole","name":"N","radius_m":50000}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1,1]},"properties":{"id":"a","name":"A","radius_m":100}},{"type":"Feature","geometry":{"type":"Point","coordinates":[1,1]},"properties":{"id":"a","name":"A","radius_m":100}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1,1],"foo":1},"properties":{"id":"a","name":"A","radius_m":100}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]},"properties":{"id":"bow","name":"Bow tie"}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]},"properties":{"id":"tri","name":"Tri","radius_m":5}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1,1]},"properties":{"id":"a","name":"A","radius_m":100,"timezone":"Local"}}, 7, null, {}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","id":1,"bbox":[0,0,1,1],"geometry":{"type":"Point","coordinates":[1,1],"bbox":[1,1,1,1]},"properties":{"id":"b","name":"☕\u0000","radius_m":100,"tags":["a","a"]}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0,0],[1,0],[1,1],[0,0]]]},"properties":{"id":"z","name":"Z"}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[]},"properties":{"id":"e","name":"E"}}]}`,
+		`{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"GeometryCollection","geometries":[]},"properties":{"id":"g","name":"G"}}]}`,
+		`{"type":"FeatureCollection"}`, `{"type":"Feature"}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	fe := newFuzzEnv(f, Options{}, func(*env) {})
+	n := 0
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		n++
+		b := e.brand("Fuzz " + strconv.Itoa(n))
+		r := e.call("POST", "/v1/stores/import", b.AdminKey, body)
+		checkJSONAnswer(t, "POST /v1/stores/import", r, 200, 400, 413)
+		var in struct {
+			Features []json.RawMessage `json:"features"`
+		}
+		inErr := json.Unmarshal(body, &in)
+		switch r.Code {
+		case 400:
+			// At most one error per feature.
+			var p struct {
+				Errors []hotzoneFieldError `json:"errors"`
+			}
+			r.decode(t, &p)
+			seen := map[string]bool{}
+			for _, fe := range p.Errors {
+				if !strings.HasPrefix(fe.Field, "features[") {
+					continue
+				}
+				i := strings.IndexByte(fe.Field, ']')
+				if seen[fe.Field[:i+1]] {
+					t.Fatalf("POST /v1/stores/import = 400 with two errors for %s: %s", fe.Field[:i+1], r.Body)
+				}
+				seen[fe.Field[:i+1]] = true
+			}
+			// And nothing was imported.
+			if got := e.must(200, "GET", "/v1/stores", b.AdminKey, nil); !bytes.Contains(got.Body, []byte(`"items":[]`)) {
+				t.Fatalf("GET /v1/stores after a failed import = %s, want none", got.Body)
+			}
+		case 200:
+			if inErr != nil {
+				t.Fatalf("POST /v1/stores/import %q = 200, but it does not decode: %v", body, inErr)
+			}
+			var res importResult
+			r.decode(t, &res)
+			if res.Created+res.Updated != len(in.Features) || res.Updated != 0 {
+				t.Fatalf("POST /v1/stores/import of %d features into a new brand = %s", len(in.Features), r.Body)
+			}
+			// Every feature is a store now, named as imported.
+			for i, raw := range in.Features {
+				var ft struct {
+					Properties struct {
+						ID   string `json:"id"`
+						Name string `json:"name"`
+					} `json:"properties"`
+				}
+				if err := json.Unmarshal(raw, &ft); err != nil {
+					t.Fatalf("features[%d] was accepted but does not decode: %v", i, err)
+				}
+				var st storeOut
+				e.must(200, "GET", "/v1/stores/"+ft.Properties.ID, b.AdminKey, nil).decode(t, &st)
+				if st.Name != ft.Properties.Name {
+					t.Fatalf("store %s name = %q, want %q", ft.Properties.ID, st.Name, ft.Properties.Name)
+				}
+			}
+			export1 := e.must(200, "GET", "/v1/stores.geojson", b.AdminKey, nil)
+			var out struct {
+				Features []json.RawMessage `json:"features"`
+			}
+			export1.decode(t, &out)
+			if len(out.Features) < len(in.Features) {
+				t.Fatalf("GET /v1/stores.geojson = %d features after importing %d", len(out.Features), len(in.Features))
+			}
+			// The export imports back unchanged.
+			r := e.call("POST", "/v1/stores/import", b.AdminKey, export1.Body)
+			if r.Code != 200 {
+				t.Fatalf("POST /v1/stores/import of the export = %d: %s\nexport: %s", r.Code, r.Body, export1.Body)
+			}
+			if export2 := e.must(200, "GET", "/v1/stores.geojson", b.AdminKey, nil); !bytes.Equal(export1.Body, export2.Body) {
+				t.Fatalf("export, import, export differ:\n%s\n%s", export1.Body, export2.Body)
+			}
+		}
+	})
+}
+
+type hotzoneFieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}

@@ -11,12 +11,6 @@ import (
 
 const ctxKey = "hotzone.key"
 
-// authenticator is what the auth middleware needs of the store.
-type authenticator interface {
-	Authenticate(secret string) (*hotzone.Key, bool)
-	TouchKey(k *hotzone.Key)
-}
-
 // requireKey admits only the listed key kinds: 401 for a missing or
 // unknown key, 403 for a known key of a kind this route never accepts.
 func (s *Server) requireKey(kinds ...hotzone.KeyKind) gin.HandlerFunc {

@@ -2,13 +2,13 @@ package push
 
 import (
 	"context"
+	"crypto/tls"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
-	"golang.org/x/net/http2"
 	"golang.org/x/time/rate"
 
 	"github.com/hotzone/hotzone"
@@ -33,7 +33,7 @@ type apnsSender struct {
 
 // newAPNsClient builds the apns2 client for a brand. host is the APNs
 // base URL; transport is shared setup (trusted CAs).
-func newAPNsClient(c hotzone.PushCredentials, host string, base *http2.Transport) (*apns2.Client, error) {
+func newAPNsClient(c hotzone.PushCredentials, host string, tlsConf *tls.Config) (*apns2.Client, error) {
 	key, err := token.AuthKeyFromBytes(c.Secret)
 	if err != nil {
 		return nil, err
@@ -46,12 +46,16 @@ func newAPNsClient(c hotzone.PushCredentials, host string, base *http2.Transport
 		}
 	}
 	client.Host = host
-	tr := &http2.Transport{
-		TLSClientConfig: base.TLSClientConfig,
-		// HTTP/2 pings find a dead connection before a push waits on it.
-		ReadIdleTimeout: 15 * time.Second,
-		PingTimeout:     5 * time.Second,
+	tr := &http.Transport{
+		TLSClientConfig:   tlsConf,
+		ForceAttemptHTTP2: true,
+		// HTTP/2 pings find a dead connection before a push waits on it
+		// (apns2's own ReadIdleTimeout, on the standard transport).
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 5 * time.Second},
 	}
+	var protos http.Protocols
+	protos.SetHTTP2(true) // APNs speaks only HTTP/2
+	tr.Protocols = &protos
 	client.HTTPClient = &http.Client{Transport: retryAfterTransport{tr}, Timeout: sendTimeout}
 	return client, nil
 }

@@ -110,7 +110,7 @@ func (s *fcmSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err), messaging.IsInvalidArgument(err):
 		// Our message is well-formed, so INVALID_ARGUMENT names the token.
 		return hotzone.Delivery{Status: hotzone.StatusInvalidToken, Error: text, At: now}
-	case errors.As(err, &retrieve), messaging.IsThirdPartyAuthError(err), messaging.IsMismatchedCredential(err),
+	case errors.As(err, &retrieve), messaging.IsThirdPartyAuthError(err),
 		errorutils.IsUnauthenticated(err), errorutils.IsPermissionDenied(err):
 		s.broken(text)
 		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: text, NextAttempt: now.Add(heldRetry), At: now}

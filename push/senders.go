@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
 	"golang.org/x/time/rate"
 
 	"github.com/hotzone/hotzone"
@@ -54,7 +53,7 @@ const (
 type Senders struct {
 	creds CredentialStore
 	opts  SendersOptions
-	apnsT *http2.Transport
+	tls   *tls.Config
 	fcmT  *http.Transport
 
 	mu    sync.Mutex
@@ -92,7 +91,7 @@ func NewSenders(creds CredentialStore, opts SendersOptions) *Senders {
 	fcmT := http.DefaultTransport.(*http.Transport).Clone()
 	fcmT.TLSClientConfig = tlsConf
 	fcmT.MaxIdleConnsPerHost = 100
-	return &Senders{creds: creds, opts: opts, apnsT: &http2.Transport{TLSClientConfig: tlsConf}, fcmT: fcmT, cache: map[hotzone.Lane]cachedSender{}}
+	return &Senders{creds: creds, opts: opts, tls: tlsConf, fcmT: fcmT, cache: map[hotzone.Lane]cachedSender{}}
 }
 
 // For returns the sender of a brand and provider. It is a SenderFor.
@@ -158,7 +157,7 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 	healthy := func() {}
 	switch lane.Provider {
 	case hotzone.ProviderAPNs:
-		client, err := newAPNsClient(c, s.opts.APNsURL, s.apnsT)
+		client, err := newAPNsClient(c, s.opts.APNsURL, s.tls)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -292,13 +292,13 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		prefix := append([]byte(brandID), 0)
 		c := tx.Bucket(bucketNotifs).Cursor()
-		var k, v []byte
+		// Seek to the first key at or after the bound, then step back.
+		bound := append([]byte(brandID), 1) // just past the brand
 		if before != "" {
-			k, v = c.Seek(joinKey(brandID, before))
-		} else {
-			k, v = c.Seek(append([]byte(brandID), 1)) // just past the brand
+			bound = joinKey(brandID, before)
 		}
-		if k == nil {
+		var k, v []byte
+		if first, _ := c.Seek(bound); first == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()

@@ -16,8 +16,8 @@ import (
 	"github.com/hotzone/hotzone/push"
 )
 
-// flagHelp: --help was asked for and printed; not a failure.
-var flagHelp = errors.New("help shown")
+// errFlagHelp: --help was asked for and printed; not a failure.
+var errFlagHelp = errors.New("help shown")
 
 // serveConfig is every setting of `hotzone serve`.
 type serveConfig struct {
@@ -76,7 +76,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, flagHelp
+			return nil, errFlagHelp
 		}
 		return nil, err
 	}

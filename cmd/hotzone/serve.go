@@ -29,7 +29,7 @@ const shutdownGrace = 15 * time.Second
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseServeFlags(args, getenv, stderr)
 	if err != nil {
-		if errors.Is(err, flagHelp) {
+		if errors.Is(err, errFlagHelp) {
 			return nil
 		}
 		return err

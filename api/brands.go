@@ -14,6 +14,22 @@ func (s *Server) handleHealthz() gin.HandlerFunc {
 	return func(c *gin.Context) { ok(c, http.StatusOK, map[string]string{"status": "ok"}) }
 }
 
+// handleReadyz answers 200 when the database answers and the process says
+// it is ready (indexes loaded, dispatcher running, not shutting down).
+func (s *Server) handleReadyz() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := s.db.Ping(c)
+		if err == nil && s.ready != nil {
+			err = s.ready()
+		}
+		if err != nil {
+			s.fail(c, newHTTPError(http.StatusServiceUnavailable, "not ready: "+err.Error()))
+			return
+		}
+		ok(c, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
 type brandRequest struct {
 	Name *string `json:"name"`
 }

@@ -20,6 +20,7 @@ func (s *Server) routes() {
 	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
 
 	e.GET("/healthz", s.handleHealthz())
+	e.GET("/readyz", s.handleReadyz())
 
 	v1 := e.Group("/v1")
 	v1.POST("/brands", s.requireKey(operator), s.handleCreateBrand())

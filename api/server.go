@@ -31,6 +31,10 @@ type Options struct {
 	// disables the limit.
 	PingRate  rate.Limit
 	PingBurst int
+	// Ready reports why the service cannot take traffic yet (or any
+	// more), nil when it can; GET /readyz answers 503 with the reason.
+	// Nil means always ready.
+	Ready func() error
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -42,6 +46,7 @@ type Server struct {
 	engine  *push.Engine
 	limits  *deviceLimits
 	tzCache sync.Map // name -> *time.Location
+	ready   func() error
 
 	// closing is closed at shutdown so that live streams, which never go
 	// idle, end and let the HTTP server drain.
@@ -57,7 +62,7 @@ func (s *Server) CloseStreams() {
 
 // New builds the API over an open database and the notification engine.
 func New(db *store.DB, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, closing: make(chan struct{})}
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

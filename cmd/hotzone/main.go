@@ -28,6 +28,7 @@ const usage = `hotzone — geofence proximity push service
 
 Usage:
   hotzone serve [flags]     run the server (hotzone serve --help for flags)
+  hotzone healthcheck       exit 0 when the local server is ready (for containers)
 
 `
 
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotzone/hotzone"
@@ -73,7 +74,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
 	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency})
 	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake})
-	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
+	var stopping atomic.Bool
+	ready := func() error {
+		switch {
+		case stopping.Load():
+			return errors.New("shutting down")
+		case !disp.Running():
+			return errors.New("dispatcher not running")
+		}
+		return nil
+	}
+	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -114,6 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
+	stopping.Store(true)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = hs.Shutdown(sctx)

@@ -1,0 +1,534 @@
+package pushtest
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+)
+
+// What the fake, like Apple, accepts.
+const (
+	// APNsMaxPayload is the largest payload of a push, in bytes (Apple:
+	// 4 KB; 413 PayloadTooLarge beyond).
+	APNsMaxPayload = 4096
+	// APNsMaxVoIPPayload is the largest payload of a voip push.
+	APNsMaxVoIPPayload = 5120
+	// APNsTokenLifetime is how old a provider token's iat may be before
+	// Apple answers 403 ExpiredProviderToken.
+	APNsTokenLifetime = time.Hour
+	// APNsMaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS
+	// the fake advertises, the value Apple's servers advertise.
+	APNsMaxConcurrentStreams = 1000
+)
+
+// APNs is a fake of Apple's HTTP/2 provider API (api.push.apple.com) for
+// token-based (JWT) authentication. It is safe for concurrent use.
+//
+// What it checks, in this order, with Apple's answers: POST (405
+// MethodNotAllowed); path /3/device/<token> (404 BadPath, 400
+// MissingDeviceToken); the authorization header "bearer <JWT>", an ES256
+// JWT whose kid names a key added with AddKey, whose iss is that key's
+// team and whose signature verifies (403 MissingProviderToken,
+// InvalidProviderToken) and whose iat is less than an hour old (403
+// ExpiredProviderToken); apns-* headers not repeated (400
+// DuplicateHeaders); apns-topic present (400 MissingTopic); apns-id, if
+// present, a UUID (400 BadMessageId); apns-push-type, if present, one of
+// Apple's types (400 InvalidPushType); apns-priority, if present, 1, 5 or
+// 10 (400 BadPriority); apns-expiration, if present, a UNIX time in
+// seconds (400 BadExpirationDate); apns-collapse-id at most 64 bytes (400
+// BadCollapseId); the device token even-length hex (400 BadDeviceToken);
+// the payload at most 4096 bytes, 5120 for voip (413 PayloadTooLarge);
+// the payload a JSON object with an "aps" object (400 PayloadEmpty;
+// Apple documents no reason for a malformed payload, and the fake would
+// rather fail loudly than accept it).
+//
+// A request that passes gets its Answer (see Script). Every answer
+// carries an apns-id header: the request's, or a new UUID. Success is 200
+// with an empty body (and an apns-unique-id header, as in Apple's
+// development environment); an error is {"reason":"..."}, and a 410 adds
+// "timestamp" in milliseconds since the epoch.
+type APNs struct {
+	t     testing.TB
+	srv   *httptest.Server
+	resp  *responder
+	conns atomic.Int64
+
+	mu     sync.Mutex
+	keys   map[string]apnsKey // by key ID
+	pushes []APNsPush
+	counts map[string]int
+	jwts   map[string]struct{}
+}
+
+type apnsKey struct {
+	teamID string
+	pub    *ecdsa.PublicKey
+}
+
+// APNsPush is one push the APNs fake accepted.
+type APNsPush struct {
+	Token      string
+	Topic      string
+	PushType   string      // apns-push-type; "" when absent
+	Priority   int         // apns-priority; 0 when absent (Apple then uses 10)
+	Expiration time.Time   // apns-expiration; zero when absent, the epoch for "0"
+	CollapseID string      // apns-collapse-id
+	APNsID     string      // the apns-id answered: the request's, or the one the fake made
+	Payload    []byte      // the body as sent
+	JWT        string      // the provider token
+	KeyID      string      // the JWT's kid
+	TeamID     string      // the JWT's iss
+	At         time.Time   // when the fake accepted it
+	Header     http.Header // all request headers
+}
+
+// NewAPNs starts an APNs fake on 127.0.0.1 (HTTP/2 over TLS) and closes
+// it when the test ends. Register keys with AddKey before pushing.
+func NewAPNs(t testing.TB) *APNs {
+	t.Helper()
+	f := &APNs{
+		t:      t,
+		resp:   newResponder(),
+		keys:   map[string]apnsKey{},
+		counts: map[string]int{},
+		jwts:   map[string]struct{}{},
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTP))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pushtest: APNs listen: %v", err)
+	}
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: APNsMaxConcurrentStreams}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
+	srv.Config.ConnContext = withConn
+	// TLS handshake errors from clients that go away are noise here.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	f.srv = srv
+	t.Cleanup(srv.Close)
+	return f
+}
+
+// URL is the base URL of the fake, https://127.0.0.1:port; it is what
+// apns2.Client.Host should be.
+func (f *APNs) URL() string { return f.srv.URL }
+
+// Certificate is the fake's self-signed TLS certificate.
+func (f *APNs) Certificate() *x509.Certificate { return f.srv.Certificate() }
+
+// CertPool is a pool holding only the fake's certificate, for a client's
+// tls.Config.RootCAs.
+func (f *APNs) CertPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(f.srv.Certificate())
+	return p
+}
+
+// Client returns the real apns2 client for tok, pointed at the fake. Its
+// transport is its own net/http Transport, HTTP/2 only, trusting the
+// fake's certificate, with HTTP/2 health pings after 15 s without a frame
+// (apns2's ReadIdleTimeout); srv.Client() would hide connection-reuse
+// bugs. Its idle connections are closed when the test ends.
+//
+// It keeps one connection and multiplexes every push over it, even a
+// burst on a new client: MaxConnsPerHost 1 makes requests that find no
+// connection wait for the one being dialled, and
+// StrictMaxConcurrentRequests makes them wait for a free stream rather
+// than dial another connection. Without these the standard transport
+// dials a connection per waiting request: a burst of 500 pushes on a new
+// client opens several hundred connections, which Apple treats as a
+// denial-of-service attack.
+func (f *APNs) Client(tok *token.Token) *apns2.Client {
+	var h2 http.Protocols
+	h2.SetHTTP2(true) // APNs speaks only HTTP/2
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: f.CertPool(), MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+		Protocols:         &h2,
+		MaxConnsPerHost:   1,
+		HTTP2: &http.HTTP2Config{
+			StrictMaxConcurrentRequests: true,
+			SendPingTimeout:             apns2.ReadIdleTimeout,
+			PingTimeout:                 15 * time.Second,
+		},
+	}
+	f.t.Cleanup(tr.CloseIdleConnections)
+	c := apns2.NewTokenClient(tok)
+	c.Host = f.URL()
+	c.HTTPClient = &http.Client{Transport: tr, Timeout: apns2.HTTPClientTimeout}
+	return c
+}
+
+// AddKey registers the public half of a team's signing key (the .p8 key
+// Apple issued as keyID). Tokens signed by it with iss teamID are then
+// accepted; adding a key ID again replaces it.
+func (f *APNs) AddKey(teamID, keyID string, pub *ecdsa.PublicKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys[keyID] = apnsKey{teamID: teamID, pub: pub}
+}
+
+// RemoveKey forgets a key, as when it is revoked in the developer
+// account: tokens it signed get 403 InvalidProviderToken.
+func (f *APNs) RemoveKey(keyID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.keys, keyID)
+}
+
+// Script sets the answers to the next requests for a device token that
+// pass the checks: the first answer to the first request, and so on; the
+// last answer repeats. Script with no answers removes the token's script.
+func (f *APNs) Script(token string, answers ...Answer) { f.resp.script(token, answers) }
+
+// SetDefault sets the answer to tokens without a script; it starts as
+// success.
+func (f *APNs) SetDefault(a Answer) { f.resp.setDefault(a) }
+
+// FailRandomly makes the fake answer a request for a token without a
+// script, with probability rate, with one of statuses picked at random
+// (429, 500 and 503 when statuses is empty), with Apple's reason for it
+// (TooManyRequests, InternalServerError, ServiceUnavailable); a 429 has
+// Retry-After: 1. The same seed gives the same answers to the same
+// sequence of requests. A rate of 0 turns it off.
+func (f *APNs) FailRandomly(rate float64, statuses []int, seed uint64) {
+	f.resp.failRandomly(rate, statuses, seed)
+}
+
+// Received returns a copy of the pushes accepted so far, in order.
+func (f *APNs) Received() []APNsPush {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]APNsPush(nil), f.pushes...)
+}
+
+// Count is the number of pushes accepted for a device token.
+func (f *APNs) Count(token string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[token]
+}
+
+// Attempts is the number of requests for a device token that passed the
+// checks and were answered from the script, the default or at random:
+// accepted, refused and dropped alike. Attempts minus Count is what the
+// client was refused or lost.
+func (f *APNs) Attempts(token string) int { return f.resp.attemptsFor(token) }
+
+// Connections is the number of TCP connections clients have opened to
+// the fake. A sender that reuses its connection opens one.
+func (f *APNs) Connections() int { return int(f.conns.Load()) }
+
+// JWTs is the number of distinct provider tokens presented, valid or
+// not. Apple expects a provider to reuse one token for 20 to 60 minutes.
+func (f *APNs) JWTs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.jwts)
+}
+
+// apnsPushTypes are the apns-push-type values Apple accepts.
+var apnsPushTypes = map[string]bool{
+	"alert": true, "background": true, "location": true, "voip": true,
+	"complication": true, "fileprovider": true, "mdm": true,
+	"liveactivity": true, "pushtotalk": true, "widgets": true,
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (f *APNs) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	apnsID := r.Header.Get("apns-id")
+	if apnsID == "" || !uuidPattern.MatchString(apnsID) {
+		w.Header().Set("apns-id", newUUID())
+	} else {
+		w.Header().Set("apns-id", apnsID)
+	}
+	fail := func(status int, reason string) { writeAPNsError(w, Answer{Status: status, Reason: reason}) }
+
+	if r.Method != http.MethodPost {
+		fail(http.StatusMethodNotAllowed, apns2.ReasonMethodNotAllowed)
+		return
+	}
+	deviceToken, ok := strings.CutPrefix(r.URL.Path, "/3/device/")
+	if !ok || strings.Contains(deviceToken, "/") {
+		fail(http.StatusNotFound, apns2.ReasonBadPath)
+		return
+	}
+	if deviceToken == "" {
+		fail(http.StatusBadRequest, apns2.ReasonMissingDeviceToken)
+		return
+	}
+	jwt, key, teamID, reason := f.authorize(r)
+	if reason != "" {
+		fail(http.StatusForbidden, reason)
+		return
+	}
+	for k := range r.Header {
+		if strings.HasPrefix(strings.ToLower(k), "apns-") && len(r.Header[k]) > 1 {
+			fail(http.StatusBadRequest, apns2.ReasonDuplicateHeaders)
+			return
+		}
+	}
+	p := APNsPush{
+		Token:      deviceToken,
+		Topic:      r.Header.Get("apns-topic"),
+		PushType:   r.Header.Get("apns-push-type"),
+		CollapseID: r.Header.Get("apns-collapse-id"),
+		JWT:        jwt,
+		KeyID:      key,
+		TeamID:     teamID,
+		Header:     r.Header.Clone(),
+	}
+	if p.Topic == "" {
+		fail(http.StatusBadRequest, apns2.ReasonMissingTopic)
+		return
+	}
+	if apnsID != "" && !uuidPattern.MatchString(apnsID) {
+		fail(http.StatusBadRequest, apns2.ReasonBadMessageID)
+		return
+	}
+	if p.PushType != "" && !apnsPushTypes[p.PushType] {
+		fail(http.StatusBadRequest, apns2.ReasonInvalidPushType)
+		return
+	}
+	if v := r.Header.Get("apns-priority"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || (n != 1 && n != 5 && n != 10) {
+			fail(http.StatusBadRequest, apns2.ReasonBadPriority)
+			return
+		}
+		p.Priority = n
+	}
+	if v := r.Header.Get("apns-expiration"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			fail(http.StatusBadRequest, apns2.ReasonBadExpirationDate)
+			return
+		}
+		p.Expiration = time.Unix(n, 0)
+	}
+	if len(p.CollapseID) > 64 {
+		fail(http.StatusBadRequest, apns2.ReasonBadCollapseID)
+		return
+	}
+	if len(deviceToken)%2 != 0 || !isHex(deviceToken) || len(deviceToken) > 200 {
+		fail(http.StatusBadRequest, apns2.ReasonBadDeviceToken)
+		return
+	}
+	limit := APNsMaxPayload
+	if p.PushType == "voip" {
+		limit = APNsMaxVoIPPayload
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		drop(r, Answer{Drop: true}) // the client went away mid-body
+	}
+	if len(body) > limit {
+		fail(http.StatusRequestEntityTooLarge, apns2.ReasonPayloadTooLarge)
+		return
+	}
+	if !hasAPS(body) {
+		fail(http.StatusBadRequest, apns2.ReasonPayloadEmpty)
+		return
+	}
+	p.Payload = body
+
+	a := f.resp.answer(deviceToken)
+	if a.Drop || a.CloseConn {
+		drop(r, a)
+	}
+	if !a.ok() {
+		writeAPNsError(w, a)
+		return
+	}
+	p.APNsID = w.Header().Get("apns-id")
+	p.At = time.Now()
+	f.mu.Lock()
+	f.pushes = append(f.pushes, p)
+	f.counts[deviceToken]++
+	f.mu.Unlock()
+	w.Header().Set("apns-unique-id", strings.ToLower(newUUID()))
+	a.setRetryAfter(w.Header())
+	w.WriteHeader(http.StatusOK)
+}
+
+// authorize checks the provider token as Apple does and returns it, its
+// key ID and team, or the reason it is refused.
+func (f *APNs) authorize(r *http.Request) (jwt, keyID, teamID, reason string) {
+	v := r.Header.Get("authorization")
+	if v == "" {
+		return "", "", "", apns2.ReasonMissingProviderToken
+	}
+	scheme, jwt, _ := strings.Cut(v, " ")
+	jwt = strings.TrimSpace(jwt)
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", "", "", apns2.ReasonInvalidProviderToken
+	}
+	if jwt == "" {
+		return "", "", "", apns2.ReasonMissingProviderToken
+	}
+	f.mu.Lock()
+	f.jwts[jwt] = struct{}{}
+	f.mu.Unlock()
+
+	j, err := parseJWS(jwt)
+	if err != nil {
+		return jwt, "", "", apns2.ReasonInvalidProviderToken
+	}
+	f.mu.Lock()
+	key, ok := f.keys[j.kid]
+	f.mu.Unlock()
+	if !ok || !j.verifyES256(key.pub) {
+		return jwt, j.kid, "", apns2.ReasonInvalidProviderToken
+	}
+	var claims struct {
+		Iss string      `json:"iss"`
+		Iat json.Number `json:"iat"`
+	}
+	d := json.NewDecoder(bytes.NewReader(j.claims))
+	d.UseNumber()
+	if err := d.Decode(&claims); err != nil || claims.Iss != key.teamID {
+		return jwt, j.kid, claims.Iss, apns2.ReasonInvalidProviderToken
+	}
+	iat, err := claims.Iat.Float64()
+	if err != nil {
+		return jwt, j.kid, claims.Iss, apns2.ReasonInvalidProviderToken
+	}
+	if time.Since(time.Unix(int64(iat), 0)) > APNsTokenLifetime {
+		return jwt, j.kid, claims.Iss, apns2.ReasonExpiredProviderToken
+	}
+	return jwt, j.kid, claims.Iss, ""
+}
+
+// apnsReasonStatus is the status Apple sends with each reason.
+var apnsReasonStatus = map[string]int{
+	apns2.ReasonBadCollapseID:               http.StatusBadRequest,
+	apns2.ReasonBadDeviceToken:              http.StatusBadRequest,
+	apns2.ReasonBadExpirationDate:           http.StatusBadRequest,
+	apns2.ReasonBadMessageID:                http.StatusBadRequest,
+	apns2.ReasonBadPriority:                 http.StatusBadRequest,
+	apns2.ReasonBadTopic:                    http.StatusBadRequest,
+	apns2.ReasonDeviceTokenNotForTopic:      http.StatusBadRequest,
+	apns2.ReasonDuplicateHeaders:            http.StatusBadRequest,
+	apns2.ReasonIdleTimeout:                 http.StatusBadRequest,
+	apns2.ReasonInvalidPushType:             http.StatusBadRequest,
+	apns2.ReasonMissingDeviceToken:          http.StatusBadRequest,
+	apns2.ReasonMissingTopic:                http.StatusBadRequest,
+	apns2.ReasonPayloadEmpty:                http.StatusBadRequest,
+	apns2.ReasonTopicDisallowed:             http.StatusBadRequest,
+	apns2.ReasonBadCertificate:              http.StatusForbidden,
+	apns2.ReasonBadCertificateEnvironment:   http.StatusForbidden,
+	apns2.ReasonExpiredProviderToken:        http.StatusForbidden,
+	apns2.ReasonForbidden:                   http.StatusForbidden,
+	apns2.ReasonInvalidProviderToken:        http.StatusForbidden,
+	apns2.ReasonMissingProviderToken:        http.StatusForbidden,
+	apns2.ReasonBadPath:                     http.StatusNotFound,
+	apns2.ReasonMethodNotAllowed:            http.StatusMethodNotAllowed,
+	apns2.ReasonExpiredToken:                http.StatusGone,
+	apns2.ReasonUnregistered:                http.StatusGone,
+	apns2.ReasonPayloadTooLarge:             http.StatusRequestEntityTooLarge,
+	apns2.ReasonTooManyProviderTokenUpdates: http.StatusTooManyRequests,
+	apns2.ReasonTooManyRequests:             http.StatusTooManyRequests,
+	apns2.ReasonInternalServerError:         http.StatusInternalServerError,
+	apns2.ReasonServiceUnavailable:          http.StatusServiceUnavailable,
+	apns2.ReasonShutdown:                    http.StatusServiceUnavailable,
+}
+
+// apnsStatusReason is the reason the fake gives a scripted status alone.
+var apnsStatusReason = map[int]string{
+	http.StatusBadRequest:            apns2.ReasonBadDeviceToken,
+	http.StatusForbidden:             apns2.ReasonInvalidProviderToken,
+	http.StatusNotFound:              apns2.ReasonBadPath,
+	http.StatusMethodNotAllowed:      apns2.ReasonMethodNotAllowed,
+	http.StatusGone:                  apns2.ReasonUnregistered,
+	http.StatusRequestEntityTooLarge: apns2.ReasonPayloadTooLarge,
+	http.StatusTooManyRequests:       apns2.ReasonTooManyRequests,
+	http.StatusInternalServerError:   apns2.ReasonInternalServerError,
+	http.StatusServiceUnavailable:    apns2.ReasonServiceUnavailable,
+}
+
+func writeAPNsError(w http.ResponseWriter, a Answer) {
+	status, reason := a.Status, a.Reason
+	if status == 0 {
+		status = apnsReasonStatus[reason]
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+	}
+	if reason == "" {
+		reason = apnsStatusReason[status]
+	}
+	body := struct {
+		Reason    string `json:"reason"`
+		Timestamp *int64 `json:"timestamp,omitempty"`
+	}{Reason: reason}
+	if status == http.StatusGone {
+		ts := a.Timestamp
+		if ts.IsZero() {
+			ts = time.Now()
+		}
+		ms := ts.UnixMilli()
+		body.Timestamp = &ms
+	}
+	b, _ := json.Marshal(body)
+	a.setRetryAfter(w.Header())
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// hasAPS reports whether body is a JSON object with an "aps" object.
+func hasAPS(body []byte) bool {
+	var v struct {
+		APS json.RawMessage `json:"aps"`
+	}
+	if len(bytes.TrimSpace(body)) == 0 || json.Unmarshal(body, &v) != nil {
+		return false
+	}
+	aps := bytes.TrimSpace(v.APS)
+	return len(aps) > 0 && aps[0] == '{'
+}
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
+// newUUID returns a random (version 4) UUID in upper case, as Apple
+// writes them.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+}

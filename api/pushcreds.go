@@ -121,6 +121,11 @@ func (s *Server) handlePutFCM() gin.HandlerFunc {
 			return
 		}
 		sa, msg := parseServiceAccount(*req.ServiceAccountJSON)
+		if msg == "" && s.checkTokenURI != nil {
+			if err := s.checkTokenURI(sa.TokenURI); err != nil {
+				msg = err.Error()
+			}
+		}
 		if msg != "" {
 			s.fail(c, hotzone.Invalid("service_account_json", msg))
 			return

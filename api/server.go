@@ -35,6 +35,9 @@ type Options struct {
 	// more), nil when it can; GET /readyz answers 503 with the reason.
 	// Nil means always ready.
 	Ready func() error
+	// CheckTokenURI vets an uploaded service account's token_uri (see
+	// push.Senders.CheckTokenURI); nil accepts any http(s) URL.
+	CheckTokenURI func(string) error
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -47,6 +50,8 @@ type Server struct {
 	limits  *deviceLimits
 	tzCache sync.Map // name -> *time.Location
 	ready   func() error
+	// checkTokenURI: see Options.CheckTokenURI.
+	checkTokenURI func(string) error
 
 	// closing is closed at shutdown so that live streams, which never go
 	// idle, end and let the HTTP server drain.
@@ -62,7 +67,7 @@ func (s *Server) CloseStreams() {
 
 // New builds the API over an open database and the notification engine.
 func New(db *store.DB, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, closing: make(chan struct{})}
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

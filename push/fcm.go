@@ -28,12 +28,12 @@ const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 // The OAuth token fetch (to the service account's token_uri) and the
 // sends both go through base, which trusts the configured CAs; endpoint
 // replaces FCM's when set.
-func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint string, base http.RoundTripper) (*messaging.Client, error) {
+func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint string, base http.RoundTripper) (*messaging.Client, oauth2.TokenSource, error) {
 	hc := &http.Client{Transport: base, Timeout: sendTimeout}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 	creds, err := google.CredentialsFromJSON(ctx, c.Secret, fcmScope)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if endpoint == "" {
 		endpoint = DefaultFCMEndpoint
@@ -41,9 +41,10 @@ func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint strin
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: c.ProjectID},
 		option.WithHTTPClient(oauth2.NewClient(ctx, creds.TokenSource)), option.WithEndpoint(endpoint))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return app.Messaging(ctx)
+	client, err := app.Messaging(ctx)
+	return client, creds.TokenSource, err
 }
 
 // fcmSender sends one brand's notifications through FCM. The firebase
@@ -52,6 +53,7 @@ func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint strin
 // retries come on top, per notification, through the outbox.
 type fcmSender struct {
 	client  *messaging.Client
+	tokens  oauth2.TokenSource
 	limit   *rate.Limiter
 	retry   RetryPolicy
 	now     func() time.Time
@@ -105,12 +107,18 @@ func (s *fcmSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 		return hotzone.Delivery{Status: hotzone.StatusSent, ProviderID: name, At: now}
 	}
 	text := "fcm: " + err.Error()
-	var retrieve *oauth2.RetrieveError
+	if httpStatus(err) == 0 && s.credentialsRejected() {
+		// firebase hides a failed token fetch behind a bare UNKNOWN
+		// error; asking the token source directly tells a rejected key
+		// from a network fault.
+		s.broken(text)
+		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: text, NextAttempt: now.Add(heldRetry), At: now}
+	}
 	switch {
 	case messaging.IsUnregistered(err), messaging.IsSenderIDMismatch(err), messaging.IsInvalidArgument(err):
 		// Our message is well-formed, so INVALID_ARGUMENT names the token.
 		return hotzone.Delivery{Status: hotzone.StatusInvalidToken, Error: text, At: now}
-	case errors.As(err, &retrieve), messaging.IsThirdPartyAuthError(err),
+	case messaging.IsThirdPartyAuthError(err),
 		errorutils.IsUnauthenticated(err), errorutils.IsPermissionDenied(err):
 		s.broken(text)
 		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: text, NextAttempt: now.Add(heldRetry), At: now}
@@ -123,6 +131,16 @@ func (s *fcmSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 		return s.retry.next(attempt, retryAfterOf(err, now), text, now)
 	}
 	return hotzone.Delivery{Status: hotzone.StatusFailed, Error: text, At: now}
+}
+
+// credentialsRejected fetches an access token and tells whether the
+// token endpoint refused the service account (as opposed to not
+// answering). The token source caches a valid token, so this costs a
+// request only when no valid token is held.
+func (s *fcmSender) credentialsRejected() bool {
+	_, err := s.tokens.Token()
+	var re *oauth2.RetrieveError
+	return errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500
 }
 
 // httpStatus is the HTTP status behind a firebase error, 0 when there

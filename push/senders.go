@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -169,14 +171,38 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 		return &apnsSender{client: client, topic: c.Topic, limit: rate.NewLimiter(s.opts.APNsRate, int(s.opts.APNsRate)), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, closeFn, nil
 	case hotzone.ProviderFCM:
-		client, err := newFCMClient(s.opts.Bg, c, s.opts.FCMURL, s.fcmT)
+		if err := s.CheckTokenURI(c.TokenURI); err != nil {
+			return nil, nil, err
+		}
+		client, tokens, err := newFCMClient(s.opts.Bg, c, s.opts.FCMURL, s.fcmT)
 		if err != nil {
 			return nil, nil, err
 		}
-		return &fcmSender{client: client, limit: rate.NewLimiter(s.opts.FCMRate, int(s.opts.FCMRate)), retry: s.opts.Retry,
+		return &fcmSender{client: client, tokens: tokens, limit: rate.NewLimiter(s.opts.FCMRate, int(s.opts.FCMRate)), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, nil, nil
 	}
 	return DryRun{Now: s.opts.Now}, nil, nil
+}
+
+// GoogleTokenURI is where a real service account's assertions go.
+const GoogleTokenURI = "https://oauth2.googleapis.com/token"
+
+// CheckTokenURI refuses a service account whose token_uri is neither
+// Google's nor on the host of the configured FCM endpoint: the account's
+// signed assertion is posted there, so an uploaded file must not be able
+// to send it anywhere else.
+func (s *Senders) CheckTokenURI(uri string) error {
+	if uri == "" || uri == GoogleTokenURI {
+		return nil
+	}
+	if s.opts.FCMURL != "" {
+		fu, err1 := url.Parse(s.opts.FCMURL)
+		tu, err2 := url.Parse(uri)
+		if err1 == nil && err2 == nil && fu.Host == tu.Host && tu.Scheme == fu.Scheme {
+			return nil
+		}
+	}
+	return fmt.Errorf("token_uri must be %s", GoogleTokenURI)
 }
 
 // held keeps notifications queued while a brand's credentials are

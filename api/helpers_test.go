@@ -39,6 +39,9 @@ type env struct {
 	// notification id, across restarts.
 	sendsMu sync.Mutex
 	sends   map[string]int
+	// senders, when set, replaces the counting dry-run sender (the real
+	// APNs/FCM senders in delivery tests).
+	senders func(db *store.DB) push.SenderFor
 }
 
 // newManualEnv is newEnv without a running dispatcher.
@@ -121,7 +124,11 @@ func (e *env) open() {
 		e.sends = map[string]int{}
 	}
 	sender := countingDryRun{e: e, DryRun: push.DryRun{Now: e.opts.Now}}
-	disp := push.NewDispatcher(db, func(string, hotzone.Provider) push.Sender { return sender }, push.DispatcherOptions{Now: e.opts.Now})
+	senderFor := func(string, hotzone.Provider) push.Sender { return sender }
+	if e.senders != nil {
+		senderFor = e.senders(db)
+	}
+	disp := push.NewDispatcher(db, senderFor, push.DispatcherOptions{Now: e.opts.Now})
 	e.disp = disp
 	e.engine = push.NewEngine(ctx, db, push.EngineOptions{Now: e.opts.Now, Wake: disp.Wake})
 	var wg sync.WaitGroup
@@ -134,7 +141,9 @@ func (e *env) open() {
 		wg.Wait()
 		e.engine.Wait()
 	}
-	e.srv = New(db, e.engine, e.opts)
+	opts := e.opts
+	opts.Wake = disp.Wake
+	e.srv = New(db, e.engine, opts)
 }
 
 // restart closes the database and opens it again from the same dir.

@@ -88,6 +88,7 @@ func (s *Server) handlePutAPNs() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		s.credentialsChanged(c, hotzone.ProviderAPNs)
 		c.Status(http.StatusNoContent)
 	}
 }
@@ -136,6 +137,7 @@ func (s *Server) handlePutFCM() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		s.credentialsChanged(c, hotzone.ProviderFCM)
 		c.Status(http.StatusNoContent)
 	}
 }
@@ -184,7 +186,20 @@ func (s *Server) handleDeleteCredentials(p hotzone.Provider) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		s.credentialsChanged(c, p)
 		c.Status(http.StatusNoContent)
+	}
+}
+
+// credentialsChanged releases what waited on the old credentials (held
+// by broken ones, or backing off) so it goes out now with the new ones
+// (or in dry-run, without any). A failure here only delays them.
+func (s *Server) credentialsChanged(c *gin.Context, p hotzone.Provider) {
+	if err := s.db.Release(hotzone.Lane{BrandID: keyOf(c).BrandID, Provider: p}); err != nil {
+		s.log.Error("release held notifications", "err", err)
+	}
+	if s.wake != nil {
+		s.wake()
 	}
 }
 

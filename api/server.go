@@ -38,6 +38,8 @@ type Options struct {
 	// CheckTokenURI vets an uploaded service account's token_uri (see
 	// push.Senders.CheckTokenURI); nil accepts any http(s) URL.
 	CheckTokenURI func(string) error
+	// Wake tells the dispatcher there is work (new credentials).
+	Wake func()
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -52,6 +54,7 @@ type Server struct {
 	ready   func() error
 	// checkTokenURI: see Options.CheckTokenURI.
 	checkTokenURI func(string) error
+	wake          func()
 
 	// closing is closed at shutdown so that live streams, which never go
 	// idle, end and let the HTTP server drain.
@@ -67,7 +70,7 @@ func (s *Server) CloseStreams() {
 
 // New builds the API over an open database and the notification engine.
 func New(db *store.DB, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, closing: make(chan struct{})}
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, wake: opts.Wake, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -47,7 +47,9 @@ func newAPNsClient(c hotzone.PushCredentials, host string, tlsConf *tls.Config) 
 	}
 	client.Host = host
 	tr := &http.Transport{
-		TLSClientConfig:   tlsConf,
+		// Each transport gets its own copy: net/http writes NextProtos
+		// into the config it is given.
+		TLSClientConfig:   tlsConf.Clone(),
 		ForceAttemptHTTP2: true,
 		// One connection per brand: without these, a burst on a cold
 		// client dials hundreds of connections at once (measured ~700

@@ -91,7 +91,7 @@ func NewSenders(creds CredentialStore, opts SendersOptions) *Senders {
 	}
 	tlsConf := &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
 	fcmT := http.DefaultTransport.(*http.Transport).Clone()
-	fcmT.TLSClientConfig = tlsConf
+	fcmT.TLSClientConfig = tlsConf.Clone()
 	fcmT.MaxIdleConnsPerHost = 100
 	return &Senders{creds: creds, opts: opts, tls: tlsConf, fcmT: fcmT, cache: map[hotzone.Lane]cachedSender{}}
 }

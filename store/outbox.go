@@ -197,3 +197,34 @@ func (db *DB) clearTokenInMemory(brandID, deviceID string, since time.Time) {
 	}
 	e.mu.Unlock()
 }
+
+// Release makes every queued notification of the lane due now: new
+// credentials should not wait out the backoff the old ones earned.
+func (db *DB) Release(lane hotzone.Lane) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		w := newNotifWriter(tx)
+		prefix := append(joinKey(lane.BrandID, string(lane.Provider)), 0)
+		var held []hotzone.Notification
+		c := w.outbox.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			raw := w.notifs.Get(joinKey(lane.BrandID, string(k[len(prefix):])))
+			if raw == nil {
+				continue
+			}
+			var n hotzone.Notification
+			if err := json.Unmarshal(raw, &n); err != nil {
+				return err
+			}
+			if !n.NextAttempt.IsZero() {
+				n.NextAttempt = time.Time{}
+				held = append(held, n)
+			}
+		}
+		for i := range held {
+			if err := w.putNotification(&held[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

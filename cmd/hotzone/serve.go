@@ -84,7 +84,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	}
-	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready, CheckTokenURI: senders.CheckTokenURI})
+	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready, CheckTokenURI: senders.CheckTokenURI, Wake: disp.Wake})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)

@@ -182,31 +182,78 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	return total, nil
 }
 
+// Results are recorded as they come, in small groups, and a send's slot
+// frees only once its result is recorded: at most Concurrency pushes are
+// ever out but unrecorded, which bounds what a crash can send twice.
+const (
+	recordEvery = 64
+	recordAfter = 20 * time.Millisecond
+)
+
+// result is a delivery and whether it holds a send slot.
+type result struct {
+	d    hotzone.Delivery
+	slot bool
+}
+
 func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error) {
 	due, err := d.box.Due(l, d.now(), d.batch)
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	results := make([]hotzone.Delivery, len(due))
-	sem := make(chan struct{}, d.concurrency)
-	var wg sync.WaitGroup
-	for i, n := range due {
-		m, res, ready := d.prepare(n)
-		if ready {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				results[i] = d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
-			})
-		} else {
-			results[i] = res
+	results := make(chan result, len(due))
+	slots := make(chan struct{}, d.concurrency)
+	go func() {
+		for _, n := range due {
+			finish := func(r hotzone.Delivery, slot bool) {
+				r.NotificationID, r.BrandID, r.Provider = n.ID, n.BrandID, l.Provider
+				results <- result{r, slot}
+			}
+			m, res, ready := d.prepare(n)
+			if !ready {
+				finish(res, false)
+				continue
+			}
+			slots <- struct{}{}
+			go func() { finish(d.senders(n.BrandID, m.Device.Provider).Send(ctx, m), true) }()
+		}
+	}()
+	var (
+		pending  []hotzone.Delivery
+		held     int // slots the pending results hold
+		firstErr error
+		timer    = time.NewTimer(recordAfter)
+	)
+	defer timer.Stop()
+	record := func() {
+		if len(pending) > 0 {
+			if err := d.box.Complete(pending); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			pending = pending[:0]
+		}
+		for ; held > 0; held-- {
+			<-slots
 		}
 	}
-	wg.Wait()
-	for i, n := range due {
-		results[i].NotificationID, results[i].BrandID, results[i].Provider = n.ID, n.BrandID, l.Provider
+	for got := 0; got < len(due); {
+		select {
+		case r := <-results:
+			got++
+			pending = append(pending, r.d)
+			if r.slot {
+				held++
+			}
+			if len(pending) >= recordEvery {
+				record()
+			}
+		case <-timer.C:
+			record()
+			timer.Reset(recordAfter)
+		}
 	}
-	return len(due), d.box.Complete(results)
+	record()
+	return len(due), firstErr
 }
 
 // prepare loads what a send needs; a notification that cannot be sent

@@ -314,3 +314,54 @@ func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr 
 		}
 	}
 }
+
+// PutDevices registers many new devices of one brand in one transaction
+// (a migration from another system, a load test's setup). Ids already
+// registered, or tokens already held, are refused: it never moves
+// anything, so it cannot be used to steal a token quietly.
+func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device) error {
+	bs := db.brand(brandID)
+	if bs == nil {
+		return hotzone.ErrNotFound
+	}
+	now := db.now().UTC()
+	bs.wmu.Lock()
+	defer bs.wmu.Unlock()
+	for i := range ds {
+		d := &ds[i]
+		d.BrandID, d.CreatedAt, d.UpdatedAt = brandID, now, now
+		if d.Token != "" {
+			d.TokenAt = now
+		}
+		if bs.devices[d.ID] != nil {
+			return fmt.Errorf("store: device %q exists: %w", d.ID, hotzone.ErrConflict)
+		}
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
+		for _, d := range ds {
+			if d.Token != "" {
+				tk := joinKey(brandID, string(d.Provider), d.Token)
+				if tokens.Get(tk) != nil {
+					return fmt.Errorf("store: token of %q is held: %w", d.ID, hotzone.ErrConflict)
+				}
+				if err := tokens.Put(tk, []byte(d.ID)); err != nil {
+					return err
+				}
+			}
+			if err := putJSON(devices, joinKey(brandID, d.ID), d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: put devices: %w", err)
+	}
+	bs.mu.Lock()
+	for _, d := range ds {
+		bs.devices[d.ID] = &deviceEntry{brandID: brandID, dev: d}
+	}
+	bs.mu.Unlock()
+	return nil
+}

@@ -75,8 +75,13 @@ type DispatcherOptions struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
 	Batch       int // notifications read per round of a lane (default 500)
-	Concurrency int // sends in flight at once per lane (default 64)
+	Concurrency int // sends in flight at once per lane (default DefaultConcurrency)
 }
+
+// DefaultConcurrency is how many pushes a lane keeps in flight: enough to
+// outrun a disk sync per recorded group (APNs allows up to 1,000 streams
+// on a connection), and the most a crash can send twice per lane.
+const DefaultConcurrency = 256
 
 // NewDispatcher builds a dispatcher; Run starts it.
 func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
@@ -92,7 +97,7 @@ func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispa
 		d.batch = 500
 	}
 	if d.concurrency <= 0 {
-		d.concurrency = 64
+		d.concurrency = DefaultConcurrency
 	}
 	return d
 }
@@ -182,13 +187,8 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// Results are recorded as they come, in small groups, and a send's slot
-// frees only once its result is recorded: at most Concurrency pushes are
-// ever out but unrecorded, which bounds what a crash can send twice.
-const (
-	recordEvery = 64
-	recordAfter = 20 * time.Millisecond
-)
+// maxRecord bounds how many results one transaction records.
+const maxRecord = 1024
 
 // result is a delivery and whether it holds a send slot.
 type result struct {
@@ -196,6 +196,11 @@ type result struct {
 	slot bool
 }
 
+// roundLane sends one batch of a lane. Results are recorded as they come
+// by group commit: while one transaction commits, the next results gather
+// and go in the following one. A send's slot frees only once its result
+// is recorded, so at most Concurrency pushes are ever out but unrecorded:
+// that bounds what a crash can send twice.
 func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error) {
 	due, err := d.box.Due(l, d.now(), d.batch)
 	if err != nil || len(due) == 0 {
@@ -219,40 +224,35 @@ func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error)
 		}
 	}()
 	var (
-		pending  []hotzone.Delivery
-		held     int // slots the pending results hold
+		group    []hotzone.Delivery
 		firstErr error
-		timer    = time.NewTimer(recordAfter)
 	)
-	defer timer.Stop()
-	record := func() {
-		if len(pending) > 0 {
-			if err := d.box.Complete(pending); err != nil && firstErr == nil {
-				firstErr = err
+	for got := 0; got < len(due); {
+		group, held := group[:0], 0
+		take := func(r result) {
+			got++
+			group = append(group, r.d)
+			if r.slot {
+				held++
 			}
-			pending = pending[:0]
+		}
+		take(<-results)
+	gather:
+		for len(group) < maxRecord {
+			select {
+			case r := <-results:
+				take(r)
+			default:
+				break gather
+			}
+		}
+		if err := d.box.Complete(group); err != nil && firstErr == nil {
+			firstErr = err
 		}
 		for ; held > 0; held-- {
 			<-slots
 		}
 	}
-	for got := 0; got < len(due); {
-		select {
-		case r := <-results:
-			got++
-			pending = append(pending, r.d)
-			if r.slot {
-				held++
-			}
-			if len(pending) >= recordEvery {
-				record()
-			}
-		case <-timer.C:
-			record()
-			timer.Reset(recordAfter)
-		}
-	}
-	record()
 	return len(due), firstErr
 }
 

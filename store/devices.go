@@ -337,19 +337,35 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 			return fmt.Errorf("store: device %q exists: %w", d.ID, hotzone.ErrConflict)
 		}
 	}
+	// Written in key order per bucket: bbolt inserts by shifting a node,
+	// so random order (tokens are random) costs quadratic copying.
+	type rec struct{ k, v []byte }
+	var toks, devs []rec
+	for _, d := range ds {
+		buf, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		devs = append(devs, rec{joinKey(brandID, d.ID), buf})
+		if d.Token != "" {
+			toks = append(toks, rec{joinKey(brandID, string(d.Provider), d.Token), []byte(d.ID)})
+		}
+	}
+	byKey := func(a, b rec) int { return bytes.Compare(a.k, b.k) }
+	slices.SortFunc(toks, byKey)
+	slices.SortFunc(devs, byKey)
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
-		for _, d := range ds {
-			if d.Token != "" {
-				tk := joinKey(brandID, string(d.Provider), d.Token)
-				if tokens.Get(tk) != nil {
-					return fmt.Errorf("store: token of %q is held: %w", d.ID, hotzone.ErrConflict)
-				}
-				if err := tokens.Put(tk, []byte(d.ID)); err != nil {
-					return err
-				}
+		for _, r := range toks {
+			if tokens.Get(r.k) != nil {
+				return fmt.Errorf("store: token of %q is held: %w", r.v, hotzone.ErrConflict)
 			}
-			if err := putJSON(devices, joinKey(brandID, d.ID), d); err != nil {
+			if err := tokens.Put(r.k, r.v); err != nil {
+				return err
+			}
+		}
+		for _, r := range devs {
+			if err := devices.Put(r.k, r.v); err != nil {
 				return err
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/push/pushtest"
 	"github.com/hotzone/hotzone/store"
 )
@@ -150,8 +151,8 @@ func TestCrashMidFanOut(t *testing.T) {
 	}
 	// In flight at the kill: sent, but not yet recorded as sent. A send's
 	// slot frees only once its result is recorded, so that is at most the
-	// dispatcher's concurrency (64, the default) per lane.
-	const inFlightBound = 64
+	// dispatcher's concurrency per lane.
+	const inFlightBound = push.DefaultConcurrency
 	t.Logf("SIGKILL after %d of %d pushes; %d devices received theirs twice (bound: %d in flight)", atKill, devices, twice, inFlightBound)
 	if twice > inFlightBound {
 		t.Errorf("%d duplicates, more than the %d that can be in flight", twice, inFlightBound)

@@ -73,11 +73,12 @@ type APNs struct {
 	resp  *responder
 	conns atomic.Int64
 
-	mu     sync.Mutex
-	keys   map[string]apnsKey // by key ID
-	pushes []APNsPush
-	counts map[string]int
-	jwts   map[string]struct{}
+	mu       sync.Mutex
+	keys     map[string]apnsKey // by key ID
+	pushes   []APNsPush
+	counts   map[string]int
+	jwts     map[string]struct{}
+	verified map[string]verifiedJWT // provider tokens already checked
 }
 
 type apnsKey struct {
@@ -107,11 +108,12 @@ type APNsPush struct {
 func NewAPNs(t testing.TB) *APNs {
 	t.Helper()
 	f := &APNs{
-		t:      t,
-		resp:   newResponder(),
-		keys:   map[string]apnsKey{},
-		counts: map[string]int{},
-		jwts:   map[string]struct{}{},
+		t:        t,
+		resp:     newResponder(),
+		keys:     map[string]apnsKey{},
+		counts:   map[string]int{},
+		jwts:     map[string]struct{}{},
+		verified: map[string]verifiedJWT{},
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTP))
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -399,6 +401,23 @@ func (f *APNs) authorize(r *http.Request) (jwt, keyID, teamID, reason string) {
 	f.jwts[jwt] = struct{}{}
 	f.mu.Unlock()
 
+	// Apple verifies a provider token once and trusts it for its
+	// lifetime; so does the fake, or ES256 verification (~100 µs) would
+	// dominate every throughput measurement. A removed key still fails.
+	f.mu.Lock()
+	cached, seen := f.verified[jwt]
+	if seen {
+		if k, ok := f.keys[cached.kid]; !ok || k.pub != cached.pub {
+			seen = false
+		}
+	}
+	f.mu.Unlock()
+	if seen {
+		if time.Since(cached.iat) > APNsTokenLifetime {
+			return jwt, cached.kid, cached.iss, apns2.ReasonExpiredProviderToken
+		}
+		return jwt, cached.kid, cached.iss, ""
+	}
 	j, err := parseJWS(jwt)
 	if err != nil {
 		return jwt, "", "", apns2.ReasonInvalidProviderToken
@@ -425,7 +444,18 @@ func (f *APNs) authorize(r *http.Request) (jwt, keyID, teamID, reason string) {
 	if time.Since(time.Unix(int64(iat), 0)) > APNsTokenLifetime {
 		return jwt, j.kid, claims.Iss, apns2.ReasonExpiredProviderToken
 	}
+	f.mu.Lock()
+	f.verified[jwt] = verifiedJWT{kid: j.kid, iss: claims.Iss, iat: time.Unix(int64(iat), 0), pub: key.pub}
+	f.mu.Unlock()
 	return jwt, j.kid, claims.Iss, ""
+}
+
+// verifiedJWT is a provider token that passed every check, and the key
+// it was checked against.
+type verifiedJWT struct {
+	kid, iss string
+	iat      time.Time
+	pub      *ecdsa.PublicKey
 }
 
 // apnsReasonStatus is the status Apple sends with each reason.

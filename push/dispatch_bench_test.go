@@ -1,0 +1,146 @@
+package push_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
+	"github.com/hotzone/hotzone/push/pushtest"
+	"github.com/hotzone/hotzone/store"
+)
+
+func apnsKey(b *testing.B, fake *pushtest.APNs) (*ecdsa.PrivateKey, []byte) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	fake.AddKey("TEAM000001", "KEY0000001", &key.PublicKey)
+	return key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func deviceToken(i int) string {
+	h := sha256.Sum256([]byte(fmt.Sprint(i)))
+	return hex.EncodeToString(h[:])
+}
+
+// BenchmarkAPNs compares, in one run, the bare apns2 client pushing to
+// the local fake over one connection with the whole dispatch path: outbox
+// reads, the real sender (rate limiter, retry bookkeeping) and the
+// durable record of every result.
+func BenchmarkAPNs(b *testing.B) {
+	b.Run("client-only", benchAPNsClient)
+	b.Run("dispatcher+outbox", benchDispatch)
+}
+
+func benchAPNsClient(b *testing.B) {
+	fake := pushtest.NewAPNs(b)
+	key, _ := apnsKey(b, fake)
+	client := fake.Client(&token.Token{AuthKey: key, KeyID: "KEY0000001", TeamID: "TEAM000001"})
+	payload := []byte(`{"aps":{"alert":{"title":"Hot","body":"Now"}}}`)
+	const workers = 64
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				res, err := client.PushWithContext(context.Background(), &apns2.Notification{DeviceToken: deviceToken(i % 1000), Topic: "com.example.bench", Payload: payload})
+				if err != nil || res.StatusCode != 200 {
+					b.Errorf("push: %v %v", err, res)
+				}
+			}
+		})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pushes/s")
+	if c := fake.Connections(); c != 1 {
+		b.Errorf("%d connections, want 1", c)
+	}
+}
+
+func benchDispatch(b *testing.B) {
+	fake := pushtest.NewAPNs(b)
+	_, p8 := apnsKey(b, fake)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	db, err := store.Open(b.TempDir(), store.Options{SecretKey: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	br, _, _, _ := db.CreateBrand(ctx, "bench")
+	if _, err := db.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error {
+		p.MinIntervalS, p.DailyCap, p.QuietHours = 0, 0, nil
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.PutCredentials(br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: p8, KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.bench"}); err != nil {
+		b.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 1, RadiusM: 100}}}
+	st.Fence, _ = store.BuildFence(st.Spec)
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		b.Fatal(err)
+	}
+	n := b.N
+	ds := make([]hotzone.Device, n)
+	ids := make([]string, n)
+	for i := range ds {
+		ids[i] = fmt.Sprintf("d%08d", i)
+		ds[i] = hotzone.Device{ID: ids[i], Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: deviceToken(i)}
+	}
+	if err := db.PutDevices(ctx, br.ID, ds); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+		b.Fatal(err)
+	}
+	for start := 0; start < n; start += 8192 {
+		if _, err := db.Consider(ctx, ev, ids[start:min(n, start+8192)], func(hotzone.Device, []time.Time) string { return "" }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	senders := push.NewSenders(db, push.SendersOptions{APNsURL: fake.URL(), RootCAs: fake.CertPool(), APNsRate: 1e6})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{}) // the defaults: batch, concurrency
+	b.ResetTimer()
+	for {
+		got, err := disp.Round(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got == 0 {
+			break
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pushes/s")
+	if len(fake.Received()) != n {
+		b.Fatalf("fake received %d, want %d", len(fake.Received()), n)
+	}
+	if c := fake.Connections(); c != 1 {
+		b.Errorf("%d connections, want 1", c)
+	}
+}

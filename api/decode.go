@@ -30,22 +30,37 @@ var strict = json.JoinOptions(json.RejectUnknownMembers(true))
 
 // readBody checks the content type and reads at most limit bytes.
 func readBody(c *gin.Context, limit int64) ([]byte, error) {
-	ct := c.GetHeader("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil, newHTTPError(http.StatusUnsupportedMediaType, "the body must be JSON: Content-Type: application/json")
+	return readBodyInto(c, limit, nil)
+}
+
+// readBodyInto is readBody appending to buf, so a hot path can reuse a
+// pooled buffer.
+func readBodyInto(c *gin.Context, limit int64, buf []byte) ([]byte, error) {
+	if ct := c.Request.Header.Get("Content-Type"); ct != "application/json" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, newHTTPError(http.StatusUnsupportedMediaType, "the body must be JSON: Content-Type: application/json")
+		}
 	}
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, limit+1))
-	if err != nil {
-		return nil, newHTTPError(http.StatusBadRequest, "could not read the body: "+err.Error())
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := c.Request.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, tooLarge(limit)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, newHTTPError(http.StatusBadRequest, "could not read the body: "+err.Error())
+		}
 	}
-	if int64(len(body)) > limit {
-		return nil, tooLarge(limit)
-	}
-	return body, nil
 }
 
 func tooLarge(limit int64) error {

@@ -14,12 +14,21 @@ import (
 	"github.com/hotzone/hotzone"
 )
 
+// pingRequest is a decoded ping; a member that was absent or null is
+// not ok, so a missing lat can never read as 0.
 type pingRequest struct {
-	DeviceID  *string  `json:"device_id"`
-	Lat       *float64 `json:"lat"`
-	Lon       *float64 `json:"lon"`
-	AccuracyM *float64 `json:"accuracy_m"`
-	TS        *string  `json:"ts"`
+	DeviceID, TS        optString
+	Lat, Lon, AccuracyM optFloat
+}
+
+type optString struct {
+	v  string
+	ok bool
+}
+
+type optFloat struct {
+	v  float64
+	ok bool
 }
 
 type insideJSON struct {
@@ -50,10 +59,20 @@ type pingResponse struct {
 // maxFutureSkew is how far ahead of the server's clock a ping's ts may be.
 const maxFutureSkew = 60 * time.Second
 
+var jsonContentType = []string{"application/json"}
+
 func (s *Server) handlePing() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		var req pingRequest
-		if err := decodeBody(c, limitPing, &req); err != nil {
+		pc := pingCodecs.Get().(*pingCodec)
+		defer pingCodecs.Put(pc)
+		body, err := readBodyInto(c, limitPing, pc.buf[:0])
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		pc.buf = body[:0]
+		req, err := decodePing(body, "")
+		if err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -62,7 +81,11 @@ func (s *Server) handlePing() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		ok(c, http.StatusOK, resp)
+		out := appendPingResponse(pc.buf[:0], &resp)
+		pc.buf = out[:0]
+		c.Writer.Header()["Content-Type"] = jsonContentType
+		c.Writer.WriteHeader(http.StatusOK)
+		_, _ = c.Writer.Write(out)
 	}
 }
 
@@ -96,8 +119,7 @@ func (s *Server) handlePingBatch() gin.HandlerFunc {
 		out := batchResponse{Results: make([]any, len(req.Pings))}
 		for i, raw := range req.Pings {
 			prefix := "pings[" + strconv.Itoa(i) + "]"
-			var p pingRequest
-			err := decodeJSON(raw, prefix, &p)
+			p, err := decodePing(raw, prefix)
 			var resp pingResponse
 			if err == nil {
 				resp, err = s.ping(c, brandID, &p, prefix)
@@ -124,17 +146,17 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 	now := s.now()
 	var errs fieldErrors
 	field := func(name string) string { return joinPath(prefix, name) }
-	if req.DeviceID == nil {
+	if !req.DeviceID.ok {
 		errs.add(field("device_id"), "required")
-	} else if !validID(deviceIDPattern, *req.DeviceID) {
+	} else if !validID(deviceIDPattern, req.DeviceID.v) {
 		errs.add(field("device_id"), "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 	}
 	checkRange(&errs, field("lat"), req.Lat, -90, 90)
 	checkRange(&errs, field("lon"), req.Lon, -180, 180)
 	checkRange(&errs, field("accuracy_m"), req.AccuracyM, 0, 100000)
 	ts := now
-	if req.TS != nil {
-		t, err := time.Parse(time.RFC3339Nano, *req.TS)
+	if req.TS.ok {
+		t, err := time.Parse(time.RFC3339Nano, req.TS.v)
 		switch {
 		case err != nil:
 			errs.add(field("ts"), "must be an RFC 3339 time such as 2026-11-22T10:00:00Z")
@@ -147,12 +169,12 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 	if len(errs) > 0 {
 		return pingResponse{}, errs.err()
 	}
-	ref := deviceRef{brandID, *req.DeviceID}
+	ref := deviceRef{brandID, req.DeviceID.v}
 	policy, err := s.db.Policy(brandID)
 	if err != nil {
 		return pingResponse{}, err
 	}
-	pos := hotzone.Position{Lat: *req.Lat, Lon: *req.Lon, AccuracyM: *req.AccuracyM, TS: ts.UTC()}
+	pos := hotzone.Position{Lat: req.Lat.v, Lon: req.Lon.v, AccuracyM: req.AccuracyM.v, TS: ts.UTC()}
 	accurate := pos.AccuracyM <= policy.MaxAccuracyM
 	fresh := now.Sub(ts) <= time.Duration(policy.MaxPingAgeS)*time.Second
 	if okRate, wait := s.limits.allow(ref, now); !okRate {
@@ -201,11 +223,11 @@ func unknownDevice(err error) error {
 	return err
 }
 
-func checkRange(errs *fieldErrors, field string, v *float64, lo, hi float64) {
+func checkRange(errs *fieldErrors, field string, v optFloat, lo, hi float64) {
 	switch {
-	case v == nil:
+	case !v.ok:
 		errs.add(field, "required")
-	case math.IsNaN(*v) || *v < lo || *v > hi:
+	case math.IsNaN(v.v) || v.v < lo || v.v > hi:
 		errs.add(field, "must be between "+fmtFloat(lo)+" and "+fmtFloat(hi))
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -100,6 +102,17 @@ func (s *Server) fail(c *gin.Context, err error) { writeProblem(c, s.log, err) }
 
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// Request ids need to be unique, not secret: a random per-process prefix
+// and a counter cost nothing per request.
+var (
+	requestIDPrefix = hotzone.NewID(time.Now())[10:] + "-"
+	requestIDSeq    atomic.Uint64
+)
+
+func nextRequestID() string {
+	return requestIDPrefix + strconv.FormatUint(requestIDSeq.Add(1), 36)
+}
+
 // requestLog gives every request an id (the caller's, if sane) and logs
 // one line when it ends. Keys and tokens never reach it: it logs the
 // route pattern, not the URL, and no headers.
@@ -107,8 +120,8 @@ func (s *Server) requestLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		id := c.GetHeader(headerRequestID)
-		if !saneRequestID.MatchString(id) {
-			id = hotzone.NewID(start)
+		if id == "" || !saneRequestID.MatchString(id) {
+			id = nextRequestID()
 		}
 		c.Header(headerRequestID, id)
 		c.Next()

@@ -20,6 +20,9 @@ func (s *Server) routes() {
 	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
 
 	e.GET("/healthz", s.handleHealthz())
+	e.GET("/tablet", s.handlePage(pageTablet))
+	e.GET("/admin", s.handlePage(pageAdmin))
+	e.GET("/assets/:version/*path", s.handleAsset())
 	e.GET("/readyz", s.handleReadyz())
 
 	v1 := e.Group("/v1")

@@ -1,0 +1,745 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The browser tests drive the real pages in Debian's headless Chromium
+// against the real server on 127.0.0.1. They skip where Chromium is
+// missing, except in CI, where they must run.
+
+const chromiumPath = "/usr/bin/chromium"
+
+// waitTimeout bounds every single wait; browserTimeout the whole test.
+const (
+	waitTimeout    = 20 * time.Second
+	browserTimeout = 4 * time.Minute
+)
+
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu      sync.Mutex
+	console []chromedp.ConsoleMessage
+	// allowed are console errors a test expects: the browser logs every
+	// failed request (a 401 the page handles, a refused connection while
+	// the server is down) and the page cannot stop it.
+	allowed []*regexp.Regexp
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s not installed (apt-get install chromium); CI runs these tests", chromiumPath)
+		}
+		t.Fatalf("CI must run the browser tests: %v", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints,AutofillServerCommunication"),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1024, 768),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	ctx, cancelAll := context.WithTimeout(ctx, browserTimeout)
+	b := &browser{t: t, ctx: ctx}
+	t.Cleanup(func() {
+		cancelAll()
+		cancelTab()
+		cancelAlloc()
+	})
+	messages := chromedp.Console(ctx) // starts the browser and subscribes
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				b.mu.Lock()
+				b.console = append(b.console, m)
+				b.mu.Unlock()
+			}
+		}
+	}()
+	b.do("set viewport", chromedp.EmulateViewport(1024, 768))
+	return b
+}
+
+// allow lets console errors matching re pass (from now on).
+func (b *browser) allow(re string) {
+	b.mu.Lock()
+	b.allowed = append(b.allowed, regexp.MustCompile(re))
+	b.mu.Unlock()
+}
+
+// checkConsole fails the test on any console error or exception that no
+// allow rule expects.
+func (b *browser) checkConsole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.console {
+		ok := false
+		for _, re := range b.allowed {
+			if !m.IsException() && re.MatchString(m.Text+" "+m.URL) {
+				ok = true
+			}
+		}
+		if !ok {
+			b.t.Errorf("console %s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1)
+		} else {
+			b.t.Logf("expected console %s: %s", m.Type, m.Text)
+		}
+	}
+}
+
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.fail("%s: %v", what, err)
+	}
+}
+
+func (b *browser) navigate(url string) {
+	b.t.Helper()
+	b.do("navigate "+url, chromedp.Navigate(url))
+}
+
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+}
+
+// typeInto replaces an input's value by typing, as a person would.
+func (b *browser) typeInto(sel, text string) {
+	b.t.Helper()
+	// chromedp.Clear resets the attribute, not what was typed.
+	b.eval(fmt.Sprintf(`(() => { document.querySelector(%q).value = ''; return true })()`, sel))
+	b.do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+// setValue sets a long value at once and tells the page, as a paste would.
+func (b *browser) setValue(sel, text string) {
+	b.t.Helper()
+	b.eval(fmt.Sprintf(`(() => { const el = document.querySelector(%q); el.value = %q;
+		el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true})); return true })()`, sel, text))
+}
+
+// eval evaluates a JavaScript expression, awaited if a promise, to a
+// string (JSON for other values).
+func (b *browser) eval(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, waitTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(async () => { const v = await (`+expr+`); return typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v) })()`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls expr until it is true; on timeout it reports what show
+// evaluates to.
+func (b *browser) waitJS(what, expr, show string) {
+	b.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		if b.eval(`!!(`+expr+`)`) == "true" {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.fail("timed out waiting for %s; %s = %s", what, show, b.eval(show))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// text is an element's trimmed text, "" when it does not exist.
+func textJS(sel string) string {
+	return fmt.Sprintf(`(document.querySelector(%q)?.textContent ?? '<none>').trim()`, sel)
+}
+
+// visibleJS is true when an element exists, is not hidden, and has a box.
+func visibleJS(sel string) string {
+	return fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false;
+		const r = el.getBoundingClientRect(); return !el.closest('[hidden]') && r.width > 0 && r.height > 0 })()`, sel)
+}
+
+func (b *browser) waitText(sel, want string) {
+	b.t.Helper()
+	b.waitJS(fmt.Sprintf("%s to read %q", sel, want), textJS(sel)+` === `+jsString(want), textJS(sel))
+}
+
+func (b *browser) waitTextContains(sel, want string) {
+	b.t.Helper()
+	b.waitJS(fmt.Sprintf("%s to contain %q", sel, want), textJS(sel)+`.includes(`+jsString(want)+`)`, textJS(sel))
+}
+
+func (b *browser) waitVisible(sel string) {
+	b.t.Helper()
+	b.waitJS(sel+" to be visible", visibleJS(sel), `document.body.innerText.slice(0, 400)`)
+}
+
+func jsString(s string) string { return fmt.Sprintf("%q", s) }
+
+// fail stops the test with a screenshot of the moment, for the reviewer.
+func (b *browser) fail(format string, args ...any) {
+	b.t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if b.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		if buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+			p := filepath.Join(screenshotDir(b.t), "FAILED-"+sanitize(b.t.Name())+".png")
+			if os.WriteFile(p, buf, 0o644) == nil {
+				msg += "\nscreenshot: " + p
+			}
+		}
+		cancel()
+	}
+	b.t.Fatal(msg)
+}
+
+// screenshotDir is $HOTZONE_SCREENSHOTS, or screenshots/ at the repo
+// root (git-ignored).
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("HOTZONE_SCREENSHOTS")
+	if dir == "" {
+		dir = filepath.Join("..", "screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("screenshots: %v", err)
+	}
+	return dir
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func sanitize(s string) string { return unsafeName.ReplaceAllString(s, "_") }
+
+// screenshots saves the screen at tablet (1024×768) and phone (390×844)
+// size, and leaves the viewport at tablet size.
+func (b *browser) screenshots(name string) { b.shoot(name, false) }
+
+// fullScreenshots is screenshots of the whole page, for the long ones.
+func (b *browser) fullScreenshots(name string) { b.shoot(name, true) }
+
+func (b *browser) shoot(name string, full bool) {
+	b.t.Helper()
+	dir := screenshotDir(b.t)
+	// Let animations (a map zooming to fit, say) finish first.
+	b.eval(`new Promise(r => setTimeout(r, 400))`)
+	for _, size := range []struct {
+		w, h  int64
+		scale float64
+	}{{390, 844, 2}, {1024, 768, 1}} {
+		b.do("resize", chromedp.EmulateViewport(size.w, size.h, chromedp.EmulateScale(size.scale)))
+		// Two frames, so layout and the map settle at the new size.
+		b.eval(`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 150))))`)
+		ctx, cancel := context.WithTimeout(b.ctx, waitTimeout)
+		shot := chromedp.CaptureScreenshot()
+		if full {
+			shot = chromedp.FullScreenshot(100) // 100: PNG
+		}
+		buf, err := chromedp.Run(ctx, shot)
+		cancel()
+		if err != nil {
+			b.fail("screenshot %s: %v", name, err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%s-%dx%d.png", name, size.w, size.h))
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			b.t.Fatalf("screenshot: %v", err)
+		}
+	}
+}
+
+// liveServer serves the API on 127.0.0.1 and can go down and come back
+// on the same port, which is what a server restart looks like to a
+// browser.
+type liveServer struct {
+	t    *testing.T
+	h    http.Handler
+	addr string
+	mu   sync.Mutex
+	ts   *httptest.Server
+}
+
+func startLiveServer(t *testing.T, h http.Handler) *liveServer {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	ls := &liveServer{t: t, h: h, addr: ts.Listener.Addr().String(), ts: ts}
+	t.Cleanup(ls.down)
+	return ls
+}
+
+func (l *liveServer) URL() string { return "http://" + l.addr }
+
+// down stops listening and cuts every connection, streams included.
+func (l *liveServer) down() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ts == nil {
+		return
+	}
+	_ = l.ts.Listener.Close()
+	l.ts.CloseClientConnections()
+	l.ts.Close()
+	l.ts = nil
+}
+
+// up listens again on the same address.
+func (l *liveServer) up() {
+	l.t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var (
+		ln  net.Listener
+		err error
+	)
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", l.addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		l.t.Fatalf("listen again on %s: %v", l.addr, err)
+	}
+	l.ts = &httptest.Server{Listener: ln, Config: &http.Server{Handler: l.h}}
+	l.ts.Start()
+}
+
+// cut drops the open connections while the server keeps listening.
+func (l *liveServer) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ts.CloseClientConnections()
+}
+
+// tabletFixture is a brand with one store, a manager key, a policy that
+// never holds a notification back, and devices of the brand's app.
+type tabletFixture struct {
+	brand      brandKeys
+	storeID    string
+	managerKey string
+	tabletURL  string
+}
+
+// Main St's fence: 500 m around this point.
+const (
+	mainLat = 40.7128
+	mainLon = -74.0060
+)
+
+func newTabletFixture(e *env) tabletFixture {
+	e.t.Helper()
+	f := tabletFixture{brand: e.brand("Krispy Donuts"), storeID: "main-st"}
+	// No quiet hours or intervals: the counts must not depend on when
+	// the test runs.
+	e.must(200, "PATCH", "/v1/policy", f.brand.AdminKey, map[string]any{"quiet_hours": nil, "min_interval_s": 0, "daily_cap": 0})
+	e.must(201, "PUT", "/v1/stores/main-st", f.brand.AdminKey, circleStore("Main St", mainLat, mainLon, 500))
+	f.managerKey, f.tabletURL = e.managerKey(f.brand.AdminKey, "main-st")
+	return f
+}
+
+func (e *env) managerKey(admin, storeID string) (key, tabletURL string) {
+	e.t.Helper()
+	var mk struct {
+		ManagerKey string `json:"manager_key"`
+		TabletURL  string `json:"tablet_url"`
+	}
+	e.must(201, "POST", "/v1/stores/"+storeID+"/manager-keys", admin, map[string]any{"label": "front counter"}).decode(e.t, &mk)
+	return mk.ManagerKey, mk.TabletURL
+}
+
+// arrive registers a device and pings it at the store.
+func (e *env) arrive(app, id string, inside bool) {
+	e.t.Helper()
+	e.device(app, id)
+	lat := mainLat + 0.001 // about 110 m north
+	if !inside {
+		lat = mainLat + 0.05 // about 5.5 km north
+	}
+	e.must(200, "POST", "/v1/pings", app, ping(id, lat, mainLon))
+}
+
+// smallTargets lists the visible controls smaller than 48×48 CSS px.
+const smallTargetsJS = `(() => {
+	const bad = [];
+	for (const el of document.querySelectorAll('button, input:not([type=radio]), textarea, select, a[href], .segmented label')) {
+		const r = el.getBoundingClientRect();
+		if (el.closest('[hidden]') || r.width === 0) continue;
+		if (r.width < 48 || r.height < 48) bad.push((el.id || el.textContent.trim() || el.tagName) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+	}
+	return bad.join(', ');
+})()`
+
+func TestTabletPage(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+	e.arrive(f.brand.AppKey, "early-bird", true) // in the fence before the event starts
+
+	b.navigate(ls.URL() + f.tabletURL)
+	b.waitText("#store-name", "Main St")
+	b.waitText("#conn", "Connected")
+	if href := b.eval(`location.href`); strings.Contains(href, "key") {
+		t.Errorf("the key is still in the address bar: %s", href)
+	}
+	if got := b.eval(`localStorage.getItem('hotzone.tablet.key')`); got != f.managerKey {
+		t.Errorf("stored key = %q, want the manager key", got)
+	}
+	if got := b.eval(`document.getElementById('ev-title').value`); got != "Hot Now" {
+		t.Errorf("preset title = %q, want Hot Now", got)
+	}
+	if got := b.eval(`document.getElementById('ev-body').value`); got != "Fresh batch at Main St, right now" {
+		t.Errorf("preset body = %q", got)
+	}
+	for _, size := range [][2]int64{{1024, 768}, {390, 844}} {
+		b.do("resize", chromedp.EmulateViewport(size[0], size[1]))
+		if bad := b.eval(smallTargetsJS); bad != "" {
+			t.Errorf("touch targets under 48 px at %dx%d: %s", size[0], size[1], bad)
+		}
+	}
+	b.screenshots("tablet-start")
+
+	b.typeInto("#ev-title", "Glazed are hot")
+	b.click(`label[for="dur-3600"]`)
+	b.click("#start")
+	b.waitVisible("#live")
+	b.waitText("#live-title", "Glazed are hot")
+	var live eventJSON
+	e.must(200, "GET", "/v1/stores/main-st/events/live", f.brand.AdminKey, nil).decode(t, &live)
+	if live.Title != "Glazed are hot" || live.EndsAt.Sub(live.StartsAt) != time.Hour {
+		t.Errorf("started event = %q for %v, want the edited title for 1 h", live.Title, live.EndsAt.Sub(live.StartsAt))
+	}
+	b.waitText("#c-in", "1")
+
+	// Devices ping into the fence while the page watches.
+	e.arrive(f.brand.AppKey, "phone-a", true)
+	e.arrive(f.brand.AppKey, "phone-b", true)
+	e.arrive(f.brand.AppKey, "far-away", false)
+	b.waitText("#c-in", "3")
+	b.waitText("#c-sent", "3")
+	b.waitText("#c-queued", "0")
+	if cd := b.eval(textJS("#countdown")); !regexp.MustCompile(`^(1:00:00|59:[0-5]\d)$`).MatchString(cd) {
+		t.Errorf("countdown = %q, want about an hour", cd)
+	}
+	if bad := b.eval(smallTargetsJS); bad != "" {
+		t.Errorf("touch targets under 48 px while live: %s", bad)
+	}
+	b.screenshots("tablet-live")
+
+	// End now asks once, in the page.
+	b.click("#end")
+	b.waitVisible("#end-confirm")
+	b.screenshots("tablet-end-confirm")
+	e.must(200, "GET", "/v1/stores/main-st/events/live", f.brand.AdminKey, nil) // still live
+	b.click("#end-yes")
+	b.waitVisible("#idle")
+	b.waitTextContains("#ended-summary", "3 devices in range")
+	e.must(404, "GET", "/v1/stores/main-st/events/live", f.brand.AdminKey, nil)
+	b.screenshots("tablet-ended")
+
+	// The manager's last title and duration are remembered.
+	b.navigate(ls.URL() + "/tablet")
+	b.waitText("#store-name", "Main St")
+	if got := b.eval(`document.getElementById('ev-title').value + ' ' + document.querySelector('input[name=duration]:checked').value`); got != "Glazed are hot 3600" {
+		t.Errorf("remembered preset = %q, want the last title and 3600", got)
+	}
+	b.checkConsole()
+}
+
+func TestTabletReconnects(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+	e.arrive(f.brand.AppKey, "phone-1", true)
+	// Started elsewhere (the admin): the tablet shows it from /v1/me.
+	e.must(201, "POST", "/v1/stores/main-st/events", f.brand.AdminKey, map[string]any{"title": "Hot Now", "body": "Fresh", "duration_s": 1800})
+
+	b.navigate(ls.URL() + f.tabletURL)
+	b.waitVisible("#live")
+	b.waitText("#c-in", "1")
+	b.waitText("#conn", "Connected")
+
+	// The server goes away: refused connections are expected now.
+	b.allow(`ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|ERR_CONNECTION_CLOSED|ERR_INCOMPLETE_CHUNKED_ENCODING|Failed to fetch`)
+	ls.down()
+	b.waitJS("the reconnecting state", `document.getElementById('conn').dataset.state === 'reconnecting'`, textJS("#conn"))
+	b.waitTextContains("#conn", "reconnecting")
+	b.screenshots("tablet-reconnecting")
+	e.arrive(f.brand.AppKey, "phone-2", true) // while the tablet cannot see
+	ls.up()
+	b.waitText("#conn", "Connected")
+	b.waitText("#c-in", "2")
+
+	// A cut connection with the server still up recovers as well.
+	ls.cut()
+	e.arrive(f.brand.AppKey, "phone-3", true)
+	b.waitText("#c-in", "3")
+	b.waitText("#conn", "Connected")
+	e.arrive(f.brand.AppKey, "phone-4", true) // and the new stream is live
+	b.waitText("#c-in", "4")
+	b.checkConsole()
+}
+
+func TestTabletRevokedKey(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+
+	b.navigate(ls.URL() + f.tabletURL)
+	b.waitText("#conn", "Connected")
+
+	var keys page[managerKeyJSON]
+	e.must(200, "GET", "/v1/stores/main-st/manager-keys", f.brand.AdminKey, nil).decode(t, &keys)
+	e.must(204, "DELETE", "/v1/manager-keys/"+keys.Items[0].ID, f.brand.AdminKey, nil)
+	// The open stream does not end by itself; the next connection meets
+	// the revoked key.
+	b.allow(`status of 401|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|ERR_INCOMPLETE_CHUNKED_ENCODING`)
+	ls.cut()
+	b.waitVisible("#signin")
+	b.waitText("#signin-msg", "This tablet's key was revoked — ask your brand admin for a new link.")
+	if got := b.eval(`localStorage.getItem('hotzone.tablet.key')`); got != "null" {
+		t.Errorf("revoked key still stored: %q", got)
+	}
+	b.screenshots("tablet-revoked")
+
+	// A new key signs the tablet in again through the form.
+	key, _ := e.managerKey(f.brand.AdminKey, "main-st")
+	b.typeInto("#signin-key", key)
+	b.click("#signin-form button[type=submit]")
+	b.waitText("#store-name", "Main St")
+	b.waitText("#conn", "Connected")
+	b.checkConsole()
+}
+
+func TestTabletStartConflict(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	// Hold the live stream back, so the page cannot learn of the other
+	// event before it tries to start its own.
+	held := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events/live/stream") {
+			<-r.Context().Done()
+			return
+		}
+		e.srv.ServeHTTP(w, r)
+	})
+	ls := startLiveServer(t, held)
+	f := newTabletFixture(e)
+
+	b.navigate(ls.URL() + f.tabletURL)
+	b.waitVisible("#idle")
+	e.must(201, "POST", "/v1/stores/main-st/events", f.brand.AdminKey, map[string]any{"title": "Started by the admin", "body": "Fresh"})
+	b.allow(`status of 409`)
+	b.click("#start")
+	b.waitVisible("#live")
+	b.waitText("#live-title", "Started by the admin")
+	b.waitTextContains("#live-note", "already live")
+	b.checkConsole()
+}
+
+func TestAdminPage(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+	admin := f.brand.AdminKey
+	e.must(201, "PUT", "/v1/stores/uptown", admin, map[string]any{"name": "Uptown <b>Bakery</b>", "tags": []string{"downtown"},
+		"fence": map[string]any{"polygon": map[string]any{"type": "Polygon", "coordinates": [][][]float64{
+			{{-73.99, 40.72}, {-73.98, 40.72}, {-73.98, 40.73}, {-73.99, 40.73}, {-73.99, 40.72}}}}}})
+	e.arrive(f.brand.AppKey, "phone-1", true)
+	e.must(201, "POST", "/v1/stores/main-st/events", admin, map[string]any{"title": "Hot Now", "body": "Fresh"})
+
+	b.navigate(ls.URL() + "/admin")
+	b.waitVisible("#view-signin")
+	// The tests have no network: no tile layer, fences on a plain background.
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+	b.typeInto("#signin-key", admin)
+	b.click("#signin-form button[type=submit]")
+	b.waitText("#brand-name", "Krispy Donuts")
+	b.waitVisible("#map")
+	b.waitJS("main-st listed as live", `document.querySelector('.store-item[data-id="main-st"] .badge-live') !== null`, textJS("#store-list"))
+	// Server strings are text, never markup.
+	b.waitTextContains(`.store-item[data-id="uptown"]`, "Uptown <b>Bakery</b>")
+	if got := b.eval(`document.querySelectorAll('#store-list b').length`); got != "0" {
+		t.Errorf("a store name became markup: %s <b> elements", got)
+	}
+	b.waitJS("fences on the map", `document.querySelectorAll('.leaflet-overlay-pane canvas').length > 0`, `document.querySelector('.leaflet-overlay-pane')?.innerHTML.slice(0, 200)`)
+	if got := b.eval(`document.querySelectorAll('.leaflet-tile').length`); got != "0" {
+		t.Errorf("%s map tiles requested with the tile URL set empty", got)
+	}
+	// Search filters the list in the page; the tag filter asks the server.
+	b.typeInto("#store-search", "uptown")
+	b.waitJS("search to narrow the list", `document.querySelectorAll('#store-list .store-item').length === 1`, textJS("#store-count"))
+	b.typeInto("#store-search", "")
+	b.typeInto("#tag-filter", "downtown")
+	b.click("#tag-form button[type=submit]")
+	b.waitTextContains("#store-count", "1 of 1 stores tagged")
+	b.typeInto("#tag-filter", "")
+	b.click("#tag-form button[type=submit]")
+	b.waitTextContains("#store-count", "2 of 2 stores")
+	b.fullScreenshots("admin-stores")
+
+	// A circle store placed by clicking the map.
+	b.click("#new-store")
+	b.waitVisible("#editor")
+	b.typeInto("#f-id", "corner")
+	b.typeInto("#f-name", "Corner Cafe")
+	b.typeInto("#f-tags", "drive-thru, late")
+	b.click("#map")
+	b.waitJS("the centre from the click", `document.getElementById('f-lat').value !== ''`, `document.getElementById('f-lat').value`)
+	b.typeInto("#f-radius", "300")
+	b.waitJS("the dashed circle", `document.querySelector('.leaflet-marker-icon') !== null`, `''`)
+	b.click("#save-store")
+	b.waitTextContains("#flash", "Saved Corner Cafe")
+	var corner storeJSON
+	e.must(200, "GET", "/v1/stores/corner", admin, nil).decode(t, &corner)
+	lat, lon := b.eval(`document.getElementById('f-lat').value`), b.eval(`document.getElementById('f-lon').value`)
+	if c := corner.Fence.Circle; c == nil || c.RadiusM != 300 || fmt.Sprint(c.Lat) != lat || fmt.Sprint(c.Lon) != lon ||
+		strings.Join(corner.Tags, ",") != "drive-thru,late" {
+		t.Errorf("saved store = %+v %+v, want a 300 m circle at %s,%s tagged drive-thru,late", corner, corner.Fence.Circle, lat, lon)
+	}
+	var list page[storeJSON]
+	e.must(200, "GET", "/v1/stores", admin, nil).decode(t, &list)
+	if len(list.Items) != 3 {
+		t.Errorf("GET /v1/stores has %d stores, want 3", len(list.Items))
+	}
+
+	// A tablet link for it, shown once, absolute, with a QR code.
+	b.typeInto("#key-label", "front counter")
+	b.click("#key-form button[type=submit]")
+	prefix := ls.URL() + "/tablet#key=hzm_"
+	b.waitJS("the tablet link", `document.getElementById('new-key-url').value.startsWith(`+jsString(prefix)+`)`, `document.getElementById('new-key-url').value`)
+	b.waitJS("the QR code", `(document.querySelector('#qr svg path')?.getAttribute('d') || '').length > 500`, `document.getElementById('qr').childElementCount`)
+	b.waitTextContains("#key-list", "front counter")
+	url := b.eval(`document.getElementById('new-key-url').value`)
+	var me struct {
+		Kind  string    `json:"kind"`
+		Store storeJSON `json:"store"`
+	}
+	e.must(200, "GET", "/v1/me", strings.TrimPrefix(url, ls.URL()+"/tablet#key="), nil).decode(t, &me)
+	if me.Kind != "manager" || me.Store.ID != "corner" {
+		t.Errorf("the link's key is %s of %q, want the manager of corner", me.Kind, me.Store.ID)
+	}
+	b.fullScreenshots("admin-store-editor")
+
+	// Import a file with one bad feature: its error shows next to it.
+	fc := `{"type": "FeatureCollection", "features": [
+		{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.95, 40.70]}, "properties": {"id": "imp-a", "name": "Imported A", "radius_m": 150}},
+		{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[-73.9, 40.7], [-73.8, 40.7], [-73.8, 40.8]]]}, "properties": {"id": "imp-b", "name": "Broken B"}},
+		{"type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.96, 40.71]}, "properties": {"id": "imp-c", "name": "Imported C", "radius_m": 200}}]}`
+	file := filepath.Join(t.TempDir(), "stores.geojson")
+	if err := os.WriteFile(file, []byte(fc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.click("#open-import")
+	b.do("upload", chromedp.SetUploadFiles(chromedp.CSS("#import-file"), []string{file}))
+	b.waitJS("the file read", `document.getElementById('import-text').value.includes('Broken B')`, `document.getElementById('import-text').value.length`)
+	b.allow(`status of 400`)
+	b.click("#import-form button[type=submit]")
+	b.waitVisible("#feature-1 .feat-errors")
+	b.waitTextContains("#feature-1", "Broken B")
+	b.waitTextContains("#feature-1 .feat-errors", "geometry")
+	if got := b.eval(`document.querySelectorAll('#import-features .bad').length + ' ' + document.querySelectorAll('#import-features > li').length`); got != "1 3" {
+		t.Errorf("import list: %s bad of all, want 1 3", got)
+	}
+	b.waitTextContains("#import-error", "nothing was imported")
+	e.must(404, "GET", "/v1/stores/imp-a", admin, nil)
+	b.fullScreenshots("admin-import-errors")
+
+	// Events, and from one to its deliveries.
+	b.click(`#tabs a[data-view="events"]`)
+	b.waitTextContains("#events-rows", "main-st")
+	b.fullScreenshots("admin-events")
+	b.click(`#events-rows tr.is-live button`)
+	b.waitTextContains("#deliveries-rows", "phone-1")
+	if got := b.eval(`document.getElementById('dl-event').value`); got == "" {
+		t.Error("deliveries not filtered by the event")
+	}
+	b.fullScreenshots("admin-deliveries")
+
+	// Policy: a good value saves, a bad one is shown next to its field.
+	b.click(`#tabs a[data-view="policy"]`)
+	b.waitJS("the policy", `document.getElementById('p-daily-cap').value === '0'`, `document.getElementById('p-daily-cap').value`)
+	b.typeInto("#p-daily-cap", "5")
+	b.click("#policy-form button[type=submit]")
+	b.waitTextContains("#flash", "Policy saved")
+	var pol struct {
+		DailyCap int `json:"daily_cap"`
+	}
+	e.must(200, "GET", "/v1/policy", admin, nil).decode(t, &pol)
+	if pol.DailyCap != 5 {
+		t.Errorf("daily_cap = %d, want 5", pol.DailyCap)
+	}
+	b.typeInto("#p-daily-cap", "500")
+	b.click("#policy-form button[type=submit]")
+	b.waitVisible("#p-daily-cap-error")
+	b.fullScreenshots("admin-policy")
+
+	// Push credentials: saved, never shown back.
+	b.click(`#tabs a[data-view="push"]`)
+	b.waitTextContains("#apns-status", "not configured")
+	b.setValue("#apns-key", testP8())
+	b.typeInto("#apns-key-id", "ABC123DEFG")
+	b.typeInto("#apns-team-id", "DEF123GHIJ")
+	b.typeInto("#apns-topic", "com.example.app")
+	b.click("#apns-form button[type=submit]")
+	b.waitTextContains("#apns-status", "ABC123DEFG")
+	if got := b.eval(`document.getElementById('apns-key').value + document.getElementById('apns-key-id').value`); got != "" {
+		t.Errorf("inputs not cleared after save: %q", got)
+	}
+	if strings.Contains(b.eval(`document.body.innerText`), "PRIVATE KEY") {
+		t.Error("the private key is shown on the page")
+	}
+	b.fullScreenshots("admin-push")
+
+	b.click("#signout")
+	b.waitVisible("#view-signin")
+	if got := b.eval(`localStorage.getItem('hotzone.admin.key')`); got != "null" {
+		t.Errorf("admin key kept after sign-out: %q", got)
+	}
+	b.checkConsole()
+}

@@ -283,8 +283,14 @@ func (s *Server) handleEventStream() gin.HandlerFunc {
 		}
 		heartbeat := time.NewTicker(streamHeartbeat)
 		defer heartbeat.Stop()
+		k := keyOf(c)
 		for {
 			changed := s.db.Changed(st.BrandID, st.ID) // before reading, so no change is missed
+			if !s.db.KeyActive(k) {
+				// Revoked (or its store deleted) while streaming: the
+				// stream ends with the key; a reconnect then gets 401.
+				return
+			}
 			ev, counts, live := s.db.LiveEvent(st.BrandID, st.ID)
 			if lastID != "" && (!live || ev.ID != lastID) {
 				if old, oc, err := s.db.Event(st.BrandID, lastID); err == nil {

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -423,4 +428,102 @@ func TestLiveEventSurvivesRestart(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestStreamEndsWithRevokedKey: revoking a manager key closes the live
+// stream it has open, at once.
+func TestStreamEndsWithRevokedKey(t *testing.T) {
+	e := newEnv(t, Options{})
+	b := e.brand("Donuts")
+	e.must(201, "PUT", "/v1/stores/a", b.AdminKey, circleStore("A", 40.7128, -74.0060, 500))
+	var mk struct {
+		ID         string `json:"id"`
+		ManagerKey string `json:"manager_key"`
+	}
+	e.must(201, "POST", "/v1/stores/a/manager-keys", b.AdminKey, map[string]any{}).decode(t, &mk)
+	srv := httptest.NewServer(e.srv)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/stores/a/events/live/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+mk.ManagerKey)
+	resp, err := srv.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream = %v, %v", resp, err)
+	}
+	defer resp.Body.Close()
+	done := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); done <- err }()
+	e.must(204, "DELETE", "/v1/manager-keys/"+mk.ID, b.AdminKey, nil)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5 s after its key was revoked")
+	}
+}
+
+// TestEventStream: the live stream reports the next event that starts,
+// its counts as they move, and its end.
+func TestEventStream(t *testing.T) {
+	clock := newClock(noonNY)
+	e := newEnv(t, Options{Now: clock.now})
+	b := e.brand("Donuts")
+	e.must(201, "PUT", "/v1/stores/a", b.AdminKey, circleStore("A", 40.7128, -74.0060, 500))
+	e.device(b.AppKey, "d1")
+	srv := httptest.NewServer(e.srv)
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/stores/a/events/live/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+b.AdminKey)
+	resp, err := srv.Client().Do(req)
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream = %v, %v", resp, err)
+	}
+	defer resp.Body.Close()
+	type msg struct {
+		event string
+		ev    eventOut
+	}
+	msgs := make(chan msg, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				var ev eventOut
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev); err != nil {
+					t.Errorf("bad data line %q: %v", line, err)
+				}
+				msgs <- msg{name, ev}
+			}
+		}
+		close(msgs)
+	}()
+	next := func(want string, cond func(eventOut) bool) eventOut {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("stream closed waiting for %s", want)
+				}
+				if m.event == want && cond(m.ev) {
+					return m.ev
+				}
+			case <-timeout:
+				t.Fatalf("no %s message within 5 s", want)
+			}
+		}
+	}
+	ev := e.startEvent(b.AdminKey, "a", map[string]any{"title": "Hot", "body": "Now"})
+	next("counts", func(got eventOut) bool { return got.ID == ev.ID && got.Status == "live" })
+	e.must(200, "POST", "/v1/pings", b.AppKey, ping("d1", 40.7128, -74.0060))
+	next("counts", func(got eventOut) bool { return got.Counts["devices_in_fence"] == 1 && got.Counts["sent"] == 1 })
+	e.must(200, "DELETE", "/v1/stores/a/events/live", b.AdminKey, nil)
+	next("ended", func(got eventOut) bool { return got.ID == ev.ID && got.Status == "ended" })
 }

@@ -254,9 +254,24 @@ func (db *DB) DeleteManagerKey(_ context.Context, brandID, id string) error {
 		return fmt.Errorf("store: delete manager key: %w", err)
 	}
 	db.mu.Lock()
+	k := db.keys[hash]
 	delete(db.keys, hash)
 	db.mu.Unlock()
+	if k != nil {
+		// Wakes the key's open live streams so they see it is gone.
+		db.ev.mu.Lock()
+		db.ev.signalLocked(storeRef{k.BrandID, k.StoreID})
+		db.ev.mu.Unlock()
+	}
 	return nil
+}
+
+// KeyActive tells whether an admitted key is still valid (a manager key
+// may have been revoked, or its store deleted, since).
+func (db *DB) KeyActive(k *hotzone.Key) bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.keys[k.Hash] == k
 }
 
 // deleteStoreKeys revokes every manager key of a store inside tx and

@@ -208,6 +208,9 @@ func (db *DB) DeleteStore(_ context.Context, brandID, storeID string) error {
 		delete(db.keys, h)
 	}
 	db.mu.Unlock()
+	db.ev.mu.Lock()
+	db.ev.signalLocked(storeRef{brandID, storeID})
+	db.ev.mu.Unlock()
 	return nil
 }
 

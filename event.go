@@ -109,9 +109,12 @@ type Delivery struct {
 	Provider Provider
 	// Status is the new status: sent, dry_run, failed or invalid_token;
 	// queued means "try again at NextAttempt".
-	Status      NotificationStatus
-	ProviderID  string
-	Error       string
+	Status     NotificationStatus
+	ProviderID string
+	Error      string
+	// Code is the provider's answer in a word, for metrics: "410
+	// Unregistered", "UNAVAILABLE", "network"; "" on success.
+	Code        string
 	NextAttempt time.Time
 	At          time.Time
 	// TokenInvalidSince, with status invalid_token, clears the device's

@@ -63,3 +63,12 @@ func KindOfKey(key string) KeyKind {
 	}
 	return ""
 }
+
+// IDTime is the creation time encoded in an id made by NewID.
+func IDTime(id string) (time.Time, bool) {
+	b, err := idEncoding.DecodeString(id)
+	if err != nil || len(b) != 16 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16)), true
+}

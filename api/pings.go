@@ -71,12 +71,13 @@ func (s *Server) handlePing() gin.HandlerFunc {
 			return
 		}
 		pc.buf = body[:0]
+		start := time.Now()
 		req, err := decodePing(body, "")
-		if err != nil {
-			s.fail(c, err)
-			return
+		var resp pingResponse
+		if err == nil {
+			resp, err = s.ping(c, keyOf(c).BrandID, &req, "")
 		}
-		resp, err := s.ping(c, keyOf(c).BrandID, &req, "")
+		s.metrics.ping(err, time.Since(start))
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -119,11 +120,13 @@ func (s *Server) handlePingBatch() gin.HandlerFunc {
 		out := batchResponse{Results: make([]any, len(req.Pings))}
 		for i, raw := range req.Pings {
 			prefix := "pings[" + strconv.Itoa(i) + "]"
+			start := time.Now()
 			p, err := decodePing(raw, prefix)
 			var resp pingResponse
 			if err == nil {
 				resp, err = s.ping(c, brandID, &p, prefix)
 			}
+			s.metrics.ping(err, time.Since(start))
 			if err != nil {
 				// One bad ping does not fail the batch: its slot holds its
 				// problem, with the status it would have had alone.

@@ -24,6 +24,9 @@ func (s *Server) routes() {
 	e.GET("/admin", s.handlePage(pageAdmin))
 	e.GET("/assets/:version/*path", s.handleAsset())
 	e.GET("/readyz", s.handleReadyz())
+	if s.metricsHandler != nil {
+		e.GET("/metrics", gin.WrapH(s.metricsHandler))
+	}
 
 	v1 := e.Group("/v1")
 	v1.POST("/brands", s.requireKey(operator), s.handleCreateBrand())

@@ -42,6 +42,10 @@ type Options struct {
 	CheckTokenURI func(string) error
 	// Wake tells the dispatcher there is work (new credentials).
 	Wake func()
+	// Metrics, when set, counts requests and pings; MetricsHandler serves
+	// GET /metrics.
+	Metrics        *Metrics
+	MetricsHandler http.Handler
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -55,8 +59,10 @@ type Server struct {
 	tzCache sync.Map // name -> *time.Location
 	ready   func() error
 	// checkTokenURI: see Options.CheckTokenURI.
-	checkTokenURI func(string) error
-	wake          func()
+	checkTokenURI  func(string) error
+	wake           func()
+	metrics        *Metrics
+	metricsHandler http.Handler
 
 	// closing is closed at shutdown so that live streams, which never go
 	// idle, end and let the HTTP server drain.
@@ -72,7 +78,7 @@ func (s *Server) CloseStreams() {
 
 // New builds the API over an open database and the notification engine.
 func New(db *store.DB, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, wake: opts.Wake, closing: make(chan struct{})}
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, wake: opts.Wake, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +135,7 @@ func (s *Server) requestLog() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
+		s.metrics.request(c, route, time.Since(start))
 		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", id),
 			slog.String("method", c.Request.Method),

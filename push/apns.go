@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,8 +96,19 @@ func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 	now := s.now()
 	attempt := m.Notification.Attempts + 1
 	if err != nil {
-		return s.retry.next(attempt, 0, "apns: "+err.Error(), now)
+		d := s.retry.next(attempt, 0, "apns: "+err.Error(), now)
+		d.Code = "network"
+		return d
 	}
+	d := s.classify(res, attempt, ra.get(), now)
+	if d.Status != hotzone.StatusSent {
+		d.Code = strconv.Itoa(res.StatusCode) + " " + res.Reason
+	}
+	return d
+}
+
+// classify maps an APNs answer to a delivery.
+func (s *apnsSender) classify(res *apns2.Response, attempt int, retryAfter time.Duration, now time.Time) hotzone.Delivery {
 	switch {
 	case res.StatusCode == http.StatusOK:
 		s.healthy()
@@ -113,7 +125,7 @@ func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 		s.broken("APNs answered 403 " + res.Reason)
 		return hotzone.Delivery{Status: hotzone.StatusQueued, Error: "apns: 403 " + res.Reason, NextAttempt: now.Add(heldRetry), At: now}
 	case res.StatusCode == http.StatusTooManyRequests || res.StatusCode >= 500:
-		return s.retry.next(attempt, ra.get(), "apns: "+http.StatusText(res.StatusCode)+" "+res.Reason, now)
+		return s.retry.next(attempt, retryAfter, "apns: "+http.StatusText(res.StatusCode)+" "+res.Reason, now)
 	}
 	return hotzone.Delivery{Status: hotzone.StatusFailed, Error: "apns: " + http.StatusText(res.StatusCode) + " " + res.Reason, At: now}
 }

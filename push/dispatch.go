@@ -65,6 +65,8 @@ type Dispatcher struct {
 	wake        chan struct{}
 	running     atomic.Bool
 
+	metrics *Metrics
+
 	mu    sync.Mutex
 	lanes map[hotzone.Lane]bool // lanes with a running loop
 	wg    sync.WaitGroup
@@ -76,6 +78,7 @@ type DispatcherOptions struct {
 	Now         func() time.Time
 	Batch       int // notifications read per round of a lane (default 500)
 	Concurrency int // sends in flight at once per lane (default DefaultConcurrency)
+	Metrics     *Metrics
 }
 
 // DefaultConcurrency is how many pushes a lane keeps in flight: enough to
@@ -86,7 +89,7 @@ const DefaultConcurrency = 256
 // NewDispatcher builds a dispatcher; Run starts it.
 func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
 	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch,
-		concurrency: opts.Concurrency, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}}
+		concurrency: opts.Concurrency, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}, metrics: opts.Metrics}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -216,11 +219,17 @@ func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error)
 			}
 			m, res, ready := d.prepare(n)
 			if !ready {
+				d.metrics.delivery(l.Provider, res, 0, false)
 				finish(res, false)
 				continue
 			}
 			slots <- struct{}{}
-			go func() { finish(d.senders(n.BrandID, m.Device.Provider).Send(ctx, m), true) }()
+			go func() {
+				start := time.Now()
+				r := d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
+				d.metrics.delivery(m.Device.Provider, r, time.Since(start), true)
+				finish(r, true)
+			}()
 		}
 	}()
 	var (

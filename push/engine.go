@@ -34,11 +34,12 @@ const (
 // Engine turns live events and pings into queued notifications under the
 // brand's policy.
 type Engine struct {
-	db    Storage
-	log   *slog.Logger
-	now   func() time.Time
-	wake  func()
-	zones sync.Map // name -> *time.Location
+	db      Storage
+	log     *slog.Logger
+	now     func() time.Time
+	wake    func()
+	metrics *Metrics
+	zones   sync.Map // name -> *time.Location
 
 	// bg is the process's context: fan-out outlives the request that
 	// started the event.
@@ -52,12 +53,13 @@ type EngineOptions struct {
 	Now    func() time.Time
 	// Wake is called after notifications were queued, so the dispatcher
 	// need not poll to notice them.
-	Wake func()
+	Wake    func()
+	Metrics *Metrics
 }
 
 // NewEngine builds an engine whose background work runs on bg.
 func NewEngine(bg context.Context, db Storage, opts EngineOptions) *Engine {
-	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, bg: bg}
+	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, metrics: opts.Metrics, bg: bg}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -119,6 +121,11 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 		}
 		if queued(out) {
 			e.wake()
+		}
+		for _, o := range out {
+			if o.Changed && o.Status == hotzone.StatusSuppressed {
+				e.metrics.suppressed(Reason(o.Reason))
+			}
 		}
 		ids = ids[n:]
 	}
@@ -206,6 +213,7 @@ func (e *Engine) OnPing(ctx context.Context, brandID, deviceID string, storeIDs 
 				continue // the event ended or the device was erased meanwhile
 			}
 		}
+		e.metrics.suppressed(r.Reason)
 		out = append(out, r)
 	}
 	return out, nil

@@ -106,6 +106,22 @@ func (s *fcmSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 		s.healthy()
 		return hotzone.Delivery{Status: hotzone.StatusSent, ProviderID: name, At: now}
 	}
+	d := s.classify(err, attempt, now)
+	d.Code = fcmCode(err)
+	return d
+}
+
+// fcmCode names a firebase error for metrics: its HTTP status, or
+// "network" when there was no answer.
+func fcmCode(err error) string {
+	if st := httpStatus(err); st != 0 {
+		return strconv.Itoa(st)
+	}
+	return "network"
+}
+
+// classify maps a firebase error to a delivery.
+func (s *fcmSender) classify(err error, attempt int, now time.Time) hotzone.Delivery {
 	text := "fcm: " + err.Error()
 	if httpStatus(err) == 0 && s.credentialsRejected() {
 		// firebase hides a failed token fetch behind a bare UNKNOWN

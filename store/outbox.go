@@ -228,3 +228,51 @@ func (db *DB) Release(lane hotzone.Lane) error {
 		return nil
 	})
 }
+
+// OutboxOldest is when the oldest queued notification was queued (zero
+// when the outbox is empty); ids are time-ordered, so it is the first
+// entry of each lane.
+func (db *DB) OutboxOldest() time.Time {
+	var oldest time.Time
+	lanes, _ := db.Lanes()
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for _, l := range lanes {
+			prefix := append(joinKey(l.BrandID, string(l.Provider)), 0)
+			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+				if t, ok := hotzone.IDTime(string(k[len(prefix):])); ok && (oldest.IsZero() || t.Before(oldest)) {
+					oldest = t
+				}
+			}
+		}
+		return nil
+	})
+	return oldest
+}
+
+// Stats are the counts an operator watches.
+type Stats struct {
+	Brands, Stores, Devices, LiveEvents int
+}
+
+// Stats counts what the in-memory views hold.
+func (db *DB) Stats() Stats {
+	var s Stats
+	db.mu.RLock()
+	brands := make([]*brandState, 0, len(db.brands))
+	for _, bs := range db.brands {
+		brands = append(brands, bs)
+	}
+	db.mu.RUnlock()
+	s.Brands = len(brands)
+	for _, bs := range brands {
+		bs.mu.RLock()
+		s.Stores += len(bs.stores)
+		s.Devices += len(bs.devices)
+		bs.mu.RUnlock()
+	}
+	db.ev.mu.RLock()
+	s.LiveEvents = len(db.ev.live)
+	db.ev.mu.RUnlock()
+	return s
+}

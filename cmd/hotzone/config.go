@@ -33,6 +33,7 @@ type serveConfig struct {
 	APNsRate        float64
 	FCMRate         float64
 	PushConcurrency int
+	ShutdownDelay   time.Duration
 
 	pingRate  rate.Limit
 	pingBurst int
@@ -61,6 +62,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
+	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
 	// The environment is applied as the flags' defaults, so the command
 	// line still overrides it and --help shows the effective value.
 	var envErrs []error
@@ -126,6 +128,9 @@ func (cfg *serveConfig) validate() error {
 		} else if u.name == "--apns-url" && strings.Trim(p.Path, "/") != "" {
 			errs = append(errs, fmt.Errorf("--apns-url %q: no path (apns2 adds /3/device/…)", u.v))
 		}
+	}
+	if cfg.ShutdownDelay < 0 || cfg.ShutdownDelay > time.Minute {
+		errs = append(errs, fmt.Errorf("--shutdown-delay %v: must be between 0 and 1m", cfg.ShutdownDelay))
 	}
 	if cfg.FlushInterval < 10*time.Millisecond || cfg.FlushInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("--flush-interval %v: must be between 10ms and 1m", cfg.FlushInterval))

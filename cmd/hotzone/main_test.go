@@ -36,12 +36,19 @@ var listening = regexp.MustCompile(`listening on (\S+)`)
 // startServer runs `hotzone serve` on 127.0.0.1:0 and waits for /healthz.
 func startServer(t *testing.T, env map[string]string, args ...string) (base string, out *syncBuffer, stop func() error) {
 	t.Helper()
+	base, out, _, stop = startServerLogs(t, env, args...)
+	return base, out, stop
+}
+
+// startServerLogs is startServer that also keeps what the server logs.
+func startServerLogs(t *testing.T, env map[string]string, args ...string) (base string, out, logs *syncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
+	out, logs = &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	getenv := func(k string) string { return env[k] }
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), getenv, out, io.Discard)
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), getenv, out, logs)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for base == "" {
@@ -89,7 +96,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) (base stri
 		return serr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return base, out, stop
+	return base, out, logs, stop
 }
 
 func httpCall(t *testing.T, method, url, key, body string) (int, map[string]any) {

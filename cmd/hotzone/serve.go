@@ -70,10 +70,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	reg, metricsHandler := newRegistry(db)
+	pushMetrics := push.NewMetrics(reg)
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
 		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
-	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency})
-	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Metrics: pushMetrics})
+	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics})
 	var stopping atomic.Bool
 	ready := func() error {
 		switch {
@@ -84,7 +86,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	}
-	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready, CheckTokenURI: senders.CheckTokenURI, Wake: disp.Wake})
+	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready, CheckTokenURI: senders.CheckTokenURI, Wake: disp.Wake,
+		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -126,6 +129,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("shutting down")
 	stopping.Store(true)
+	if cfg.ShutdownDelay > 0 {
+		// Still serving, but not ready: the load balancer takes us out
+		// of rotation before the listener closes.
+		select {
+		case <-time.After(cfg.ShutdownDelay):
+		case err := <-serveErr:
+			log.Error("serve", "err", err)
+		}
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err = hs.Shutdown(sctx)

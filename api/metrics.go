@@ -1,0 +1,67 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the API's Prometheus series: requests by route pattern
+// (never the raw path, which holds ids) and status, and pings by
+// outcome. No label carries a device id, token or key.
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	pings       *prometheus.CounterVec
+	pingLatency prometheus.Histogram
+}
+
+// NewMetrics registers the API series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotzone_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status."}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hotzone_http_request_duration_seconds",
+			Help: "HTTP request handling time by route pattern.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"route"}),
+		pings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotzone_pings_total",
+			Help: "Pings by outcome: ok, invalid, unknown_device, rate_limited, error."}, []string{"outcome"}),
+		pingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hotzone_ping_duration_seconds",
+			Help: "Time to handle one ping, decoding to answer.", Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18)}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.pings, m.pingLatency)
+	return m
+}
+
+// request counts one finished request.
+func (m *Metrics) request(c *gin.Context, route string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.duration.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// ping counts one ping by its outcome.
+func (m *Metrics) ping(err error, took time.Duration) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		p, _ := toProblem(err)
+		switch p.Status {
+		case 400:
+			outcome = "invalid"
+		case 404:
+			outcome = "unknown_device"
+		case 429:
+			outcome = "rate_limited"
+		default:
+			outcome = "error"
+		}
+	}
+	m.pings.WithLabelValues(outcome).Inc()
+	m.pingLatency.Observe(took.Seconds())
+}

@@ -15,27 +15,48 @@ const ctxKey = "hotzone.key"
 // unknown key, 403 for a known key of a kind this route never accepts.
 func (s *Server) requireKey(kinds ...hotzone.KeyKind) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		// The scheme is case-insensitive (RFC 9110 §11.1).
-		h := c.GetHeader("Authorization")
-		found := len(h) > len("Bearer ") && strings.EqualFold(h[:len("Bearer ")], "Bearer ")
-		var secret string
-		if found {
-			secret = h[len("Bearer "):]
-		}
-		k, ok := s.db.Authenticate(strings.TrimSpace(secret))
-		if !found || !ok {
-			s.fail(c, hotzone.ErrUnauthorized)
+		k, err := s.admit(c, kinds)
+		if err != nil {
+			s.fail(c, err)
 			return
-		}
-		if !slices.Contains(kinds, k.Kind) {
-			s.fail(c, hotzone.ErrForbidden)
-			return
-		}
-		if k.Kind == hotzone.KindManager {
-			s.db.TouchKey(k)
 		}
 		c.Set(ctxKey, k)
 		c.Next()
+	}
+}
+
+// admit authenticates the request: 401 for a missing or unknown key, 403
+// for a known key of a kind the route never accepts.
+func (s *Server) admit(c *gin.Context, kinds []hotzone.KeyKind) (*hotzone.Key, error) {
+	auth := c.Request.Header.Get("Authorization")
+	scheme, secret, found := strings.Cut(auth, " ")
+	if !found || !strings.EqualFold(scheme, "bearer") {
+		return nil, hotzone.ErrUnauthorized
+	}
+	k, ok := s.db.Authenticate(strings.TrimSpace(secret))
+	if !ok {
+		return nil, hotzone.ErrUnauthorized
+	}
+	if !slices.Contains(kinds, k.Kind) {
+		return nil, hotzone.ErrForbidden
+	}
+	if k.Kind == hotzone.KindManager {
+		s.db.TouchKey(k)
+	}
+	return k, nil
+}
+
+// withKey is requireKey and the handler in one: the hot ping routes get
+// the key as an argument instead of through the context's map, which
+// costs an allocation per request.
+func (s *Server) withKey(h func(*gin.Context, *hotzone.Key), kinds ...hotzone.KeyKind) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		k, err := s.admit(c, kinds)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		h(c, k)
 	}
 }
 

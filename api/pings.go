@@ -61,8 +61,8 @@ const maxFutureSkew = 60 * time.Second
 
 var jsonContentType = []string{"application/json"}
 
-func (s *Server) handlePing() gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) handlePing() func(*gin.Context, *hotzone.Key) {
+	return func(c *gin.Context, k *hotzone.Key) {
 		pc := pingCodecs.Get().(*pingCodec)
 		defer pingCodecs.Put(pc)
 		body, err := readBodyInto(c, limitPing, pc.buf[:0])
@@ -75,7 +75,7 @@ func (s *Server) handlePing() gin.HandlerFunc {
 		req, err := decodePing(body, "")
 		var resp pingResponse
 		if err == nil {
-			resp, err = s.ping(c, keyOf(c).BrandID, &req, "")
+			resp, err = s.ping(c, k.BrandID, &req, "")
 		}
 		s.metrics.ping(err, time.Since(start))
 		if err != nil {
@@ -101,8 +101,8 @@ type batchResponse struct {
 // maxBatch is the most pings one batch may carry.
 const maxBatch = 500
 
-func (s *Server) handlePingBatch() gin.HandlerFunc {
-	return func(c *gin.Context) {
+func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
+	return func(c *gin.Context, k *hotzone.Key) {
 		var req batchRequest
 		if err := decodeBody(c, limitDefault, &req); err != nil {
 			s.fail(c, err)
@@ -116,7 +116,7 @@ func (s *Server) handlePingBatch() gin.HandlerFunc {
 			s.fail(c, hotzone.Invalid("pings", "at most "+strconv.Itoa(maxBatch)+" pings in one batch"))
 			return
 		}
-		brandID := keyOf(c).BrandID
+		brandID := k.BrandID
 		out := batchResponse{Results: make([]any, len(req.Pings))}
 		for i, raw := range req.Pings {
 			prefix := "pings[" + strconv.Itoa(i) + "]"

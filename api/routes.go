@@ -20,6 +20,7 @@ func (s *Server) routes() {
 	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
 
 	e.GET("/healthz", s.handleHealthz())
+	e.GET("/openapi.json", s.handleOpenAPI())
 	e.GET("/tablet", s.handlePage(pageTablet))
 	e.GET("/admin", s.handlePage(pageAdmin))
 	e.GET("/assets/:version/*path", s.handleAsset())
@@ -60,6 +61,6 @@ func (s *Server) routes() {
 
 	v1.PUT("/devices/:device_id", s.requireKey(admin, app), s.handlePutDevice())
 	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())
-	v1.POST("/pings", s.requireKey(admin, app), s.handlePing())
-	v1.POST("/pings/batch", s.requireKey(admin, app), s.handlePingBatch())
+	v1.POST("/pings", s.withKey(s.handlePing(), admin, app))
+	v1.POST("/pings/batch", s.withKey(s.handlePingBatch(), admin, app))
 }

@@ -54,8 +54,10 @@ type DB struct {
 	touched map[[32]byte]struct{} // keys whose last_used_at awaits the flush
 	brands  map[string]*brandState
 
+	// dirty lists the devices whose position awaits the write-behind;
+	// an entry's dirty flag keeps it listed once. Both under dirtyMu.
 	dirtyMu sync.Mutex
-	dirty   map[*deviceEntry]struct{}
+	dirty   []*deviceEntry
 
 	ev *events
 
@@ -74,7 +76,7 @@ type brandState struct {
 	// always before a fan-out reads it.
 	points    *geo.PointIndex
 	pendingMu sync.Mutex
-	pending   map[string]geo.Point
+	pending   []*deviceEntry // each once, by its pendingPoint flag
 
 	// wmu serialises writers across their commit; mu guards the maps
 	// only for the moment they change, so readers never wait on a disk
@@ -94,6 +96,9 @@ type deviceEntry struct {
 	dev     hotzone.Device
 	pos     *hotzone.DevicePosition
 	deleted bool
+
+	dirty        bool // listed in DB.dirty; guarded by DB.dirtyMu
+	pendingPoint bool // listed in brandState.pending; guarded by its pendingMu
 }
 
 // Options tunes Open.
@@ -119,7 +124,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	// bbolt's default 10 ms gathering window is latency every such ping
 	// pays, 2 ms still groups a burst.
 	b.MaxBatchDelay = 2 * time.Millisecond
-	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, dirty: map[*deviceEntry]struct{}{}, ev: newEvents(),
+	db := &DB{bolt: b, now: opts.Now, keys: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}, brands: map[string]*brandState{}, ev: newEvents(),
 		secret: opts.SecretKey, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
 		db.now = time.Now
@@ -205,7 +210,8 @@ func (db *DB) load() error {
 					return fmt.Errorf("store: position %q: %w", k, err)
 				}
 				if q := e.pos.Qualifying; q != nil {
-					bs.pending[e.dev.ID] = q.Point()
+					e.pendingPoint = true
+					bs.pending = append(bs.pending, e)
 				}
 			}
 			bs.devices[e.dev.ID] = e
@@ -219,7 +225,6 @@ func newBrandState(br hotzone.Brand) *brandState {
 		brand:   br,
 		fences:  geo.NewIndex(),
 		points:  geo.NewPointIndex(),
-		pending: map[string]geo.Point{},
 		policy:  hotzone.DefaultPolicy(),
 		stores:  map[string]*hotzone.Store{},
 		devices: map[string]*deviceEntry{},

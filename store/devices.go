@@ -151,13 +151,21 @@ func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, quali
 	}
 	d := e.dev
 	e.mu.Unlock()
+	// Flags instead of sets: a device pinging every second is listed
+	// once per flush, and a ping costs no map insert.
 	db.dirtyMu.Lock()
-	db.dirty[e] = struct{}{}
+	if !e.dirty {
+		e.dirty = true
+		db.dirty = append(db.dirty, e)
+	}
 	db.dirtyMu.Unlock()
 	if qualifying {
 		if bs := db.brand(brandID); bs != nil {
 			bs.pendingMu.Lock()
-			bs.pending[deviceID] = p.Point()
+			if !e.pendingPoint {
+				e.pendingPoint = true
+				bs.pending = append(bs.pending, e)
+			}
 			bs.pendingMu.Unlock()
 		}
 	}
@@ -214,23 +222,36 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	bs.mu.Lock()
 	delete(bs.devices, deviceID)
 	bs.mu.Unlock()
+	// A pending point of the erased entry is skipped at the next sync
+	// (it is marked deleted), so the index loses it for good here.
 	bs.pendingMu.Lock()
-	delete(bs.pending, deviceID)
-	bs.pendingMu.Unlock()
 	bs.points.Delete(deviceID)
+	bs.pendingMu.Unlock()
 	db.forgetNotifications(erased)
-	db.dirtyMu.Lock()
-	delete(db.dirty, e)
-	db.dirtyMu.Unlock()
+
 	return nil
 }
 
 // FlushPositions writes every position recorded since the last flush, and
-// the manager keys' last use, in one transaction.
+// the manager keys' last use, in one transaction; it also brings the
+// fan-out point indexes up to date, so an event start finds little left
+// to apply.
 func (db *DB) FlushPositions() error {
+	db.mu.RLock()
+	brands := make([]*brandState, 0, len(db.brands))
+	for _, bs := range db.brands {
+		brands = append(brands, bs)
+	}
+	db.mu.RUnlock()
+	for _, bs := range brands {
+		bs.syncPoints()
+	}
 	db.dirtyMu.Lock()
 	dirty := db.dirty
-	db.dirty = make(map[*deviceEntry]struct{}, len(dirty))
+	db.dirty = make([]*deviceEntry, 0, len(dirty))
+	for _, e := range dirty {
+		e.dirty = false
+	}
 	db.dirtyMu.Unlock()
 	db.mu.Lock()
 	var touched []hotzone.Key
@@ -249,7 +270,7 @@ func (db *DB) FlushPositions() error {
 	// flush costs quadratic copying.
 	type rec struct{ k, v []byte }
 	recs := make([]rec, 0, len(dirty))
-	for e := range dirty {
+	for _, e := range dirty {
 		e.mu.Lock()
 		if e.deleted || e.pos == nil {
 			e.mu.Unlock()
@@ -290,8 +311,11 @@ func (db *DB) FlushPositions() error {
 	if err != nil {
 		// Put them back so the next flush tries again.
 		db.dirtyMu.Lock()
-		for e := range dirty {
-			db.dirty[e] = struct{}{}
+		for _, e := range dirty {
+			if !e.dirty {
+				e.dirty = true
+				db.dirty = append(db.dirty, e)
+			}
 		}
 		db.dirtyMu.Unlock()
 		return fmt.Errorf("store: flush positions: %w", err)

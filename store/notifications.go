@@ -377,21 +377,25 @@ func (db *DB) forgetNotifications(ns []hotzone.Notification) {
 // point index with one publish.
 func (bs *brandState) syncPoints() {
 	bs.pendingMu.Lock()
+	defer bs.pendingMu.Unlock()
 	if len(bs.pending) == 0 {
-		bs.pendingMu.Unlock()
 		return
 	}
 	ids := make([]string, 0, len(bs.pending))
 	pts := make([]geo.Point, 0, len(bs.pending))
-	for id, p := range bs.pending {
-		ids = append(ids, id)
-		pts = append(pts, p)
+	for _, e := range bs.pending {
+		e.pendingPoint = false
+		e.mu.Lock()
+		if !e.deleted && e.pos != nil && e.pos.Qualifying != nil {
+			ids = append(ids, e.dev.ID)
+			pts = append(pts, e.pos.Qualifying.Point())
+		}
+		e.mu.Unlock()
 	}
-	clear(bs.pending)
+	bs.pending = bs.pending[:0]
 	// Applied under pendingMu so a concurrent sync cannot publish an
 	// older batch over a newer one.
 	bs.points.SetMany(ids, pts)
-	bs.pendingMu.Unlock()
 }
 
 // DevicesIn returns the devices whose last qualifying position lies

@@ -76,7 +76,7 @@ type Dispatcher struct {
 type DispatcherOptions struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
-	Batch       int // notifications read per round of a lane (default 500)
+	Batch       int // notifications read per round of a lane (default 2000)
 	Concurrency int // sends in flight at once per lane (default DefaultConcurrency)
 	Metrics     *Metrics
 }
@@ -97,7 +97,7 @@ func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispa
 		d.now = time.Now
 	}
 	if d.batch <= 0 {
-		d.batch = 500
+		d.batch = 2000
 	}
 	if d.concurrency <= 0 {
 		d.concurrency = DefaultConcurrency

@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
 
 	"github.com/hotzone/hotzone"
 )
@@ -50,4 +51,27 @@ func APNsPayload(ev hotzone.Event) []byte {
 func PayloadFits(ev hotzone.Event) (int, bool) {
 	n := len(APNsPayload(ev))
 	return n, n <= MaxPayloadBytes
+}
+
+// payloads caches each event's rendered APNs payload: an event's content
+// never changes once started, and a fan-out renders it once per device
+// otherwise.
+var payloads = struct {
+	sync.Mutex
+	m map[string][]byte
+}{m: map[string][]byte{}}
+
+// cachedAPNsPayload is APNsPayload through the cache.
+func cachedAPNsPayload(ev hotzone.Event) []byte {
+	payloads.Lock()
+	defer payloads.Unlock()
+	if p, ok := payloads.m[ev.ID]; ok {
+		return p
+	}
+	if len(payloads.m) >= 1024 {
+		clear(payloads.m) // old events are over; start afresh
+	}
+	p := APNsPayload(ev)
+	payloads.m[ev.ID] = p
+	return p
 }

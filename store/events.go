@@ -83,7 +83,7 @@ func (db *DB) loadEvents(tx *bolt.Tx) error {
 	}
 	return tx.Bucket(bucketNotifs).ForEach(func(k, v []byte) error {
 		var n hotzone.Notification
-		if err := json.Unmarshal(v, &n); err != nil {
+		if err := decodeNotification(v, &n); err != nil {
 			return fmt.Errorf("store: notification %q: %w", k, err)
 		}
 		if es := db.ev.byID[n.EventID]; es != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	jsonv2 "github.com/go-json-experiment/json"
 	"time"
@@ -166,7 +165,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		if v == nil {
 			return o, fmt.Errorf("notification %s indexed but missing", id)
 		}
-		if err := json.Unmarshal(v, &n); err != nil {
+		if err := decodeNotification(v, &n); err != nil {
 			return o, err
 		}
 		if n.Status != hotzone.StatusSuppressed {
@@ -206,6 +205,13 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 // and provider, so each sending lane reads only its own, in id order.
 func outboxKey(buf []byte, n *hotzone.Notification) []byte {
 	return key(buf, n.BrandID, string(n.Provider), n.ID)
+}
+
+// decodeNotification reads a stored log entry with the go-json-experiment
+// decoder: several times faster than encoding/json on the dispatch path,
+// and the same JSON.
+func decodeNotification(b []byte, n *hotzone.Notification) error {
+	return jsonv2.Unmarshal(b, n)
 }
 
 // putNotification stores a log entry. It is encoded with the
@@ -257,7 +263,7 @@ func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error)
 			continue
 		}
 		var n hotzone.Notification
-		if err := json.Unmarshal(raw, &n); err != nil {
+		if err := decodeNotification(raw, &n); err != nil {
 			return nil, err
 		}
 		if n.EventID != ev.ID || n.Status != hotzone.StatusQueued {
@@ -305,7 +311,7 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
 			var n hotzone.Notification
-			if err := json.Unmarshal(v, &n); err != nil {
+			if err := decodeNotification(v, &n); err != nil {
 				return err
 			}
 			if (f.EventID != "" && n.EventID != f.EventID) || (f.DeviceID != "" && n.DeviceID != f.DeviceID) || (f.Status != "" && n.Status != f.Status) {
@@ -336,7 +342,7 @@ func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notifi
 		nk := joinKey(brandID, string(id))
 		if v := w.notifs.Get(nk); v != nil {
 			var n hotzone.Notification
-			if err := json.Unmarshal(v, &n); err != nil {
+			if err := decodeNotification(v, &n); err != nil {
 				return nil, err
 			}
 			out = append(out, n)

@@ -47,7 +47,7 @@ func (db *DB) Due(lane hotzone.Lane, now time.Time, limit int) ([]hotzone.Notifi
 				continue
 			}
 			var n hotzone.Notification
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := decodeNotification(raw, &n); err != nil {
 				return fmt.Errorf("store: outbox %q: %w", k, err)
 			}
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
@@ -96,7 +96,7 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 				continue
 			}
 			var n hotzone.Notification
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := decodeNotification(raw, &n); err != nil {
 				return err
 			}
 			if n.Status != hotzone.StatusQueued {
@@ -212,7 +212,7 @@ func (db *DB) Release(lane hotzone.Lane) error {
 				continue
 			}
 			var n hotzone.Notification
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := decodeNotification(raw, &n); err != nil {
 				return err
 			}
 			if !n.NextAttempt.IsZero() {

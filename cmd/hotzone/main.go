@@ -29,6 +29,7 @@ const usage = `hotzone — geofence proximity push service
 Usage:
   hotzone serve [flags]     run the server (hotzone serve --help for flags)
   hotzone healthcheck       exit 0 when the local server is ready (for containers)
+  hotzone simulate [flags]  walk devices around a brand's stores and ping a server (load and demo)
 
 `
 
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
+	case "simulate":
+		return simulate(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

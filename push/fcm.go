@@ -31,7 +31,7 @@ const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint string, base http.RoundTripper) (*messaging.Client, oauth2.TokenSource, error) {
 	hc := &http.Client{Transport: base, Timeout: sendTimeout}
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	creds, err := google.CredentialsFromJSON(ctx, c.Secret, fcmScope)
+	creds, err := google.CredentialsFromJSONWithType(ctx, c.Secret, google.ServiceAccount, fcmScope)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -268,7 +268,7 @@ func TestFCMBadServiceAccountKey(t *testing.T) {
 		t.Parallel()
 		// What a sender can do to check credentials on upload: fetch a
 		// token itself and read Google's OAuth error.
-		creds, err := google.CredentialsFromJSON(t.Context(), bad, pushtest.FCMScope)
+		creds, err := google.CredentialsFromJSONWithType(t.Context(), bad, google.ServiceAccount, pushtest.FCMScope)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +371,7 @@ func TestFCMRequestChecks(t *testing.T) {
 	t.Parallel()
 	f := pushtest.NewFCM(t)
 	sa, _ := f.NewServiceAccount(projectID)
-	creds, err := google.CredentialsFromJSON(t.Context(), sa, pushtest.FCMScope)
+	creds, err := google.CredentialsFromJSONWithType(t.Context(), sa, google.ServiceAccount, pushtest.FCMScope)
 	if err != nil {
 		t.Fatal(err)
 	}

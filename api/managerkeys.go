@@ -55,12 +55,26 @@ func (s *Server) handleCreateManagerKey() gin.HandlerFunc {
 
 func (s *Server) handleListManagerKeys() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		pg, err := readPage(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
 		keys, err := s.db.ManagerKeys(keyOf(c).BrandID, c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		out := page[managerKeyJSON]{Items: make([]managerKeyJSON, len(keys))}
+		// Keys come oldest first, by id; the cursor is the last id shown.
+		for len(keys) > 0 && pg.after != "" && keys[0].ID <= pg.after {
+			keys = keys[1:]
+		}
+		next := ""
+		if len(keys) > pg.limit {
+			keys = keys[:pg.limit]
+			next = encodeCursor(keys[len(keys)-1].ID)
+		}
+		out := page[managerKeyJSON]{Items: make([]managerKeyJSON, len(keys)), NextCursor: next}
 		for i, mk := range keys {
 			out.Items[i] = managerKeyJSON{ID: mk.ID, Label: mk.Label, CreatedAt: mk.CreatedAt.UTC()}
 			if !mk.LastUsedAt.IsZero() {

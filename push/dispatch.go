@@ -160,7 +160,7 @@ func (d *Dispatcher) startLane(ctx context.Context, l hotzone.Lane) {
 			d.mu.Unlock()
 		}()
 		for ctx.Err() == nil {
-			n, err := d.roundLane(context.WithoutCancel(ctx), l)
+			n, err := d.roundLane(context.WithoutCancel(ctx), ctx.Done(), l)
 			if err != nil {
 				d.log.Error("dispatch", "brand_id", l.BrandID, "provider", l.Provider, "err", err)
 				return
@@ -181,7 +181,7 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, l := range lanes {
-		n, err := d.roundLane(ctx, l)
+		n, err := d.roundLane(ctx, nil, l)
 		total += n
 		if err != nil {
 			return total, err
@@ -190,13 +190,19 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-// maxRecord bounds how many results one transaction records.
-const maxRecord = 1024
+// maxRecord bounds how many results one transaction records; gatherFor
+// is how long the first result of a group waits for company.
+const (
+	maxRecord = 1024
+	gatherFor = 5 * time.Millisecond
+)
 
-// result is a delivery and whether it holds a send slot.
+// result is a delivery and whether it holds a send slot; skip marks a
+// notification not sent because of shutdown.
 type result struct {
 	d    hotzone.Delivery
 	slot bool
+	skip bool
 }
 
 // roundLane sends one batch of a lane. Results are recorded as they come
@@ -204,7 +210,11 @@ type result struct {
 // and go in the following one. A send's slot frees only once its result
 // is recorded, so at most Concurrency pushes are ever out but unrecorded:
 // that bounds what a crash can send twice.
-func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error) {
+//
+// When stop closes (shutdown), no further send starts: what is out is
+// finished and recorded, the rest stays queued for the next start, so
+// shutdown waits for at most one send timeout.
+func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotzone.Lane) (int, error) {
 	due, err := d.box.Due(l, d.now(), d.batch)
 	if err != nil || len(due) == 0 {
 		return 0, err
@@ -215,7 +225,13 @@ func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error)
 		for _, n := range due {
 			finish := func(r hotzone.Delivery, slot bool) {
 				r.NotificationID, r.BrandID, r.Provider = n.ID, n.BrandID, l.Provider
-				results <- result{r, slot}
+				results <- result{d: r, slot: slot}
+			}
+			select {
+			case <-stop:
+				results <- result{skip: true}
+				continue
+			default:
 			}
 			m, res, ready := d.prepare(n)
 			if !ready {
@@ -240,20 +256,33 @@ func (d *Dispatcher) roundLane(ctx context.Context, l hotzone.Lane) (int, error)
 		group, held := group[:0], 0
 		take := func(r result) {
 			got++
+			if r.skip {
+				return
+			}
 			group = append(group, r.d)
 			if r.slot {
 				held++
 			}
 		}
 		take(<-results)
+		// Gather a while before committing: each commit rewrites whole
+		// pages and syncs, so a dozen results per commit (what a fast
+		// disk leads to) costs several times the CPU of a few hundred.
+		// Half the slots or a few milliseconds, whichever comes first,
+		// keeps the other half sending meanwhile.
+		deadline := time.NewTimer(gatherFor)
 	gather:
-		for len(group) < maxRecord {
+		for len(group) < min(maxRecord, max(1, d.concurrency/2)) && got < len(due) {
 			select {
 			case r := <-results:
 				take(r)
-			default:
+			case <-deadline.C:
 				break gather
 			}
+		}
+		deadline.Stop()
+		if len(group) == 0 {
+			continue
 		}
 		if err := d.box.Complete(group); err != nil && firstErr == nil {
 			firstErr = err

@@ -12,6 +12,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
 )
 
 // pingRequest is a decoded ping; a member that was absent or null is
@@ -194,17 +195,15 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 		return pingResponse{}, unknownDevice(err)
 	}
 	resp := pingResponse{Inside: []insideJSON{}, LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
-	var buf [8]string
-	matched := s.db.Fences(brandID).Search(pos.Point(), buf[:0])
-	for _, storeID := range matched {
-		name, found := s.db.StoreName(brandID, storeID)
-		if !found {
-			continue // deleted between the index read and now
-		}
-		resp.Inside = append(resp.Inside, insideJSON{StoreID: storeID, Name: name})
-	}
-	if len(matched) == 0 {
+	var buf [8]geo.Hit
+	hits := s.db.Fences(brandID).SearchHits(pos.Point(), buf[:0])
+	if len(hits) == 0 {
 		return resp, nil
+	}
+	matched := make([]string, len(hits))
+	for i, h := range hits {
+		matched[i] = h.ID
+		resp.Inside = append(resp.Inside, insideJSON{StoreID: h.ID, Name: h.Label})
 	}
 	// Work that outlives the request (the queue write) must not be cut
 	// short by the client hanging up.

@@ -70,6 +70,7 @@ type indexState struct {
 
 type indexEntry struct {
 	id    string
+	label string
 	fence *Fence
 	boxes [2]box
 	nbox  int
@@ -83,11 +84,15 @@ func (ix *Index) load() *indexState { return ix.state.Load() }
 
 // Set inserts the fence under id, replacing (boxes and all) any fence
 // already there. A nil fence, or one with neither shape, deletes id.
-func (ix *Index) Set(id string, f *Fence) {
+func (ix *Index) Set(id string, f *Fence) { ix.SetLabeled(id, "", f) }
+
+// SetLabeled is Set with a label kept beside the fence (a store's name)
+// and answered by SearchHits: the hot path then needs no second lookup.
+func (ix *Index) SetLabeled(id, label string, f *Fence) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	tree := ix.cloneLocked()
-	ix.setLocked(tree, id, f)
+	ix.setLocked(tree, id, label, f)
 	ix.publishLocked(tree)
 }
 
@@ -106,7 +111,7 @@ func (ix *Index) SetMany(ids []string, fences []*Fence) {
 	defer ix.mu.Unlock()
 	tree := ix.cloneLocked()
 	for i, id := range ids {
-		ix.setLocked(tree, id, fences[i])
+		ix.setLocked(tree, id, "", fences[i])
 	}
 	ix.publishLocked(tree)
 }
@@ -119,11 +124,11 @@ func (ix *Index) Delete(id string) {
 		return
 	}
 	tree := ix.cloneLocked()
-	ix.setLocked(tree, id, nil)
+	ix.setLocked(tree, id, "", nil)
 	ix.publishLocked(tree)
 }
 
-func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id string, f *Fence) {
+func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id, label string, f *Fence) {
 	if old := ix.entries[id]; old != nil {
 		for _, b := range old.boxes[:old.nbox] {
 			tree.Delete(b.min, b.max, old)
@@ -133,7 +138,7 @@ func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id string, f *Fence)
 	if f.empty() {
 		return
 	}
-	e := &indexEntry{id: id, fence: f}
+	e := &indexEntry{id: id, label: label, fence: f}
 	e.boxes, e.nbox = indexBoxes(f.BBox())
 	for _, b := range e.boxes[:e.nbox] {
 		tree.Insert(b.min, b.max, e)
@@ -170,29 +175,47 @@ func (ix *Index) Len() int {
 // has room. A point with NaN or infinite coordinates, or out of range,
 // is in no fence.
 func (ix *Index) Search(p Point, dst []string) []string {
+	ix.search(p, func(e *indexEntry) { dst = append(dst, e.id) })
+	return dst
+}
+
+// Hit is a fence that contains a point: its id and label.
+type Hit struct{ ID, Label string }
+
+// SearchHits is Search answering labels too (see SetLabeled).
+func (ix *Index) SearchHits(p Point, dst []Hit) []Hit {
+	ix.search(p, func(e *indexEntry) { dst = append(dst, Hit{e.id, e.label}) })
+	return dst
+}
+
+// search calls hit once for each fence containing p.
+func (ix *Index) search(p Point, hit func(*indexEntry)) {
 	// Checked before the tree: a NaN box compares false everywhere and
 	// would wander through it for nothing.
 	if !p.Valid() {
-		return dst
+		return
 	}
 	st := ix.load()
 	if st == nil {
-		return dst
+		return
 	}
 	q := [2]float64{canonLon(p.Lon), p.Lat}
-	start := len(dst)
+	var seenBuf [4]*indexEntry // fences across ±180 met so far
+	seen := seenBuf[:0]
 	st.tree.Search(q, q, func(_, _ [2]float64, e *indexEntry) bool {
 		if e.fence.Contains(p) {
 			// Only a fence with two boxes could be met twice; its boxes
 			// do not overlap, so this is a guard, not a hot path.
-			if e.nbox > 1 && slices.Contains(dst[start:], e.id) {
-				return true
+			if e.nbox > 1 {
+				if slices.Contains(seen, e) {
+					return true
+				}
+				seen = append(seen, e)
 			}
-			dst = append(dst, e.id)
+			hit(e)
 		}
 		return true
 	})
-	return dst
 }
 
 // SearchRect calls fn for each fence whose bounding box intersects bb,

@@ -181,7 +181,7 @@ func (db *DB) load() error {
 				return fmt.Errorf("store: store %q: %w", k, err)
 			}
 			bs.stores[st.ID] = st
-			bs.fences.Set(st.ID, st.Fence)
+			bs.fences.SetLabeled(st.ID, st.Name, st.Fence)
 			return nil
 		}); err != nil {
 			return err

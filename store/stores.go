@@ -109,7 +109,7 @@ func (db *DB) putStores(_ context.Context, brandID string, sts []hotzone.Store) 
 	}
 	bs.mu.Unlock()
 	for i := range out {
-		bs.fences.Set(out[i].ID, out[i].Fence)
+		bs.fences.SetLabeled(out[i].ID, out[i].Name, out[i].Fence)
 	}
 	return out, created, nil
 }

@@ -1,16 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,32 +176,12 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
-// do sends a request; body may be nil, a string (raw) or a value to marshal.
+// do sends a request; body may be nil, a string (raw), bytes or a value
+// to marshal.
 func (e *env) do(method, path, key string, body any) response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req := httptest.NewRequest(method, path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
 	rec := httptest.NewRecorder()
-	e.srv.ServeHTTP(rec, req)
+	e.srv.ServeHTTP(rec, e.request(method, path, key, body))
 	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
@@ -285,18 +262,12 @@ func (c *fixedClock) advance(d time.Duration) {
 // doWith is do with extra request headers.
 func (e *env) doWith(method, path, key string, body any, headers map[string]string) response {
 	e.t.Helper()
-	buf, err := json.Marshal(body)
-	if err != nil {
-		e.t.Fatalf("marshal: %v", err)
-	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(buf))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
+	var pairs []string
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		pairs = append(pairs, k, v)
 	}
 	rec := httptest.NewRecorder()
-	e.srv.ServeHTTP(rec, req)
+	e.srv.ServeHTTP(rec, e.request(method, path, key, body, pairs...))
 	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 

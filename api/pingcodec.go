@@ -106,23 +106,7 @@ func trailing(d *jsontext.Decoder, prefix string) error {
 
 func wrongType(field, want string, kind jsontext.Kind) error {
 	return &hotzone.ValidationError{Detail: "the body does not match the expected shape",
-		Errors: []hotzone.FieldError{{Field: field, Message: "must be " + want + ", not " + kindWord(kind)}}}
-}
-
-func kindWord(k jsontext.Kind) string {
-	switch k {
-	case '"':
-		return "a string"
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	}
-	return "null"
+		Errors: []hotzone.FieldError{{Field: field, Message: "must be " + want + ", not " + jsonKindName(kind)}}}
 }
 
 // readNumber reads a number member; null leaves it missing.

@@ -63,29 +63,37 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
-	// The environment is applied as the flags' defaults, so the command
-	// line still overrides it and --help shows the effective value.
+	if err := parseWithEnv(fs, args, getenv, envName); err != nil {
+		return nil, err
+	}
+	return cfg, cfg.validate()
+}
+
+// parseWithEnv applies each flag's environment twin (named by env) as
+// its default, so the command line still overrides it and --help shows
+// the effective value, then parses args; a command takes no arguments.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, env func(string) string) error {
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" {
+		if v := getenv(env(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", envName(f.Name), v, err))
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", env(f.Name), v, err))
 			}
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
-		return nil, err
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, errFlagHelp
+			return errFlagHelp
 		}
-		return nil, err
+		return err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+		return fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
 	}
-	return cfg, cfg.validate()
+	return nil
 }
 
 func envName(flagName string) string {

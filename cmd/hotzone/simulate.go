@@ -63,25 +63,8 @@ func parseSimFlags(args []string, getenv func(string) string, out io.Writer) (*s
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed for devices, tokens and paths; the same seed registers the same device ids again"+env("seed"))
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "timeout of each HTTP request"+env("timeout"))
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object on stdout; progress goes to stderr"+env("json"))
-	var envErrs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(simEnvName(f.Name)); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", simEnvName(f.Name), v, err))
-			}
-		}
-	})
-	if err := errors.Join(envErrs...); err != nil {
+	if err := parseWithEnv(fs, args, getenv, simEnvName); err != nil {
 		return nil, err
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errFlagHelp
-		}
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("simulate takes no arguments, got %q", fs.Args())
 	}
 	return cfg, cfg.validate()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -116,18 +115,6 @@ func (db *DB) Brand(id string) (hotzone.Brand, error) {
 	return bs.brand, nil
 }
 
-// Brands lists every brand, ordered by id (creation order).
-func (db *DB) Brands() []hotzone.Brand {
-	db.mu.RLock()
-	out := make([]hotzone.Brand, 0, len(db.brands))
-	for _, bs := range db.brands {
-		out = append(out, bs.brand)
-	}
-	db.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
 // Policy returns a brand's policy.
 func (db *DB) Policy(brandID string) (hotzone.Policy, error) {
 	bs := db.brand(brandID)
@@ -137,19 +124,6 @@ func (db *DB) Policy(brandID string) (hotzone.Policy, error) {
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
 	return bs.policy, nil
-}
-
-// PutPolicy replaces a brand's policy; the caller validated it.
-func (db *DB) PutPolicy(_ context.Context, brandID string, p hotzone.Policy) error {
-	bs := db.brand(brandID)
-	if bs == nil {
-		return hotzone.ErrNotFound
-	}
-	_, err := db.UpdatePolicy(context.Background(), brandID, func(cur *hotzone.Policy) error {
-		*cur = p
-		return nil
-	})
-	return err
 }
 
 // UpdatePolicy applies fn to the current policy and stores the result if

@@ -129,21 +129,6 @@ func (db *DB) Store(brandID, storeID string) (hotzone.Store, error) {
 	return *st, nil
 }
 
-// StoreName is the hot-path lookup of a store's name for ping answers.
-func (db *DB) StoreName(brandID, storeID string) (string, bool) {
-	bs := db.brand(brandID)
-	if bs == nil {
-		return "", false
-	}
-	bs.mu.RLock()
-	st := bs.stores[storeID]
-	bs.mu.RUnlock()
-	if st == nil {
-		return "", false
-	}
-	return st.Name, true
-}
-
 // Stores lists a brand's stores ordered by id, after the id `after`, with
 // the tag when tag is not empty; at most limit, and whether more follow.
 func (db *DB) Stores(brandID, tag, after string, limit int) ([]hotzone.Store, bool, error) {

@@ -125,8 +125,9 @@ func benchDispatch(b *testing.B) {
 		}
 	}
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: fake.URL(), RootCAs: fake.CertPool(), APNsRate: 1e6})
-	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{}) // the defaults: batch, concurrency
-	runtime.GC()                                                          // the setup's garbage is not the dispatcher's
+	// The defaults: batch, concurrency.
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{})
+	runtime.GC() // the setup's garbage is not the dispatcher's
 	b.ResetTimer()
 	for {
 		got, err := disp.Round(ctx)

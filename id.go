@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
-	"strings"
 	"sync"
 	"time"
 )
@@ -53,16 +52,6 @@ func NewKey(kind KeyKind) string {
 
 // HashKey is the only form in which a key is kept.
 func HashKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
-
-// KindOfKey tells the kind a key claims by its prefix; "" when none.
-func KindOfKey(key string) KeyKind {
-	for _, k := range []KeyKind{KindOperator, KindAdmin, KindApp, KindManager} {
-		if strings.HasPrefix(key, k.Prefix()) {
-			return k
-		}
-	}
-	return ""
-}
 
 // IDTime is the creation time encoded in an id made by NewID.
 func IDTime(id string) (time.Time, bool) {

@@ -1,5 +1,7 @@
 package hotzone
 
+import "strconv"
+
 // QuietHours is a daily window, in the device's own time zone, in which
 // nothing is queued. End before Start means the window wraps midnight.
 type QuietHours struct {
@@ -71,31 +73,4 @@ func ParseClock(s string) (int, bool) {
 	return h*60 + m, true
 }
 
-func ftoa(f float64) string {
-	if f == float64(int64(f)) {
-		return itoa(int64(f))
-	}
-	return "a number"
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

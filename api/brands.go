@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -74,7 +75,7 @@ func checkName(errs *fieldErrors, field string, v *string, maxLen int) string {
 	case strings.TrimSpace(*v) == "":
 		errs.add(field, "must not be empty")
 	case n > maxLen:
-		errs.add(field, "must be at most "+itoa(maxLen)+" characters")
+		errs.add(field, "must be at most "+strconv.Itoa(maxLen)+" characters")
 	case strings.ContainsFunc(*v, isControl):
 		errs.add(field, "must not contain control characters")
 	}

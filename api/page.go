@@ -45,5 +45,3 @@ func readPage(c *gin.Context) (pageRequest, error) {
 func encodeCursor(after string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + after))
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -119,26 +119,20 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 		if err != nil {
 			return err
 		}
-		if queued(out) {
-			e.wake()
-		}
+		woke := false
 		for _, o := range out {
-			if o.Changed && o.Status == hotzone.StatusSuppressed {
+			switch {
+			case !o.Changed:
+			case o.Status == hotzone.StatusQueued && !woke:
+				e.wake()
+				woke = true
+			case o.Status == hotzone.StatusSuppressed:
 				e.metrics.suppressed(Reason(o.Reason))
 			}
 		}
 		ids = ids[n:]
 	}
 	return nil
-}
-
-func queued(out []hotzone.Outcome) bool {
-	for _, o := range out {
-		if o.Status == hotzone.StatusQueued && o.Changed {
-			return true
-		}
-	}
-	return false
 }
 
 // decider binds the policy and the clock for one transaction.

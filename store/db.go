@@ -255,14 +255,7 @@ func joinKey(parts ...string) []byte {
 	for _, p := range parts {
 		n += len(p)
 	}
-	b := make([]byte, 0, n)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, 0)
-		}
-		b = append(b, p...)
-	}
-	return b
+	return key(make([]byte, 0, n), parts...)
 }
 
 // splitKey splits a two-part key.

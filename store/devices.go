@@ -94,14 +94,20 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 }
 
 func (db *DB) entry(brandID, deviceID string) *deviceEntry {
+	_, e := db.brandEntry(brandID, deviceID)
+	return e
+}
+
+// brandEntry is a brand's state and one of its devices; either may be nil.
+func (db *DB) brandEntry(brandID, deviceID string) (*brandState, *deviceEntry) {
 	bs := db.brand(brandID)
 	if bs == nil {
-		return nil
+		return nil, nil
 	}
 	bs.mu.RLock()
 	e := bs.devices[deviceID]
 	bs.mu.RUnlock()
-	return e
+	return bs, e
 }
 
 // Device returns a device and what is known of its position.
@@ -128,7 +134,7 @@ func (db *DB) Device(brandID, deviceID string) (hotzone.Device, *hotzone.DeviceP
 // position event fan-out uses. A ping never waits on the disk: a crash
 // loses at most the positions of the last flush interval.
 func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, qualifying bool) (hotzone.Device, error) {
-	e := db.entry(brandID, deviceID)
+	bs, e := db.brandEntry(brandID, deviceID)
 	if e == nil {
 		return hotzone.Device{}, hotzone.ErrNotFound
 	}
@@ -160,14 +166,12 @@ func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, quali
 	}
 	db.dirtyMu.Unlock()
 	if qualifying {
-		if bs := db.brand(brandID); bs != nil {
-			bs.pendingMu.Lock()
-			if !e.pendingPoint {
-				e.pendingPoint = true
-				bs.pending = append(bs.pending, e)
-			}
-			bs.pendingMu.Unlock()
+		bs.pendingMu.Lock()
+		if !e.pendingPoint {
+			e.pendingPoint = true
+			bs.pending = append(bs.pending, e)
 		}
+		bs.pendingMu.Unlock()
 	}
 	return d, nil
 }

@@ -252,27 +252,18 @@ func encodeHistory(h []time.Time, now time.Time) []byte {
 // takes them out of the outbox. Every queued notification is in the
 // outbox, so the outbox (only what is pending) is what it scans.
 func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
-	w := newNotifWriter(tx)
 	var out []hotzone.Notification
-	prefix := append([]byte(ev.BrandID), 0)
-	c := w.outbox.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		id := k[bytes.LastIndexByte(k, 0)+1:]
-		raw := w.notifs.Get(key(w.kbuf, ev.BrandID, string(id)))
-		if raw == nil {
-			continue
+	err := scanOutbox(tx, ev.BrandID, append([]byte(ev.BrandID), 0), func(n hotzone.Notification) bool {
+		if n.EventID == ev.ID && n.Status == hotzone.StatusQueued {
+			n.Status, n.NextAttempt = hotzone.StatusExpired, time.Time{}
+			out = append(out, n)
 		}
-		var n hotzone.Notification
-		if err := decodeNotification(raw, &n); err != nil {
-			return nil, err
-		}
-		if n.EventID != ev.ID || n.Status != hotzone.StatusQueued {
-			continue
-		}
-		n.Status = hotzone.StatusExpired
-		n.NextAttempt = time.Time{}
-		out = append(out, n)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
+	w := newNotifWriter(tx)
 	// Deleting behind a bbolt cursor can skip keys; change after the scan.
 	for _, n := range out {
 		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {

@@ -38,25 +38,43 @@ func (db *DB) Lanes() ([]hotzone.Lane, error) {
 func (db *DB) Due(lane hotzone.Lane, now time.Time, limit int) ([]hotzone.Notification, error) {
 	var out []hotzone.Notification
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		notifs := tx.Bucket(bucketNotifs)
-		prefix := append(joinKey(lane.BrandID, string(lane.Provider)), 0)
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, _ = c.Next() {
-			raw := notifs.Get(joinKey(lane.BrandID, string(k[len(prefix):])))
-			if raw == nil {
-				continue
-			}
-			var n hotzone.Notification
-			if err := decodeNotification(raw, &n); err != nil {
-				return fmt.Errorf("store: outbox %q: %w", k, err)
-			}
+		return scanOutbox(tx, lane.BrandID, laneKey(lane), func(n hotzone.Notification) bool {
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
 				out = append(out, n)
 			}
-		}
-		return nil
+			return len(out) < limit
+		})
 	})
 	return out, err
+}
+
+// laneKey is the outbox prefix of a lane.
+func laneKey(l hotzone.Lane) []byte {
+	return append(joinKey(l.BrandID, string(l.Provider)), 0)
+}
+
+// scanOutbox calls fn, in id order, with each notification of brandID
+// whose outbox key starts with prefix, until fn returns false.
+func scanOutbox(tx *bolt.Tx, brandID string, prefix []byte, fn func(hotzone.Notification) bool) error {
+	notifs := tx.Bucket(bucketNotifs)
+	c := tx.Bucket(bucketOutbox).Cursor()
+	var kbuf []byte
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := k[bytes.LastIndexByte(k, 0)+1:]
+		kbuf = key(kbuf, brandID, string(id))
+		raw := notifs.Get(kbuf)
+		if raw == nil {
+			continue
+		}
+		var n hotzone.Notification
+		if err := decodeNotification(raw, &n); err != nil {
+			return fmt.Errorf("store: outbox %q: %w", k, err)
+		}
+		if !fn(n) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // OutboxLen is how many notifications wait in the outbox.
@@ -202,24 +220,18 @@ func (db *DB) clearTokenInMemory(brandID, deviceID string, since time.Time) {
 // credentials should not wait out the backoff the old ones earned.
 func (db *DB) Release(lane hotzone.Lane) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		w := newNotifWriter(tx)
-		prefix := append(joinKey(lane.BrandID, string(lane.Provider)), 0)
 		var held []hotzone.Notification
-		c := w.outbox.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			raw := w.notifs.Get(joinKey(lane.BrandID, string(k[len(prefix):])))
-			if raw == nil {
-				continue
-			}
-			var n hotzone.Notification
-			if err := decodeNotification(raw, &n); err != nil {
-				return err
-			}
+		err := scanOutbox(tx, lane.BrandID, laneKey(lane), func(n hotzone.Notification) bool {
 			if !n.NextAttempt.IsZero() {
 				n.NextAttempt = time.Time{}
 				held = append(held, n)
 			}
+			return true
+		})
+		if err != nil {
+			return err
 		}
+		w := newNotifWriter(tx)
 		for i := range held {
 			if err := w.putNotification(&held[i]); err != nil {
 				return err
@@ -238,7 +250,7 @@ func (db *DB) OutboxOldest() time.Time {
 	_ = db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for _, l := range lanes {
-			prefix := append(joinKey(l.BrandID, string(l.Provider)), 0)
+			prefix := laneKey(l)
 			if k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
 				if t, ok := hotzone.IDTime(string(k[len(prefix):])); ok && (oldest.IsZero() || t.Before(oldest)) {
 					oldest = t

@@ -76,7 +76,12 @@ func newResponder() *responder {
 	return &responder{scripts: map[string]*script{}, attempts: map[string]int{}}
 }
 
-func (r *responder) script(token string, answers []Answer) {
+// Script sets the answers to the next requests for a token that pass the
+// fake's checks: the first answer to the first request, and so on; the
+// last answer repeats. Script with no answers removes the token's script.
+// (FCM scripts a topic message under "/topics/" plus the topic, a
+// condition message under the condition.)
+func (r *responder) Script(token string, answers ...Answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(answers) == 0 {
@@ -86,13 +91,21 @@ func (r *responder) script(token string, answers []Answer) {
 	r.scripts[token] = &script{answers: append([]Answer(nil), answers...)}
 }
 
-func (r *responder) setDefault(a Answer) {
+// SetDefault sets the answer to tokens without a script; it starts as
+// success.
+func (r *responder) SetDefault(a Answer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.def = a
 }
 
-func (r *responder) failRandomly(rate float64, statuses []int, seed uint64) {
+// FailRandomly makes the fake answer a request for a token without a
+// script, with probability rate, with one of statuses picked at random
+// (429, 500 and 503 when statuses is empty) and the provider's reason for
+// it; a 429 has Retry-After: 1. The same seed gives the same answers to
+// the same sequence of requests. A rate of 0 turns it off. (The firebase
+// client sleeps before retrying a 503.)
+func (r *responder) FailRandomly(rate float64, statuses []int, seed uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(statuses) == 0 {
@@ -125,7 +138,11 @@ func (r *responder) answer(token string) Answer {
 	return r.def
 }
 
-func (r *responder) attemptsFor(token string) int {
+// Attempts is the number of requests for a token that passed the checks
+// and were answered from the script, the default or at random: accepted,
+// refused and dropped alike (a client's own retries each count). Attempts
+// minus Count is what the client was refused or lost.
+func (r *responder) Attempts(token string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.attempts[token]

@@ -68,9 +68,9 @@ const (
 // development environment); an error is {"reason":"..."}, and a 410 adds
 // "timestamp" in milliseconds since the epoch.
 type APNs struct {
-	t     testing.TB
-	srv   *httptest.Server
-	resp  *responder
+	t   testing.TB
+	srv *httptest.Server
+	*responder
 	conns atomic.Int64
 
 	mu       sync.Mutex
@@ -108,12 +108,12 @@ type APNsPush struct {
 func NewAPNs(t testing.TB) *APNs {
 	t.Helper()
 	f := &APNs{
-		t:        t,
-		resp:     newResponder(),
-		keys:     map[string]apnsKey{},
-		counts:   map[string]int{},
-		jwts:     map[string]struct{}{},
-		verified: map[string]verifiedJWT{},
+		t:         t,
+		responder: newResponder(),
+		keys:      map[string]apnsKey{},
+		counts:    map[string]int{},
+		jwts:      map[string]struct{}{},
+		verified:  map[string]verifiedJWT{},
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTP))
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -206,25 +206,6 @@ func (f *APNs) RemoveKey(keyID string) {
 	delete(f.keys, keyID)
 }
 
-// Script sets the answers to the next requests for a device token that
-// pass the checks: the first answer to the first request, and so on; the
-// last answer repeats. Script with no answers removes the token's script.
-func (f *APNs) Script(token string, answers ...Answer) { f.resp.script(token, answers) }
-
-// SetDefault sets the answer to tokens without a script; it starts as
-// success.
-func (f *APNs) SetDefault(a Answer) { f.resp.setDefault(a) }
-
-// FailRandomly makes the fake answer a request for a token without a
-// script, with probability rate, with one of statuses picked at random
-// (429, 500 and 503 when statuses is empty), with Apple's reason for it
-// (TooManyRequests, InternalServerError, ServiceUnavailable); a 429 has
-// Retry-After: 1. The same seed gives the same answers to the same
-// sequence of requests. A rate of 0 turns it off.
-func (f *APNs) FailRandomly(rate float64, statuses []int, seed uint64) {
-	f.resp.failRandomly(rate, statuses, seed)
-}
-
 // Received returns a copy of the pushes accepted so far, in order.
 func (f *APNs) Received() []APNsPush {
 	f.mu.Lock()
@@ -238,12 +219,6 @@ func (f *APNs) Count(token string) int {
 	defer f.mu.Unlock()
 	return f.counts[token]
 }
-
-// Attempts is the number of requests for a device token that passed the
-// checks and were answered from the script, the default or at random:
-// accepted, refused and dropped alike. Attempts minus Count is what the
-// client was refused or lost.
-func (f *APNs) Attempts(token string) int { return f.resp.attemptsFor(token) }
 
 // Connections is the number of TCP connections clients have opened to
 // the fake. A sender that reuses its connection opens one.
@@ -363,7 +338,7 @@ func (f *APNs) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Payload = body
 
-	a := f.resp.answer(deviceToken)
+	a := f.answer(deviceToken)
 	if a.Drop || a.CloseConn {
 		drop(r, a)
 	}

@@ -133,9 +133,9 @@ const (
 // *oauth2.RetrieveError whose Body holds {"error":"invalid_grant",...};
 // its ErrorCode field stays empty in the JWT flow.
 type FCM struct {
-	t         testing.TB
-	srv       *httptest.Server
-	resp      *responder
+	t   testing.TB
+	srv *httptest.Server
+	*responder
 	tokenReqs atomic.Int64
 
 	mu       sync.Mutex
@@ -197,11 +197,11 @@ type FCMAPNs struct {
 func NewFCM(t testing.TB) *FCM {
 	t.Helper()
 	f := &FCM{
-		t:        t,
-		resp:     newResponder(),
-		accounts: map[string]*fcmAccount{},
-		grants:   map[string]fcmGrant{},
-		counts:   map[string]int{},
+		t:         t,
+		responder: newResponder(),
+		accounts:  map[string]*fcmAccount{},
+		grants:    map[string]fcmGrant{},
+		counts:    map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", f.serveToken)
@@ -318,27 +318,6 @@ func (f *FCM) App(ctx context.Context, saJSON []byte) (*messaging.Client, error)
 	return c, nil
 }
 
-// Script sets the answers to the next sends to a registration token that
-// pass the checks: the first answer to the first send, and so on; the
-// last answer repeats. A topic message is scripted under "/topics/" plus
-// the topic, a condition message under the condition. Script with no
-// answers removes the script.
-func (f *FCM) Script(token string, answers ...Answer) { f.resp.script(token, answers) }
-
-// SetDefault sets the answer to tokens without a script; it starts as
-// success.
-func (f *FCM) SetDefault(a Answer) { f.resp.setDefault(a) }
-
-// FailRandomly makes the fake answer a send to a token without a script,
-// with probability rate, with one of statuses picked at random (429, 500
-// and 503 when statuses is empty) with FCM's errorCode for it
-// (QUOTA_EXCEEDED with Retry-After: 1, INTERNAL, UNAVAILABLE). The same
-// seed gives the same answers to the same sequence of requests. A rate of
-// 0 turns it off. Mind that the client sleeps before retrying a 503.
-func (f *FCM) FailRandomly(rate float64, statuses []int, seed uint64) {
-	f.resp.failRandomly(rate, statuses, seed)
-}
-
 // Received returns a copy of the messages accepted so far, in order,
 // validate_only ones included.
 func (f *FCM) Received() []FCMMessage {
@@ -354,12 +333,6 @@ func (f *FCM) Count(token string) int {
 	defer f.mu.Unlock()
 	return f.counts[token]
 }
-
-// Attempts is the number of sends to a token that passed the checks and
-// were answered from the script, the default or at random: accepted,
-// refused and dropped alike. The firebase client's own retries each
-// count.
-func (f *FCM) Attempts(token string) int { return f.resp.attemptsFor(token) }
 
 // TokenRequests is the number of requests to the token endpoint, granted
 // or not.
@@ -513,7 +486,7 @@ func (f *FCM) serveSend(w http.ResponseWriter, r *http.Request) {
 		key = m.Condition
 	}
 
-	a := f.resp.answer(key)
+	a := f.answer(key)
 	if a.Drop || a.CloseConn {
 		drop(r, a)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -115,6 +114,7 @@ func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
 type notifWriter struct {
 	notifs, keys, outbox, history *bolt.Bucket
 	kbuf, kbuf2                   []byte
+	arena                         []byte
 	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
 	// its stack) per call, which is most of a fan-out's garbage.
 	cKeys, cHistory *bolt.Cursor
@@ -207,22 +207,30 @@ func outboxKey(buf []byte, n *hotzone.Notification) []byte {
 	return key(buf, n.BrandID, string(n.Provider), n.ID)
 }
 
-// decodeNotification reads a stored log entry with the go-json-experiment
-// decoder: several times faster than encoding/json on the dispatch path,
-// and the same JSON.
-func decodeNotification(b []byte, n *hotzone.Notification) error {
-	return jsonv2.Unmarshal(b, n)
+// putNotification stores a log entry in its binary form.
+func (w *notifWriter) putNotification(n *hotzone.Notification) error {
+	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), w.value(func(b []byte) []byte { return appendNotification(b, n) }))
 }
 
-// putNotification stores a log entry. It is encoded with the
-// go-json-experiment encoder, which allocates far less than
-// encoding/json on the fan-out path; the bytes are the same JSON.
-func (w *notifWriter) putNotification(n *hotzone.Notification) error {
-	buf, err := jsonv2.Marshal(n)
-	if err != nil {
-		return err
+// arenaSize is the slab values are cut from: bbolt keeps a Put's value
+// (not a copy) until the transaction ends, so values cannot share one
+// reused buffer, but they can share a few large allocations.
+const arenaSize = 64 << 10
+
+// value appends a new value with fill and returns it, cut from the
+// transaction's arena.
+func (w *notifWriter) value(fill func([]byte) []byte) []byte {
+	start := len(w.arena)
+	b := fill(w.arena)
+	if start > 0 && cap(b) != cap(w.arena) {
+		// fill outgrew the slab and append moved it: start a new one
+		// so what earlier values point at stays untouched.
+		w.arena = make([]byte, 0, max(arenaSize, 2*(len(b)-start)))
+		start = 0
+		b = fill(w.arena)
 	}
-	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), buf)
+	w.arena = b[:len(b):cap(b)]
+	return b[start:len(b):len(b)]
 }
 
 // historyKeep bounds the stored queue times: min_interval_s reaches back

@@ -40,6 +40,9 @@ var (
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
+// initialMmapSize is the address space mapped at open (64-bit only).
+const initialMmapSize = 1 << 30
+
 // FileName is the bbolt file inside the data directory.
 const FileName = "hotzone.db"
 
@@ -116,7 +119,11 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data dir: %w", err)
 	}
-	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	b, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType,
+		// Growing the map re-reads every node a writer holds and waits
+		// for every reader; it is address space, not memory, so reserve
+		// plenty once rather than remap at each doubling under load.
+		InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}

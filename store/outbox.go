@@ -33,12 +33,14 @@ func (db *DB) Lanes() ([]hotzone.Lane, error) {
 }
 
 // Due returns up to limit of the lane's queued notifications whose next
-// attempt is due, oldest first. The outbox is durable: what a crash
+// attempt is due, oldest first, starting after the id after ("" for the
+// start of the lane): a dispatcher keeps reading on while what it read
+// before is still being sent. The outbox is durable: what a crash
 // interrupts is found here again on the next start.
-func (db *DB) Due(lane hotzone.Lane, now time.Time, limit int) ([]hotzone.Notification, error) {
+func (db *DB) Due(lane hotzone.Lane, now time.Time, after string, limit int) ([]hotzone.Notification, error) {
 	var out []hotzone.Notification
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return scanOutbox(tx, lane.BrandID, laneKey(lane), func(n hotzone.Notification) bool {
+		return scanOutboxFrom(tx, lane.BrandID, laneKey(lane), after, func(n hotzone.Notification) bool {
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
 				out = append(out, n)
 			}
@@ -56,10 +58,20 @@ func laneKey(l hotzone.Lane) []byte {
 // scanOutbox calls fn, in id order, with each notification of brandID
 // whose outbox key starts with prefix, until fn returns false.
 func scanOutbox(tx *bolt.Tx, brandID string, prefix []byte, fn func(hotzone.Notification) bool) error {
+	return scanOutboxFrom(tx, brandID, prefix, "", fn)
+}
+
+// scanOutboxFrom is scanOutbox starting after the id after.
+func scanOutboxFrom(tx *bolt.Tx, brandID string, prefix []byte, after string, fn func(hotzone.Notification) bool) error {
 	notifs := tx.Bucket(bucketNotifs)
 	c := tx.Bucket(bucketOutbox).Cursor()
+	start := append(bytes.Clone(prefix), after...)
+	k, _ := c.Seek(start)
+	if after != "" && bytes.Equal(k, start) {
+		k, _ = c.Next()
+	}
 	var kbuf []byte
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		id := k[bytes.LastIndexByte(k, 0)+1:]
 		kbuf = key(kbuf, brandID, string(id))
 		raw := notifs.Get(kbuf)

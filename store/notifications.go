@@ -212,20 +212,27 @@ func (w *notifWriter) putNotification(n *hotzone.Notification) error {
 	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), w.value(func(b []byte) []byte { return appendNotification(b, n) }))
 }
 
-// arenaSize is the slab values are cut from: bbolt keeps a Put's value
-// (not a copy) until the transaction ends, so values cannot share one
-// reused buffer, but they can share a few large allocations.
-const arenaSize = 64 << 10
+// Values are cut from slabs: bbolt keeps a Put's value (not a copy)
+// until the transaction ends, so values cannot share one reused buffer,
+// but they can share a few allocations. Slabs start small (a dispatcher
+// commit records a hundred results) and double up to the largest.
+const (
+	arenaFirst = 4 << 10
+	arenaMax   = 64 << 10
+)
 
 // value appends a new value with fill and returns it, cut from the
 // transaction's arena.
 func (w *notifWriter) value(fill func([]byte) []byte) []byte {
+	if cap(w.arena) == 0 {
+		w.arena = make([]byte, 0, arenaFirst)
+	}
 	start := len(w.arena)
 	b := fill(w.arena)
-	if start > 0 && cap(b) != cap(w.arena) {
+	if cap(b) != cap(w.arena) {
 		// fill outgrew the slab and append moved it: start a new one
 		// so what earlier values point at stays untouched.
-		w.arena = make([]byte, 0, max(arenaSize, 2*(len(b)-start)))
+		w.arena = make([]byte, 0, max(min(2*cap(w.arena), arenaMax), 2*(len(b)-start)))
 		start = 0
 		b = fill(w.arena)
 	}

@@ -38,7 +38,7 @@ func (db *DB) Lanes() ([]hotzone.Lane, error) {
 // before is still being sent. The outbox is durable: what a crash
 // interrupts is found here again on the next start.
 func (db *DB) Due(lane hotzone.Lane, now time.Time, after string, limit int) ([]hotzone.Notification, error) {
-	var out []hotzone.Notification
+	out := make([]hotzone.Notification, 0, min(limit, 4096))
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return scanOutboxFrom(tx, lane.BrandID, laneKey(lane), after, func(n hotzone.Notification) bool {
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
@@ -103,29 +103,28 @@ func (db *DB) OutboxLen() int {
 // notification that is no longer queued (its event ended meanwhile, or
 // the device was erased) keeps its status.
 func (db *DB) Complete(ds []hotzone.Delivery) error {
+	// A move is what the in-memory counts and tokens need of a recorded
+	// result; the strings are the decoded entry's, not copies.
 	type move struct {
-		n    hotzone.Notification
-		prev hotzone.NotificationStatus
+		id, eventID, brandID, deviceID string
+		prev, status                   hotzone.NotificationStatus
+		tokenInvalidSince              time.Time
+		clearToken                     bool
 	}
-	var (
-		moves   []move
-		cleared []hotzone.Delivery
-	)
+	moves := make([]move, 0, len(ds))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		moves, cleared = moves[:0], cleared[:0]
+		moves = moves[:0]
 		w := newNotifWriter(tx)
+		var n hotzone.Notification
 		for _, d := range ds {
-			ok := hotzone.Notification{BrandID: d.BrandID, Provider: d.Provider, ID: d.NotificationID}
-			obKey := bytes.Clone(outboxKey(w.kbuf, &ok))
-			if w.outbox.Get(obKey) == nil {
+			w.kbuf = key(w.kbuf, d.BrandID, string(d.Provider), d.NotificationID)
+			if w.outbox.Get(w.kbuf) == nil {
 				continue
 			}
-			nk := joinKey(d.BrandID, d.NotificationID)
-			raw := w.notifs.Get(nk)
+			raw := w.notifs.Get(key(w.kbuf2, d.BrandID, d.NotificationID))
 			if raw == nil {
 				continue
 			}
-			var n hotzone.Notification
 			if err := decodeNotification(raw, &n); err != nil {
 				return err
 			}
@@ -146,7 +145,7 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 				n.NextAttempt = d.NextAttempt
 			} else {
 				n.NextAttempt = time.Time{}
-				if err := w.outbox.Delete(obKey); err != nil {
+				if err := w.outbox.Delete(w.kbuf); err != nil {
 					return err
 				}
 			}
@@ -157,36 +156,34 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 			if err := w.putNotification(&n); err != nil {
 				return err
 			}
+			m := move{id: n.ID, eventID: n.EventID, brandID: n.BrandID, deviceID: n.DeviceID, prev: prev, status: n.Status}
 			if d.Status == hotzone.StatusInvalidToken {
 				if err := clearToken(tx, n.BrandID, n.DeviceID, d.TokenInvalidSince); err != nil {
 					return err
 				}
-				cleared = append(cleared, d)
-				cleared[len(cleared)-1].BrandID = n.BrandID
+				m.clearToken, m.tokenInvalidSince = true, d.TokenInvalidSince
 			}
-			moves = append(moves, move{n, prev})
+			moves = append(moves, m)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: complete deliveries: %w", err)
 	}
-	for _, d := range cleared {
-		for _, m := range moves {
-			if m.n.ID == d.NotificationID {
-				db.clearTokenInMemory(m.n.BrandID, m.n.DeviceID, d.TokenInvalidSince)
-			}
+	for _, m := range moves {
+		if m.clearToken {
+			db.clearTokenInMemory(m.brandID, m.deviceID, m.tokenInvalidSince)
 		}
 	}
 	db.ev.mu.Lock()
 	defer db.ev.mu.Unlock()
 	for _, m := range moves {
-		es := db.ev.byID[m.n.EventID]
-		if es == nil || m.prev == m.n.Status {
+		es := db.ev.byID[m.eventID]
+		if es == nil || m.prev == m.status {
 			continue
 		}
 		es.counts.Add(m.prev, -1)
-		es.counts.Add(m.n.Status, 1)
+		es.counts.Add(m.status, 1)
 		db.ev.signalLocked(storeRef{es.ev.BrandID, es.ev.StoreID})
 	}
 	return nil

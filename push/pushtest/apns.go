@@ -8,22 +8,18 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
+	"golang.org/x/net/http2/hpack"
 )
 
 // What the fake, like Apple, accepts.
@@ -69,9 +65,8 @@ const (
 // "timestamp" in milliseconds since the epoch.
 type APNs struct {
 	t   testing.TB
-	srv *httptest.Server
+	srv *h2Server
 	*responder
-	conns atomic.Int64
 
 	mu       sync.Mutex
 	keys     map[string]apnsKey // by key ID
@@ -115,25 +110,10 @@ func NewAPNs(t testing.TB) *APNs {
 		jwts:      map[string]struct{}{},
 		verified:  map[string]verifiedJWT{},
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.serveHTTP))
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	srv, err := newH2Server(f.serve)
 	if err != nil {
-		t.Fatalf("pushtest: APNs listen: %v", err)
+		t.Fatalf("pushtest: APNs: %v", err)
 	}
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: APNsMaxConcurrentStreams}
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			f.conns.Add(1)
-		}
-	}
-	srv.Config.ConnContext = withConn
-	// TLS handshake errors from clients that go away are noise here.
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
 	f.srv = srv
 	t.Cleanup(srv.Close)
 	return f
@@ -141,16 +121,16 @@ func NewAPNs(t testing.TB) *APNs {
 
 // URL is the base URL of the fake, https://127.0.0.1:port; it is what
 // apns2.Client.Host should be.
-func (f *APNs) URL() string { return f.srv.URL }
+func (f *APNs) URL() string { return f.srv.URL() }
 
 // Certificate is the fake's self-signed TLS certificate.
-func (f *APNs) Certificate() *x509.Certificate { return f.srv.Certificate() }
+func (f *APNs) Certificate() *x509.Certificate { return f.srv.cert }
 
 // CertPool is a pool holding only the fake's certificate, for a client's
 // tls.Config.RootCAs.
 func (f *APNs) CertPool() *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(f.srv.Certificate())
+	p.AddCert(f.srv.cert)
 	return p
 }
 
@@ -222,7 +202,7 @@ func (f *APNs) Count(token string) int {
 
 // Connections is the number of TCP connections clients have opened to
 // the fake. A sender that reuses its connection opens one.
-func (f *APNs) Connections() int { return int(f.conns.Load()) }
+func (f *APNs) Connections() int { return int(f.srv.accepts.Load()) }
 
 // JWTs is the number of distinct provider tokens presented, valid or
 // not. Apple expects a provider to reuse one token for 20 to 60 minutes.
@@ -239,128 +219,139 @@ var apnsPushTypes = map[string]bool{
 	"liveactivity": true, "pushtotalk": true, "widgets": true,
 }
 
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-func (f *APNs) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	apnsID := r.Header.Get("apns-id")
-	if apnsID == "" || !uuidPattern.MatchString(apnsID) {
-		w.Header().Set("apns-id", newUUID())
-	} else {
-		w.Header().Set("apns-id", apnsID)
+// isUUID reports whether s is a UUID in its 8-4-4-4-12 hex form, as
+// Apple requires of apns-id.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
 	}
-	fail := func(status int, reason string) { writeAPNsError(w, Answer{Status: status, Reason: reason}) }
-
-	if r.Method != http.MethodPost {
-		fail(http.StatusMethodNotAllowed, apns2.ReasonMethodNotAllowed)
-		return
+	for i := range len(s) {
+		switch i {
+		case 8, 13, 18, 23:
+			if s[i] != '-' {
+				return false
+			}
+		default:
+			if !isHexDigit(s[i]) {
+				return false
+			}
+		}
 	}
-	deviceToken, ok := strings.CutPrefix(r.URL.Path, "/3/device/")
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// serve answers one request as Apple would.
+func (f *APNs) serve(r *h2Request) h2Reply {
+	apnsID := r.header.Get("apns-id")
+	answerID := apnsID
+	if apnsID == "" || !isUUID(apnsID) {
+		answerID = newUUID()
+	}
+	fail := func(status int, reason string) h2Reply {
+		return apnsError(answerID, Answer{Status: status, Reason: reason})
+	}
+
+	if r.method != http.MethodPost {
+		return fail(http.StatusMethodNotAllowed, apns2.ReasonMethodNotAllowed)
+	}
+	deviceToken, ok := strings.CutPrefix(r.path, "/3/device/")
 	if !ok || strings.Contains(deviceToken, "/") {
-		fail(http.StatusNotFound, apns2.ReasonBadPath)
-		return
+		return fail(http.StatusNotFound, apns2.ReasonBadPath)
 	}
 	if deviceToken == "" {
-		fail(http.StatusBadRequest, apns2.ReasonMissingDeviceToken)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonMissingDeviceToken)
 	}
-	jwt, key, teamID, reason := f.authorize(r)
+	jwt, key, teamID, reason := f.authorize(r.header)
 	if reason != "" {
-		fail(http.StatusForbidden, reason)
-		return
+		return fail(http.StatusForbidden, reason)
 	}
-	for k := range r.Header {
-		if strings.HasPrefix(strings.ToLower(k), "apns-") && len(r.Header[k]) > 1 {
-			fail(http.StatusBadRequest, apns2.ReasonDuplicateHeaders)
-			return
+	for k, v := range r.header {
+		if len(v) > 1 && len(k) >= 5 && strings.EqualFold(k[:5], "apns-") {
+			return fail(http.StatusBadRequest, apns2.ReasonDuplicateHeaders)
 		}
 	}
 	p := APNsPush{
 		Token:      deviceToken,
-		Topic:      r.Header.Get("apns-topic"),
-		PushType:   r.Header.Get("apns-push-type"),
-		CollapseID: r.Header.Get("apns-collapse-id"),
+		Topic:      r.header.Get("apns-topic"),
+		PushType:   r.header.Get("apns-push-type"),
+		CollapseID: r.header.Get("apns-collapse-id"),
 		JWT:        jwt,
 		KeyID:      key,
 		TeamID:     teamID,
-		Header:     r.Header.Clone(),
+		// The server makes a new map per request and never touches it
+		// after the handler: kept as is, not copied per push.
+		Header: r.header,
 	}
 	if p.Topic == "" {
-		fail(http.StatusBadRequest, apns2.ReasonMissingTopic)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonMissingTopic)
 	}
-	if apnsID != "" && !uuidPattern.MatchString(apnsID) {
-		fail(http.StatusBadRequest, apns2.ReasonBadMessageID)
-		return
+	if apnsID != "" && !isUUID(apnsID) {
+		return fail(http.StatusBadRequest, apns2.ReasonBadMessageID)
 	}
 	if p.PushType != "" && !apnsPushTypes[p.PushType] {
-		fail(http.StatusBadRequest, apns2.ReasonInvalidPushType)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonInvalidPushType)
 	}
-	if v := r.Header.Get("apns-priority"); v != "" {
+	if v := r.header.Get("apns-priority"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || (n != 1 && n != 5 && n != 10) {
-			fail(http.StatusBadRequest, apns2.ReasonBadPriority)
-			return
+			return fail(http.StatusBadRequest, apns2.ReasonBadPriority)
 		}
 		p.Priority = n
 	}
-	if v := r.Header.Get("apns-expiration"); v != "" {
+	if v := r.header.Get("apns-expiration"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			fail(http.StatusBadRequest, apns2.ReasonBadExpirationDate)
-			return
+			return fail(http.StatusBadRequest, apns2.ReasonBadExpirationDate)
 		}
 		p.Expiration = time.Unix(n, 0)
 	}
 	if len(p.CollapseID) > 64 {
-		fail(http.StatusBadRequest, apns2.ReasonBadCollapseID)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonBadCollapseID)
 	}
 	if len(deviceToken)%2 != 0 || !isHex(deviceToken) || len(deviceToken) > 200 {
-		fail(http.StatusBadRequest, apns2.ReasonBadDeviceToken)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonBadDeviceToken)
 	}
 	limit := APNsMaxPayload
 	if p.PushType == "voip" {
 		limit = APNsMaxVoIPPayload
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
-	if err != nil {
-		drop(r, Answer{Drop: true}) // the client went away mid-body
-	}
-	if len(body) > limit {
-		fail(http.StatusRequestEntityTooLarge, apns2.ReasonPayloadTooLarge)
-		return
+	body := r.body
+	if r.bodyLen > limit {
+		return fail(http.StatusRequestEntityTooLarge, apns2.ReasonPayloadTooLarge)
 	}
 	if !hasAPS(body) {
-		fail(http.StatusBadRequest, apns2.ReasonPayloadEmpty)
-		return
+		return fail(http.StatusBadRequest, apns2.ReasonPayloadEmpty)
 	}
 	p.Payload = body
 
 	a := f.answer(deviceToken)
 	if a.Drop || a.CloseConn {
-		drop(r, a)
+		return h2Reply{drop: a.Drop, closeConn: a.CloseConn}
 	}
 	if !a.ok() {
-		writeAPNsError(w, a)
-		return
+		return apnsError(answerID, a)
 	}
-	p.APNsID = w.Header().Get("apns-id")
+	p.APNsID = answerID
 	p.At = time.Now()
 	f.mu.Lock()
 	f.pushes = append(f.pushes, p)
 	f.counts[deviceToken]++
 	f.mu.Unlock()
-	w.Header().Set("apns-unique-id", strings.ToLower(newUUID()))
-	a.setRetryAfter(w.Header())
-	w.WriteHeader(http.StatusOK)
+	rep := h2Reply{status: http.StatusOK, header: []hpack.HeaderField{
+		{Name: "apns-id", Value: answerID},
+		{Name: "apns-unique-id", Value: strings.ToLower(newUUID())},
+	}}
+	return rep.withRetryAfter(a)
 }
 
 // authorize checks the provider token as Apple does and returns it, its
 // key ID and team, or the reason it is refused.
-func (f *APNs) authorize(r *http.Request) (jwt, keyID, teamID, reason string) {
-	v := r.Header.Get("authorization")
+func (f *APNs) authorize(h http.Header) (jwt, keyID, teamID, reason string) {
+	v := h.Get("authorization")
 	if v == "" {
 		return "", "", "", apns2.ReasonMissingProviderToken
 	}
@@ -480,7 +471,9 @@ var apnsStatusReason = map[int]string{
 	http.StatusServiceUnavailable:    apns2.ReasonServiceUnavailable,
 }
 
-func writeAPNsError(w http.ResponseWriter, a Answer) {
+// apnsError is Apple's answer to a refused request: the status, the
+// apns-id and {"reason": ...}, with the timestamp of a 410.
+func apnsError(apnsID string, a Answer) h2Reply {
 	status, reason := a.Status, a.Reason
 	if status == 0 {
 		status = apnsReasonStatus[reason]
@@ -504,23 +497,48 @@ func writeAPNsError(w http.ResponseWriter, a Answer) {
 		body.Timestamp = &ms
 	}
 	b, _ := json.Marshal(body)
-	a.setRetryAfter(w.Header())
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(status)
-	w.Write(b)
+	rep := h2Reply{status: status, body: b, header: []hpack.HeaderField{
+		{Name: "apns-id", Value: apnsID},
+		{Name: "content-type", Value: "application/json; charset=utf-8"},
+	}}
+	return rep.withRetryAfter(a)
 }
 
-// hasAPS reports whether body is a JSON object with an "aps" object.
-func hasAPS(body []byte) bool {
-	var v struct {
-		APS json.RawMessage `json:"aps"`
+// withRetryAfter adds a's Retry-After header, if any.
+func (rep h2Reply) withRetryAfter(a Answer) h2Reply {
+	h := http.Header{}
+	a.setRetryAfter(h)
+	if v := h.Get("Retry-After"); v != "" {
+		rep.header = append(rep.header, hpack.HeaderField{Name: "retry-after", Value: v})
 	}
-	if len(bytes.TrimSpace(body)) == 0 || json.Unmarshal(body, &v) != nil {
+	return rep
+}
+
+// hasAPS reports whether body is one JSON object (nothing before or
+// after it) with an "aps" member that is an object.
+func hasAPS(body []byte) bool {
+	d := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
 		return false
 	}
-	aps := bytes.TrimSpace(v.APS)
-	return len(aps) > 0 && aps[0] == '{'
+	found := false
+	for d.PeekKind() != '}' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return false
+		}
+		if name.String() == "aps" && d.PeekKind() == '{' {
+			found = true
+		}
+		if err := d.SkipValue(); err != nil {
+			return false
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return false
+	}
+	_, err := d.ReadToken()
+	return found && err == io.EOF
 }
 
 func isHex(s string) bool {
@@ -535,5 +553,16 @@ func newUUID() string {
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+	const digits = "0123456789ABCDEF"
+	var out [36]byte
+	j := 0
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = digits[c>>4], digits[c&0xf]
+		j += 2
+	}
+	return string(out[:])
 }

@@ -68,7 +68,10 @@ func newAPNsClient(c hotzone.PushCredentials, host string, tlsConf *tls.Config) 
 	var protos http.Protocols
 	protos.SetHTTP2(true) // APNs speaks only HTTP/2
 	tr.Protocols = &protos
-	client.HTTPClient = &http.Client{Transport: retryAfterTransport{tr}, Timeout: sendTimeout}
+	// No Client.Timeout: every push carries its own deadline (Send),
+	// and a client timeout over a wrapped transport costs a goroutine
+	// and a timer per request in net/http.
+	client.HTTPClient = &http.Client{Transport: retryAfterTransport{tr}}
 	return client, nil
 }
 

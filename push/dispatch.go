@@ -199,20 +199,39 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 // per push grows a fresh stack through the HTTP/2 client's deep calls
 // every time (measured at about 8% of the CPU of a dispatch run).
 type pool struct {
-	jobs chan func()
+	jobs chan *sendJob
 	wg   sync.WaitGroup
 }
 
+// sendJob is one push handed to the pool. A pass owns Concurrency of
+// them and they are its send slots: the feed takes a free one to start a
+// send, and the recorder frees it once the result is recorded.
+type sendJob struct {
+	d       *Dispatcher
+	ctx     context.Context
+	m       Message
+	lane    hotzone.Lane
+	results chan<- result
+}
+
 func newPool(n int) *pool {
-	p := &pool{jobs: make(chan func())}
+	p := &pool{jobs: make(chan *sendJob)}
 	for range n {
 		p.wg.Go(func() {
-			for job := range p.jobs {
-				job()
+			for j := range p.jobs {
+				j.run()
 			}
 		})
 	}
 	return p
+}
+
+func (j *sendJob) run() {
+	start := time.Now()
+	r := j.d.senders(j.m.Notification.BrandID, j.m.Device.Provider).Send(j.ctx, j.m)
+	j.d.metrics.delivery(j.m.Device.Provider, r, time.Since(start), true)
+	r.NotificationID, r.BrandID, r.Provider = j.m.Notification.ID, j.m.Notification.BrandID, j.lane.Provider
+	j.results <- result{d: r, job: j}
 }
 
 // close lets the workers finish what they hold and waits for them.
@@ -228,10 +247,10 @@ const (
 	gatherFor = 5 * time.Millisecond
 )
 
-// result is a delivery and whether it holds a send slot.
+// result is a delivery and, when it was sent, the slot it holds.
 type result struct {
-	d    hotzone.Delivery
-	slot bool
+	d   hotzone.Delivery
+	job *sendJob
 }
 
 // passEnd is what the reading side of a pass tells the recording side
@@ -254,24 +273,29 @@ type passEnd struct {
 // shutdown waits for at most one send timeout.
 func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotzone.Lane, p *pool) (int, error) {
 	results := make(chan result, 2*d.concurrency)
-	slots := make(chan struct{}, d.concurrency)
+	slots := make(chan *sendJob, d.concurrency)
+	jobs := make([]sendJob, d.concurrency)
+	for i := range jobs {
+		slots <- &jobs[i]
+	}
 	ended := make(chan passEnd, 1)
 	go func() { ended <- d.feed(ctx, stop, l, p, results, slots) }()
 
 	var (
-		group    []hotzone.Delivery
+		group    = make([]hotzone.Delivery, 0, min(maxRecord, d.concurrency))
+		held     []*sendJob
 		firstErr error
 		got      int
 		handed   = -1 // not known until the feed ends
 	)
 	more := func() bool { return handed < 0 || got < handed }
 	for more() {
-		group, held := group[:0], 0
+		group, held = group[:0], held[:0]
 		take := func(r result) {
 			got++
 			group = append(group, r.d)
-			if r.slot {
-				held++
+			if r.job != nil {
+				held = append(held, r.job)
 			}
 		}
 		// end notes the feed's end; a nil channel is never ready again.
@@ -309,8 +333,9 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 		if err := d.box.Complete(group); err != nil && firstErr == nil {
 			firstErr = err
 		}
-		for ; held > 0; held-- {
-			<-slots
+		for _, j := range held {
+			*j = sendJob{} // let go of the message
+			slots <- j
 		}
 	}
 	return handed, firstErr
@@ -319,7 +344,7 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 // feed reads the lane's due notifications in id order and hands each to
 // the pool, or its final result straight to results when it cannot be
 // sent any more. It answers how many results it caused.
-func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.Lane, p *pool, results chan<- result, slots chan struct{}) passEnd {
+func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.Lane, p *pool, results chan<- result, slots chan *sendJob) passEnd {
 	handed, after := 0, ""
 	for {
 		due, err := d.box.Due(l, d.now(), after, d.batch)
@@ -334,23 +359,16 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 			}
 			after = n.ID
 			handed++
-			finish := func(r hotzone.Delivery, slot bool) {
-				r.NotificationID, r.BrandID, r.Provider = n.ID, n.BrandID, l.Provider
-				results <- result{d: r, slot: slot}
-			}
 			m, res, ready := d.prepare(n)
 			if !ready {
 				d.metrics.delivery(l.Provider, res, 0, false)
-				finish(res, false)
+				res.NotificationID, res.BrandID, res.Provider = n.ID, n.BrandID, l.Provider
+				results <- result{d: res}
 				continue
 			}
-			slots <- struct{}{}
-			p.jobs <- func() {
-				start := time.Now()
-				r := d.senders(n.BrandID, m.Device.Provider).Send(ctx, m)
-				d.metrics.delivery(m.Device.Provider, r, time.Since(start), true)
-				finish(r, true)
-			}
+			j := <-slots
+			*j = sendJob{d: d, ctx: ctx, m: m, lane: l, results: results}
+			p.jobs <- j
 		}
 	}
 }

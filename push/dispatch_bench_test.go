@@ -11,8 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"runtime"
-	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -139,7 +137,7 @@ func benchDispatch(b *testing.B) {
 	}
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: fake.URL(), RootCAs: fake.CertPool(), APNsRate: 1e6})
 	// The defaults: batch, concurrency.
-	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Concurrency: benchConc()})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{})
 	runtime.GC() // the setup's garbage is not the dispatcher's
 	b.ResetTimer()
 	cpu0 := processCPU()
@@ -175,9 +173,4 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func benchConc() int {
-	n, _ := strconv.Atoi(os.Getenv("CONC"))
-	return n
 }

@@ -117,10 +117,9 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 		w := newNotifWriter(tx)
 		var n hotzone.Notification
 		for _, d := range ds {
-			w.kbuf = key(w.kbuf, d.BrandID, string(d.Provider), d.NotificationID)
-			if w.outbox.Get(w.kbuf) == nil {
-				continue
-			}
+			// Queued is exactly "in the outbox" (Consider, Complete,
+			// expiry and erasure keep the two together), so the status
+			// alone says whether the result still applies.
 			raw := w.notifs.Get(key(w.kbuf2, d.BrandID, d.NotificationID))
 			if raw == nil {
 				continue
@@ -145,7 +144,7 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 				n.NextAttempt = d.NextAttempt
 			} else {
 				n.NextAttempt = time.Time{}
-				if err := w.outbox.Delete(w.kbuf); err != nil {
+				if err := w.outbox.Delete(key(w.kbuf, n.BrandID, string(n.Provider), n.ID)); err != nil {
 					return err
 				}
 			}

@@ -450,3 +450,57 @@ func TestAPNsDefault(t *testing.T) {
 		t.Errorf("scripted Push = %d %q, want 200: a script beats the default", res.StatusCode, res.Reason)
 	}
 }
+
+// TestAPNsSustainedLoad keeps 256 pushes in flight on one connection for
+// 20,000 pushes, a tenth of them refused with a body (410), so answers
+// are written in batches while requests keep arriving: every push gets
+// its own answer, intact, on the one connection.
+func TestAPNsSustainedLoad(t *testing.T) {
+	t.Parallel()
+	f, c := newAPNs(t)
+	const total, workers = 20_000, 256
+	tok := func(i int) string { return fmt.Sprintf("%064x", i) }
+	for i := 0; i < total; i += 10 {
+		f.Script(tok(i), pushtest.Answer{Status: http.StatusGone})
+	}
+	jobs := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				res, err := c.Push(alert(tok(i)))
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case i%10 == 0 && (res.StatusCode != http.StatusGone || res.Reason != apns2.ReasonUnregistered):
+					errs <- fmt.Errorf("push %d: %d %q, want 410 Unregistered", i, res.StatusCode, res.Reason)
+					return
+				case i%10 != 0 && !res.Sent():
+					errs <- fmt.Errorf("push %d: %d %q, want 200", i, res.StatusCode, res.Reason)
+					return
+				}
+			}
+		})
+	}
+	for i := range total {
+		select {
+		case jobs <- i:
+		case err := <-errs:
+			t.Fatal(err)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got, want := len(f.Received()), total-total/10; got != want {
+		t.Errorf("accepted %d pushes, want %d", got, want)
+	}
+	if f.Connections() != 1 {
+		t.Errorf("Connections() = %d, want 1", f.Connections())
+	}
+}

@@ -180,7 +180,7 @@ type pendingData struct {
 // h2Conn is one connection's state; only its loop touches it.
 type h2Conn struct {
 	fr      *http2.Framer
-	bw      *bufio.Writer
+	bw      *batchWriter
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
 	streams map[uint32]*h2Stream
@@ -216,8 +216,10 @@ func (s *h2Server) serveConn(nc net.Conn) {
 	if _, err := io.ReadFull(br, preface); err != nil || string(preface) != http2.ClientPreface {
 		return
 	}
+	out := newBatchWriter(tc)
+	defer out.close()
 	c := &h2Conn{
-		bw:            bufio.NewWriterSize(tc, 64<<10),
+		bw:            out,
 		streams:       map[uint32]*h2Stream{},
 		sendWindow:    65535,
 		initialWindow: 65535,
@@ -259,9 +261,7 @@ func (s *h2Server) serveConn(nc net.Conn) {
 			_ = c.bw.Flush()
 			return
 		}
-		// Answers go out when nothing more is waiting to be read, so a
-		// burst of requests is answered in a few writes.
-		if br.Buffered() == 0 && c.bw.Flush() != nil {
+		if c.bw.Flush() != nil {
 			return
 		}
 	}
@@ -421,4 +421,88 @@ func (c *h2Conn) waiting(id uint32) bool {
 		}
 	}
 	return false
+}
+
+// batchWriter hands what the connection's loop writes to a goroutine of
+// its own, which writes whatever has gathered since its last write in
+// one go: while one write is in the kernel the next answers pile up, so
+// a busy connection answers many requests per write, as net/http's
+// server does, and the loop never waits on the socket.
+type batchWriter struct {
+	w      io.Writer
+	mu     sync.Mutex
+	buf    []byte
+	err    error
+	kick   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newBatchWriter(w io.Writer) *batchWriter {
+	b := &batchWriter{w: w, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+// Write queues p; it fails only once an earlier write failed.
+func (b *batchWriter) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// Flush wakes the writer; it reports an earlier write's failure.
+func (b *batchWriter) Flush() error {
+	b.mu.Lock()
+	err, pending := b.err, len(b.buf) > 0
+	b.mu.Unlock()
+	if pending {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+func (b *batchWriter) loop() {
+	defer close(b.done)
+	var spare []byte
+	for range b.kick {
+		b.mu.Lock()
+		out := b.buf
+		if len(out) == 0 {
+			b.mu.Unlock()
+			continue
+		}
+		// Two buffers take turns: the loop fills one while this
+		// goroutine writes the other.
+		b.buf = spare[:0]
+		b.mu.Unlock()
+		if _, err := b.w.Write(out); err != nil {
+			b.mu.Lock()
+			b.err = err
+			b.mu.Unlock()
+			// Keep draining kicks until close, writing nothing.
+		}
+		spare = out
+	}
+}
+
+// close writes what is queued and stops the writer.
+func (b *batchWriter) close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.mu.Unlock()
+	_ = b.Flush()
+	close(b.kick)
+	<-b.done
 }

@@ -52,6 +52,9 @@ func newAPNsClient(c hotzone.PushCredentials, host string, tlsConf *tls.Config) 
 		// into the config it is given.
 		TLSClientConfig:   tlsConf.Clone(),
 		ForceAttemptHTTP2: true,
+		// APNs answers are a few bytes of JSON: asking for gzip would
+		// only add a header to every push.
+		DisableCompression: true,
 		// One connection per brand: without these, a burst on a cold
 		// client dials hundreds of connections at once (measured ~700
 		// for 500 pushes), which Apple treats as abuse. Streams beyond

@@ -154,8 +154,11 @@ func (f *APNs) Client(tok *token.Token) *apns2.Client {
 	tr := &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: f.CertPool(), MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2: true,
-		Protocols:         &h2,
-		MaxConnsPerHost:   1,
+		// APNs answers are a few bytes of JSON: asking for gzip would
+		// only add a header to every push.
+		DisableCompression: true,
+		Protocols:          &h2,
+		MaxConnsPerHost:    1,
 		HTTP2: &http.HTTP2Config{
 			StrictMaxConcurrentRequests: true,
 			SendPingTimeout:             apns2.ReadIdleTimeout,
@@ -342,8 +345,10 @@ func (f *APNs) serve(r *h2Request) h2Reply {
 	f.counts[deviceToken]++
 	f.mu.Unlock()
 	rep := h2Reply{status: http.StatusOK, header: []hpack.HeaderField{
-		{Name: "apns-id", Value: answerID},
-		{Name: "apns-unique-id", Value: strings.ToLower(newUUID())},
+		// Ids differ on every answer: sent as never-indexed literals, so
+		// they do not churn the HPACK tables of both ends.
+		{Name: "apns-id", Value: answerID, Sensitive: true},
+		{Name: "apns-unique-id", Value: strings.ToLower(newUUID()), Sensitive: true},
 	}}
 	return rep.withRetryAfter(a)
 }
@@ -498,7 +503,7 @@ func apnsError(apnsID string, a Answer) h2Reply {
 	}
 	b, _ := json.Marshal(body)
 	rep := h2Reply{status: status, body: b, header: []hpack.HeaderField{
-		{Name: "apns-id", Value: apnsID},
+		{Name: "apns-id", Value: apnsID, Sensitive: true},
 		{Name: "content-type", Value: "application/json; charset=utf-8"},
 	}}
 	return rep.withRetryAfter(a)
@@ -517,7 +522,11 @@ func (rep h2Reply) withRetryAfter(a Answer) h2Reply {
 // hasAPS reports whether body is one JSON object (nothing before or
 // after it) with an "aps" member that is an object.
 func hasAPS(body []byte) bool {
-	d := jsontext.NewDecoder(bytes.NewReader(body))
+	j := jsonCheckers.Get().(*jsonChecker)
+	defer jsonCheckers.Put(j)
+	j.r.Reset(body)
+	j.d.Reset(&j.r)
+	d := &j.d
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
 		return false
 	}
@@ -540,6 +549,15 @@ func hasAPS(body []byte) bool {
 	_, err := d.ReadToken()
 	return found && err == io.EOF
 }
+
+// jsonChecker is a reusable streaming decoder: one per request would be
+// most of what checking a payload allocates.
+type jsonChecker struct {
+	r bytes.Reader
+	d jsontext.Decoder
+}
+
+var jsonCheckers = sync.Pool{New: func() any { return new(jsonChecker) }}
 
 func isHex(s string) bool {
 	_, err := hex.DecodeString(s)

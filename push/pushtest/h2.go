@@ -307,7 +307,7 @@ func (s *h2Server) handleFrame(c *h2Conn, f http2.Frame) bool {
 				st.req.path, _, _ = strings.Cut(hf.Value, "?")
 			default:
 				if !hf.IsPseudo() {
-					k := http.CanonicalHeaderKey(hf.Name)
+					k := canonicalKey(hf.Name)
 					st.req.header[k] = append(st.req.header[k], hf.Value)
 				}
 			}
@@ -505,4 +505,22 @@ func (b *batchWriter) close() {
 	_ = b.Flush()
 	close(b.kick)
 	<-b.done
+}
+
+// knownKeys maps the header names APNs clients send to their canonical
+// form, which http.CanonicalHeaderKey would allocate anew per request.
+var knownKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{"authorization", "apns-topic", "apns-id", "apns-push-type", "apns-priority",
+		"apns-expiration", "apns-collapse-id", "content-type", "content-length", "user-agent", "accept-encoding"} {
+		m[k] = http.CanonicalHeaderKey(k)
+	}
+	return m
+}()
+
+func canonicalKey(name string) string {
+	if k, ok := knownKeys[name]; ok {
+		return k
+	}
+	return http.CanonicalHeaderKey(name)
 }

@@ -64,6 +64,19 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 	return buf
 }
 
+// notificationSize bounds the length of n's binary form: each length
+// and number takes at most 10 bytes as a varint.
+func notificationSize(n *hotzone.Notification) int {
+	size := 2 + 10 + 3*20 // version, flags, attempts, three times
+	for _, s := range [...]string{n.ID, n.BrandID, n.EventID, n.StoreID, n.DeviceID, string(n.Provider), string(n.Status), n.Reason, n.ProviderID} {
+		size += 10 + len(s)
+	}
+	if n.LastError != nil {
+		size += 10 + len(*n.LastError)
+	}
+	return size
+}
+
 // appendTime keeps seconds and nanoseconds apart, so every time.Time a
 // JSON entry could hold (years 0 to 9999) survives, not only the
 // ±292 years UnixNano reaches.

@@ -26,6 +26,9 @@ func codecSamples() []hotzone.Notification {
 func TestNotificationCodecRoundTrip(t *testing.T) {
 	for _, n := range codecSamples() {
 		b := appendNotification(nil, &n)
+		if len(b) > notificationSize(&n) {
+			t.Errorf("%s: %d bytes, more than notificationSize's %d", n.ID, len(b), notificationSize(&n))
+		}
 		var got hotzone.Notification
 		if err := decodeNotification(b, &got); err != nil {
 			t.Fatalf("%s: decode: %v", n.ID, err)
@@ -107,6 +110,9 @@ func FuzzDecodeNotification(f *testing.F) {
 			return // only JSON can say that; never written
 		}
 		again := appendNotification(nil, &n)
+		if len(again) > notificationSize(&n) {
+			t.Fatalf("%d bytes, more than notificationSize's %d", len(again), notificationSize(&n))
+		}
 		var m hotzone.Notification
 		if err := decodeNotification(again, &m); err != nil {
 			t.Fatalf("re-encoded record does not decode: %v", err)

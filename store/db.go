@@ -145,6 +145,9 @@ func Open(dir string, opts Options) (*DB, error) {
 
 func (db *DB) load() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := migrateNotifKeys(tx); err != nil {
+			return fmt.Errorf("store: migrate the notification index: %w", err)
+		}
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)

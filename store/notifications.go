@@ -15,11 +15,14 @@ import (
 
 // The log is keyed by time-ordered notification id, so new entries
 // append at the end of the tree (cheap for bbolt) and listing newest
-// first is a reverse scan; notif_keys is the "one entry per device per
-// event" index and also finds a device's entries for erasure.
+// first is a reverse scan. The "one entry per device per event" index is
+// keyed event first: a fan-out's entries then land together at the end
+// of the tree, where keyed device first every fan-out rewrote pages
+// across the whole index, every event ever included. Erasure finds a
+// device's entries through the brand's events.
 var (
-	bucketNotifs    = []byte("notifs")     // brand\0notification id -> Notification
-	bucketNotifKeys = []byte("notif_keys") // brand\0device\0event -> notification id
+	bucketNotifs    = []byte("notifs")         // brand\0notification id -> Notification
+	bucketNotifKeys = []byte("notif_by_event") // brand\0event\0device -> notification id
 	bucketOutbox    = []byte("outbox")     // brand\0provider\0notification id -> nothing
 	bucketHistory   = []byte("history")    // brand\0device -> queued times, 8 bytes each
 )
@@ -166,7 +169,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	}
 	w.kbuf = key(w.kbuf, ev.BrandID, deviceID)
 	hist := decodeHistory(get(w.cHistory, w.kbuf))
-	w.kbuf2 = key(w.kbuf2, ev.BrandID, deviceID, ev.ID)
+	w.kbuf2 = key(w.kbuf2, ev.BrandID, ev.ID, deviceID)
 	var n hotzone.Notification
 	if id := get(w.cKeys, w.kbuf2); id != nil {
 		v := w.notifs.Get(key(w.kbuf2, ev.BrandID, string(id)))
@@ -336,19 +339,24 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 	return out, more, err
 }
 
-// eraseNotifications deletes every log entry of a device inside tx.
+// eraseNotifications deletes every log entry of a device inside tx,
+// looking up its index entry in each of the brand's events.
 func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notification, error) {
 	w := newNotifWriter(tx)
-	prefix := append(joinKey(brandID, deviceID), 0)
+	prefix := append([]byte(brandID), 0)
 	var (
 		out  []hotzone.Notification
 		keys [][]byte
 	)
-	c := w.keys.Cursor()
-	for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-		nk := joinKey(brandID, string(id))
-		if v := w.notifs.Get(nk); v != nil {
+	c := tx.Bucket(bucketEvents).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		ik := key(nil, brandID, string(k[len(prefix):]), deviceID)
+		id := get(w.cKeys, ik)
+		if id == nil {
+			continue
+		}
+		keys = append(keys, ik)
+		if v := w.notifs.Get(joinKey(brandID, string(id))); v != nil {
 			var n hotzone.Notification
 			if err := decodeNotification(v, &n); err != nil {
 				return nil, err
@@ -370,6 +378,33 @@ func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notifi
 		}
 	}
 	return out, nil
+}
+
+// bucketNotifKeysV1 is the index as earlier versions kept it, keyed
+// brand\0device\0event; migrateNotifKeys moves it to bucketNotifKeys.
+var bucketNotifKeysV1 = []byte("notif_keys")
+
+// migrateNotifKeys rewrites an index of an earlier version, if any, in
+// the current order, in the opening transaction.
+func migrateNotifKeys(tx *bolt.Tx) error {
+	old := tx.Bucket(bucketNotifKeysV1)
+	if old == nil {
+		return nil
+	}
+	idx, err := tx.CreateBucketIfNotExists(bucketNotifKeys)
+	if err != nil {
+		return err
+	}
+	if err := old.ForEach(func(k, v []byte) error {
+		parts := bytes.SplitN(k, []byte{0}, 3)
+		if len(parts) != 3 {
+			return fmt.Errorf("store: index key %q", k)
+		}
+		return idx.Put(key(nil, string(parts[0]), string(parts[2]), string(parts[1])), bytes.Clone(v))
+	}); err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bucketNotifKeysV1)
 }
 
 // forgetNotifications takes erased entries out of their events' counts.

@@ -1,0 +1,156 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+)
+
+// indexTest is a brand with one store and devices a and b, each queued
+// a notification in an event that has ended and in a live one.
+func indexTest(t *testing.T, db *DB, now time.Time) (brandID string, ended, live hotzone.Event) {
+	t.Helper()
+	ctx := context.Background()
+	br, _, _, err := db.CreateBrand(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
+	st.Fence, _ = BuildFence(st.Spec)
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		d := hotzone.Device{ID: id, BrandID: br.ID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok-" + id}
+		if _, _, err := db.PutDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queue := func(hotzone.Device, []time.Time) string { return "" }
+	for i, ev := range []*hotzone.Event{&ended, &live} {
+		*ev = hotzone.Event{ID: hotzone.NewID(now.Add(time.Duration(i) * time.Minute)), BrandID: br.ID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+		if _, _, _, err := db.StartEvent(ctx, *ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := db.Consider(ctx, *ev, []string{"a", "b"}, queue); err != nil || out[0].Status != hotzone.StatusQueued || out[1].Status != hotzone.StatusQueued {
+			t.Fatalf("Consider = %+v, %v", out, err)
+		}
+		if i == 0 {
+			if _, _, err := db.EndEvent(ctx, br.ID, "s"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return br.ID, ended, live
+}
+
+// TestEraseFindsEveryEvent: erasing a device removes its entries of
+// every event, live or ended, and nothing of the other device.
+func TestEraseFindsEveryEvent(t *testing.T) {
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	db, _ := openTest(t, func() time.Time { return now })
+	brandID, _, live := indexTest(t, db, now)
+	if err := db.DeleteDevice(context.Background(), brandID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"a", "b"} {
+		ns, _, err := db.Notifications(brandID, NotificationFilter{DeviceID: dev}, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]int{"a": 0, "b": 2}[dev]; len(ns) != want {
+			t.Errorf("device %s: %d log entries after erasing a, want %d", dev, len(ns), want)
+		}
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketNotifKeys).ForEach(func(k, _ []byte) error {
+			if bytes.HasSuffix(k, []byte("\x00a")) {
+				t.Errorf("index entry %q left after erasure", k)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b still counts as notified in the live event.
+	out, err := db.Consider(context.Background(), live, []string{"b"}, func(hotzone.Device, []time.Time) string { return "" })
+	if err != nil || out[0].Reason != hotzone.ReasonAlreadyNotified {
+		t.Errorf("b again = %+v, %v; want already notified", out, err)
+	}
+}
+
+// TestIndexOfEarlierVersionMigrates: a data dir whose index is keyed
+// device first (earlier versions) opens with the index moved to the
+// event-first order, and "once per event" still holds.
+func TestIndexOfEarlierVersionMigrates(t *testing.T) {
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	dir := t.TempDir()
+	db, err := Open(dir, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brandID, ended, live := indexTest(t, db, now)
+	// Put the index back the way earlier versions kept it.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		old, err := tx.CreateBucket(bucketNotifKeysV1)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketNotifKeys).ForEach(func(k, v []byte) error {
+			p := bytes.SplitN(k, []byte{0}, 3)
+			return old.Put(key(nil, string(p[0]), string(p[2]), string(p[1])), bytes.Clone(v))
+		}); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bucketNotifKeys)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db2, err := Open(dir, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeChecked(t, db2) })
+	err = db2.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketNotifKeysV1) != nil {
+			t.Error("the old index is still there")
+		}
+		n := 0
+		err := tx.Bucket(bucketNotifKeys).ForEach(func(k, _ []byte) error {
+			n++
+			if !bytes.HasPrefix(k, []byte(brandID+"\x00"+ended.ID)) && !bytes.HasPrefix(k, []byte(brandID+"\x00"+live.ID)) {
+				t.Errorf("index key %q is not event first", k)
+			}
+			return nil
+		})
+		if n != 4 {
+			t.Errorf("%d index entries after migration, want 4", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := db2.Consider(context.Background(), live, []string{"a", "b"}, func(hotzone.Device, []time.Time) string { return "" })
+	if err != nil || out[0].Reason != hotzone.ReasonAlreadyNotified || out[1].Reason != hotzone.ReasonAlreadyNotified {
+		t.Errorf("after migration = %+v, %v; want both already notified", out, err)
+	}
+	if err := db2.DeleteDevice(context.Background(), brandID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ns, _, _ := db2.Notifications(brandID, NotificationFilter{DeviceID: "a"}, "", 10); len(ns) != 0 {
+		t.Errorf("%d entries of an erased device after migration", len(ns))
+	}
+}

@@ -23,8 +23,8 @@ import (
 var (
 	bucketNotifs    = []byte("notifs")         // brand\0notification id -> Notification
 	bucketNotifKeys = []byte("notif_by_event") // brand\0event\0device -> notification id
-	bucketOutbox    = []byte("outbox")     // brand\0provider\0notification id -> nothing
-	bucketHistory   = []byte("history")    // brand\0device -> queued times, 8 bytes each
+	bucketOutbox    = []byte("outbox")         // brand\0provider\0notification id -> nothing
+	bucketHistory   = []byte("history")        // brand\0device -> queued times, 8 bytes each
 )
 
 // Consider applies the policy to each device for the live event ev and

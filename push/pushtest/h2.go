@@ -157,6 +157,10 @@ func (s *h2Server) accept() {
 // loops to end.
 func (s *h2Server) Close() {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	s.closed = true
 	s.ln.Close()
 	for c := range s.conns {

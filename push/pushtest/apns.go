@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,9 @@ const (
 type APNs struct {
 	t   testing.TB
 	srv *h2Server
+	// forget and accepted: see KeepPushes and Accepted.
+	forget   atomic.Bool
+	accepted atomic.Int64
 	*responder
 
 	mu       sync.Mutex
@@ -199,6 +203,16 @@ func (f *APNs) Received() []APNsPush {
 	defer f.mu.Unlock()
 	return append([]APNsPush(nil), f.pushes...)
 }
+
+// KeepPushes(false) stops the fake from keeping each push it accepts
+// (what Received and Count report); Accepted still counts them. A
+// throughput benchmark uses it: Apple keeps its records on its own
+// machines, and a fake that kept every push would have the garbage
+// collector of the process under test mark them all, again and again.
+func (f *APNs) KeepPushes(keep bool) { f.forget.Store(!keep) }
+
+// Accepted is the number of pushes the fake accepted (answered 200).
+func (f *APNs) Accepted() int { return int(f.accepted.Load()) }
 
 // Count is the number of pushes accepted for a device token.
 func (f *APNs) Count(token string) int {
@@ -345,8 +359,11 @@ func (f *APNs) serve(r *h2Request) h2Reply {
 	p.APNsID = answerID
 	p.At = time.Now()
 	f.mu.Lock()
-	f.pushes = append(f.pushes, p)
-	f.counts[deviceToken]++
+	f.accepted.Add(1)
+	if !f.forget.Load() {
+		f.pushes = append(f.pushes, p)
+		f.counts[deviceToken]++
+	}
 	f.mu.Unlock()
 	rep := h2Reply{status: http.StatusOK, header: []hpack.HeaderField{
 		// Ids differ on every answer: sent as never-indexed literals, so

@@ -504,3 +504,17 @@ func TestAPNsSustainedLoad(t *testing.T) {
 		t.Errorf("Connections() = %d, want 1", f.Connections())
 	}
 }
+
+func TestAPNsKeepPushes(t *testing.T) {
+	t.Parallel()
+	f, c := newAPNs(t)
+	push(t, c, alert(deviceToken))
+	f.KeepPushes(false)
+	push(t, c, alert(deviceToken))
+	f.Script(deviceToken, pushtest.Answer{Status: http.StatusGone})
+	push(t, c, alert(deviceToken))
+	if len(f.Received()) != 1 || f.Count(deviceToken) != 1 || f.Accepted() != 2 || f.Attempts(deviceToken) != 3 {
+		t.Errorf("Received, Count, Accepted, Attempts = %d, %d, %d, %d; want 1, 1, 2, 3",
+			len(f.Received()), f.Count(deviceToken), f.Accepted(), f.Attempts(deviceToken))
+	}
+}

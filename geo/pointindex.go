@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -17,7 +18,7 @@ import (
 // shares them.
 type PointIndex struct {
 	mu    sync.Mutex
-	pos   map[string]Point // guarded by mu: the writers' view
+	pos   map[string]pointItem // guarded by mu: the writers' view
 	state atomic.Pointer[pointState]
 }
 
@@ -26,11 +27,13 @@ type pointState struct {
 	n    int
 }
 
-// pointItem keeps the point as given next to its id: the tree's copy of
-// the coordinates has -180 renamed to 180.
+// pointItem keeps the point as given next to its id (the tree's copy of
+// the coordinates has -180 renamed to 180) and the time it was taken,
+// so a search by age needs nothing but the tree.
 type pointItem struct {
 	id string
 	p  Point
+	at int64 // Unix nanoseconds; 0 when not given
 }
 
 // NewPointIndex returns an empty PointIndex. The zero PointIndex is ready
@@ -44,7 +47,7 @@ func (px *PointIndex) Set(id string, p Point) {
 	px.mu.Lock()
 	defer px.mu.Unlock()
 	tree := px.cloneLocked()
-	px.setLocked(tree, id, p)
+	px.setLocked(tree, id, p, 0)
 	px.publishLocked(tree)
 }
 
@@ -52,8 +55,15 @@ func (px *PointIndex) Set(id string, p Point) {
 // ends at its last point) and published together. It panics if ids and ps
 // differ in length, which is a bug in the caller.
 func (px *PointIndex) SetMany(ids []string, ps []Point) {
-	if len(ids) != len(ps) {
-		panic("geo: PointIndex.SetMany: ids and points differ in length")
+	px.SetManyAt(ids, ps, nil)
+}
+
+// SetManyAt is SetMany with the time each point was taken (Unix
+// nanoseconds), which WithinSince filters on; a nil at means 0 for all.
+// It panics if the slices differ in length, which is a bug in the caller.
+func (px *PointIndex) SetManyAt(ids []string, ps []Point, at []int64) {
+	if len(ids) != len(ps) || at != nil && len(at) != len(ids) {
+		panic("geo: PointIndex.SetMany: ids, points and times differ in length")
 	}
 	if len(ids) == 0 {
 		return
@@ -62,7 +72,11 @@ func (px *PointIndex) SetMany(ids []string, ps []Point) {
 	defer px.mu.Unlock()
 	tree := px.cloneLocked()
 	for i, id := range ids {
-		px.setLocked(tree, id, ps[i])
+		var t int64
+		if at != nil {
+			t = at[i]
+		}
+		px.setLocked(tree, id, ps[i], t)
 	}
 	px.publishLocked(tree)
 }
@@ -81,23 +95,24 @@ func (px *PointIndex) Delete(id string) {
 
 func (px *PointIndex) removeLocked(tree *rtree.RTreeG[pointItem], id string) {
 	if old, ok := px.pos[id]; ok {
-		k := pointKey(old)
-		tree.Delete(k, k, pointItem{id, old})
+		k := pointKey(old.p)
+		tree.Delete(k, k, old)
 		delete(px.pos, id)
 	}
 }
 
-func (px *PointIndex) setLocked(tree *rtree.RTreeG[pointItem], id string, p Point) {
+func (px *PointIndex) setLocked(tree *rtree.RTreeG[pointItem], id string, p Point, at int64) {
 	px.removeLocked(tree, id)
 	if !p.Valid() {
 		return
 	}
 	k := pointKey(p)
-	tree.Insert(k, k, pointItem{id, p})
+	it := pointItem{id, p, at}
+	tree.Insert(k, k, it)
 	if px.pos == nil {
-		px.pos = make(map[string]Point)
+		px.pos = make(map[string]pointItem)
 	}
-	px.pos[id] = p
+	px.pos[id] = it
 }
 
 func (px *PointIndex) cloneLocked() *rtree.RTreeG[pointItem] {
@@ -126,6 +141,19 @@ func (px *PointIndex) Len() int {
 // false. Each id is reported at most once. It sees the positions as they
 // were when it started, whatever writers do meanwhile.
 func (px *PointIndex) Within(f *Fence, fn func(id string, p Point) bool) {
+	px.within(f, math.MinInt64, func(it pointItem) bool { return fn(it.id, it.p) })
+}
+
+// WithinSince is Within for the points taken at or after since (Unix
+// nanoseconds, as given to SetManyAt): event fan-out asks for the fresh
+// positions inside a fence and reads nothing but the tree to get them.
+func (px *PointIndex) WithinSince(f *Fence, since int64, fn func(id string) bool) {
+	px.within(f, since, func(it pointItem) bool { return fn(it.id) })
+}
+
+// within reports the items taken at or after since inside f; the time
+// is checked first, being the cheaper test.
+func (px *PointIndex) within(f *Fence, since int64, fn func(pointItem) bool) {
 	if f.empty() {
 		return
 	}
@@ -139,8 +167,8 @@ func (px *PointIndex) Within(f *Fence, fn func(id string, p Point) bool) {
 	stop := false
 	for _, b := range boxes[:nbox] {
 		st.tree.Search(b.min, b.max, func(_, _ [2]float64, it pointItem) bool {
-			if f.Contains(it.p) {
-				stop = !fn(it.id, it.p)
+			if it.at >= since && f.Contains(it.p) {
+				stop = !fn(it)
 			}
 			return !stop
 		})

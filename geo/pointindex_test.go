@@ -186,3 +186,34 @@ func TestPointIndexConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPointIndexWithinSince: only points taken at or after the bound,
+// and a new time for an id replaces its old one.
+func TestPointIndexWithinSince(t *testing.T) {
+	px := NewPointIndex()
+	f := &Fence{Circle: &Circle{Center: Point{Lat: 0, Lon: 0}, RadiusM: 1000}}
+	px.SetManyAt([]string{"old", "edge", "new", "far"}, []Point{{0, 0}, {0, 0.001}, {0.001, 0}, {1, 1}}, []int64{100, 200, 300, 300})
+	since := func(at int64) []string {
+		var got []string
+		px.WithinSince(f, at, func(id string) bool {
+			got = append(got, id)
+			return true
+		})
+		slices.Sort(got)
+		return got
+	}
+	if got := since(200); !slices.Equal(got, []string{"edge", "new"}) {
+		t.Errorf("since 200 = %v, want [edge new]", got)
+	}
+	if got := since(math.MinInt64); !slices.Equal(got, within(px, f)) {
+		t.Errorf("since the beginning = %v, Within = %v", got, within(px, f))
+	}
+	px.SetManyAt([]string{"old"}, []Point{{0, 0}}, []int64{400})
+	if got := since(301); !slices.Equal(got, []string{"old"}) {
+		t.Errorf("since 301 after old moved on = %v, want [old]", got)
+	}
+	px.Delete("old")
+	if got := since(0); !slices.Equal(got, []string{"edge", "new"}) {
+		t.Errorf("after Delete = %v, want [edge new]", got)
+	}
+}

@@ -432,19 +432,21 @@ func (bs *brandState) syncPoints() {
 	}
 	ids := make([]string, 0, len(bs.pending))
 	pts := make([]geo.Point, 0, len(bs.pending))
+	ats := make([]int64, 0, len(bs.pending))
 	for _, e := range bs.pending {
 		e.pendingPoint = false
 		e.mu.Lock()
 		if !e.deleted && e.pos != nil && e.pos.Qualifying != nil {
 			ids = append(ids, e.dev.ID)
 			pts = append(pts, e.pos.Qualifying.Point())
+			ats = append(ats, e.pos.Qualifying.TS.UnixNano())
 		}
 		e.mu.Unlock()
 	}
 	bs.pending = bs.pending[:0]
 	// Applied under pendingMu so a concurrent sync cannot publish an
 	// older batch over a newer one.
-	bs.points.SetMany(ids, pts)
+	bs.points.SetManyAt(ids, pts, ats)
 }
 
 // DevicesIn returns the devices whose last qualifying position lies
@@ -457,21 +459,11 @@ func (db *DB) DevicesIn(brandID string, f *geo.Fence, since time.Time) []string 
 	}
 	bs.syncPoints()
 	var ids []string
-	// One read lock for the whole walk: a fan-out reads up to every
-	// device of the brand, and writers only wait for the walk's length.
-	bs.mu.RLock()
-	defer bs.mu.RUnlock()
-	bs.points.Within(f, func(id string, _ geo.Point) bool {
-		e := bs.devices[id]
-		if e == nil {
-			return true
-		}
-		e.mu.Lock()
-		fresh := e.pos != nil && e.pos.Qualifying != nil && !e.pos.Qualifying.TS.Before(since)
-		e.mu.Unlock()
-		if fresh {
-			ids = append(ids, id)
-		}
+	// The index holds each device's last qualifying position with its
+	// time, so the walk reads only the tree: an erased device left in
+	// it for a moment is skipped by Consider.
+	bs.points.WithinSince(f, since.UnixNano(), func(id string) bool {
+		ids = append(ids, id)
 		return true
 	})
 	return ids

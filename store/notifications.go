@@ -54,6 +54,9 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 			return nil
 		}
 		w := newNotifWriter(tx)
+		if len(deviceIDs) > 1 {
+			w.preloadIndex(ev, deviceIDs)
+		}
 		for i, e := range entries {
 			// DeleteDevice marks an entry before its own transaction, and
 			// bbolt runs one writer at a time: a device erased before this
@@ -121,6 +124,38 @@ type notifWriter struct {
 	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
 	// its stack) per call, which is most of a fan-out's garbage.
 	cKeys, cHistory *bolt.Cursor
+	// known, when set, holds every index entry of the event for the
+	// devices being considered (see preloadIndex), in place of a lookup
+	// per device.
+	known map[string][]byte
+}
+
+// preloadIndex reads the event's index entries between the lowest and
+// the highest of ids in one walk: for a fan-out that is one seek where
+// a lookup per device would be thousands, and a fresh event has none.
+func (w *notifWriter) preloadIndex(ev hotzone.Event, ids []string) {
+	lo, hi := ids[0], ids[0]
+	for _, id := range ids[1:] {
+		lo, hi = min(lo, id), max(hi, id)
+	}
+	prefix := key(nil, ev.BrandID, ev.ID, "")
+	w.known = map[string][]byte{}
+	c := w.keys.Cursor()
+	for k, v := c.Seek(append(bytes.Clone(prefix), lo...)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		dev := string(k[len(prefix):])
+		if dev > hi {
+			break
+		}
+		w.known[dev] = v
+	}
+}
+
+// indexed is the id of the event's notification for the device, or nil.
+func (w *notifWriter) indexed(deviceID string) []byte {
+	if w.known != nil {
+		return w.known[deviceID]
+	}
+	return get(w.cKeys, w.kbuf2)
 }
 
 // get is Bucket.Get through a reused cursor; a seek always starts at the
@@ -171,7 +206,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	hist := decodeHistory(get(w.cHistory, w.kbuf))
 	w.kbuf2 = key(w.kbuf2, ev.BrandID, ev.ID, deviceID)
 	var n hotzone.Notification
-	if id := get(w.cKeys, w.kbuf2); id != nil {
+	if id := w.indexed(deviceID); id != nil {
 		v := w.notifs.Get(key(w.kbuf2, ev.BrandID, string(id)))
 		if v == nil {
 			return o, fmt.Errorf("notification %s indexed but missing", id)
@@ -188,6 +223,9 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 		n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: deviceID, CreatedAt: now}
 		if err := w.keys.Put(w.kbuf2, []byte(n.ID)); err != nil {
 			return o, err
+		}
+		if w.known != nil {
+			w.known[deviceID] = []byte(n.ID)
 		}
 	}
 	reason := decide(d, hist)

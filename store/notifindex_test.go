@@ -154,3 +154,40 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 		t.Errorf("%d entries of an erased device after migration", len(ns))
 	}
 }
+
+// TestConsiderManyKnowsTheIndex: a fan-out's chunk sees what a ping
+// queued before it and what it queued itself, repeated ids included.
+func TestConsiderManyKnowsTheIndex(t *testing.T) {
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	db, _ := openTest(t, func() time.Time { return now })
+	lane := queueTest(t, db, 0)
+	ctx := context.Background()
+	var ds []hotzone.Device
+	for _, id := range []string{"a", "b", "c"} {
+		ds = append(ds, hotzone.Device{ID: id, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "aa" + id})
+	}
+	if err := db.PutDevices(ctx, lane.BrandID, ds); err != nil {
+		t.Fatal(err)
+	}
+	ev, _, ok := db.LiveEvent(lane.BrandID, "s")
+	if !ok {
+		t.Fatal("no live event")
+	}
+	queue := func(hotzone.Device, []time.Time) string { return "" }
+	if out, err := db.Consider(ctx, ev, []string{"b"}, queue); err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("ping = %+v, %v", out, err)
+	}
+	out, err := db.Consider(ctx, ev, []string{"c", "a", "b", "a"}, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"queued", "queued", hotzone.ReasonAlreadyNotified, hotzone.ReasonAlreadyNotified}
+	for i, o := range out {
+		if got := string(o.Status) + o.Reason; got != want[i] {
+			t.Errorf("device %s: %q, want %q", o.DeviceID, got, want[i])
+		}
+	}
+	if _, c, _ := db.LiveEvent(lane.BrandID, "s"); c.Queued != 3 {
+		t.Errorf("queued %d, want 3", c.Queued)
+	}
+}

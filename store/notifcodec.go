@@ -88,6 +88,9 @@ func appendTime(buf []byte, t time.Time) []byte {
 // decodeNotification reads a stored log entry in either form.
 func decodeNotification(b []byte, n *hotzone.Notification) error {
 	if len(b) > 0 && b[0] == '{' {
+		// Unmarshal merges into what n holds; a reused n must not keep
+		// fields of the entry before.
+		*n = hotzone.Notification{}
 		return jsonv2.Unmarshal(b, n)
 	}
 	if len(b) < 2 || b[0] != notifCodecV1 {

@@ -122,3 +122,26 @@ func FuzzDecodeNotification(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeNotificationIntoUsed: decoding into a value that held
+// another entry leaves nothing of it, from either form.
+func TestDecodeNotificationIntoUsed(t *testing.T) {
+	samples := codecSamples()
+	full, sparse := samples[2], samples[1]
+	for _, form := range []string{"binary", "json"} {
+		var n hotzone.Notification
+		if err := decodeNotification(appendNotification(nil, &full), &n); err != nil {
+			t.Fatal(err)
+		}
+		b := appendNotification(nil, &sparse)
+		if form == "json" {
+			b, _ = json.Marshal(sparse)
+		}
+		if err := decodeNotification(b, &n); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(normalize(n), normalize(sparse)) {
+			t.Errorf("%s into a used value:\n got %+v\nwant %+v", form, n, sparse)
+		}
+	}
+}

@@ -106,10 +106,10 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 	// A move is what the in-memory counts and tokens need of a recorded
 	// result; the strings are the decoded entry's, not copies.
 	type move struct {
-		id, eventID, brandID, deviceID string
-		prev, status                   hotzone.NotificationStatus
-		tokenInvalidSince              time.Time
-		clearToken                     bool
+		eventID, brandID, deviceID string
+		prev, status               hotzone.NotificationStatus
+		tokenInvalidSince          time.Time
+		clearToken                 bool
 	}
 	moves := make([]move, 0, len(ds))
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -155,7 +155,7 @@ func (db *DB) Complete(ds []hotzone.Delivery) error {
 			if err := w.putNotification(&n); err != nil {
 				return err
 			}
-			m := move{id: n.ID, eventID: n.EventID, brandID: n.BrandID, deviceID: n.DeviceID, prev: prev, status: n.Status}
+			m := move{eventID: n.EventID, brandID: n.BrandID, deviceID: n.DeviceID, prev: prev, status: n.Status}
 			if d.Status == hotzone.StatusInvalidToken {
 				if err := clearToken(tx, n.BrandID, n.DeviceID, d.TokenInvalidSince); err != nil {
 					return err

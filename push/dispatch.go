@@ -203,10 +203,14 @@ func (d *Dispatcher) Round(ctx context.Context) (int, error) {
 
 // pool is a lane's senders: long-lived goroutines, because a goroutine
 // per push grows a fresh stack through the HTTP/2 client's deep calls
-// every time (measured at about 8% of the CPU of a dispatch run).
+// every time (measured at about 8% of the CPU of a dispatch run). They
+// start as sends need them, so a lane that wakes to find nothing due
+// starts none.
 type pool struct {
-	jobs chan *sendJob
-	wg   sync.WaitGroup
+	jobs    chan *sendJob
+	max     int
+	started int // only the feed, one at a time, submits
+	wg      sync.WaitGroup
 }
 
 // sendJob is one push handed to the pool. A pass owns Concurrency of
@@ -220,16 +224,27 @@ type sendJob struct {
 	results chan<- result
 }
 
-func newPool(n int) *pool {
-	p := &pool{jobs: make(chan *sendJob)}
-	for range n {
+func newPool(n int) *pool { return &pool{jobs: make(chan *sendJob), max: n} }
+
+// submit hands j to an idle worker, or to a new one while fewer than
+// max run, or waits for one to be free.
+func (p *pool) submit(j *sendJob) {
+	select {
+	case p.jobs <- j:
+		return
+	default:
+	}
+	if p.started < p.max {
+		p.started++
 		p.wg.Go(func() {
+			j.run()
 			for j := range p.jobs {
 				j.run()
 			}
 		})
+		return
 	}
-	return p
+	p.jobs <- j
 }
 
 func (j *sendJob) run() {
@@ -374,7 +389,7 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 			}
 			j := <-slots
 			*j = sendJob{d: d, ctx: ctx, m: m, lane: l, results: results}
-			p.jobs <- j
+			p.submit(j)
 		}
 	}
 }

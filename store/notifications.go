@@ -191,8 +191,8 @@ func newNotifWriter(tx *bolt.Tx) *notifWriter {
 	}
 	w.cKeys, w.cHistory = w.keys.Cursor(), w.history.Cursor()
 	// The log and the outbox grow at their ends (ids are time-ordered):
-	// packed pages halve what a commit writes, where the default half
-	// fill suits inserts anywhere.
+	// packed pages leave fewer for a commit to write, where the default
+	// half fill suits inserts anywhere.
 	w.notifs.FillPercent, w.outbox.FillPercent = appendFill, appendFill
 	return w
 }
@@ -264,7 +264,7 @@ func (w *notifWriter) putNotification(n *hotzone.Notification) error {
 // Values are cut from slabs: bbolt keeps a Put's value (not a copy)
 // until the transaction ends, so values cannot share one reused buffer,
 // but they can share a few allocations. Slabs start small (a dispatcher
-// commit records a hundred results) and double up to the largest.
+// commit records a few hundred results) and double up to the largest.
 const (
 	arenaFirst = 4 << 10
 	arenaMax   = 64 << 10

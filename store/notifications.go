@@ -150,12 +150,13 @@ func (w *notifWriter) preloadIndex(ev hotzone.Event, ids []string) {
 	}
 }
 
-// indexed is the id of the event's notification for the device, or nil.
-func (w *notifWriter) indexed(deviceID string) []byte {
+// indexed is the id of the event's notification for the device, whose
+// index key is k, or nil.
+func (w *notifWriter) indexed(deviceID string, k []byte) []byte {
 	if w.known != nil {
 		return w.known[deviceID]
 	}
-	return get(w.cKeys, w.kbuf2)
+	return get(w.cKeys, k)
 }
 
 // get is Bucket.Get through a reused cursor; a seek always starts at the
@@ -206,7 +207,7 @@ func (w *notifWriter) consider(ev hotzone.Event, deviceID string, d hotzone.Devi
 	hist := decodeHistory(get(w.cHistory, w.kbuf))
 	w.kbuf2 = key(w.kbuf2, ev.BrandID, ev.ID, deviceID)
 	var n hotzone.Notification
-	if id := w.indexed(deviceID); id != nil {
+	if id := w.indexed(deviceID, w.kbuf2); id != nil {
 		v := w.notifs.Get(key(w.kbuf2, ev.BrandID, string(id)))
 		if v == nil {
 			return o, fmt.Errorf("notification %s indexed but missing", id)
@@ -256,31 +257,25 @@ func outboxKey(buf []byte, n *hotzone.Notification) []byte {
 	return key(buf, n.BrandID, string(n.Provider), n.ID)
 }
 
-// putNotification stores a log entry in its binary form.
-func (w *notifWriter) putNotification(n *hotzone.Notification) error {
-	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), w.value(notificationSize(n), func(b []byte) []byte { return appendNotification(b, n) }))
-}
-
 // Values are cut from slabs: bbolt keeps a Put's value (not a copy)
 // until the transaction ends, so values cannot share one reused buffer,
 // but they can share a few allocations. Slabs start small (a dispatcher
-// commit records a few hundred results) and double up to the largest.
+// commit records a few hundred results) and double up to the largest; a
+// value that does not fit what is left of a slab starts the next one.
 const (
 	arenaFirst = 4 << 10
 	arenaMax   = 64 << 10
 )
 
-// value appends a value of at most size bytes with fill and returns it,
-// cut from the transaction's arena. A value that does not fit what is
-// left of the slab starts a new one, so fill never reallocates.
-func (w *notifWriter) value(size int, fill func([]byte) []byte) []byte {
-	if cap(w.arena)-len(w.arena) < size {
+// putNotification stores a log entry in its binary form, cut from the
+// transaction's slab.
+func (w *notifWriter) putNotification(n *hotzone.Notification) error {
+	if size := notificationSize(n); cap(w.arena)-len(w.arena) < size {
 		w.arena = make([]byte, 0, max(min(2*cap(w.arena), arenaMax), arenaFirst, size))
 	}
 	start := len(w.arena)
-	b := fill(w.arena)
-	w.arena = b[:len(b):cap(b)]
-	return b[start:len(b):len(b)]
+	w.arena = appendNotification(w.arena, n) // fits: never reallocates
+	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), w.arena[start:len(w.arena):len(w.arena)])
 }
 
 // historyKeep bounds the stored queue times: min_interval_s reaches back
@@ -311,7 +306,7 @@ func encodeHistory(h []time.Time, now time.Time) []byte {
 // outbox, so the outbox (only what is pending) is what it scans.
 func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
 	var out []hotzone.Notification
-	err := scanOutbox(tx, ev.BrandID, append([]byte(ev.BrandID), 0), func(n hotzone.Notification) bool {
+	err := scanOutbox(tx, ev.BrandID, append([]byte(ev.BrandID), 0), "", func(n hotzone.Notification) bool {
 		if n.EventID == ev.ID && n.Status == hotzone.StatusQueued {
 			n.Status, n.NextAttempt = hotzone.StatusExpired, time.Time{}
 			out = append(out, n)

@@ -40,7 +40,7 @@ func (db *DB) Lanes() ([]hotzone.Lane, error) {
 func (db *DB) Due(lane hotzone.Lane, now time.Time, after string, limit int) ([]hotzone.Notification, error) {
 	out := make([]hotzone.Notification, 0, min(limit, 4096))
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return scanOutboxFrom(tx, lane.BrandID, laneKey(lane), after, func(n hotzone.Notification) bool {
+		return scanOutbox(tx, lane.BrandID, laneKey(lane), after, func(n hotzone.Notification) bool {
 			if n.Status == hotzone.StatusQueued && !n.NextAttempt.After(now) {
 				out = append(out, n)
 			}
@@ -56,13 +56,9 @@ func laneKey(l hotzone.Lane) []byte {
 }
 
 // scanOutbox calls fn, in id order, with each notification of brandID
-// whose outbox key starts with prefix, until fn returns false.
-func scanOutbox(tx *bolt.Tx, brandID string, prefix []byte, fn func(hotzone.Notification) bool) error {
-	return scanOutboxFrom(tx, brandID, prefix, "", fn)
-}
-
-// scanOutboxFrom is scanOutbox starting after the id after.
-func scanOutboxFrom(tx *bolt.Tx, brandID string, prefix []byte, after string, fn func(hotzone.Notification) bool) error {
+// whose outbox key starts with prefix and whose id comes after the id
+// after ("" for all), until fn returns false.
+func scanOutbox(tx *bolt.Tx, brandID string, prefix []byte, after string, fn func(hotzone.Notification) bool) error {
 	notifs := tx.Bucket(bucketNotifs)
 	c := tx.Bucket(bucketOutbox).Cursor()
 	start := append(bytes.Clone(prefix), after...)
@@ -229,7 +225,7 @@ func (db *DB) clearTokenInMemory(brandID, deviceID string, since time.Time) {
 func (db *DB) Release(lane hotzone.Lane) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		var held []hotzone.Notification
-		err := scanOutbox(tx, lane.BrandID, laneKey(lane), func(n hotzone.Notification) bool {
+		err := scanOutbox(tx, lane.BrandID, laneKey(lane), "", func(n hotzone.Notification) bool {
 			if !n.NextAttempt.IsZero() {
 				n.NextAttempt = time.Time{}
 				held = append(held, n)

@@ -310,22 +310,22 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 		handed   = -1 // not known until the feed ends
 	)
 	more := func() bool { return handed < 0 || got < handed }
+	take := func(r result) {
+		got++
+		group = append(group, r.d)
+		if r.job != nil {
+			held = append(held, r.job)
+		}
+	}
+	// end notes the feed's end; a nil channel is never ready again.
+	end := func(e passEnd) {
+		handed, ended = e.handed, nil
+		if e.err != nil && firstErr == nil {
+			firstErr = e.err
+		}
+	}
 	for more() {
 		group, held = group[:0], held[:0]
-		take := func(r result) {
-			got++
-			group = append(group, r.d)
-			if r.job != nil {
-				held = append(held, r.job)
-			}
-		}
-		// end notes the feed's end; a nil channel is never ready again.
-		end := func(e passEnd) {
-			handed, ended = e.handed, nil
-			if e.err != nil && firstErr == nil {
-				firstErr = e.err
-			}
-		}
 		select {
 		case r := <-results:
 			take(r)

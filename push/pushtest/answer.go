@@ -43,13 +43,20 @@ func (a Answer) ok() bool {
 	return !a.Drop && !a.CloseConn && (a.Status == http.StatusOK || a.Status == 0 && a.Reason == "")
 }
 
-// setRetryAfter writes the Retry-After header of a.
-func (a Answer) setRetryAfter(h http.Header) {
+// retryAfter is a's Retry-After value, whole seconds rounded up, or ""
+// when it has none.
+func (a Answer) retryAfter() string {
 	if a.RetryAfter <= 0 {
-		return
+		return ""
 	}
-	secs := int64((a.RetryAfter + time.Second - 1) / time.Second)
-	h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	return strconv.FormatInt(int64((a.RetryAfter+time.Second-1)/time.Second), 10)
+}
+
+// setRetryAfter writes the Retry-After header of a, if any.
+func (a Answer) setRetryAfter(h http.Header) {
+	if v := a.retryAfter(); v != "" {
+		h.Set("Retry-After", v)
+	}
 }
 
 // randomRetryAfter is the Retry-After of the 429s that FailRandomly makes.

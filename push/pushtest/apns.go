@@ -532,9 +532,7 @@ func apnsError(apnsID string, a Answer) h2Reply {
 
 // withRetryAfter adds a's Retry-After header, if any.
 func (rep h2Reply) withRetryAfter(a Answer) h2Reply {
-	h := http.Header{}
-	a.setRetryAfter(h)
-	if v := h.Get("Retry-After"); v != "" {
+	if v := a.retryAfter(); v != "" {
 		rep.header = append(rep.header, hpack.HeaderField{Name: "retry-after", Value: v})
 	}
 	return rep

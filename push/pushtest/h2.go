@@ -170,11 +170,6 @@ func (s *h2Server) Close() {
 	s.wg.Wait()
 }
 
-// h2Stream is a request whose body is still arriving.
-type h2Stream struct {
-	req h2Request
-}
-
 // pendingData is a response body waiting for flow-control window.
 type pendingData struct {
 	id   uint32
@@ -187,7 +182,7 @@ type h2Conn struct {
 	bw      *batchWriter
 	henc    *hpack.Encoder
 	hbuf    bytes.Buffer
-	streams map[uint32]*h2Stream
+	streams map[uint32]*h2Request // requests whose body is still arriving
 	lastID  uint32
 
 	// Flow control of what the fake sends: the connection's window, the
@@ -224,7 +219,7 @@ func (s *h2Server) serveConn(nc net.Conn) {
 	defer out.close()
 	c := &h2Conn{
 		bw:            out,
-		streams:       map[uint32]*h2Stream{},
+		streams:       map[uint32]*h2Request{},
 		sendWindow:    65535,
 		initialWindow: 65535,
 		streamExtra:   map[uint32]int64{},
@@ -302,24 +297,24 @@ func (s *h2Server) handleFrame(c *h2Conn, f http2.Frame) bool {
 			return false
 		}
 		c.lastID = id
-		st := &h2Stream{req: h2Request{header: make(http.Header, len(f.Fields))}}
+		req := &h2Request{header: make(http.Header, len(f.Fields))}
 		for _, hf := range f.Fields {
 			switch hf.Name {
 			case ":method":
-				st.req.method = hf.Value
+				req.method = hf.Value
 			case ":path":
-				st.req.path, _, _ = strings.Cut(hf.Value, "?")
+				req.path, _, _ = strings.Cut(hf.Value, "?")
 			default:
 				if !hf.IsPseudo() {
 					k := canonicalKey(hf.Name)
-					st.req.header[k] = append(st.req.header[k], hf.Value)
+					req.header[k] = append(req.header[k], hf.Value)
 				}
 			}
 		}
 		if f.StreamEnded() {
-			return s.respond(c, id, &st.req)
+			return s.respond(c, id, req)
 		}
-		c.streams[id] = st
+		c.streams[id] = req
 	case *http2.DataFrame:
 		if n := f.Length; n > 0 {
 			// Give back at once what the frame used: bodies never wait.
@@ -328,18 +323,18 @@ func (s *h2Server) handleFrame(c *h2Conn, f http2.Frame) bool {
 				_ = c.fr.WriteWindowUpdate(f.StreamID, n)
 			}
 		}
-		st := c.streams[f.StreamID]
-		if st == nil {
+		req := c.streams[f.StreamID]
+		if req == nil {
 			return true // reset by the client meanwhile
 		}
 		data := f.Data()
-		st.req.bodyLen += len(data)
-		if room := maxBody - len(st.req.body); room > 0 {
-			st.req.body = append(st.req.body, data[:min(room, len(data))]...)
+		req.bodyLen += len(data)
+		if room := maxBody - len(req.body); room > 0 {
+			req.body = append(req.body, data[:min(room, len(data))]...)
 		}
 		if f.StreamEnded() {
 			delete(c.streams, f.StreamID)
-			return s.respond(c, f.StreamID, &st.req)
+			return s.respond(c, f.StreamID, req)
 		}
 	case *http2.WindowUpdateFrame:
 		if f.StreamID == 0 {
@@ -433,13 +428,12 @@ func (c *h2Conn) waiting(id uint32) bool {
 // a busy connection answers many requests per write, as net/http's
 // server does, and the loop never waits on the socket.
 type batchWriter struct {
-	w      io.Writer
-	mu     sync.Mutex
-	buf    []byte
-	err    error
-	kick   chan struct{}
-	done   chan struct{}
-	closed bool
+	w    io.Writer
+	mu   sync.Mutex
+	buf  []byte
+	err  error
+	kick chan struct{}
+	done chan struct{}
 }
 
 func newBatchWriter(w io.Writer) *batchWriter {
@@ -497,15 +491,9 @@ func (b *batchWriter) loop() {
 	}
 }
 
-// close writes what is queued and stops the writer.
+// close writes what is queued and stops the writer; the connection's
+// loop calls it once, when it ends.
 func (b *batchWriter) close() {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return
-	}
-	b.closed = true
-	b.mu.Unlock()
 	_ = b.Flush()
 	close(b.kick)
 	<-b.done

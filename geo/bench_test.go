@@ -92,10 +92,11 @@ func BenchmarkParsePolygon(b *testing.B) {
 	}
 }
 
-func BenchmarkPointIndexWithin(b *testing.B) {
+// metroDevices is a point index of 100,000 devices spread over one
+// metro area (50 km across), with the area and the devices' ids.
+func metroDevices(rng *rand.Rand) (*PointIndex, area, []string) {
 	const n = 100000
-	rng := rand.New(rand.NewPCG(9, 10))
-	ar := areaFor(500) // 50 km across: one metro area full of devices
+	ar := areaFor(500)
 	px := NewPointIndex()
 	ids := make([]string, n)
 	ps := make([]Point, n)
@@ -104,6 +105,12 @@ func BenchmarkPointIndexWithin(b *testing.B) {
 		ps[i] = ar.point(rng)
 	}
 	px.SetMany(ids, ps)
+	return px, ar, ids
+}
+
+func BenchmarkPointIndexWithin(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	px, ar, _ := metroDevices(rng)
 	for _, kind := range []string{"circle", "polygon"} {
 		b.Run(kind, func(b *testing.B) {
 			fences := make([]*Fence, 64)
@@ -129,16 +136,8 @@ func BenchmarkPointIndexWithin(b *testing.B) {
 
 func BenchmarkPointIndexSetMany(b *testing.B) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	ar := areaFor(500)
-	px := NewPointIndex()
-	const n = 100000
-	ids := make([]string, n)
-	ps := make([]Point, n)
-	for i := range n {
-		ids[i] = fmt.Sprintf("device-%d", i)
-		ps[i] = ar.point(rng)
-	}
-	px.SetMany(ids, ps)
+	px, ar, ids := metroDevices(rng)
+	n := len(ids)
 	batchIDs, batch := make([]string, 100), make([]Point, 100)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -27,6 +27,23 @@ func openTest(tb testing.TB, now func() time.Time) (*DB, string) {
 	return db, dir
 }
 
+// brandWithStore creates a brand with one store, "s", a 100 m circle at
+// 1°N 2°E, and returns the brand's id.
+func brandWithStore(t *testing.T, db *DB) string {
+	t.Helper()
+	ctx := context.Background()
+	br, _, _, err := db.CreateBrand(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
+	st.Fence, _ = BuildFence(st.Spec)
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	return br.ID
+}
+
 // closed remembers the databases a test already closed.
 var closed sync.Map
 
@@ -127,17 +144,12 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
 	db, _ := openTest(t, func() time.Time { return now })
 	ctx := context.Background()
-	br, _, _, _ := db.CreateBrand(ctx, "b")
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
-	st.Fence, _ = BuildFence(st.Spec)
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok"}
+	brandID := brandWithStore(t, db)
+	d := hotzone.Device{ID: "d", BrandID: brandID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok"}
 	if _, _, err := db.PutDevice(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: brandID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
 	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +157,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	if err != nil || out[0].Status != hotzone.StatusQueued {
 		t.Fatalf("Consider = %+v, %v", out, err)
 	}
-	if err := db.DeleteDevice(ctx, br.ID, "d"); err != nil {
+	if err := db.DeleteDevice(ctx, brandID, "d"); err != nil {
 		t.Fatal(err)
 	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
@@ -159,7 +171,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if _, c, _ := db.LiveEvent(br.ID, "s"); c != (hotzone.Counts{}) {
+	if _, c, _ := db.LiveEvent(brandID, "s"); c != (hotzone.Counts{}) {
 		t.Errorf("counts after erasure = %+v, want zero", c)
 	}
 }

@@ -16,24 +16,16 @@ import (
 func indexTest(t *testing.T, db *DB, now time.Time) (brandID string, ended, live hotzone.Event) {
 	t.Helper()
 	ctx := context.Background()
-	br, _, _, err := db.CreateBrand(ctx, "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
-	st.Fence, _ = BuildFence(st.Spec)
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
+	brandID = brandWithStore(t, db)
 	for _, id := range []string{"a", "b"} {
-		d := hotzone.Device{ID: id, BrandID: br.ID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok-" + id}
+		d := hotzone.Device{ID: id, BrandID: brandID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok-" + id}
 		if _, _, err := db.PutDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	queue := func(hotzone.Device, []time.Time) string { return "" }
 	for i, ev := range []*hotzone.Event{&ended, &live} {
-		*ev = hotzone.Event{ID: hotzone.NewID(now.Add(time.Duration(i) * time.Minute)), BrandID: br.ID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+		*ev = hotzone.Event{ID: hotzone.NewID(now.Add(time.Duration(i) * time.Minute)), BrandID: brandID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
 		if _, _, _, err := db.StartEvent(ctx, *ev, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -41,12 +33,12 @@ func indexTest(t *testing.T, db *DB, now time.Time) (brandID string, ended, live
 			t.Fatalf("Consider = %+v, %v", out, err)
 		}
 		if i == 0 {
-			if _, _, err := db.EndEvent(ctx, br.ID, "s"); err != nil {
+			if _, _, err := db.EndEvent(ctx, brandID, "s"); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	return br.ID, ended, live
+	return brandID, ended, live
 }
 
 // TestEraseFindsEveryEvent: erasing a device removes its entries of

@@ -14,33 +14,25 @@ import (
 func queueTest(t *testing.T, db *DB, n int) hotzone.Lane {
 	t.Helper()
 	ctx := context.Background()
-	br, _, _, err := db.CreateBrand(ctx, "outbox")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 1, RadiusM: 100}}}
-	st.Fence, _ = BuildFence(st.Spec)
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
+	brandID := brandWithStore(t, db)
 	ids := make([]string, n)
 	ds := make([]hotzone.Device, n)
 	for i := range ds {
 		ids[i] = fmt.Sprintf("d%03d", i)
 		ds[i] = hotzone.Device{ID: ids[i], Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: fmt.Sprintf("%064x", i)}
 	}
-	if err := db.PutDevices(ctx, br.ID, ds); err != nil {
+	if err := db.PutDevices(ctx, brandID, ds); err != nil {
 		t.Fatal(err)
 	}
 	now := db.now()
-	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
 	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Consider(ctx, ev, ids, func(hotzone.Device, []time.Time) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
-	return hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}
+	return hotzone.Lane{BrandID: brandID, Provider: hotzone.ProviderAPNs}
 }
 
 // TestDueReadsOnAfter: a dispatcher reads the lane in id order, batch

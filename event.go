@@ -57,6 +57,16 @@ func (c *Counts) Add(s NotificationStatus, delta int) {
 	c.DevicesInFence += delta
 }
 
+// Merge adds d, a difference built with Add, to c.
+func (c *Counts) Merge(d Counts) {
+	c.DevicesInFence += d.DevicesInFence
+	c.Queued += d.Queued
+	c.Sent += d.Sent
+	c.Suppressed += d.Suppressed
+	c.Failed += d.Failed
+	c.Expired += d.Expired
+}
+
 // NotificationStatus is where a notification stands.
 type NotificationStatus string
 
@@ -98,11 +108,17 @@ type Notification struct {
 	LastError   *string            `json:"last_error"`
 	NextAttempt time.Time          `json:"next_attempt,omitzero"`
 	ProviderID  string             `json:"provider_id,omitempty"`
+	// Claim is the lease Outbox.Claim handed it out under; it is never
+	// stored with the entry.
+	Claim string `json:"-"`
 }
 
 // Delivery is the result of one attempt to send a notification.
 type Delivery struct {
 	NotificationID string
+	// Claim is the lease the notification was claimed under
+	// (Notification.Claim).
+	Claim string
 	// BrandID and Provider name the outbox lane the notification was
 	// queued in.
 	BrandID  string

@@ -7,6 +7,8 @@ package hotzone
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hotzone/hotzone/geo"
@@ -162,4 +164,24 @@ type PushCredentials struct {
 	Error     *string   `json:"error"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Build turns a fence spec (as stored, or as validated on input) into
+// its geometry.
+func (s FenceSpec) Build() (*geo.Fence, error) {
+	switch {
+	case s.Circle != nil:
+		c, errs := geo.ParseCircle(s.Circle.Lat, s.Circle.Lon, s.Circle.RadiusM)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("circle %s: %s", errs[0].Field, errs[0].Message)
+		}
+		return &geo.Fence{Circle: c}, nil
+	case s.Polygon != nil:
+		p, _, errs := geo.ParsePolygon(s.Polygon)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("polygon %s: %s", errs[0].Field, errs[0].Message)
+		}
+		return &geo.Fence{Polygon: p}, nil
+	}
+	return nil, errors.New("fence has neither circle nor polygon")
 }

@@ -33,15 +33,18 @@ func (s *Server) admit(c *gin.Context, kinds []hotzone.KeyKind) (*hotzone.Key, e
 	if !found || !strings.EqualFold(scheme, "bearer") {
 		return nil, hotzone.ErrUnauthorized
 	}
-	k, ok := s.db.Authenticate(strings.TrimSpace(secret))
-	if !ok {
-		return nil, hotzone.ErrUnauthorized
+	k, err := s.db.Authenticate(c, strings.TrimSpace(secret))
+	if err != nil {
+		return nil, err
 	}
 	if !slices.Contains(kinds, k.Kind) {
 		return nil, hotzone.ErrForbidden
 	}
 	if k.Kind == hotzone.KindManager {
-		s.db.TouchKey(k)
+		if err := s.db.TouchKey(c, k); err != nil {
+			// last_used_at is informational: never fail a request for it.
+			s.log.Warn("note a manager key's use", "err", err)
+		}
 	}
 	return k, nil
 }
@@ -70,8 +73,8 @@ func keyOf(c *gin.Context) *hotzone.Key {
 // storeAccess checks a store-scoped route: an admin reaches any store of
 // its brand; a manager only its own (403 for another store of its brand,
 // 404 for one that does not exist there, so nothing leaks across brands).
-func (s *Server) storeAccess(k *hotzone.Key, storeID string) (hotzone.Store, error) {
-	st, err := s.db.Store(k.BrandID, storeID)
+func (s *Server) storeAccess(c *gin.Context, k *hotzone.Key, storeID string) (hotzone.Store, error) {
+	st, err := s.db.Store(c, k.BrandID, storeID)
 	if err != nil {
 		return hotzone.Store{}, err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 // BenchmarkPing runs POST /v1/pings through the real router (auth, strict
@@ -68,7 +68,7 @@ func benchArea(n int) (lat0, lon0, dLat, dLon float64) {
 
 func benchPing(b *testing.B, fences int) {
 	dir := b.TempDir()
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func benchPing(b *testing.B, fences int) {
 	stores := make([]hotzone.Store, fences)
 	for i := range stores {
 		spec := hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: lat0 + rng.Float64()*dLat, Lon: lon0 + rng.Float64()*dLon, RadiusM: 100 + rng.Float64()*1900}}
-		f, err := store.BuildFence(spec)
+		f, err := spec.Build()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func (s *Server) handleMe() gin.HandlerFunc {
 		k := keyOf(c)
 		resp := meResponse{Kind: k.Kind}
 		if k.BrandID != "" {
-			br, err := s.db.Brand(k.BrandID)
+			br, err := s.db.Brand(c, k.BrandID)
 			if err != nil {
 				s.fail(c, err)
 				return
@@ -109,7 +110,7 @@ func (s *Server) handleMe() gin.HandlerFunc {
 			resp.Brand = &brandRef{ID: br.ID, Name: br.Name}
 		}
 		if k.Kind == hotzone.KindManager {
-			st, err := s.db.Store(k.BrandID, k.StoreID)
+			st, err := s.db.Store(c, k.BrandID, k.StoreID)
 			if err != nil {
 				s.fail(c, err)
 				return
@@ -117,9 +118,14 @@ func (s *Server) handleMe() gin.HandlerFunc {
 			sj := toStoreJSON(st)
 			resp.Store = &sj
 			var live *eventJSON // null when none is live
-			if ev, counts, ok := s.db.LiveEvent(k.BrandID, k.StoreID); ok {
+			ev, counts, err := s.db.LiveEvent(c, k.BrandID, k.StoreID)
+			switch {
+			case err == nil:
 				e := toEventJSON(ev, counts)
 				live = &e
+			case !errors.Is(err, hotzone.ErrNotFound):
+				s.fail(c, err)
+				return
 			}
 			resp.LiveEvent = &live
 		}

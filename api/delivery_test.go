@@ -14,7 +14,7 @@ import (
 
 	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/push/pushtest"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 // deliveryEnv is a server whose brand delivers through the real apns2
@@ -36,7 +36,7 @@ func newDeliveryEnv(t *testing.T) *deliveryEnv {
 	apns, fcm := pushtest.NewAPNs(t), pushtest.NewFCM(t)
 	e := &env{t: t, dir: t.TempDir(), opts: Options{}}
 	var senders *push.Senders
-	e.senders = func(db *store.DB) push.SenderFor {
+	e.senders = func(db *bolt.DB) push.SenderFor {
 		senders = push.NewSenders(db, push.SendersOptions{APNsURL: apns.URL(), FCMURL: fcm.Endpoint(), RootCAs: apns.CertPool(), Retry: fastRetry})
 		return senders.For
 	}

@@ -161,11 +161,10 @@ func (s *Server) handleDeleteDevice() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := keyOf(c)
 		id := c.Param("device_id")
-		if err := s.db.DeleteDevice(c, k.BrandID, id); err != nil {
+		if err := s.engine.DeleteDevice(c, k.BrandID, id); err != nil {
 			s.fail(c, err)
 			return
 		}
-		s.limits.forget(deviceRef{k.BrandID, id})
 		c.Status(http.StatusNoContent)
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hotzone/hotzone/push"
 )
 
 // call sends a request like e.do, with extra header pairs (name, value,
@@ -1242,7 +1244,7 @@ func TestPutDevice(t *testing.T) {
 	if r.Code != 200 {
 		t.Fatalf("PUT /v1/devices/d1 again = %d, want 200: %s", r.Code, r.Body)
 	}
-	d, _, err := e.db.Device(b.ID, "d1")
+	d, _, err := e.db.Device(bg, b.ID, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1253,7 +1255,7 @@ func TestPutDevice(t *testing.T) {
 	e.must(200, "PUT", "/v1/devices/d1", b.AppKey, `{"platform":"android","opt_in":true,"push":null}`)
 	// An FCM token.
 	e.must(200, "PUT", "/v1/devices/d1", b.AppKey, map[string]any{"platform": "android", "opt_in": true, "push": map[string]any{"provider": "fcm", "token": "abc:DEF_ghi-123"}})
-	if d, _, _ := e.db.Device(b.ID, "d1"); d.Provider != "fcm" || d.Token != "abc:DEF_ghi-123" {
+	if d, _, _ := e.db.Device(bg, b.ID, "d1"); d.Provider != "fcm" || d.Token != "abc:DEF_ghi-123" {
 		t.Errorf("device after PUT with an FCM token = %+v", d)
 	}
 	// Ids at the edges of the pattern.
@@ -1266,7 +1268,7 @@ func TestPutDeviceInvalid(t *testing.T) {
 	e := newEnv(t, Options{})
 	b := e.brand("Krispy")
 	e.device(b.AppKey, "d1")
-	orig, _, _ := e.db.Device(b.ID, "d1")
+	orig, _, _ := e.db.Device(bg, b.ID, "d1")
 	dev := func(change map[string]any) map[string]any {
 		m := map[string]any{"platform": "ios", "opt_in": true, "push": map[string]any{"provider": "apns", "token": tokenFor("x")}}
 		for k, v := range change {
@@ -1327,7 +1329,7 @@ func TestPutDeviceInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := "/v1/devices/" + tt.id
 			checkProblem(t, "PUT "+path, e.call("PUT", path, b.AppKey, tt.body), 400, tt.fields...)
-			if d, _, err := e.db.Device(b.ID, "d1"); err != nil || !reflect.DeepEqual(d, orig) {
+			if d, _, err := e.db.Device(bg, b.ID, "d1"); err != nil || !reflect.DeepEqual(d, orig) {
 				t.Errorf("device d1 after a failed PUT = %+v, %v, want it unchanged: %+v", d, err, orig)
 			}
 		})
@@ -1352,7 +1354,7 @@ func TestDeviceTokenMoves(t *testing.T) {
 	}
 	tokenOf := func(brandID, id string) string {
 		t.Helper()
-		d, _, err := e.db.Device(brandID, id)
+		d, _, err := e.db.Device(bg, brandID, id)
 		if err != nil {
 			t.Fatalf("device %s: %v", id, err)
 		}
@@ -1391,8 +1393,8 @@ func TestDevicesPerBrand(t *testing.T) {
 	e.must(201, "PUT", "/v1/stores/s", a.AdminKey, circleStore("S", 40.7128, -74.0060, 800))
 	e.must(201, "PUT", "/v1/devices/same", a.AppKey, map[string]any{"platform": "ios", "opt_in": true})
 	e.must(201, "PUT", "/v1/devices/same", b.AppKey, map[string]any{"platform": "android", "opt_in": false})
-	da, _, _ := e.db.Device(a.ID, "same")
-	db, _, _ := e.db.Device(b.ID, "same")
+	da, _, _ := e.db.Device(bg, a.ID, "same")
+	db, _, _ := e.db.Device(bg, b.ID, "same")
 	if da.Platform != "ios" || db.Platform != "android" {
 		t.Errorf("devices \"same\" = %s in A and %s in B, want ios and android", da.Platform, db.Platform)
 	}
@@ -1403,7 +1405,7 @@ func TestDevicesPerBrand(t *testing.T) {
 		t.Errorf("brand B's ping inside = %v, want [] (A's store is not B's)", got)
 	}
 	e.must(204, "DELETE", "/v1/devices/same", b.AppKey, nil)
-	if _, _, err := e.db.Device(a.ID, "same"); err != nil {
+	if _, _, err := e.db.Device(bg, a.ID, "same"); err != nil {
 		t.Errorf("brand A's device after B deleted its own: %v", err)
 	}
 	e.must(200, "POST", "/v1/pings", a.AppKey, ping("same", 1, 1))
@@ -1426,12 +1428,12 @@ func TestDeleteDevice(t *testing.T) {
 	if !bytes.Contains(r.Body, []byte(`"status":404`)) {
 		t.Errorf("POST /v1/pings/batch for the deleted device = %s, want a 404 problem", r.Body)
 	}
-	if _, _, err := e.db.Device(b.ID, "d1"); err == nil {
+	if _, _, err := e.db.Device(bg, b.ID, "d1"); err == nil {
 		t.Errorf("device d1 still in the store after DELETE")
 	}
 	// It can be registered again, from scratch.
 	r = e.must(201, "PUT", "/v1/devices/d1", b.AppKey, map[string]any{"platform": "ios", "opt_in": true})
-	if _, pos, _ := e.db.Device(b.ID, "d1"); pos != nil {
+	if _, pos, _ := e.db.Device(bg, b.ID, "d1"); pos != nil {
 		t.Errorf("re-registered device d1 has the old position %+v", pos)
 	}
 }
@@ -1477,7 +1479,7 @@ func TestPing(t *testing.T) {
 	}
 	// The position is recorded.
 	e.must(200, "POST", "/v1/pings", b.AppKey, map[string]any{"device_id": "d1", "lat": 12.5, "lon": -3.25, "accuracy_m": 42})
-	if _, pos, _ := e.db.Device(b.ID, "d1"); pos == nil || pos.Last.Lat != 12.5 || pos.Last.Lon != -3.25 || pos.Last.AccuracyM != 42 {
+	if _, pos, _ := e.db.Device(bg, b.ID, "d1"); pos == nil || pos.Last.Lat != 12.5 || pos.Last.Lon != -3.25 || pos.Last.AccuracyM != 42 {
 		t.Errorf("position after a ping = %+v, want 12.5, -3.25 ±42", pos)
 	}
 	// A live event shows in the answer of a ping inside its store.
@@ -1548,7 +1550,7 @@ func TestPingInvalid(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkProblem(t, "POST /v1/pings "+tt.body, e.call("POST", "/v1/pings", b.AppKey, tt.body), tt.status, tt.fields...)
 			// Nothing was recorded: a missing lat is never 0.
-			if _, pos, _ := e.db.Device(b.ID, "d1"); pos != nil {
+			if _, pos, _ := e.db.Device(bg, b.ID, "d1"); pos != nil {
 				t.Fatalf("position after a bad ping = %+v, want none", pos)
 			}
 		})
@@ -1616,7 +1618,7 @@ func TestPingBodyAndContentType(t *testing.T) {
 
 func TestPingRateLimit(t *testing.T) {
 	clock := newClock("2026-11-22T10:00:00Z")
-	e := newEnv(t, Options{PingRate: 1, PingBurst: 3, Now: clock.now})
+	e := newEngineEnv(t, Options{Now: clock.now}, push.EngineOptions{PingRate: 1, PingBurst: 3})
 	b := e.brand("Krispy")
 	e.device(b.AppKey, "d1")
 	e.device(b.AppKey, "d2")

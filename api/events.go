@@ -15,7 +15,6 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
-	"github.com/hotzone/hotzone/store"
 )
 
 type eventRequest struct {
@@ -51,7 +50,7 @@ const (
 func (s *Server) handleStartEvent() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := keyOf(c)
-		st, err := s.storeAccess(k, c.Param("store_id"))
+		st, err := s.storeAccess(c, k, c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -119,14 +118,18 @@ func checkText(errs *fieldErrors, field string, v *string, maxLen int) string {
 
 func (s *Server) handleGetLiveEvent() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		st, err := s.storeAccess(c, keyOf(c), c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		ev, counts, live := s.db.LiveEvent(st.BrandID, st.ID)
-		if !live {
+		ev, counts, err := s.db.LiveEvent(c, st.BrandID, st.ID)
+		if errors.Is(err, hotzone.ErrNotFound) {
 			s.fail(c, newHTTPError(http.StatusNotFound, "the store has no live event"))
+			return
+		}
+		if err != nil {
+			s.fail(c, err)
 			return
 		}
 		ok(c, http.StatusOK, toEventJSON(ev, counts))
@@ -135,12 +138,12 @@ func (s *Server) handleGetLiveEvent() gin.HandlerFunc {
 
 func (s *Server) handleEndLiveEvent() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		st, err := s.storeAccess(c, keyOf(c), c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		ev, counts, err := s.db.EndEvent(c, st.BrandID, st.ID)
+		ev, counts, err := s.engine.EndLiveEvent(c, st.BrandID, st.ID)
 		if errors.Is(err, hotzone.ErrNotFound) {
 			s.fail(c, newHTTPError(http.StatusNotFound, "the store has no live event"))
 			return
@@ -165,7 +168,11 @@ func (s *Server) handleListEvents() gin.HandlerFunc {
 			s.fail(c, hotzone.Invalid("status", `must be "live" or "ended"`))
 			return
 		}
-		evs, more := s.db.Events(keyOf(c).BrandID, status, c.Query("store_id"), pg.after, pg.limit)
+		evs, more, err := s.db.Events(c, keyOf(c).BrandID, hotzone.EventQuery{Status: status, StoreID: c.Query("store_id"), Before: pg.after, Limit: pg.limit})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
 		out := page[eventJSON]{Items: make([]eventJSON, len(evs))}
 		for i, e := range evs {
 			out.Items[i] = toEventJSON(e.Event, e.Counts)
@@ -215,12 +222,13 @@ func (s *Server) handleListNotifications() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		f := store.NotificationFilter{EventID: c.Query("event_id"), DeviceID: c.Query("device_id"), Status: hotzone.NotificationStatus(c.Query("status"))}
-		if f.Status != "" && !notificationStatuses[string(f.Status)] {
+		q := hotzone.NotificationQuery{EventID: c.Query("event_id"), DeviceID: c.Query("device_id"), Status: hotzone.NotificationStatus(c.Query("status")),
+			Before: pg.after, Limit: pg.limit}
+		if q.Status != "" && !notificationStatuses[string(q.Status)] {
 			s.fail(c, hotzone.Invalid("status", "must be one of queued, sent, dry_run, suppressed, failed, expired, invalid_token"))
 			return
 		}
-		ns, more, err := s.db.Notifications(keyOf(c).BrandID, f, pg.after, pg.limit)
+		ns, more, err := s.db.Notifications(c, keyOf(c).BrandID, q)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -246,7 +254,7 @@ const (
 
 func (s *Server) handleEventStream() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		st, err := s.storeAccess(c, keyOf(c), c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -285,15 +293,27 @@ func (s *Server) handleEventStream() gin.HandlerFunc {
 		defer heartbeat.Stop()
 		k := keyOf(c)
 		for {
-			changed := s.db.Changed(st.BrandID, st.ID) // before reading, so no change is missed
-			if !s.db.KeyActive(k) {
+			// Asked before reading, so no change is missed. An error here
+			// is the storage failing mid-stream: the stream ends, and the
+			// client's reconnect gets a proper answer.
+			changed, err := s.db.Changed(ctx, st.BrandID, st.ID)
+			if err != nil {
+				s.log.Warn("live stream: watch", "err", err)
+				return
+			}
+			if active, err := s.db.KeyActive(ctx, k); err != nil || !active {
 				// Revoked (or its store deleted) while streaming: the
 				// stream ends with the key; a reconnect then gets 401.
 				return
 			}
-			ev, counts, live := s.db.LiveEvent(st.BrandID, st.ID)
+			ev, counts, err := s.db.LiveEvent(ctx, st.BrandID, st.ID)
+			live := err == nil
+			if err != nil && !errors.Is(err, hotzone.ErrNotFound) {
+				s.log.Warn("live stream: read the live event", "err", err)
+				return
+			}
 			if lastID != "" && (!live || ev.ID != lastID) {
-				if old, oc, err := s.db.Event(st.BrandID, lastID); err == nil {
+				if old, oc, err := s.db.Event(ctx, st.BrandID, lastID); err == nil {
 					if !send("ended", toEventJSON(old, oc)) {
 						return
 					}

@@ -231,7 +231,7 @@ type featureCollectionOut struct {
 
 func (s *Server) handleExportStores() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		sts, _, err := s.db.Stores(keyOf(c).BrandID, c.Query("tag"), "", 0)
+		sts, _, err := s.db.Stores(c, keyOf(c).BrandID, hotzone.StoreQuery{Tag: c.Query("tag")})
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -14,19 +14,24 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
+
+// bg is the context of the tests' direct storage calls.
+var bg = context.Background()
 
 // env is one API over a real bbolt file in a temp dir.
 type env struct {
 	t        *testing.T
 	dir      string
-	db       *store.DB
+	db       *bolt.DB
 	srv      *Server
 	engine   *push.Engine
 	operator string
 	opts     Options
-	secret   []byte // the server key, kept across restarts
+	// engineOpts are the engine's settings (its clock is opts.Now).
+	engineOpts push.EngineOptions
+	secret     []byte // the server key, kept across restarts
 	// stop ends the background loops (dispatcher, expiry) and waits.
 	stop func()
 	// manual: no dispatcher loop runs; the test drives disp.Round.
@@ -38,7 +43,7 @@ type env struct {
 	sends   map[string]int
 	// senders, when set, replaces the counting dry-run sender (the real
 	// APNs/FCM senders in delivery tests).
-	senders func(db *store.DB) push.SenderFor
+	senders func(db *bolt.DB) push.SenderFor
 }
 
 // newManualEnv is newEnv without a running dispatcher.
@@ -88,7 +93,13 @@ const testOperatorKey = "hzo_test-operator-key"
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), opts: opts}
+	return newEngineEnv(t, opts, push.EngineOptions{})
+}
+
+// newEngineEnv is newEnv with the engine's settings (a ping rate, say).
+func newEngineEnv(t *testing.T, opts Options, engineOpts push.EngineOptions) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), opts: opts, engineOpts: engineOpts}
 	e.open()
 	t.Cleanup(func() {
 		if e.db != nil && e.stop != nil {
@@ -107,11 +118,11 @@ func (e *env) open() {
 		e.secret = make([]byte, 32)
 		_, _ = rand.Read(e.secret)
 	}
-	db, err := store.Open(e.dir, store.Options{Now: e.opts.Now, SecretKey: e.secret})
+	db, err := bolt.Open(e.dir, bolt.Options{Now: e.opts.Now, SecretKey: e.secret})
 	if err != nil {
 		e.t.Fatalf("open: %v", err)
 	}
-	if _, err := db.EnsureOperatorKey(testOperatorKey); err != nil {
+	if _, err := db.EnsureOperatorKey(bg, testOperatorKey); err != nil {
 		e.t.Fatalf("operator key: %v", err)
 	}
 	e.db = db
@@ -127,7 +138,9 @@ func (e *env) open() {
 	}
 	disp := push.NewDispatcher(db, senderFor, push.DispatcherOptions{Now: e.opts.Now})
 	e.disp = disp
-	e.engine = push.NewEngine(ctx, db, push.EngineOptions{Now: e.opts.Now, Wake: disp.Wake})
+	engineOpts := e.engineOpts
+	engineOpts.Now, engineOpts.Wake = e.opts.Now, disp.Wake
+	e.engine = push.NewEngine(ctx, db, engineOpts)
 	var wg sync.WaitGroup
 	if !e.manual {
 		wg.Go(func() { disp.Run(ctx) })
@@ -138,9 +151,7 @@ func (e *env) open() {
 		wg.Wait()
 		e.engine.Wait()
 	}
-	opts := e.opts
-	opts.Wake = disp.Wake
-	e.srv = New(db, e.engine, opts)
+	e.srv = New(db, e.engine, e.opts)
 }
 
 // restart closes the database and opens it again from the same dir.

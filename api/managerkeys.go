@@ -60,7 +60,7 @@ func (s *Server) handleListManagerKeys() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		keys, err := s.db.ManagerKeys(keyOf(c).BrandID, c.Param("store_id"))
+		keys, err := s.db.ManagerKeys(c, keyOf(c).BrandID, c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
 )
 
 // The ping is the hot path: it is decoded straight from the tokenizer
@@ -22,6 +23,7 @@ type pingCodec struct {
 	r   bytes.Reader
 	d   *jsontext.Decoder
 	buf []byte
+	ans push.PingAnswer // the engine's answer, reused
 }
 
 var pingCodecs = sync.Pool{New: func() any {

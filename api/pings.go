@@ -12,7 +12,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
-	"github.com/hotzone/hotzone/geo"
+	"github.com/hotzone/hotzone/push"
 )
 
 // pingRequest is a decoded ping; a member that was absent or null is
@@ -76,7 +76,7 @@ func (s *Server) handlePing() func(*gin.Context, *hotzone.Key) {
 		req, err := decodePing(body, "")
 		var resp pingResponse
 		if err == nil {
-			resp, err = s.ping(c, k.BrandID, &req, "")
+			resp, err = s.ping(c, k.BrandID, &req, "", &pc.ans)
 		}
 		s.metrics.ping(err, time.Since(start))
 		if err != nil {
@@ -119,13 +119,14 @@ func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
 		}
 		brandID := k.BrandID
 		out := batchResponse{Results: make([]any, len(req.Pings))}
+		var ans push.PingAnswer
 		for i, raw := range req.Pings {
 			prefix := "pings[" + strconv.Itoa(i) + "]"
 			start := time.Now()
 			p, err := decodePing(raw, prefix)
 			var resp pingResponse
 			if err == nil {
-				resp, err = s.ping(c, brandID, &p, prefix)
+				resp, err = s.ping(c, brandID, &p, prefix, &ans)
 			}
 			s.metrics.ping(err, time.Since(start))
 			if err != nil {
@@ -144,9 +145,10 @@ func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
 	}
 }
 
-// ping validates one ping, records the position and matches it against
-// the brand's fences. prefix is the ping's JSON path in a batch.
-func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, prefix string) (pingResponse, error) {
+// ping validates one ping and hands it to the engine; prefix is the
+// ping's JSON path in a batch, and ans scratch space the caller may
+// reuse.
+func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, prefix string, ans *push.PingAnswer) (pingResponse, error) {
 	now := s.now()
 	var errs fieldErrors
 	field := func(name string) string { return joinPath(prefix, name) }
@@ -173,54 +175,30 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 	if len(errs) > 0 {
 		return pingResponse{}, errs.err()
 	}
-	ref := deviceRef{brandID, req.DeviceID.v}
-	policy, err := s.db.Policy(brandID)
-	if err != nil {
-		return pingResponse{}, err
-	}
 	pos := hotzone.Position{Lat: req.Lat.v, Lon: req.Lon.v, AccuracyM: req.AccuracyM.v, TS: ts.UTC()}
-	accurate := pos.AccuracyM <= policy.MaxAccuracyM
-	fresh := now.Sub(ts) <= time.Duration(policy.MaxPingAgeS)*time.Second
-	if okRate, wait := s.limits.allow(ref, now); !okRate {
-		// The device must exist before it may use up a rate-limit slot,
-		// so unknown ids cannot grow the limiter table.
-		if _, _, err := s.db.Device(brandID, ref.device); err != nil {
-			s.limits.forget(ref)
-			return pingResponse{}, unknownDevice(err)
-		}
-		return pingResponse{}, &httpError{status: http.StatusTooManyRequests, detail: "this device pings too often", retryAfter: wait}
-	}
-	if _, err := s.db.RecordPosition(brandID, ref.device, pos, accurate && fresh); err != nil {
-		s.limits.forget(ref)
+	if err := s.engine.Ping(ctx, brandID, req.DeviceID.v, pos, ans); err != nil {
 		return pingResponse{}, unknownDevice(err)
 	}
-	resp := pingResponse{Inside: []insideJSON{}, LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
-	var buf [8]geo.Hit
-	hits := s.db.Fences(brandID).SearchHits(pos.Point(), buf[:0])
-	if len(hits) == 0 {
-		return resp, nil
+	resp := pingResponse{Inside: make([]insideJSON, len(ans.Inside)), LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
+	for i, h := range ans.Inside {
+		resp.Inside[i] = insideJSON{StoreID: h.ID, Name: h.Label}
 	}
-	matched := make([]string, len(hits))
-	for i, h := range hits {
-		matched[i] = h.ID
-		resp.Inside = append(resp.Inside, insideJSON{StoreID: h.ID, Name: h.Label})
-	}
-	// Work that outlives the request (the queue write) must not be cut
-	// short by the client hanging up.
-	results, err := s.engine.OnPing(context.WithoutCancel(ctx), brandID, ref.device, matched, accurate, fresh)
-	if err != nil {
-		return pingResponse{}, err
-	}
-	for _, r := range results {
+	for _, r := range ans.Results {
 		resp.LiveEvents = append(resp.LiveEvents, liveEventRef{EventID: r.Event.ID, StoreID: r.Event.StoreID, Title: r.Event.Title, Body: r.Event.Body, URL: r.Event.URL})
 		resp.Notifications = append(resp.Notifications, pingNotification{EventID: r.Event.ID, Status: string(r.Status), Reason: string(r.Reason)})
 	}
 	return resp, nil
 }
 
+// unknownDevice words the contract's 404 for a ping of an unregistered
+// device, and a rate limit as the contract's 429.
 func unknownDevice(err error) error {
-	if errors.Is(err, hotzone.ErrNotFound) {
+	var limited *push.RateLimitedError
+	switch {
+	case errors.Is(err, hotzone.ErrNotFound):
 		return newHTTPError(http.StatusNotFound, "unknown device: register it with PUT /v1/devices/{device_id} first")
+	case errors.As(err, &limited):
+		return &httpError{status: http.StatusTooManyRequests, detail: "this device pings too often", retryAfter: limited.RetryAfter}
 	}
 	return err
 }

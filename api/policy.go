@@ -27,7 +27,7 @@ type quietHoursJSON struct {
 
 func (s *Server) handleGetPolicy() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p, err := s.db.Policy(keyOf(c).BrandID)
+		p, err := s.db.Policy(c, keyOf(c).BrandID)
 		if err != nil {
 			s.fail(c, err)
 			return

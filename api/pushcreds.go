@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -82,13 +83,12 @@ func (s *Server) handlePutAPNs() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		err := s.db.PutCredentials(keyOf(c).BrandID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: []byte(*req.KeyP8),
+		err := s.engine.PutCredentials(c, keyOf(c).BrandID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: []byte(*req.KeyP8),
 			KeyID: *req.KeyID, TeamID: *req.TeamID, Topic: *req.Topic, Environment: env})
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		s.credentialsChanged(c, hotzone.ProviderAPNs)
 		c.Status(http.StatusNoContent)
 	}
 }
@@ -131,13 +131,12 @@ func (s *Server) handlePutFCM() gin.HandlerFunc {
 			s.fail(c, hotzone.Invalid("service_account_json", msg))
 			return
 		}
-		err := s.db.PutCredentials(keyOf(c).BrandID, hotzone.PushCredentials{Provider: hotzone.ProviderFCM, Secret: []byte(*req.ServiceAccountJSON),
+		err := s.engine.PutCredentials(c, keyOf(c).BrandID, hotzone.PushCredentials{Provider: hotzone.ProviderFCM, Secret: []byte(*req.ServiceAccountJSON),
 			ProjectID: sa.ProjectID, ClientEmail: sa.ClientEmail, TokenURI: sa.TokenURI})
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		s.credentialsChanged(c, hotzone.ProviderFCM)
 		c.Status(http.StatusNoContent)
 	}
 }
@@ -182,24 +181,11 @@ func parseServiceAccount(raw string) (serviceAccount, string) {
 
 func (s *Server) handleDeleteCredentials(p hotzone.Provider) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := s.db.DeleteCredentials(keyOf(c).BrandID, p); err != nil {
+		if err := s.engine.DeleteCredentials(c, keyOf(c).BrandID, p); err != nil {
 			s.fail(c, err)
 			return
 		}
-		s.credentialsChanged(c, p)
 		c.Status(http.StatusNoContent)
-	}
-}
-
-// credentialsChanged releases what waited on the old credentials (held
-// by broken ones, or backing off) so it goes out now with the new ones
-// (or in dry-run, without any). A failure here only delays them.
-func (s *Server) credentialsChanged(c *gin.Context, p hotzone.Provider) {
-	if err := s.db.Release(hotzone.Lane{BrandID: keyOf(c).BrandID, Provider: p}); err != nil {
-		s.log.Error("release held notifications", "err", err)
-	}
-	if s.wake != nil {
-		s.wake()
 	}
 }
 
@@ -219,14 +205,27 @@ type providerStatus struct {
 func (s *Server) handleGetPush() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		brandID := keyOf(c).BrandID
-		status := func(p hotzone.Provider) any {
-			cr, ok := s.db.Credentials(brandID, p)
-			if !ok {
-				return map[string]bool{"configured": false}
+		status := func(p hotzone.Provider) (any, error) {
+			cr, err := s.db.Credentials(c, brandID, p)
+			if errors.Is(err, hotzone.ErrNotFound) {
+				return map[string]bool{"configured": false}, nil
+			}
+			if err != nil {
+				return nil, err
 			}
 			return providerStatus{Configured: true, KeyID: cr.KeyID, TeamID: cr.TeamID, Topic: cr.Topic, Environment: cr.Environment,
-				ProjectID: cr.ProjectID, ClientEmail: cr.ClientEmail, Status: cr.Status, Error: cr.Error}
+				ProjectID: cr.ProjectID, ClientEmail: cr.ClientEmail, Status: cr.Status, Error: cr.Error}, nil
 		}
-		ok(c, http.StatusOK, map[string]any{"apns": status(hotzone.ProviderAPNs), "fcm": status(hotzone.ProviderFCM)})
+		apns, err := status(hotzone.ProviderAPNs)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		fcm, err := status(hotzone.ProviderFCM)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ok(c, http.StatusOK, map[string]any{"apns": apns, "fcm": fcm})
 	}
 }

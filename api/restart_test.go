@@ -82,7 +82,7 @@ func TestRestart(t *testing.T) {
 		t.Helper()
 		out := map[string]*hotzone.DevicePosition{}
 		for _, id := range []string{"d1", "d2", "d3"} {
-			_, pos, err := e.db.Device(b.ID, id)
+			_, pos, err := e.db.Device(bg, b.ID, id)
 			if err != nil {
 				t.Fatalf("device %s: %v", id, err)
 			}
@@ -152,19 +152,19 @@ func TestRestart(t *testing.T) {
 		checkProblem(t, "POST /v1/pings for the deleted device", e.call("POST", "/v1/pings", b.AppKey, ping("gone", 1, 1)), 404)
 		checkProblem(t, "DELETE the deleted device", e.call("DELETE", "/v1/devices/gone", b.AppKey, nil), 404)
 		// Brand B's device of the same id is its own, and still there.
-		if d, _, err := e.db.Device(other.ID, "d1"); err != nil || d.Platform != "android" {
+		if d, _, err := e.db.Device(bg, other.ID, "d1"); err != nil || d.Platform != "android" {
 			t.Errorf("restart %d: brand B's d1 = %+v, %v", round, d, err)
 		}
 		// Existing devices update (200), tokens stay with their holders.
 		e.must(200, "PUT", "/v1/devices/d3", b.AppKey, map[string]any{"platform": "ios", "opt_in": true,
 			"push": map[string]any{"provider": "apns", "token": tokenFor("d3")}})
-		if d, _, _ := e.db.Device(b.ID, "d2"); d.Token != tokenFor("d2") {
+		if d, _, _ := e.db.Device(bg, b.ID, "d2"); d.Token != tokenFor("d2") {
 			t.Errorf("restart %d: d2 token = %q, want its own", round, d.Token)
 		}
 	}
 	// The erased device's id is free again.
 	e.must(201, "PUT", "/v1/devices/gone", b.AppKey, map[string]any{"platform": "ios", "opt_in": true})
-	if _, pos, _ := e.db.Device(b.ID, "gone"); pos != nil {
+	if _, pos, _ := e.db.Device(bg, b.ID, "gone"); pos != nil {
 		t.Errorf("re-created device has the erased device's position %+v", pos)
 	}
 	// And new writes after a restart persist too.

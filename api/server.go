@@ -1,7 +1,9 @@
 // Package api is hotzone's HTTP layer: the routes of the contract
 // (../shared/API.md), strict decoding, problem+json errors and the auth
-// middleware. It stays thin: handlers decode, check and call store, geo
-// and push.
+// middleware. It stays thin: handlers decode and validate, call one
+// method of the storage contract (hotzone.Storage) or of the service
+// layer (push.Engine), and encode. It imports the root package, geo and
+// push, never a storage backend: cmd/hotzone picks that.
 package api
 
 import (
@@ -14,11 +16,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/time/rate"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
-	"github.com/hotzone/hotzone/store"
 )
 
 const headerRequestID = "X-Request-Id"
@@ -29,10 +29,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// PingRate and PingBurst limit each device's pings; a zero PingRate
-	// disables the limit.
-	PingRate  rate.Limit
-	PingBurst int
 	// Ready reports why the service cannot take traffic yet (or any
 	// more), nil when it can; GET /readyz answers 503 with the reason.
 	// Nil means always ready.
@@ -40,8 +36,6 @@ type Options struct {
 	// CheckTokenURI vets an uploaded service account's token_uri (see
 	// push.Senders.CheckTokenURI); nil accepts any http(s) URL.
 	CheckTokenURI func(string) error
-	// Wake tells the dispatcher there is work (new credentials).
-	Wake func()
 	// Metrics, when set, counts requests and pings; MetricsHandler serves
 	// GET /metrics.
 	Metrics        *Metrics
@@ -50,17 +44,15 @@ type Options struct {
 
 // Server is the HTTP API. It implements http.Handler.
 type Server struct {
-	db      *store.DB
+	db      hotzone.Storage
 	log     *slog.Logger
 	now     func() time.Time
 	router  *gin.Engine
 	engine  *push.Engine
-	limits  *deviceLimits
 	tzCache sync.Map // name -> *time.Location
 	ready   func() error
 	// checkTokenURI: see Options.CheckTokenURI.
 	checkTokenURI  func(string) error
-	wake           func()
 	metrics        *Metrics
 	metricsHandler http.Handler
 
@@ -76,17 +68,14 @@ func (s *Server) CloseStreams() {
 	s.closeOnce.Do(func() { close(s.closing) })
 }
 
-// New builds the API over an open database and the notification engine.
-func New(db *store.DB, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, wake: opts.Wake, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{})}
+// New builds the API over open storage and the service layer built on it.
+func New(db hotzone.Storage, engine *push.Engine, opts Options) *Server {
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if opts.PingRate > 0 {
-		s.limits = newDeviceLimits(opts.PingRate, max(opts.PingBurst, 1))
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s.router = gin.New()
@@ -168,49 +157,3 @@ func (s *Server) recoverer() gin.HandlerFunc {
 type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic" }
-
-// deviceLimits is the per-device token bucket for pings.
-type deviceLimits struct {
-	limit rate.Limit
-	burst int
-	mu    sync.Mutex
-	m     map[deviceRef]*rate.Limiter
-}
-
-type deviceRef struct{ brand, device string }
-
-func newDeviceLimits(l rate.Limit, burst int) *deviceLimits {
-	return &deviceLimits{limit: l, burst: burst, m: map[deviceRef]*rate.Limiter{}}
-}
-
-// allow takes one token for the device, or says how long to wait.
-func (d *deviceLimits) allow(ref deviceRef, now time.Time) (bool, time.Duration) {
-	if d == nil {
-		return true, 0
-	}
-	d.mu.Lock()
-	lim := d.m[ref]
-	if lim == nil {
-		lim = rate.NewLimiter(d.limit, d.burst)
-		d.m[ref] = lim
-	}
-	d.mu.Unlock()
-	r := lim.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Second
-	}
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		return false, delay
-	}
-	return true, 0
-}
-
-func (d *deviceLimits) forget(ref deviceRef) {
-	if d == nil {
-		return
-	}
-	d.mu.Lock()
-	delete(d.m, ref)
-	d.mu.Unlock()
-}

@@ -190,7 +190,7 @@ func (s *Server) handlePutStore() gin.HandlerFunc {
 
 func (s *Server) handleGetStore() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		st, err := s.storeAccess(keyOf(c), c.Param("store_id"))
+		st, err := s.storeAccess(c, keyOf(c), c.Param("store_id"))
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -221,7 +221,7 @@ func (s *Server) handleListStores() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		sts, more, err := s.db.Stores(keyOf(c).BrandID, c.Query("tag"), pg.after, pg.limit)
+		sts, more, err := s.db.Stores(c, keyOf(c).BrandID, hotzone.StoreQuery{Tag: c.Query("tag"), After: pg.after, Limit: pg.limit})
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -104,6 +104,16 @@ func (ix *Index) SetMany(ids []string, fences []*Fence) {
 	if len(ids) != len(fences) {
 		panic("geo: Index.SetMany: ids and fences differ in length")
 	}
+	ix.SetManyLabeled(ids, nil, fences)
+}
+
+// SetManyLabeled is SetMany with a label per fence (see SetLabeled);
+// labels may be nil for none. It panics if a slice differs in length
+// from ids.
+func (ix *Index) SetManyLabeled(ids, labels []string, fences []*Fence) {
+	if len(ids) != len(fences) || (labels != nil && len(labels) != len(ids)) {
+		panic("geo: Index.SetManyLabeled: ids, labels and fences differ in length")
+	}
 	if len(ids) == 0 {
 		return
 	}
@@ -111,7 +121,11 @@ func (ix *Index) SetMany(ids []string, fences []*Fence) {
 	defer ix.mu.Unlock()
 	tree := ix.cloneLocked()
 	for i, id := range ids {
-		ix.setLocked(tree, id, "", fences[i])
+		label := ""
+		if labels != nil {
+			label = labels[i]
+		}
+		ix.setLocked(tree, id, label, fences[i])
 	}
 	ix.publishLocked(tree)
 }

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,14 +11,12 @@ import (
 	"github.com/hotzone/hotzone"
 )
 
-// Outbox is what the dispatcher needs of persistence; store.DB
-// satisfies it.
+// Outbox is what the dispatcher needs of storage: the contract's
+// outbox, and the event and device a notification is sent for.
 type Outbox interface {
-	Lanes() ([]hotzone.Lane, error)
-	Due(lane hotzone.Lane, now time.Time, after string, limit int) ([]hotzone.Notification, error)
-	Complete(ds []hotzone.Delivery) error
-	Device(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
-	Event(brandID, eventID string) (hotzone.Event, hotzone.Counts, error)
+	hotzone.Outbox
+	Event(ctx context.Context, brandID, eventID string) (hotzone.Event, hotzone.Counts, error)
+	Device(ctx context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
 }
 
 // Message is one notification ready to send, with what the provider
@@ -52,9 +51,10 @@ func (d DryRun) Send(_ context.Context, m Message) hotzone.Delivery {
 }
 
 // Dispatcher drains the outbox lane by lane: each lane (a brand and a
-// provider) has its own loop, reads due notifications in batches, sends
+// provider) has its own loop, claims due notifications in batches, sends
 // them with bounded concurrency and records their results in groups,
-// one transaction per group.
+// one transaction per group. It need not be the only consumer of a lane:
+// other dispatchers (other nodes) claim what this one does not hold.
 type Dispatcher struct {
 	box         Outbox
 	senders     SenderFor
@@ -62,6 +62,7 @@ type Dispatcher struct {
 	now         func() time.Time
 	batch       int
 	concurrency int
+	lease       time.Duration
 	wake        chan struct{}
 	running     atomic.Bool
 
@@ -76,9 +77,12 @@ type Dispatcher struct {
 type DispatcherOptions struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
-	Batch       int // notifications read from the outbox at a time (default 2000)
+	Batch       int // most notifications claimed at a time (default: Concurrency)
 	Concurrency int // sends in flight at once per lane (default DefaultConcurrency)
-	Metrics     *Metrics
+	// Lease is how long a claimed notification is this dispatcher's
+	// before another may take it over (default DefaultLease).
+	Lease   time.Duration
+	Metrics *Metrics
 }
 
 // DefaultConcurrency is how many pushes a lane may have out but not yet
@@ -92,21 +96,32 @@ type DispatcherOptions struct {
 // 0.80 with 512).
 const DefaultConcurrency = 512
 
+// DefaultLease outlasts what a claim waits for: a batch's turn at the
+// rate limit and a send's timeout (15 s), with room to spare. A
+// dispatcher that dies leaves its claims to others after it.
+const DefaultLease = time.Minute
+
 // NewDispatcher builds a dispatcher; Run starts it.
 func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
 	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch,
-		concurrency: opts.Concurrency, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}, metrics: opts.Metrics}
+		concurrency: opts.Concurrency, lease: opts.Lease, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}, metrics: opts.Metrics}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.now == nil {
 		d.now = time.Now
 	}
-	if d.batch <= 0 {
-		d.batch = 2000
-	}
 	if d.concurrency <= 0 {
 		d.concurrency = DefaultConcurrency
+	}
+	if d.batch <= 0 {
+		// What is claimed waits for a send slot; a batch of one pass of
+		// the slots keeps claimed-but-unsent work, and so what another
+		// consumer waits out after a crash, small.
+		d.batch = d.concurrency
+	}
+	if d.lease <= 0 {
+		d.lease = DefaultLease
 	}
 	return d
 }
@@ -136,8 +151,8 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(rescan)
 	defer t.Stop()
 	for {
-		lanes, err := d.box.Lanes()
-		if err != nil {
+		lanes, err := d.box.Lanes(ctx)
+		if err != nil && ctx.Err() == nil {
 			d.log.Error("dispatch: list lanes", "err", err)
 		}
 		for _, l := range lanes {
@@ -184,7 +199,7 @@ func (d *Dispatcher) startLane(ctx context.Context, l hotzone.Lane) {
 // results; it answers how many notifications it handled. Tests drive it
 // directly.
 func (d *Dispatcher) Round(ctx context.Context) (int, error) {
-	lanes, err := d.box.Lanes()
+	lanes, err := d.box.Lanes(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -251,7 +266,7 @@ func (j *sendJob) run() {
 	start := time.Now()
 	r := j.d.senders(j.m.Notification.BrandID, j.m.Device.Provider).Send(j.ctx, j.m)
 	j.d.metrics.delivery(j.m.Device.Provider, r, time.Since(start), true)
-	r.NotificationID, r.BrandID, r.Provider = j.m.Notification.ID, j.m.Notification.BrandID, j.lane.Provider
+	r.NotificationID, r.Claim, r.BrandID, r.Provider = j.m.Notification.ID, j.m.Notification.Claim, j.m.Notification.BrandID, j.lane.Provider
 	j.results <- result{d: r, job: j}
 }
 
@@ -351,7 +366,7 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 			}
 		}
 		deadline.Stop()
-		if err := d.box.Complete(group); err != nil && firstErr == nil {
+		if err := d.box.Record(ctx, group); err != nil && firstErr == nil {
 			firstErr = err
 		}
 		for _, j := range held {
@@ -362,13 +377,13 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 	return handed, firstErr
 }
 
-// feed reads the lane's due notifications in id order and hands each to
-// the pool, or its final result straight to results when it cannot be
-// sent any more. It answers how many results it caused.
+// feed claims the lane's due notifications batch after batch and hands
+// each to the pool, or its final result straight to results when it
+// cannot be sent any more. It answers how many results it caused.
 func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.Lane, p *pool, results chan<- result, slots chan *sendJob) passEnd {
-	handed, after := 0, ""
+	handed := 0
 	for {
-		due, err := d.box.Due(l, d.now(), after, d.batch)
+		due, err := d.box.Claim(ctx, l, d.now(), d.batch, d.lease)
 		if err != nil || len(due) == 0 {
 			return passEnd{handed, err}
 		}
@@ -378,15 +393,21 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 				return passEnd{handed, nil}
 			default:
 			}
-			after = n.ID
-			handed++
-			m, res, ready := d.prepare(n)
-			if !ready {
-				d.metrics.delivery(l.Provider, res, 0, false)
-				res.NotificationID, res.BrandID, res.Provider = n.ID, n.BrandID, l.Provider
-				results <- result{d: res}
+			m, res, err := d.prepare(ctx, n)
+			switch {
+			case err != nil:
+				// Storage did not answer: the claim is left to lapse, and
+				// the notification is tried again after its lease.
+				d.log.Warn("dispatch: look up a notification's event and device", "brand_id", n.BrandID, "notification_id", n.ID, "err", err)
+				continue
+			case res != nil:
+				d.metrics.delivery(l.Provider, *res, 0, false)
+				res.NotificationID, res.Claim, res.BrandID, res.Provider = n.ID, n.Claim, n.BrandID, l.Provider
+				handed++
+				results <- result{d: *res}
 				continue
 			}
+			handed++
 			j := <-slots
 			*j = sendJob{d: d, ctx: ctx, m: m, lane: l, results: results}
 			p.submit(j)
@@ -394,26 +415,32 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 	}
 }
 
-// prepare loads what a send needs; a notification that cannot be sent
-// any more gets its final result instead.
-func (d *Dispatcher) prepare(n hotzone.Notification) (Message, hotzone.Delivery, bool) {
+// prepare loads what a send needs. A notification that cannot be sent
+// any more (its event ended or is gone, its device erased or without a
+// token) gets its final result instead; an error is storage not
+// answering, which is no reason to give up on the notification.
+func (d *Dispatcher) prepare(ctx context.Context, n hotzone.Notification) (Message, *hotzone.Delivery, error) {
 	now := d.now()
-	fail := func(s hotzone.NotificationStatus, msg string) (Message, hotzone.Delivery, bool) {
-		return Message{}, hotzone.Delivery{Status: s, Error: msg, At: now}, false
+	final := func(s hotzone.NotificationStatus, msg string) (Message, *hotzone.Delivery, error) {
+		return Message{}, &hotzone.Delivery{Status: s, Error: msg, At: now}, nil
 	}
-	ev, _, err := d.box.Event(n.BrandID, n.EventID)
-	if err != nil {
-		return fail(hotzone.StatusExpired, "event is gone")
+	ev, _, err := d.box.Event(ctx, n.BrandID, n.EventID)
+	switch {
+	case errors.Is(err, hotzone.ErrNotFound):
+		return final(hotzone.StatusExpired, "event is gone")
+	case err != nil:
+		return Message{}, nil, err
+	case ev.Status != hotzone.EventLive || !ev.EndsAt.After(now):
+		return final(hotzone.StatusExpired, "event ended before the notification was sent")
 	}
-	if ev.Status != hotzone.EventLive || !ev.EndsAt.After(now) {
-		return fail(hotzone.StatusExpired, "event ended before the notification was sent")
+	dev, _, err := d.box.Device(ctx, n.BrandID, n.DeviceID)
+	switch {
+	case errors.Is(err, hotzone.ErrNotFound):
+		return final(hotzone.StatusFailed, "device was erased")
+	case err != nil:
+		return Message{}, nil, err
+	case dev.Token == "":
+		return final(hotzone.StatusFailed, "device has no push token any more")
 	}
-	dev, _, err := d.box.Device(n.BrandID, n.DeviceID)
-	if err != nil {
-		return fail(hotzone.StatusFailed, "device was erased")
-	}
-	if dev.Token == "" {
-		return fail(hotzone.StatusFailed, "device has no push token any more")
-	}
-	return Message{Notification: n, Device: dev, Event: ev}, hotzone.Delivery{}, true
+	return Message{Notification: n, Device: dev, Event: ev}, nil, nil
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/push/pushtest"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 func apnsKey(b *testing.B, fake *pushtest.APNs) (*ecdsa.PrivateKey, []byte) {
@@ -153,7 +153,7 @@ func newDispatchRig(b *testing.B, n int) (run func() time.Duration, done func())
 	_, p8 := apnsKey(b, fake)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	db, err := store.Open(b.TempDir(), store.Options{SecretKey: secret})
+	db, err := bolt.Open(b.TempDir(), bolt.Options{SecretKey: secret})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -165,11 +165,11 @@ func newDispatchRig(b *testing.B, n int) (run func() time.Duration, done func())
 	}); err != nil {
 		b.Fatal(err)
 	}
-	if err := db.PutCredentials(br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: p8, KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.bench"}); err != nil {
+	if err := db.PutCredentials(ctx, br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: p8, KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.bench"}); err != nil {
 		b.Fatal(err)
 	}
 	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 1, RadiusM: 100}}}
-	st.Fence, _ = store.BuildFence(st.Spec)
+	st.Fence, _ = st.Spec.Build()
 	if _, _, err := db.PutStore(ctx, st); err != nil {
 		b.Fatal(err)
 	}

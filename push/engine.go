@@ -2,25 +2,17 @@ package push
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
 )
-
-// Storage is what the engine needs of persistence; store.DB satisfies it.
-type Storage interface {
-	Policy(brandID string) (hotzone.Policy, error)
-	Store(brandID, storeID string) (hotzone.Store, error)
-	StartEvent(ctx context.Context, ev hotzone.Event, idemKey string) (hotzone.Event, hotzone.Counts, bool, error)
-	LiveEvent(brandID, storeID string) (hotzone.Event, hotzone.Counts, bool)
-	EndDue() error
-	DevicesIn(brandID string, f *geo.Fence, since time.Time) []string
-	Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string, decide hotzone.DecideFunc) ([]hotzone.Outcome, error)
-}
 
 // Fan-out groups its writes, since each bbolt commit syncs the disk
 // twice: the first transaction is small so the first notifications leave
@@ -31,14 +23,17 @@ const (
 	fanOutMaxChunk   = 8192
 )
 
-// Engine turns live events and pings into queued notifications under the
-// brand's policy.
+// Engine is the service layer of hotzone's use cases: a ping (rate
+// limit, policy, position, fence match, trigger), an event's start with
+// its fan-out and its end, and push credentials changing hands. The api
+// package decodes requests and calls it; storage is the contract's.
 type Engine struct {
-	db      Storage
+	db      hotzone.Storage
 	log     *slog.Logger
 	now     func() time.Time
 	wake    func()
 	metrics *Metrics
+	limits  *deviceLimits
 	zones   sync.Map // name -> *time.Location
 
 	// bg is the process's context: fan-out outlives the request that
@@ -51,15 +46,20 @@ type Engine struct {
 type EngineOptions struct {
 	Logger *slog.Logger
 	Now    func() time.Time
-	// Wake is called after notifications were queued, so the dispatcher
-	// need not poll to notice them.
+	// Wake is called after notifications were queued or released, so the
+	// dispatcher need not poll to notice them.
 	Wake    func()
 	Metrics *Metrics
+	// PingRate and PingBurst limit each device's pings; a zero PingRate
+	// disables the limit.
+	PingRate  rate.Limit
+	PingBurst int
 }
 
 // NewEngine builds an engine whose background work runs on bg.
-func NewEngine(bg context.Context, db Storage, opts EngineOptions) *Engine {
-	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, metrics: opts.Metrics, bg: bg}
+func NewEngine(bg context.Context, db hotzone.Storage, opts EngineOptions) *Engine {
+	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, metrics: opts.Metrics, bg: bg,
+		limits: newDeviceLimits(opts.PingRate, opts.PingBurst)}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -92,20 +92,33 @@ func (e *Engine) StartEvent(ctx context.Context, ev hotzone.Event, idemKey strin
 	return ev, counts, true, nil
 }
 
+// EndLiveEvent ends the store's live event now; ErrNotFound when none is
+// live.
+func (e *Engine) EndLiveEvent(ctx context.Context, brandID, storeID string) (hotzone.Event, hotzone.Counts, error) {
+	ev, _, err := e.db.LiveEvent(ctx, brandID, storeID)
+	if err != nil {
+		return hotzone.Event{}, hotzone.Counts{}, err
+	}
+	return e.db.EndEvent(ctx, brandID, ev.ID, e.now())
+}
+
 // FanOut considers every device of the brand whose last qualifying
 // position, reported within presence_ttl_s, lies inside the store's
 // fence.
 func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
-	st, err := e.db.Store(ev.BrandID, ev.StoreID)
+	st, err := e.db.Store(ctx, ev.BrandID, ev.StoreID)
 	if err != nil {
 		return err
 	}
-	policy, err := e.db.Policy(ev.BrandID)
+	policy, err := e.db.Policy(ctx, ev.BrandID)
 	if err != nil {
 		return err
 	}
 	now := e.now()
-	ids := e.db.DevicesIn(ev.BrandID, st.Fence, now.Add(-time.Duration(policy.PresenceTTLS)*time.Second))
+	ids, err := e.db.DevicesIn(ctx, ev.BrandID, st.Fence, now.Add(-time.Duration(policy.PresenceTTLS)*time.Second))
+	if err != nil {
+		return err
+	}
 	// Sorted ids write neighbouring keys: bbolt touches fewer pages.
 	sort.Strings(ids)
 	chunk := fanOutFirstChunk
@@ -135,7 +148,7 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	return nil
 }
 
-// decider binds the policy and the clock for one transaction.
+// decider binds the policy and the clock for one decision.
 func (e *Engine) decider(p hotzone.Policy, now time.Time) hotzone.DecideFunc {
 	return func(d hotzone.Device, h []time.Time) string {
 		return string(Decide(p, d, e.location(d.Timezone), h, now))
@@ -162,16 +175,67 @@ type PingResult struct {
 	Reason Reason
 }
 
-// OnPing handles a ping that landed inside the given stores' fences:
-// for each store with a live event, the device is queued or told why not.
-// accurate and fresh are the ping's own qualities; a ping that lacks one
-// never triggers and writes nothing to the log.
-func (e *Engine) OnPing(ctx context.Context, brandID, deviceID string, storeIDs []string, accurate, fresh bool) ([]PingResult, error) {
-	var out []PingResult
-	var policy *hotzone.Policy
-	for _, sid := range storeIDs {
-		ev, _, live := e.db.LiveEvent(brandID, sid)
-		if !live || !ev.EndsAt.After(e.now()) {
+// PingAnswer is what a ping found: the stores whose fence holds it and
+// what each live event there meant for the device. A caller may reuse
+// one across pings: Ping starts by emptying it.
+type PingAnswer struct {
+	Inside  []geo.Hit
+	Results []PingResult
+}
+
+// Ping handles one validated ping of a device: the device's rate limit,
+// its position (kept even when the ping cannot trigger), the fences it
+// is inside, and for each of their live events whether the device is
+// notified. A ping less accurate than the policy's max_accuracy_m, or
+// older than its max_ping_age_s, never triggers and writes nothing to
+// the log. It answers ErrNotFound for an unknown device and a
+// *RateLimitedError when the device pings too often.
+func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone.Position, ans *PingAnswer) error {
+	ans.Inside, ans.Results = ans.Inside[:0], ans.Results[:0]
+	now := e.now()
+	policy, err := e.db.Policy(ctx, brandID)
+	if err != nil {
+		return err
+	}
+	accurate := pos.AccuracyM <= policy.MaxAccuracyM
+	fresh := now.Sub(pos.TS) <= time.Duration(policy.MaxPingAgeS)*time.Second
+	ref := deviceRef{brandID, deviceID}
+	if err := e.limits.allow(ref, now); err != nil {
+		// The device must exist before it may use up a rate-limit slot,
+		// so unknown ids cannot grow the limiter table.
+		if _, _, derr := e.db.Device(ctx, brandID, deviceID); derr != nil {
+			e.limits.forget(ref)
+			return derr
+		}
+		return err
+	}
+	if err := e.db.RecordPosition(ctx, brandID, deviceID, pos, accurate && fresh); err != nil {
+		if errors.Is(err, hotzone.ErrNotFound) {
+			e.limits.forget(ref)
+		}
+		return err
+	}
+	if ans.Inside, err = e.db.FencesAt(ctx, brandID, pos.Point(), ans.Inside); err != nil || len(ans.Inside) == 0 {
+		return err
+	}
+	// Work that outlives the request (the queue write) must not be cut
+	// short by the client hanging up.
+	ans.Results, err = e.onPing(context.WithoutCancel(ctx), brandID, deviceID, ans.Inside, accurate, fresh, &policy, ans.Results)
+	return err
+}
+
+// onPing decides, for each live event at the stores hit, whether the
+// device is queued or why not, appending to out.
+func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh bool, policy *hotzone.Policy, out []PingResult) ([]PingResult, error) {
+	for _, h := range hits {
+		ev, _, err := e.db.LiveEvent(ctx, brandID, h.ID)
+		if errors.Is(err, hotzone.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if !ev.EndsAt.After(e.now()) {
 			continue // over, even if the expiry loop has not run yet
 		}
 		r := PingResult{Event: ev, Status: hotzone.StatusSuppressed}
@@ -181,16 +245,9 @@ func (e *Engine) OnPing(ctx context.Context, brandID, deviceID string, storeIDs 
 		case !fresh:
 			r.Reason = ReasonStale
 		default:
-			if policy == nil {
-				p, err := e.db.Policy(brandID)
-				if err != nil {
-					return nil, err
-				}
-				policy = &p
-			}
 			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(*policy, e.now()))
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			o := res[0]
 			switch {
@@ -213,12 +270,73 @@ func (e *Engine) OnPing(ctx context.Context, brandID, deviceID string, storeIDs 
 	return out, nil
 }
 
+// DeleteDevice erases a device and forgets its rate limit.
+func (e *Engine) DeleteDevice(ctx context.Context, brandID, deviceID string) error {
+	if err := e.db.DeleteDevice(ctx, brandID, deviceID); err != nil {
+		return err
+	}
+	e.limits.forget(deviceRef{brandID, deviceID})
+	return nil
+}
+
+// PutCredentials stores a brand's credentials for their provider and
+// releases what waited on the old ones.
+func (e *Engine) PutCredentials(ctx context.Context, brandID string, c hotzone.PushCredentials) error {
+	if err := e.db.PutCredentials(ctx, brandID, c); err != nil {
+		return err
+	}
+	e.credentialsChanged(ctx, brandID, c.Provider)
+	return nil
+}
+
+// DeleteCredentials removes a brand's credentials for a provider (dry
+// run from now on) and releases what waited on the old ones.
+func (e *Engine) DeleteCredentials(ctx context.Context, brandID string, p hotzone.Provider) error {
+	if err := e.db.DeleteCredentials(ctx, brandID, p); err != nil {
+		return err
+	}
+	e.credentialsChanged(ctx, brandID, p)
+	return nil
+}
+
+// credentialsChanged releases what waited on the old credentials (held
+// by broken ones, or backing off) so it goes out now with the new ones,
+// or in dry-run without any. A failure here only delays them: they are
+// tried at their own time.
+func (e *Engine) credentialsChanged(ctx context.Context, brandID string, p hotzone.Provider) {
+	if err := e.db.Release(ctx, hotzone.Lane{BrandID: brandID, Provider: p}); err != nil {
+		e.log.Error("release held notifications", "brand_id", brandID, "provider", p, "err", err)
+	}
+	e.wake()
+}
+
+// EndDue ends every live event whose ends_at has passed: events end by
+// themselves, not only when asked. An event another node ended first is
+// not an error.
+func (e *Engine) EndDue(ctx context.Context) error {
+	evs, err := e.db.LiveEvents(ctx)
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	var errs []error
+	for _, ev := range evs {
+		if ev.EndsAt.After(now) {
+			continue
+		}
+		if _, _, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt); err != nil && !errors.Is(err, hotzone.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // RunExpiry ends events at their ends_at until ctx ends.
 func (e *Engine) RunExpiry(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := e.db.EndDue(); err != nil {
+		if err := e.EndDue(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("end due events", "err", err)
 		}
 		select {

@@ -33,11 +33,12 @@ const (
 type History []time.Time
 
 // HistoryWindow is how far back History must reach: the longest
-// min_interval_s the contract allows (604800 s, seven days). The daily cap
-// needs much less (a local calendar day is at most 26 hours), but a
-// History trimmed to anything shorter than the interval would forget the
-// notification that blocks the next one.
-const HistoryWindow = 604800 * time.Second
+// min_interval_s the contract allows (604800 s, seven days), which is
+// what storage keeps (hotzone.HistoryWindow). The daily cap needs much
+// less (a local calendar day is at most 26 hours), but a History trimmed
+// to anything shorter than the interval would forget the notification
+// that blocks the next one.
+const HistoryWindow = hotzone.HistoryWindow
 
 // Trim drops entries older than the window, keeping History bounded.
 func (h History) Trim(now time.Time) History {

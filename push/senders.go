@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,13 +16,6 @@ import (
 
 	"github.com/hotzone/hotzone"
 )
-
-// CredentialStore is what the senders need of persistence; store.DB
-// satisfies it.
-type CredentialStore interface {
-	Credentials(brandID string, p hotzone.Provider) (hotzone.PushCredentials, bool)
-	MarkCredentials(brandID string, p hotzone.Provider, version int64, broken bool, reason string) error
-}
 
 // SendersOptions configure the real senders. Zero values get defaults.
 type SendersOptions struct {
@@ -53,7 +47,7 @@ const (
 // and otherwise one long-lived real client, rebuilt only when new
 // credentials are uploaded.
 type Senders struct {
-	creds CredentialStore
+	creds hotzone.Credentials
 	opts  SendersOptions
 	tls   *tls.Config
 	fcmT  *http.Transport
@@ -70,7 +64,7 @@ type cachedSender struct {
 }
 
 // NewSenders builds the registry.
-func NewSenders(creds CredentialStore, opts SendersOptions) *Senders {
+func NewSenders(creds hotzone.Credentials, opts SendersOptions) *Senders {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -99,10 +93,14 @@ func NewSenders(creds CredentialStore, opts SendersOptions) *Senders {
 // For returns the sender of a brand and provider. It is a SenderFor.
 func (s *Senders) For(brandID string, p hotzone.Provider) Sender {
 	lane := hotzone.Lane{BrandID: brandID, Provider: p}
-	c, ok := s.creds.Credentials(brandID, p)
-	if !ok {
+	c, err := s.creds.Credentials(s.opts.Bg, brandID, p)
+	if errors.Is(err, hotzone.ErrNotFound) {
 		s.drop(lane)
 		return DryRun{Now: s.opts.Now}
+	}
+	if err != nil {
+		// Storage did not answer: hold the notification, do not guess.
+		return held{reason: "push credentials could not be read: " + err.Error(), now: s.opts.Now}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,7 +122,7 @@ func (s *Senders) For(brandID string, p hotzone.Provider) Sender {
 		if err != nil {
 			// Uploaded credentials that cannot even build a client are
 			// broken; mark them so the admin sees it in GET /v1/push.
-			_ = s.creds.MarkCredentials(brandID, p, c.Version, true, err.Error())
+			_ = s.creds.MarkCredentials(s.opts.Bg, brandID, p, c.Version, true, err.Error())
 			cs.status = "broken"
 			cs.sender = held{reason: "credentials are broken: " + err.Error(), now: s.opts.Now}
 		} else {
@@ -152,7 +150,7 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 		once.Do(func() {
 			s.opts.Logger.Warn("push credentials rejected", "brand_id", lane.BrandID, "provider", lane.Provider, "reason", reason)
 		})
-		if err := s.creds.MarkCredentials(lane.BrandID, lane.Provider, c.Version, true, reason); err != nil {
+		if err := s.creds.MarkCredentials(s.opts.Bg, lane.BrandID, lane.Provider, c.Version, true, reason); err != nil {
 			s.opts.Logger.Error("mark credentials broken", "err", err)
 		}
 	}

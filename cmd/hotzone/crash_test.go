@@ -24,7 +24,7 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/push/pushtest"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 // TestMain lets a test start this very binary as the real server: with
@@ -169,7 +169,7 @@ func TestCrashMidFanOut(t *testing.T) {
 func seedCrashData(t *testing.T, dir string, secret []byte, fake *pushtest.APNs, n int) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(dir, store.Options{SecretKey: secret})
+	db, err := bolt.Open(dir, bolt.Options{SecretKey: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +184,12 @@ func seedCrashData(t *testing.T, dir string, secret []byte, fake *pushtest.APNs,
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	fake.AddKey("TEAM000001", "KEY0000001", &key.PublicKey)
-	if err := db.PutCredentials(br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+	if err := db.PutCredentials(ctx, br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.crash", Environment: "production"}); err != nil {
 		t.Fatal(err)
 	}
 	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7128, Lon: -74.006, RadiusM: 1000}}}
-	if st.Fence, err = store.BuildFence(st.Spec); err != nil {
+	if st.Fence, err = st.Spec.Build(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := db.PutStore(ctx, st); err != nil {
@@ -208,7 +208,7 @@ func seedCrashData(t *testing.T, dir string, secret []byte, fake *pushtest.APNs,
 	}
 	now := time.Now().UTC()
 	for _, d := range ds {
-		if _, err := db.RecordPosition(br.ID, d.ID, hotzone.Position{Lat: 40.7128, Lon: -74.006, AccuracyM: 10, TS: now}, true); err != nil {
+		if err := db.RecordPosition(ctx, br.ID, d.ID, hotzone.Position{Lat: 40.7128, Lon: -74.006, AccuracyM: 10, TS: now}, true); err != nil {
 			t.Fatal(err)
 		}
 	}

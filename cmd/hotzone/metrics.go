@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -8,27 +9,56 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone"
 )
 
 // newRegistry is the process's metrics registry: Go and process
-// collectors, and gauges read from the store at scrape time (what is
+// collectors, and gauges read from storage at scrape time (what is
 // tracked, what waits in the outbox and for how long).
-func newRegistry(db *store.DB) (*prometheus.Registry, http.Handler) {
+func newRegistry(db hotzone.Storage) (*prometheus.Registry, http.Handler) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gauge := func(name, help string, f func() float64) {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
-	}
-	gauge("hotzone_fences", "Store geofences tracked.", func() float64 { return float64(db.Stats().Stores) })
-	gauge("hotzone_devices", "Devices tracked.", func() float64 { return float64(db.Stats().Devices) })
-	gauge("hotzone_live_events", "Live events.", func() float64 { return float64(db.Stats().LiveEvents) })
-	gauge("hotzone_outbox_depth", "Notifications queued and not yet sent.", func() float64 { return float64(db.OutboxLen()) })
-	gauge("hotzone_outbox_oldest_age_seconds", "Age of the oldest queued notification; 0 when none.", func() float64 {
-		if t := db.OutboxOldest(); !t.IsZero() {
-			return time.Since(t).Seconds()
-		}
-		return 0
-	})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&statsCollector{db: db})
 	return reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// statsCollector reads storage's Stats once per scrape for all of its
+// gauges.
+type statsCollector struct{ db hotzone.Storage }
+
+var (
+	descFences      = prometheus.NewDesc("hotzone_fences", "Store geofences tracked.", nil, nil)
+	descDevices     = prometheus.NewDesc("hotzone_devices", "Devices tracked.", nil, nil)
+	descLiveEvents  = prometheus.NewDesc("hotzone_live_events", "Live events.", nil, nil)
+	descOutboxDepth = prometheus.NewDesc("hotzone_outbox_depth", "Notifications queued and not yet sent.", nil, nil)
+	descOutboxAge   = prometheus.NewDesc("hotzone_outbox_oldest_age_seconds", "Age of the oldest queued notification; 0 when none.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFences, descDevices, descLiveEvents, descOutboxDepth, descOutboxAge} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector; a scrape while storage does
+// not answer leaves the gauges out rather than reporting zeros.
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := c.db.Stats(ctx)
+	if err != nil {
+		return
+	}
+	age := 0.0
+	if !s.OutboxOldest.IsZero() {
+		age = time.Since(s.OutboxOldest).Seconds()
+	}
+	for _, m := range []struct {
+		d *prometheus.Desc
+		v float64
+	}{{descFences, float64(s.Stores)}, {descDevices, float64(s.Devices)}, {descLiveEvents, float64(s.LiveEvents)},
+		{descOutboxDepth, float64(s.OutboxDepth)}, {descOutboxAge, age}} {
+		ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, m.v)
+	}
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/api"
 	"github.com/hotzone/hotzone/push"
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 // shutdownGrace bounds how long in-flight requests may take after SIGTERM.
@@ -41,11 +41,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := slog.New(handler)
 
+	// The address is taken first: a start that cannot bind leaves no new
+	// data directory behind.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server running there? choose another address with --addr)", cfg.Addr, err)
+	}
+	defer ln.Close()
 	key, err := secretKey(getenv("HOTZONE_SECRET_KEY"), cfg.Data)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(cfg.Data, store.Options{SecretKey: key})
+	// bbolt is the one backend so far: the only place that picks one.
+	db, err := bolt.Open(cfg.Data, bolt.Options{SecretKey: key})
+	if errors.Is(err, bolt.ErrLocked) {
+		return fmt.Errorf("another hotzone process is using the data directory %s: stop it, or give this one its own with --data", cfg.Data)
+	}
 	if err != nil {
 		return err
 	}
@@ -54,7 +65,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Error("close database", "err", err)
 		}
 	}()
-	generated, err := db.EnsureOperatorKey(getenv("HOTZONE_OPERATOR_KEY"))
+	generated, err := db.EnsureOperatorKey(ctx, getenv("HOTZONE_OPERATOR_KEY"))
 	if err != nil {
 		return err
 	}
@@ -75,7 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
 		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
 	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Metrics: pushMetrics})
-	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics})
+	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
 	var stopping atomic.Bool
 	ready := func() error {
 		switch {
@@ -86,15 +97,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	}
-	srv := api.New(db, engine, api.Options{Logger: log, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst, Ready: ready, CheckTokenURI: senders.CheckTokenURI, Wake: disp.Wake,
+	srv := api.New(db, engine, api.Options{Logger: log, Ready: ready, CheckTokenURI: senders.CheckTokenURI,
 		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
 	if cfg.Demo {
 		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), stdout); err != nil {
-			_ = ln.Close()
 			return err
 		}
 	}
@@ -183,7 +189,7 @@ type demoKeys struct {
 
 // seedDemo creates the demo brand on first use, through the same public
 // API a client would use, and prints its keys.
-func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir string, addr net.Addr, out io.Writer) error {
+func seedDemo(ctx context.Context, db hotzone.Brands, srv http.Handler, dataDir string, addr net.Addr, out io.Writer) error {
 	path := filepath.Join(dataDir, demoFile)
 	var keys demoKeys
 	if buf, err := os.ReadFile(path); err == nil {

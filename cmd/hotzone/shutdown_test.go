@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotzone/hotzone/store"
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/bolt"
 )
 
 // TestReadinessAndSIGTERMUnderLoad: /readyz turns 503 on SIGTERM while
@@ -111,7 +112,7 @@ func TestReadinessAndSIGTERMUnderLoad(t *testing.T) {
 	cancel()
 	wg.Wait()
 
-	db, err := store.Open(dir, store.Options{})
+	db, err := bolt.Open(dir, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestReadinessAndSIGTERMUnderLoad(t *testing.T) {
 		t.Fatal("no ping was accepted")
 	}
 	for d := range devices {
-		_, pos, err := db.Device(brandID, fmt.Sprintf("d%d", d))
+		_, pos, err := db.Device(context.Background(), brandID, fmt.Sprintf("d%d", d))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +135,7 @@ func TestReadinessAndSIGTERMUnderLoad(t *testing.T) {
 			t.Errorf("device d%d: stored position %+v, want lat between %v (last answered 200) and %v (last sent)", d, pos, want, sentMax[d])
 		}
 	}
-	ns, _, err := db.Notifications(brandID, store.NotificationFilter{}, "", 1000)
+	ns, _, err := db.Notifications(context.Background(), brandID, hotzone.NotificationQuery{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
 )
@@ -33,7 +33,7 @@ func indexTest(t *testing.T, db *DB, now time.Time) (brandID string, ended, live
 			t.Fatalf("Consider = %+v, %v", out, err)
 		}
 		if i == 0 {
-			if _, _, err := db.EndEvent(ctx, brandID, "s"); err != nil {
+			if _, _, err := db.EndEvent(ctx, brandID, ev.ID, now); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -51,7 +51,7 @@ func TestEraseFindsEveryEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dev := range []string{"a", "b"} {
-		ns, _, err := db.Notifications(brandID, NotificationFilter{DeviceID: dev}, "", 10)
+		ns, _, err := db.Notifications(bg, brandID, hotzone.NotificationQuery{DeviceID: dev, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestEraseFindsEveryEvent(t *testing.T) {
 			t.Errorf("device %s: %d log entries after erasing a, want %d", dev, len(ns), want)
 		}
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketNotifKeys).ForEach(func(k, _ []byte) error {
 			if bytes.HasSuffix(k, []byte("\x00a")) {
 				t.Errorf("index entry %q left after erasure", k)
@@ -90,7 +90,7 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 	}
 	brandID, ended, live := indexTest(t, db, now)
 	// Put the index back the way earlier versions kept it.
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
+	err = db.bolt.Update(func(tx *bbolt.Tx) error {
 		old, err := tx.CreateBucket(bucketNotifKeysV1)
 		if err != nil {
 			return err
@@ -115,7 +115,7 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeChecked(t, db2) })
-	err = db2.bolt.View(func(tx *bolt.Tx) error {
+	err = db2.bolt.View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketNotifKeysV1) != nil {
 			t.Error("the old index is still there")
 		}
@@ -142,7 +142,7 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 	if err := db2.DeleteDevice(context.Background(), brandID, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if ns, _, _ := db2.Notifications(brandID, NotificationFilter{DeviceID: "a"}, "", 10); len(ns) != 0 {
+	if ns, _, _ := db2.Notifications(bg, brandID, hotzone.NotificationQuery{DeviceID: "a", Limit: 10}); len(ns) != 0 {
 		t.Errorf("%d entries of an erased device after migration", len(ns))
 	}
 }
@@ -161,9 +161,9 @@ func TestConsiderManyKnowsTheIndex(t *testing.T) {
 	if err := db.PutDevices(ctx, lane.BrandID, ds); err != nil {
 		t.Fatal(err)
 	}
-	ev, _, ok := db.LiveEvent(lane.BrandID, "s")
-	if !ok {
-		t.Fatal("no live event")
+	ev, _, err := db.LiveEvent(ctx, lane.BrandID, "s")
+	if err != nil {
+		t.Fatal(err)
 	}
 	queue := func(hotzone.Device, []time.Time) string { return "" }
 	if out, err := db.Consider(ctx, ev, []string{"b"}, queue); err != nil || out[0].Status != hotzone.StatusQueued {
@@ -179,7 +179,7 @@ func TestConsiderManyKnowsTheIndex(t *testing.T) {
 			t.Errorf("device %s: %q, want %q", o.DeviceID, got, want[i])
 		}
 	}
-	if _, c, _ := db.LiveEvent(lane.BrandID, "s"); c.Queued != 3 {
+	if _, c, _ := db.LiveEvent(ctx, lane.BrandID, "s"); c.Queued != 3 {
 		t.Errorf("queued %d, want 3", c.Queued)
 	}
 }

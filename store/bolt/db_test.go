@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
 )
+
+// bg is the context of the tests' calls.
+var bg = context.Background()
 
 // openTest opens a database in a temp dir; when the test ends it closes
 // it and checks the file's consistency, as bbolt's own tests do.
@@ -37,7 +40,7 @@ func brandWithStore(t *testing.T, db *DB) string {
 		t.Fatal(err)
 	}
 	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 2, RadiusM: 100}}}
-	st.Fence, _ = BuildFence(st.Spec)
+	st.Fence, _ = st.Spec.Build()
 	if _, _, err := db.PutStore(ctx, st); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func closeChecked(tb testing.TB, db *DB) {
 	if err := db.FlushPositions(); err != nil {
 		tb.Errorf("flush: %v", err)
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		for err := range tx.Check() {
 			return err
 		}
@@ -75,7 +78,7 @@ func TestOperatorKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := db.EnsureOperatorKey("")
+	gen, err := db.EnsureOperatorKey(bg, "")
 	if err != nil || !strings.HasPrefix(gen, hotzone.KindOperator.Prefix()) {
 		t.Fatalf("EnsureOperatorKey(\"\") = %q, %v; want a fresh hzo_ key", gen, err)
 	}
@@ -87,21 +90,21 @@ func TestOperatorKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	again, err := db.EnsureOperatorKey("")
+	again, err := db.EnsureOperatorKey(bg, "")
 	if err != nil || again != "" {
 		t.Fatalf("second start printed a key again: %q, %v", again, err)
 	}
-	if k, ok := db.Authenticate(gen); !ok || k.Kind != hotzone.KindOperator {
-		t.Errorf("Authenticate(generated) = %v, %v after restart", k, ok)
+	if k, err := db.Authenticate(bg, gen); err != nil || k.Kind != hotzone.KindOperator {
+		t.Errorf("Authenticate(generated) = %v, %v after restart", k, err)
 	}
 	// A key from the environment replaces the stored one.
-	if _, err := db.EnsureOperatorKey("hzo_from-env"); err != nil {
+	if _, err := db.EnsureOperatorKey(bg, "hzo_from-env"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := db.Authenticate(gen); ok {
+	if _, err := db.Authenticate(bg, gen); err == nil {
 		t.Error("the old operator key still works after HOTZONE_OPERATOR_KEY replaced it")
 	}
-	if _, ok := db.Authenticate("hzo_from-env"); !ok {
+	if _, err := db.Authenticate(bg, "hzo_from-env"); err != nil {
 		t.Error("the environment's operator key does not work")
 	}
 }
@@ -116,11 +119,11 @@ func TestWriteBehindLosesNothingOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	if _, err := db.RecordPosition(br.ID, "d", hotzone.Position{Lat: 1, Lon: 2, AccuracyM: 5, TS: ts}, true); err != nil {
+	if err := db.RecordPosition(bg, br.ID, "d", hotzone.Position{Lat: 1, Lon: 2, AccuracyM: 5, TS: ts}, true); err != nil {
 		t.Fatal(err)
 	}
 	// An older report never overwrites a newer one.
-	if _, err := db.RecordPosition(br.ID, "d", hotzone.Position{Lat: 9, Lon: 9, AccuracyM: 5, TS: ts.Add(-time.Minute)}, true); err != nil {
+	if err := db.RecordPosition(bg, br.ID, "d", hotzone.Position{Lat: 9, Lon: 9, AccuracyM: 5, TS: ts.Add(-time.Minute)}, true); err != nil {
 		t.Fatal(err)
 	}
 	closeChecked(t, db)
@@ -129,13 +132,13 @@ func TestWriteBehindLosesNothingOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeChecked(t, db2)
-	_, pos, err := db2.Device(br.ID, "d")
+	_, pos, err := db2.Device(bg, br.ID, "d")
 	if err != nil || pos == nil || pos.Last.Lat != 1 || pos.Qualifying == nil || !pos.Qualifying.TS.Equal(ts) {
 		t.Fatalf("position after reopen = %+v, %v", pos, err)
 	}
 	// The point index is rebuilt from the stored qualifying positions.
 	f := &geo.Fence{Circle: &geo.Circle{Center: geo.Point{Lat: 1, Lon: 2}, RadiusM: 100}}
-	if ids := db2.DevicesIn(br.ID, f, ts.Add(-time.Second)); len(ids) != 1 || ids[0] != "d" {
+	if ids, err := db2.DevicesIn(bg, br.ID, f, ts.Add(-time.Second)); err != nil || len(ids) != 1 || ids[0] != "d" {
 		t.Errorf("DevicesIn after reopen = %v, want [d]", ids)
 	}
 }
@@ -160,7 +163,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	if err := db.DeleteDevice(ctx, brandID, "d"); err != nil {
 		t.Fatal(err)
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.bolt.View(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketPositions, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory} {
 			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
 				return fmt.Errorf("bucket %s still has %d keys after erasure", b, n)
@@ -171,7 +174,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if _, c, _ := db.LiveEvent(brandID, "s"); c != (hotzone.Counts{}) {
+	if _, c, _ := db.LiveEvent(bg, brandID, "s"); c != (hotzone.Counts{}) {
 		t.Errorf("counts after erasure = %+v, want zero", c)
 	}
 }

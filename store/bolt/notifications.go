@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
@@ -27,16 +27,15 @@ var (
 	bucketHistory   = []byte("history")        // brand\0device -> queued times, 8 bytes each
 )
 
-// Consider applies the policy to each device for the live event ev and
-// writes the outcome durably before it returns: at most one notification
-// per device per event, even across restarts and retries, because the
-// check and the write happen in one transaction. A suppressed entry is
-// upgraded to queued when the device later qualifies. Nothing happens
-// once the event is no longer live.
+// Consider implements hotzone.Decisions. The devices given in one call
+// are decided in one transaction (a fan-out's chunk, or concurrent
+// pings sharing a commit through bbolt's Batch); the event's liveness is
+// checked in the same transaction, so a decision commits either before
+// the event's end (and is expired by it) or sees it ended.
 func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, decide hotzone.DecideFunc) ([]hotzone.Outcome, error) {
 	bs := db.brand(ev.BrandID)
 	if bs == nil {
-		return nil, hotzone.ErrNotFound
+		return nil, notFound("brand")
 	}
 	entries := make([]*deviceEntry, len(deviceIDs))
 	bs.mu.RLock()
@@ -46,7 +45,9 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 	bs.mu.RUnlock()
 	now := db.now().UTC()
 	out := make([]hotzone.Outcome, len(deviceIDs))
-	fn := func(tx *bolt.Tx) error {
+	var changes []countsChange
+	fn := func(tx *bbolt.Tx) error {
+		changes = nil
 		if string(tx.Bucket(bucketLive).Get(joinKey(ev.BrandID, ev.StoreID))) != ev.ID {
 			for i := range out {
 				out[i] = hotzone.Outcome{DeviceID: deviceIDs[i]}
@@ -57,6 +58,7 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 		if len(deviceIDs) > 1 {
 			w.preloadIndex(ev, deviceIDs)
 		}
+		var delta hotzone.Counts
 		for i, e := range entries {
 			// DeleteDevice marks an entry before its own transaction, and
 			// bbolt runs one writer at a time: a device erased before this
@@ -74,9 +76,17 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 			if err != nil {
 				return err
 			}
+			if o.Changed {
+				if o.Prev != "" {
+					delta.Add(o.Prev, -1)
+				}
+				delta.Add(o.Status, 1)
+			}
 			out[i] = o
 		}
-		return nil
+		var err error
+		changes, err = db.addCounts(tx, ev.BrandID, map[string]hotzone.Counts{ev.ID: delta})
+		return err
 	}
 	var err error
 	if len(deviceIDs) == 1 {
@@ -88,42 +98,19 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 	if err != nil {
 		return nil, fmt.Errorf("store: consider: %w", err)
 	}
-	db.applyOutcomes(ev, out)
+	db.publishCounts(changes)
 	return out, nil
-}
-
-func (db *DB) applyOutcomes(ev hotzone.Event, out []hotzone.Outcome) {
-	changed := false
-	db.ev.mu.Lock()
-	defer db.ev.mu.Unlock()
-	es := db.ev.byID[ev.ID]
-	if es == nil {
-		return
-	}
-	for _, o := range out {
-		if !o.Changed {
-			continue
-		}
-		if o.Prev != "" {
-			es.counts.Add(o.Prev, -1)
-		}
-		es.counts.Add(o.Status, 1)
-		changed = true
-	}
-	if changed {
-		db.ev.signalLocked(storeRef{ev.BrandID, ev.StoreID})
-	}
 }
 
 // notifWriter holds a transaction's buckets and scratch space: bbolt
 // copies keys on Put, so one buffer serves every key of a fan-out.
 type notifWriter struct {
-	notifs, keys, outbox, history *bolt.Bucket
+	notifs, keys, outbox, history *bbolt.Bucket
 	kbuf, kbuf2                   []byte
 	arena                         []byte
 	// Reused cursors for lookups: Bucket.Get makes a new cursor (and
 	// its stack) per call, which is most of a fan-out's garbage.
-	cKeys, cHistory *bolt.Cursor
+	cKeys, cHistory *bbolt.Cursor
 	// known, when set, holds every index entry of the event for the
 	// devices being considered (see preloadIndex), in place of a lookup
 	// per device.
@@ -159,33 +146,11 @@ func (w *notifWriter) indexed(deviceID string, k []byte) []byte {
 	return get(w.cKeys, k)
 }
 
-// get is Bucket.Get through a reused cursor; a seek always starts at the
-// root, so it stays correct after Puts in the same transaction.
-func get(c *bolt.Cursor, k []byte) []byte {
-	fk, v := c.Seek(k)
-	if !bytes.Equal(fk, k) {
-		return nil
-	}
-	return v
-}
-
-// key builds a NUL-joined key in buf, reusing its storage.
-func key(buf []byte, parts ...string) []byte {
-	buf = buf[:0]
-	for i, p := range parts {
-		if i > 0 {
-			buf = append(buf, 0)
-		}
-		buf = append(buf, p...)
-	}
-	return buf
-}
-
 // appendFill is how full bbolt packs pages of the buckets written in
 // key order.
 const appendFill = 0.95
 
-func newNotifWriter(tx *bolt.Tx) *notifWriter {
+func newNotifWriter(tx *bbolt.Tx) *notifWriter {
 	w := &notifWriter{
 		notifs: tx.Bucket(bucketNotifs), keys: tx.Bucket(bucketNotifKeys),
 		outbox: tx.Bucket(bucketOutbox), history: tx.Bucket(bucketHistory),
@@ -278,10 +243,6 @@ func (w *notifWriter) putNotification(n *hotzone.Notification) error {
 	return w.notifs.Put(key(w.kbuf2, n.BrandID, n.ID), w.arena[start:len(w.arena):len(w.arena)])
 }
 
-// historyKeep bounds the stored queue times: min_interval_s reaches back
-// at most 7 days.
-const historyKeep = 7 * 24 * time.Hour
-
 func decodeHistory(v []byte) []time.Time {
 	out := make([]time.Time, 0, len(v)/8+1)
 	for i := 0; i+8 <= len(v); i += 8 {
@@ -293,7 +254,7 @@ func decodeHistory(v []byte) []time.Time {
 func encodeHistory(h []time.Time, now time.Time) []byte {
 	buf := make([]byte, 0, 8*len(h))
 	for _, t := range h {
-		if now.Sub(t) > historyKeep {
+		if now.Sub(t) > hotzone.HistoryWindow {
 			continue
 		}
 		buf = binary.BigEndian.AppendUint64(buf, uint64(t.UnixNano()))
@@ -302,11 +263,12 @@ func encodeHistory(h []time.Time, now time.Time) []byte {
 }
 
 // expireQueued turns the event's queued notifications into expired and
-// takes them out of the outbox. Every queued notification is in the
-// outbox, so the outbox (only what is pending) is what it scans.
-func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error) {
+// takes them out of the outbox, answering how many. Every queued
+// notification is in the outbox, so the outbox (only what is pending) is
+// what it scans.
+func expireQueued(tx *bbolt.Tx, ev hotzone.Event) (int, error) {
 	var out []hotzone.Notification
-	err := scanOutbox(tx, ev.BrandID, append([]byte(ev.BrandID), 0), "", func(n hotzone.Notification) bool {
+	err := scanOutbox(tx, ev.BrandID, append([]byte(ev.BrandID), 0), nil, func(n hotzone.Notification) bool {
 		if n.EventID == ev.ID && n.Status == hotzone.StatusQueued {
 			n.Status, n.NextAttempt = hotzone.StatusExpired, time.Time{}
 			out = append(out, n)
@@ -314,38 +276,33 @@ func expireQueued(tx *bolt.Tx, ev hotzone.Event) ([]hotzone.Notification, error)
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	w := newNotifWriter(tx)
 	// Deleting behind a bbolt cursor can skip keys; change after the scan.
 	for _, n := range out {
 		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {
-			return nil, err
+			return 0, err
 		}
 		if err := w.putNotification(&n); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
-	return out, nil
+	return len(out), nil
 }
 
-// NotificationFilter narrows the delivery log.
-type NotificationFilter struct {
-	EventID, DeviceID string
-	Status            hotzone.NotificationStatus
-}
-
-// Notifications lists a brand's log newest first, after the id `before`.
-func (db *DB) Notifications(brandID string, f NotificationFilter, before string, limit int) ([]hotzone.Notification, bool, error) {
+// Notifications implements hotzone.Log by a backward walk of the brand's
+// log (ids sort by creation).
+func (db *DB) Notifications(_ context.Context, brandID string, q hotzone.NotificationQuery) ([]hotzone.Notification, bool, error) {
 	var out []hotzone.Notification
 	more := false
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		prefix := append([]byte(brandID), 0)
 		c := tx.Bucket(bucketNotifs).Cursor()
 		// Seek to the first key at or after the bound, then step back.
 		bound := append([]byte(brandID), 1) // just past the brand
-		if before != "" {
-			bound = joinKey(brandID, before)
+		if q.Before != "" {
+			bound = joinKey(brandID, q.Before)
 		}
 		var k, v []byte
 		if first, _ := c.Seek(bound); first == nil {
@@ -358,10 +315,10 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 			if err := decodeNotification(v, &n); err != nil {
 				return err
 			}
-			if (f.EventID != "" && n.EventID != f.EventID) || (f.DeviceID != "" && n.DeviceID != f.DeviceID) || (f.Status != "" && n.Status != f.Status) {
+			if (q.EventID != "" && n.EventID != q.EventID) || (q.DeviceID != "" && n.DeviceID != q.DeviceID) || (q.Status != "" && n.Status != q.Status) {
 				continue
 			}
-			if len(out) == limit {
+			if len(out) == q.Limit {
 				more = true
 				return nil
 			}
@@ -373,8 +330,9 @@ func (db *DB) Notifications(brandID string, f NotificationFilter, before string,
 }
 
 // eraseNotifications deletes every log entry of a device inside tx,
-// looking up its index entry in each of the brand's events.
-func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notification, error) {
+// looking up its index entry in each of the brand's events, and answers
+// the change it makes to each event's counts.
+func eraseNotifications(tx *bbolt.Tx, brandID, deviceID string) (map[string]hotzone.Counts, error) {
 	w := newNotifWriter(tx)
 	prefix := append([]byte(brandID), 0)
 	var (
@@ -402,6 +360,7 @@ func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notifi
 			return nil, err
 		}
 	}
+	deltas := map[string]hotzone.Counts{}
 	for _, n := range out {
 		if err := w.notifs.Delete(joinKey(brandID, n.ID)); err != nil {
 			return nil, err
@@ -409,8 +368,11 @@ func eraseNotifications(tx *bolt.Tx, brandID, deviceID string) ([]hotzone.Notifi
 		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {
 			return nil, err
 		}
+		d := deltas[n.EventID]
+		d.Add(n.Status, -1)
+		deltas[n.EventID] = d
 	}
-	return out, nil
+	return deltas, nil
 }
 
 // bucketNotifKeysV1 is the index as earlier versions kept it, keyed
@@ -419,7 +381,7 @@ var bucketNotifKeysV1 = []byte("notif_keys")
 
 // migrateNotifKeys rewrites an index of an earlier version, if any, in
 // the current order, in the opening transaction.
-func migrateNotifKeys(tx *bolt.Tx) error {
+func migrateNotifKeys(tx *bbolt.Tx) error {
 	old := tx.Bucket(bucketNotifKeysV1)
 	if old == nil {
 		return nil
@@ -438,21 +400,6 @@ func migrateNotifKeys(tx *bolt.Tx) error {
 		return err
 	}
 	return tx.DeleteBucket(bucketNotifKeysV1)
-}
-
-// forgetNotifications takes erased entries out of their events' counts.
-func (db *DB) forgetNotifications(ns []hotzone.Notification) {
-	if len(ns) == 0 {
-		return
-	}
-	db.ev.mu.Lock()
-	defer db.ev.mu.Unlock()
-	for _, n := range ns {
-		if es := db.ev.byID[n.EventID]; es != nil {
-			es.counts.Add(n.Status, -1)
-			db.ev.signalLocked(storeRef{es.ev.BrandID, es.ev.StoreID})
-		}
-	}
 }
 
 // syncPoints moves the pending qualifying positions into the brand's
@@ -482,13 +429,14 @@ func (bs *brandState) syncPoints() {
 	bs.points.SetManyAt(ids, pts, ats)
 }
 
-// DevicesIn returns the devices whose last qualifying position lies
-// inside the fence and was reported at or after since, found through the
-// brand's point index rather than a scan of all devices.
-func (db *DB) DevicesIn(brandID string, f *geo.Fence, since time.Time) []string {
+// DevicesIn implements hotzone.Devices through the brand's point index.
+func (db *DB) DevicesIn(_ context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error) {
 	bs := db.brand(brandID)
-	if bs == nil || f == nil {
-		return nil
+	if bs == nil {
+		return nil, notFound("brand")
+	}
+	if f == nil {
+		return nil, nil
 	}
 	bs.syncPoints()
 	var ids []string
@@ -499,5 +447,5 @@ func (db *DB) DevicesIn(brandID string, f *geo.Fence, since time.Time) []string 
 		ids = append(ids, id)
 		return true
 	})
-	return ids
+	return ids, nil
 }

@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"bytes"
@@ -6,20 +6,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
 )
 
-// PutDevice creates or updates a device. A push token already held by
-// another device of the brand moves to this one: one token, one device.
-// It reports whether the device was created.
+// deviceEntry is a device and its latest position; the position changes
+// on every ping and reaches disk through the write-behind.
+type deviceEntry struct {
+	brandID string
+	mu      sync.Mutex
+	dev     hotzone.Device
+	pos     *hotzone.DevicePosition
+	deleted bool
+
+	dirty        bool // listed in DB.dirty; guarded by DB.dirtyMu
+	pendingPoint bool // listed in brandState.pending; guarded by its pendingMu
+}
+
+// PutDevice implements hotzone.Devices. The device that held the token
+// before loses it in the same transaction.
 func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
 	bs := db.brand(d.BrandID)
 	if bs == nil {
-		return hotzone.Device{}, false, hotzone.ErrNotFound
+		return hotzone.Device{}, false, notFound("brand")
 	}
 	now := db.now().UTC()
 	bs.wmu.Lock()
@@ -44,7 +57,8 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 		d.TokenAt = now
 	}
 	var robbed *deviceEntry // the device that held this token before
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		robbed = nil
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
 		if prev.Token != "" && (prev.Token != d.Token || prev.Provider != d.Provider) {
 			if err := tokens.Delete(joinKey(d.BrandID, string(prev.Provider), prev.Token)); err != nil {
@@ -93,10 +107,8 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 	return d, created, nil
 }
 
-func (db *DB) entry(brandID, deviceID string) *deviceEntry {
-	_, e := db.brandEntry(brandID, deviceID)
-	return e
-}
+// errNoDevice is an unknown (or erased) device.
+var errNoDevice = notFound("device")
 
 // brandEntry is a brand's state and one of its devices; either may be nil.
 func (db *DB) brandEntry(brandID, deviceID string) (*brandState, *deviceEntry) {
@@ -110,16 +122,16 @@ func (db *DB) brandEntry(brandID, deviceID string) (*brandState, *deviceEntry) {
 	return bs, e
 }
 
-// Device returns a device and what is known of its position.
-func (db *DB) Device(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
-	e := db.entry(brandID, deviceID)
+// Device implements hotzone.Devices from memory.
+func (db *DB) Device(_ context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
+	_, e := db.brandEntry(brandID, deviceID)
 	if e == nil {
-		return hotzone.Device{}, nil, hotzone.ErrNotFound
+		return hotzone.Device{}, nil, errNoDevice
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.deleted {
-		return hotzone.Device{}, nil, hotzone.ErrNotFound
+		return hotzone.Device{}, nil, errNoDevice
 	}
 	var pos *hotzone.DevicePosition
 	if e.pos != nil {
@@ -129,19 +141,19 @@ func (db *DB) Device(brandID, deviceID string) (hotzone.Device, *hotzone.DeviceP
 	return e.dev, pos, nil
 }
 
-// RecordPosition stores a device's new position in memory and schedules
-// it for the write-behind; qualifying says whether it also becomes the
-// position event fan-out uses. A ping never waits on the disk: a crash
-// loses at most the positions of the last flush interval.
-func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, qualifying bool) (hotzone.Device, error) {
+// RecordPosition implements hotzone.Devices: the position is kept in
+// memory and scheduled for the write-behind, so a ping never waits on
+// the disk; a crash loses at most the positions of the last flush
+// interval.
+func (db *DB) RecordPosition(_ context.Context, brandID, deviceID string, p hotzone.Position, qualifying bool) error {
 	bs, e := db.brandEntry(brandID, deviceID)
 	if e == nil {
-		return hotzone.Device{}, hotzone.ErrNotFound
+		return errNoDevice
 	}
 	e.mu.Lock()
 	if e.deleted {
 		e.mu.Unlock()
-		return hotzone.Device{}, hotzone.ErrNotFound
+		return errNoDevice
 	}
 	if e.pos == nil {
 		e.pos = new(hotzone.DevicePosition)
@@ -155,7 +167,6 @@ func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, quali
 		q := p
 		e.pos.Qualifying = &q
 	}
-	d := e.dev
 	e.mu.Unlock()
 	// Flags instead of sets: a device pinging every second is listed
 	// once per flush, and a ping costs no map insert.
@@ -173,20 +184,20 @@ func (db *DB) RecordPosition(brandID, deviceID string, p hotzone.Position, quali
 		}
 		bs.pendingMu.Unlock()
 	}
-	return d, nil
+	return nil
 }
 
-// DeleteDevice erases a device: its record, token and position.
+// DeleteDevice implements hotzone.Devices in one transaction.
 func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	bs := db.brand(brandID)
 	if bs == nil {
-		return hotzone.ErrNotFound
+		return notFound("brand")
 	}
 	bs.wmu.Lock()
 	defer bs.wmu.Unlock()
 	e := bs.devices[deviceID]
 	if e == nil {
-		return hotzone.ErrNotFound
+		return errNoDevice
 	}
 	// Marked before the transaction so that a queueing transaction after
 	// it cannot write for this device (see Consider).
@@ -195,10 +206,13 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	e.deleted = true
 	e.mu.Unlock()
 	k := joinKey(brandID, deviceID)
-	var erased []hotzone.Notification
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		var err error
-		if erased, err = eraseNotifications(tx, brandID, deviceID); err != nil {
+	var changes []countsChange
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		deltas, err := eraseNotifications(tx, brandID, deviceID)
+		if err != nil {
+			return err
+		}
+		if changes, err = db.addCounts(tx, brandID, deltas); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketHistory).Delete(k); err != nil {
@@ -231,8 +245,7 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	bs.pendingMu.Lock()
 	bs.points.Delete(deviceID)
 	bs.pendingMu.Unlock()
-	db.forgetNotifications(erased)
-
+	db.publishCounts(changes)
 	return nil
 }
 
@@ -242,8 +255,8 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 // to apply.
 func (db *DB) FlushPositions() error {
 	db.mu.RLock()
-	brands := make([]*brandState, 0, len(db.brands))
-	for _, bs := range db.brands {
+	brands := make([]*brandState, 0, len(db.devices))
+	for _, bs := range db.devices {
 		brands = append(brands, bs)
 	}
 	db.mu.RUnlock()
@@ -257,15 +270,7 @@ func (db *DB) FlushPositions() error {
 		e.dirty = false
 	}
 	db.dirtyMu.Unlock()
-	db.mu.Lock()
-	var touched []hotzone.Key
-	for h := range db.touched {
-		if k := db.keys[h]; k != nil {
-			touched = append(touched, *k)
-		}
-	}
-	clear(db.touched)
-	db.mu.Unlock()
+	touched := db.keys.TakeTouched()
 	if len(dirty) == 0 && len(touched) == 0 {
 		return nil
 	}
@@ -289,7 +294,7 @@ func (db *DB) FlushPositions() error {
 		recs = append(recs, rec{k, buf})
 	}
 	slices.SortFunc(recs, func(a, b rec) int { return bytes.Compare(a.k, b.k) })
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		devices, positions := tx.Bucket(bucketDevices), tx.Bucket(bucketPositions)
 		for _, r := range recs {
 			// A device erased since it was marked dirty must not come back
@@ -322,6 +327,7 @@ func (db *DB) FlushPositions() error {
 			}
 		}
 		db.dirtyMu.Unlock()
+		db.keys.Retouch(touched)
 		return fmt.Errorf("store: flush positions: %w", err)
 	}
 	return nil
@@ -350,7 +356,7 @@ func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr 
 func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device) error {
 	bs := db.brand(brandID)
 	if bs == nil {
-		return hotzone.ErrNotFound
+		return notFound("brand")
 	}
 	now := db.now().UTC()
 	bs.wmu.Lock()
@@ -382,7 +388,7 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	byKey := func(a, b rec) int { return bytes.Compare(a.k, b.k) }
 	slices.SortFunc(toks, byKey)
 	slices.SortFunc(devs, byKey)
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
 		for _, r := range toks {
 			if tokens.Get(r.k) != nil {

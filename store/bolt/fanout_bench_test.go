@@ -1,4 +1,4 @@
-package store
+package bolt
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func benchFanOut(b *testing.B, devices int) {
 		b.Fatal(err)
 	}
 	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7128, Lon: -74.006, RadiusM: 5000}}}
-	st.Fence, _ = BuildFence(st.Spec)
+	st.Fence, _ = st.Spec.Build()
 	if _, _, err := db.PutStore(ctx, st); err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func benchFanOut(b *testing.B, devices int) {
 		}
 		r, a := rng.Float64()*4900, rng.Float64()*2*math.Pi
 		p := hotzone.Position{Lat: 40.7128 + r*math.Cos(a)/111195, Lon: -74.006 + r*math.Sin(a)/84000, AccuracyM: 10, TS: now}
-		if _, err := db.RecordPosition(br.ID, id, p, true); err != nil {
+		if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,10 +76,10 @@ func benchFanOut(b *testing.B, devices int) {
 		engine.Wait()
 		b.StopTimer()
 		cpu += processCPU() - cpu0
-		if _, c, _ := db.LiveEvent(br.ID, "s"); c.Queued != devices {
+		if _, c, _ := db.LiveEvent(ctx, br.ID, "s"); c.Queued != devices {
 			b.Fatalf("queued %d, want %d", c.Queued, devices)
 		}
-		if _, _, err := db.EndEvent(ctx, br.ID, "s"); err != nil {
+		if _, _, err := db.EndEvent(ctx, br.ID, ev.ID, now); err != nil {
 			b.Fatal(err)
 		}
 		runtime.GC()

@@ -1,0 +1,142 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+// decodeStore reads a stored store and rebuilds its fence geometry.
+func decodeStore(brandID string, v []byte) (hotzone.Store, error) {
+	var st hotzone.Store
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, err
+	}
+	st.BrandID = brandID
+	f, err := st.Spec.Build()
+	if err != nil {
+		return st, err
+	}
+	st.Fence = f
+	return st, nil
+}
+
+// PutStore implements hotzone.Stores.
+func (db *DB) PutStore(ctx context.Context, st hotzone.Store) (hotzone.Store, bool, error) {
+	out, created, err := db.putStores(ctx, st.BrandID, []hotzone.Store{st})
+	if err != nil {
+		return hotzone.Store{}, false, err
+	}
+	return out[0], created == 1, nil
+}
+
+// ImportStores implements hotzone.Stores in one transaction.
+func (db *DB) ImportStores(ctx context.Context, brandID string, sts []hotzone.Store) (created, updated int, err error) {
+	_, created, err = db.putStores(ctx, brandID, sts)
+	return created, len(sts) - created, err
+}
+
+func (db *DB) putStores(_ context.Context, brandID string, sts []hotzone.Store) ([]hotzone.Store, int, error) {
+	bs := db.brand(brandID)
+	if bs == nil {
+		return nil, 0, notFound("brand")
+	}
+	now := db.now().UTC()
+	out := make([]hotzone.Store, len(sts))
+	created := 0
+	// The writer lock is held across the commit so two writers of the
+	// same store cannot both decide "created".
+	bs.wmu.Lock()
+	defer bs.wmu.Unlock()
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketStores)
+		created = 0
+		for i, st := range sts {
+			st.BrandID = brandID
+			st.BBox = st.Fence.BBox()
+			st.UpdatedAt = now
+			if st.Tags == nil {
+				st.Tags = []string{}
+			}
+			if old, ok := db.stores.Get(brandID, st.ID); ok {
+				st.CreatedAt = old.CreatedAt
+			} else {
+				st.CreatedAt = now
+				created++
+			}
+			if err := putJSON(b, joinKey(brandID, st.ID), st); err != nil {
+				return err
+			}
+			out[i] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: put stores: %w", err)
+	}
+	db.stores.Put(brandID, out...)
+	return out, created, nil
+}
+
+// Store implements hotzone.Stores.
+func (db *DB) Store(_ context.Context, brandID, storeID string) (hotzone.Store, error) {
+	st, ok := db.stores.Get(brandID, storeID)
+	if !ok {
+		return hotzone.Store{}, notFound("store")
+	}
+	return st, nil
+}
+
+// Stores implements hotzone.Stores.
+func (db *DB) Stores(_ context.Context, brandID string, q hotzone.StoreQuery) ([]hotzone.Store, bool, error) {
+	if db.brand(brandID) == nil {
+		return nil, false, notFound("brand")
+	}
+	out, more := db.stores.List(brandID, q)
+	return out, more, nil
+}
+
+// FencesAt implements hotzone.Stores.
+func (db *DB) FencesAt(_ context.Context, brandID string, p geo.Point, dst []geo.Hit) ([]geo.Hit, error) {
+	return db.stores.Match(brandID, p, dst), nil
+}
+
+// DeleteStore implements hotzone.Stores.
+func (db *DB) DeleteStore(ctx context.Context, brandID, storeID string) error {
+	bs := db.brand(brandID)
+	if bs == nil {
+		return notFound("brand")
+	}
+	bs.wmu.Lock()
+	defer bs.wmu.Unlock()
+	if !db.stores.Has(brandID, storeID) {
+		return notFound("store")
+	}
+	// The store's live event ends first and stays in the history.
+	if ev, _, ok := db.events.Live(brandID, storeID); ok {
+		if _, _, err := db.EndEvent(ctx, brandID, ev.ID, db.now().UTC()); err != nil && !errors.Is(err, hotzone.ErrNotFound) {
+			return err
+		}
+	}
+	var revoked [][32]byte
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		var err error
+		if revoked, err = deleteStoreKeys(tx, brandID, storeID); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketStores).Delete(joinKey(brandID, storeID))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete store: %w", err)
+	}
+	db.stores.Delete(brandID, storeID)
+	db.keys.Delete(revoked...)
+	db.events.Signal(brandID, storeID)
+	return nil
+}

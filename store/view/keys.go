@@ -1,0 +1,123 @@
+package view
+
+import (
+	"crypto/subtle"
+	"sync"
+	"time"
+
+	"github.com/hotzone/hotzone"
+)
+
+// Keys is the key table: every valid key by the SHA-256 of its secret.
+type Keys struct {
+	mu      sync.RWMutex
+	m       map[[32]byte]*hotzone.Key
+	touched map[[32]byte]struct{} // keys whose last use awaits writing
+}
+
+// NewKeys returns an empty table.
+func NewKeys() *Keys {
+	return &Keys{m: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}}
+}
+
+// Put adds a key. An operator key replaces every other: only one is
+// valid at a time.
+func (ks *Keys) Put(k *hotzone.Key) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if k.Kind == hotzone.KindOperator {
+		for h, old := range ks.m {
+			if old.Kind == hotzone.KindOperator {
+				delete(ks.m, h)
+			}
+		}
+	}
+	ks.m[k.Hash] = k
+}
+
+// Delete removes keys by hash and returns the ones it held.
+func (ks *Keys) Delete(hashes ...[32]byte) []*hotzone.Key {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	var out []*hotzone.Key
+	for _, h := range hashes {
+		if k := ks.m[h]; k != nil {
+			out = append(out, k)
+			delete(ks.m, h)
+			delete(ks.touched, h)
+		}
+	}
+	return out
+}
+
+// Lookup returns the key of a presented secret. The table is keyed by
+// the secret's hash, so the lookup never touches the secret; the final
+// constant-time compare guards the hash equality itself.
+func (ks *Keys) Lookup(secret string) (*hotzone.Key, bool) {
+	if secret == "" {
+		return nil, false
+	}
+	h := hotzone.HashKey(secret)
+	ks.mu.RLock()
+	k := ks.m[h]
+	ks.mu.RUnlock()
+	if k == nil || subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
+		return nil, false
+	}
+	return k, true
+}
+
+// Get returns a copy of the key with this hash.
+func (ks *Keys) Get(hash [32]byte) (hotzone.Key, bool) {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	if k := ks.m[hash]; k != nil {
+		return *k, true
+	}
+	return hotzone.Key{}, false
+}
+
+// Active tells whether k is still in the table.
+func (ks *Keys) Active(k *hotzone.Key) bool {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	return ks.m[k.Hash] != nil
+}
+
+// Touch notes that k was used at now (to the second); TakeTouched hands
+// the keys so noted to whoever writes them.
+func (ks *Keys) Touch(k *hotzone.Key, now time.Time) {
+	now = now.UTC().Truncate(time.Second)
+	ks.mu.Lock()
+	if held := ks.m[k.Hash]; held != nil && now.After(held.LastUsedAt) {
+		held.LastUsedAt = now
+		ks.touched[k.Hash] = struct{}{}
+	}
+	ks.mu.Unlock()
+}
+
+// TakeTouched returns copies of the keys touched since the last call
+// and forgets them; Retouch puts back ones whose write failed.
+func (ks *Keys) TakeTouched() []hotzone.Key {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	var out []hotzone.Key
+	for h := range ks.touched {
+		if k := ks.m[h]; k != nil {
+			out = append(out, *k)
+		}
+	}
+	clear(ks.touched)
+	return out
+}
+
+// Retouch marks keys touched again.
+func (ks *Keys) Retouch(keys []hotzone.Key) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for _, k := range keys {
+		if ks.m[k.Hash] != nil {
+			ks.touched[k.Hash] = struct{}{}
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package view
+
+import (
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+// Stores is every brand's stores and the fence index a ping is matched
+// against.
+type Stores struct {
+	mu     sync.RWMutex
+	brands map[string]*brandStores
+}
+
+type brandStores struct {
+	mu     sync.RWMutex
+	stores map[string]*hotzone.Store
+	// fences is read without mu: it publishes its tree atomically, so a
+	// ping never waits on a writer.
+	fences *geo.Index
+}
+
+// NewStores returns an empty Stores.
+func NewStores() *Stores { return &Stores{brands: map[string]*brandStores{}} }
+
+func (s *Stores) brand(brandID string, create bool) *brandStores {
+	s.mu.RLock()
+	b := s.brands[brandID]
+	s.mu.RUnlock()
+	if b != nil || !create {
+		return b
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b = s.brands[brandID]; b == nil {
+		b = &brandStores{stores: map[string]*hotzone.Store{}, fences: geo.NewIndex()}
+		s.brands[brandID] = b
+	}
+	return b
+}
+
+// Put adds or replaces stores of one brand; each Fence must be built.
+// The fence index publishes them together.
+func (s *Stores) Put(brandID string, sts ...hotzone.Store) {
+	if len(sts) == 0 {
+		return
+	}
+	b := s.brand(brandID, true)
+	ids := make([]string, len(sts))
+	names := make([]string, len(sts))
+	fences := make([]*geo.Fence, len(sts))
+	b.mu.Lock()
+	for i := range sts {
+		st := sts[i]
+		b.stores[st.ID] = &st
+		ids[i], names[i], fences[i] = st.ID, st.Name, st.Fence
+	}
+	b.mu.Unlock()
+	b.fences.SetManyLabeled(ids, names, fences)
+}
+
+// Delete removes a store.
+func (s *Stores) Delete(brandID, storeID string) {
+	b := s.brand(brandID, false)
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	delete(b.stores, storeID)
+	b.mu.Unlock()
+	b.fences.Delete(storeID)
+}
+
+// Get returns one store.
+func (s *Stores) Get(brandID, storeID string) (hotzone.Store, bool) {
+	b := s.brand(brandID, false)
+	if b == nil {
+		return hotzone.Store{}, false
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if st := b.stores[storeID]; st != nil {
+		return *st, true
+	}
+	return hotzone.Store{}, false
+}
+
+// Has tells whether the brand has the store.
+func (s *Stores) Has(brandID, storeID string) bool {
+	_, ok := s.Get(brandID, storeID)
+	return ok
+}
+
+// List returns a page of a brand's stores ordered by id, and whether
+// more follow.
+func (s *Stores) List(brandID string, q hotzone.StoreQuery) ([]hotzone.Store, bool) {
+	b := s.brand(brandID, false)
+	if b == nil {
+		return nil, false
+	}
+	b.mu.RLock()
+	var all []*hotzone.Store
+	for id, st := range b.stores {
+		if id > q.After && (q.Tag == "" || slices.Contains(st.Tags, q.Tag)) {
+			all = append(all, st)
+		}
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(all, func(x, y *hotzone.Store) int { return strings.Compare(x.ID, y.ID) })
+	more := q.Limit > 0 && len(all) > q.Limit
+	if more {
+		all = all[:q.Limit]
+	}
+	out := make([]hotzone.Store, len(all))
+	for i, st := range all {
+		out[i] = *st
+	}
+	return out, more
+}
+
+// Match appends to dst the brand's stores whose fence contains p, with
+// their names, and returns it.
+func (s *Stores) Match(brandID string, p geo.Point, dst []geo.Hit) []geo.Hit {
+	b := s.brand(brandID, false)
+	if b == nil {
+		return dst
+	}
+	return b.fences.SearchHits(p, dst)
+}
+
+// Len is how many stores all brands have.
+func (s *Stores) Len() int {
+	s.mu.RLock()
+	brands := make([]*brandStores, 0, len(s.brands))
+	for _, b := range s.brands {
+		brands = append(brands, b)
+	}
+	s.mu.RUnlock()
+	n := 0
+	for _, b := range brands {
+		b.mu.RLock()
+		n += len(b.stores)
+		b.mu.RUnlock()
+	}
+	return n
+}

@@ -25,7 +25,7 @@ import (
 	"github.com/hotzone/hotzone/store/bolt"
 )
 
-func apnsKey(b *testing.B, fake *pushtest.APNs) (*ecdsa.PrivateKey, []byte) {
+func apnsKey(b testing.TB, fake *pushtest.APNs) (*ecdsa.PrivateKey, []byte) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		b.Fatal(err)

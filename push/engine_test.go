@@ -1,0 +1,161 @@
+package push_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
+	"github.com/hotzone/hotzone/store/bolt"
+)
+
+// bubbleBrand opens a database inside a synctest bubble with a brand
+// (no quiet hours, no caps), a 100 m store "s" at 1°N 1°E and n iOS
+// devices with tokens.
+func bubbleBrand(t *testing.T, n int) (*bolt.DB, string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := bolt.Open(t.TempDir(), bolt.Options{SecretKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	br, _, _, err := db.CreateBrand(ctx, "bubble")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error {
+		p.QuietHours, p.DailyCap, p.MinIntervalS = nil, 0, 0
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 1, Lon: 1, RadiusM: 100}}}
+	st.Fence, _ = st.Spec.Build()
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		d := hotzone.Device{ID: fmt.Sprintf("d%d", i), BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: deviceToken(i)}
+		if _, _, err := db.PutDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, br.ID
+}
+
+// TestEnginePing: a ping is rate limited per device (burst, then one a
+// second), an unknown device is not found and takes no bucket, and a
+// qualifying ping inside a live event's fence queues the device once.
+func TestEnginePing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		db, brandID := bubbleBrand(t, 2)
+		e := push.NewEngine(ctx, db, push.EngineOptions{PingRate: 1, PingBurst: 2})
+		at := func(lat, accuracy float64) hotzone.Position {
+			return hotzone.Position{Lat: lat, Lon: 1, AccuracyM: accuracy, TS: time.Now()}
+		}
+		var ans push.PingAnswer
+		if err := e.Ping(ctx, brandID, "nobody", at(1, 10), &ans); !errors.Is(err, hotzone.ErrNotFound) {
+			t.Fatalf("ping of an unknown device = %v, want ErrNotFound", err)
+		}
+		if err := e.Ping(ctx, brandID, "d0", at(5, 10), &ans); err != nil || len(ans.Inside) != 0 {
+			t.Fatalf("ping outside every fence = %+v, %v", ans, err)
+		}
+		ev := hotzone.Event{ID: hotzone.NewID(time.Now()), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour), Status: hotzone.EventLive}
+		if _, _, _, err := e.StartEvent(ctx, ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		e.Wait()
+		// Inaccurate: inside, answered, nothing logged.
+		if err := e.Ping(ctx, brandID, "d0", at(1, 900), &ans); err != nil || len(ans.Inside) != 1 || ans.Results[0].Reason != push.ReasonLowAccuracy {
+			t.Fatalf("inaccurate ping = %+v, %v", ans, err)
+		}
+		var limited *push.RateLimitedError
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); !errors.As(err, &limited) {
+			t.Fatalf("third ping within the burst of 2 = %v, want rate limited", err)
+		}
+		time.Sleep(limited.RetryAfter)
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); err != nil || ans.Results[0].Status != hotzone.StatusQueued {
+			t.Fatalf("qualifying ping = %+v, %v; want queued", ans, err)
+		}
+		time.Sleep(time.Second)
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); err != nil || ans.Results[0].Reason != push.ReasonAlreadyNotified {
+			t.Fatalf("second qualifying ping = %+v, %v; want already notified", ans, err)
+		}
+		ns, _, err := db.Notifications(ctx, brandID, hotzone.NotificationQuery{Limit: 10})
+		if err != nil || len(ns) != 1 || ns[0].DeviceID != "d0" {
+			t.Fatalf("log = %+v, %v; want one entry for d0", ns, err)
+		}
+	})
+}
+
+// TestRunHoldsThenReleases: the running dispatcher picks up what a
+// fan-out queues without being asked twice; while the brand's
+// credentials are broken it holds them (queued, retried later, never
+// lost), and removing the credentials releases them at once to dry run.
+func TestRunHoldsThenReleases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		db, brandID := bubbleBrand(t, 3)
+		for i := range 3 {
+			if err := db.RecordPosition(ctx, brandID, fmt.Sprintf("d%d", i), hotzone.Position{Lat: 1, Lon: 1, AccuracyM: 5, TS: time.Now()}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.PutCredentials(ctx, brandID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: []byte("p8"), KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.MarkCredentials(ctx, brandID, hotzone.ProviderAPNs, 1, true, "403 InvalidProviderToken"); err != nil {
+			t.Fatal(err)
+		}
+		senders := push.NewSenders(db, push.SendersOptions{Bg: ctx})
+		disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{})
+		e := push.NewEngine(ctx, db, push.EngineOptions{Wake: disp.Wake})
+		done := make(chan struct{})
+		go func() { disp.Run(ctx); close(done) }()
+
+		ev := hotzone.Event{ID: hotzone.NewID(time.Now()), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour), Status: hotzone.EventLive}
+		if _, _, _, err := e.StartEvent(ctx, ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		statuses := func() map[hotzone.NotificationStatus]int {
+			ns, _, err := db.Notifications(ctx, brandID, hotzone.NotificationQuery{Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[hotzone.NotificationStatus]int{}
+			for _, n := range ns {
+				out[n.Status]++
+				if n.Status == hotzone.StatusQueued && (n.LastError == nil || n.Attempts == 0) {
+					t.Errorf("held notification %s has no attempt or error: %+v", n.ID, n)
+				}
+			}
+			return out
+		}
+		if got := statuses(); got[hotzone.StatusQueued] != 3 {
+			t.Fatalf("with broken credentials: %v, want 3 held (queued)", got)
+		}
+		// Held, they come back now and then and stay held.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := statuses(); got[hotzone.StatusQueued] != 3 {
+			t.Fatalf("a minute later: %v, want 3 still held", got)
+		}
+		if err := e.DeleteCredentials(ctx, brandID, hotzone.ProviderAPNs); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := statuses(); got[hotzone.StatusDryRun] != 3 {
+			t.Fatalf("after the credentials were removed: %v, want 3 dry_run", got)
+		}
+		cancel()
+		<-done
+		e.Wait()
+	})
+}

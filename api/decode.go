@@ -54,7 +54,7 @@ func readBodyInto(c *gin.Context, limit int64, buf []byte) ([]byte, error) {
 		if int64(len(buf)) > limit {
 			return nil, tooLarge(limit)
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return buf, nil
 		}
 		if err != nil {

@@ -7,6 +7,7 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -141,7 +142,7 @@ func (s *Server) recoverer() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
 			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
+				if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(r)
 				}
 				s.log.Error("panic", "route", c.FullPath(), "panic", r)

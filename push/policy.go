@@ -1,8 +1,11 @@
-// Package push decides who is notified and delivers what was decided:
-// the notification policy, the outbox dispatcher, rate limits, retries,
-// and the APNs, FCM and dry-run senders. It imports the root package and
-// geo; the storage it needs it declares as interfaces that store
-// satisfies.
+// Package push is hotzone's service layer: it decides who is notified
+// and delivers what was decided. The Engine runs the use cases (a ping,
+// an event's start, fan-out, end and expiry, credentials changing
+// hands); the policy decides per device; the Dispatcher claims queued
+// notifications from the outbox and sends them through the APNs, FCM and
+// dry-run senders with rate limits and retries. It imports the root
+// package and geo, and works on the storage contract (hotzone.Storage),
+// never on a backend.
 package push
 
 import (

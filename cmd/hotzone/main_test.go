@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -233,7 +234,7 @@ func TestServeConfig(t *testing.T) {
 		t.Errorf("flag over env: addr %q, rate %v burst %d; want 127.0.0.1:9, 0.5, 5", cfg.Addr, cfg.pingRate, cfg.pingBurst)
 	}
 	var help bytes.Buffer
-	if _, err := parseServeFlags([]string{"--help"}, func(string) string { return "" }, &help); err != errFlagHelp {
+	if _, err := parseServeFlags([]string{"--help"}, func(string) string { return "" }, &help); !errors.Is(err, errFlagHelp) {
 		t.Errorf("--help = %v", err)
 	}
 	for _, name := range []string{"HOTZONE_ADDR", "HOTZONE_DATA", "HOTZONE_APNS_URL", "HOTZONE_FCM_URL", "HOTZONE_PUSH_CA_FILE", "HOTZONE_DEVICE_PING_RATE", "HOTZONE_DEMO"} {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -566,7 +567,7 @@ func hasAPS(body []byte) bool {
 		return false
 	}
 	_, err := d.ReadToken()
-	return found && err == io.EOF
+	return found && errors.Is(err, io.EOF)
 }
 
 // jsonChecker is a reusable streaming decoder: one per request would be

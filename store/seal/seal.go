@@ -2,6 +2,15 @@
 // else a backend must not keep in the clear) with AES-256-GCM under the
 // server's key. Every backend uses it, so a record sealed by one reads
 // the same way in the other. It imports only the standard library.
+//
+// # Caveats
+//
+//   - There is one key and no rotation: records sealed under a key open
+//     only with that key (HOTZONE_SECRET_KEY, or secret.key in the data
+//     directory). Losing it loses the credentials, which then have to be
+//     uploaded again.
+//   - Each record gets a random 96-bit nonce; far fewer records than the
+//     2³² that makes a repeat likely are ever sealed under one key.
 package seal
 
 import (

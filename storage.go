@@ -17,7 +17,9 @@ import (
 // them:
 //   - ctx comes first and an error last; a missing brand, store, device,
 //     event, key or notification is ErrNotFound (wrapped; match it with
-//     errors.Is), never a bare bool.
+//     errors.Is), never a bare bool. The exceptions say so: FencesAt and
+//     Changed answer for any brand id, and Record, DeleteCredentials and
+//     MarkCredentials treat what is gone as nothing to do.
 //   - Every method is safe for concurrent use, also by several processes
 //     sharing one backend where the backend allows that.
 //   - "Durable" means on disk (bbolt) or acknowledged by the cluster
@@ -106,8 +108,9 @@ type Stores interface {
 	// DeleteStore ends the store's live event (it stays in the history),
 	// revokes its manager keys and removes it. Durable.
 	DeleteStore(ctx context.Context, brandID, storeID string) error
-	// FencesAt appends to dst the brand's stores whose fence contains p
-	// (a view; no I/O), and returns it.
+	// FencesAt appends to dst the brand's stores whose fence contains p,
+	// each with the store's name as its Label (a view; no I/O), and
+	// returns it. An unknown brand has no fences.
 	FencesAt(ctx context.Context, brandID string, p geo.Point, dst []geo.Hit) ([]geo.Hit, error)
 }
 
@@ -159,10 +162,11 @@ type EventCounts struct {
 // kept as they change (never rebuilt by reading the log) and equal the
 // event's log entries by status once writes have settled.
 type Events interface {
-	// StartEvent makes ev the live event of its store; ev.StartsAt is
-	// the time of the request. With an idempotency key seen at this
-	// store within IdempotencyWindow it returns that event as it is now
-	// (created false) and starts nothing. A store with another live
+	// StartEvent makes ev the live event of its store (status live,
+	// whatever ev.Status says); ev.StartsAt is the time of the request,
+	// from which the idempotency window counts. With an idempotency key
+	// seen at this store within IdempotencyWindow it returns that event
+	// as it is now (created false) and starts nothing. A store with another live
 	// event answers ErrConflict together with that event. Atomic per
 	// store and durable.
 	StartEvent(ctx context.Context, ev Event, idemKey string) (Event, Counts, bool, error)
@@ -205,16 +209,17 @@ type Decisions interface {
 	// device gets at most one notification per event however many
 	// callers race, across restarts and retries; a suppressed entry is
 	// upgraded to queued when the device later qualifies. decide sees
-	// the device and its queue times of the last HistoryWindow, oldest
-	// first; it must be pure, since a backend may call it again when it
+	// the device and its queue times, oldest first, at least those of
+	// the last HistoryWindow; it must be pure, since a backend may call it again when it
 	// retries a step. Devices are considered one by one: a batch is not
 	// atomic as a whole. An unknown or erased device gets an empty
 	// Outcome, and so does every device once ev is no longer live.
 	Consider(ctx context.Context, ev Event, deviceIDs []string, decide DecideFunc) ([]Outcome, error)
 }
 
-// HistoryWindow is how far back a device's queue times are kept for
-// decide: the longest min_interval_s the contract allows (7 days).
+// HistoryWindow is how far back a device's queue times are kept at
+// least for decide: the longest min_interval_s the contract allows (7
+// days).
 const HistoryWindow = 7 * 24 * time.Hour
 
 // Outbox hands queued notifications to senders and records what became
@@ -233,13 +238,14 @@ type Outbox interface {
 	Claim(ctx context.Context, lane Lane, now time.Time, limit int, lease time.Duration) ([]Notification, error)
 	// Record stores the results of send attempts (each Delivery carries
 	// the claim it answers). A result applies only while its
-	// notification is still queued and no other consumer holds a live
-	// claim on it, so no notification is recorded twice: a consumer
-	// whose lease passed and was taken over loses its result. Final
-	// results leave the outbox; an invalid_token result clears the
-	// device's token when it was registered before TokenInvalidSince.
-	// Durable; results of one call may be applied one notification at a
-	// time.
+	// notification is still queued and no later claim took it over
+	// (which can happen only once this claim's lease passed), so no
+	// notification is recorded twice and no clock but Claim's judges a
+	// lease. A result for a notification that is gone (its device
+	// erased) is dropped. Final results leave the outbox; an
+	// invalid_token result clears the device's token when it was
+	// registered before TokenInvalidSince. Durable; results of one call
+	// may be applied one notification at a time.
 	Record(ctx context.Context, ds []Delivery) error
 	// Release makes every queued notification of the lane due now (new
 	// credentials should not wait out the backoff the old ones earned).
@@ -252,7 +258,7 @@ type NotificationQuery struct {
 	EventID, DeviceID string
 	Status            NotificationStatus
 	Before            string // only ids before this one; "" from the newest
-	Limit             int    // at most this many
+	Limit             int    // at most this many; 0 for all
 }
 
 // Log reads the delivery log: one entry per device per event.
@@ -285,7 +291,8 @@ type Credentials interface {
 type Stats struct {
 	Brands, Stores, Devices, LiveEvents int
 	// OutboxDepth is how many notifications are queued; OutboxOldest is
-	// when the oldest of them was queued (zero when none is).
+	// when the oldest of them was created (its CreatedAt; zero when none
+	// is queued).
 	OutboxDepth  int
 	OutboxOldest time.Time
 }

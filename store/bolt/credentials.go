@@ -2,11 +2,13 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/seal"
 )
 
 var bucketCreds = []byte("push_creds") // brand\0provider -> seal.Box(PushCredentials)
@@ -40,26 +42,42 @@ func (db *DB) PutCredentials(_ context.Context, brandID string, c hotzone.PushCr
 	db.credMu.Lock()
 	defer db.credMu.Unlock()
 	c.Status, c.Error = CredentialsOK, nil
-	if old := db.creds[lane]; old != nil {
-		c.Version = old.Version + 1
-	} else {
-		c.Version = 1
-	}
 	c.UpdatedAt = db.now().UTC()
-	if err := db.writeCredentials(lane, &c); err != nil {
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		// Versions go on from the last upload, deleted or not: a verdict
+		// on credentials deleted meanwhile must not reach these.
+		c.Version = 1
+		if old := db.creds[lane]; old != nil {
+			c.Version = old.Version + 1
+		} else if v := tx.Bucket(bucketMeta).Get(deletedCredsKey(lane)); len(v) == 8 {
+			c.Version = int64(binary.BigEndian.Uint64(v)) + 1
+		}
+		return putCredentials(tx, db.box, lane, &c)
+	})
+	if err != nil {
 		return err
 	}
 	db.creds[lane] = &c
 	return nil
 }
 
+// deletedCredsKey is where the meta bucket keeps the version of a lane's
+// deleted credentials.
+func deletedCredsKey(lane hotzone.Lane) []byte {
+	return joinKey("deleted_creds_version", lane.BrandID, string(lane.Provider))
+}
+
 func (db *DB) writeCredentials(lane hotzone.Lane, c *hotzone.PushCredentials) error {
+	return db.bolt.Update(func(tx *bbolt.Tx) error { return putCredentials(tx, db.box, lane, c) })
+}
+
+func putCredentials(tx *bbolt.Tx, box *seal.Box, lane hotzone.Lane, c *hotzone.PushCredentials) error {
 	k := joinKey(lane.BrandID, string(lane.Provider))
-	sealed, err := db.box.Seal(k, c)
+	sealed, err := box.Seal(k, c)
 	if err != nil {
 		return fmt.Errorf("store: credentials: %w", err)
 	}
-	return db.bolt.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketCreds).Put(k, sealed) })
+	return tx.Bucket(bucketCreds).Put(k, sealed)
 }
 
 // DeleteCredentials implements hotzone.Credentials.
@@ -68,6 +86,11 @@ func (db *DB) DeleteCredentials(_ context.Context, brandID string, p hotzone.Pro
 	db.credMu.Lock()
 	defer db.credMu.Unlock()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		if old := db.creds[lane]; old != nil {
+			if err := tx.Bucket(bucketMeta).Put(deletedCredsKey(lane), binary.BigEndian.AppendUint64(nil, uint64(old.Version))); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketCreds).Delete(joinKey(brandID, string(p)))
 	})
 	if err != nil {

@@ -52,6 +52,7 @@ func (db *DB) StartEvent(_ context.Context, ev hotzone.Event, idemKey string) (h
 		return hotzone.Event{}, hotzone.Counts{}, false, notFound("brand")
 	}
 	now := ev.StartsAt.UTC()
+	ev.Status = hotzone.EventLive
 	bs.wmu.Lock()
 	defer bs.wmu.Unlock()
 	if !db.stores.Has(ev.BrandID, ev.StoreID) {
@@ -166,6 +167,9 @@ func (db *DB) LiveEvents(context.Context) ([]hotzone.Event, error) {
 // Events implements hotzone.Events by a backward walk of the brand's
 // events (ids sort by creation).
 func (db *DB) Events(_ context.Context, brandID string, q hotzone.EventQuery) ([]hotzone.EventCounts, bool, error) {
+	if db.brand(brandID) == nil {
+		return nil, false, notFound("brand")
+	}
 	var (
 		out  []hotzone.EventCounts
 		more bool

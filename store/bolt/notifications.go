@@ -294,6 +294,9 @@ func expireQueued(tx *bbolt.Tx, ev hotzone.Event) (int, error) {
 // Notifications implements hotzone.Log by a backward walk of the brand's
 // log (ids sort by creation).
 func (db *DB) Notifications(_ context.Context, brandID string, q hotzone.NotificationQuery) ([]hotzone.Notification, bool, error) {
+	if db.brand(brandID) == nil {
+		return nil, false, notFound("brand")
+	}
 	var out []hotzone.Notification
 	more := false
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
@@ -318,7 +321,7 @@ func (db *DB) Notifications(_ context.Context, brandID string, q hotzone.Notific
 			if (q.EventID != "" && n.EventID != q.EventID) || (q.DeviceID != "" && n.DeviceID != q.DeviceID) || (q.Status != "" && n.Status != q.Status) {
 				continue
 			}
-			if len(out) == q.Limit {
+			if q.Limit > 0 && len(out) == q.Limit {
 				more = true
 				return nil
 			}

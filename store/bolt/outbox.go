@@ -34,10 +34,11 @@ func (c *claims) init() {
 	c.sweep = 1024
 }
 
-// held tells whether someone other than token holds a live lease on id.
-func (c *claims) heldByOther(id, token string, now time.Time) bool {
+// takenOver tells whether a claim other than token's holds id: a later
+// claim, since one replaces another only after the first's lease passed.
+func (c *claims) takenOver(id, token string) bool {
 	l, ok := c.m[id]
-	return ok && l.token != token && now.Before(l.until)
+	return ok && l.token != token
 }
 
 // Lanes implements hotzone.Outbox, skipping from lane to lane rather
@@ -132,9 +133,11 @@ func scanOutbox(tx *bbolt.Tx, brandID string, prefix []byte, want func(id []byte
 }
 
 // outboxStats is how many notifications wait and when the oldest of them
-// was queued; ids are time-ordered, so it is the first entry of a lane.
+// was queued; ids are in creation order, so it is the first entry of a
+// lane. Its time is the entry's, not the id's: ids never go back, so
+// after the clock did an id's time is ahead of it.
 func outboxStats(tx *bbolt.Tx) (int, time.Time) {
-	b := tx.Bucket(bucketOutbox)
+	b, notifs := tx.Bucket(bucketOutbox), tx.Bucket(bucketNotifs)
 	n := b.Stats().KeyN
 	var oldest time.Time
 	c := b.Cursor()
@@ -143,8 +146,10 @@ func outboxStats(tx *bbolt.Tx) (int, time.Time) {
 		if len(parts) != 3 {
 			break
 		}
-		if t, ok := hotzone.IDTime(string(parts[2])); ok && (oldest.IsZero() || t.Before(oldest)) {
-			oldest = t
+		var first hotzone.Notification
+		if raw := notifs.Get(joinKey(string(parts[0]), string(parts[2]))); raw != nil && decodeNotification(raw, &first) == nil &&
+			(oldest.IsZero() || first.CreatedAt.Before(oldest)) {
+			oldest = first.CreatedAt
 		}
 		k, _ = c.Seek(joinKey(string(parts[0]), string(parts[1]), "\xff"))
 	}
@@ -157,7 +162,7 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	// the strings are the decoded entry's, not copies.
 	type clear struct {
 		brandID, deviceID string
-		since             time.Time
+		cleared           hotzone.Device // as it was on disk before
 	}
 	var (
 		clears  []clear
@@ -168,11 +173,10 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	// would wait for the disk): a lease passing during the commit can
 	// only hand the notification to a consumer that will find it no
 	// longer queued, or queued again for a retry.
-	now := db.now()
 	mine := make([]hotzone.Delivery, 0, len(ds))
 	db.claims.mu.Lock()
 	for _, d := range ds {
-		if !db.claims.heldByOther(d.NotificationID, d.Claim, now) {
+		if !db.claims.takenOver(d.NotificationID, d.Claim) {
 			mine = append(mine, d)
 		}
 	}
@@ -231,10 +235,13 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 				deltas[n.BrandID][n.EventID] = c
 			}
 			if d.Status == hotzone.StatusInvalidToken {
-				if err := clearToken(tx, n.BrandID, n.DeviceID, d.TokenInvalidSince); err != nil {
+				cleared, err := clearToken(tx, n.BrandID, n.DeviceID, d.TokenInvalidSince)
+				if err != nil {
 					return err
 				}
-				clears = append(clears, clear{n.BrandID, n.DeviceID, d.TokenInvalidSince})
+				if cleared.Token != "" {
+					clears = append(clears, clear{n.BrandID, n.DeviceID, cleared})
+				}
 			}
 		}
 		changes = changes[:0]
@@ -258,7 +265,7 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	}
 	db.claims.mu.Unlock()
 	for _, c := range clears {
-		db.clearTokenInMemory(c.brandID, c.deviceID, c.since)
+		db.clearTokenInMemory(c.brandID, c.deviceID, c.cleared)
 	}
 	db.publishCounts(changes)
 	return nil
@@ -266,35 +273,41 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 
 // clearToken removes a device's token if it was registered before since
 // (zero since: always), so a dead token is never tried again until the
-// app registers a new one.
-func clearToken(tx *bbolt.Tx, brandID, deviceID string, since time.Time) error {
+// app registers a new one. It answers the device as it was when it
+// cleared a token, else the zero Device.
+func clearToken(tx *bbolt.Tx, brandID, deviceID string, since time.Time) (hotzone.Device, error) {
 	devices := tx.Bucket(bucketDevices)
 	k := joinKey(brandID, deviceID)
 	raw := devices.Get(k)
 	if raw == nil {
-		return nil
+		return hotzone.Device{}, nil
 	}
 	var d hotzone.Device
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return err
+		return hotzone.Device{}, err
 	}
 	if d.Token == "" || (!since.IsZero() && !d.TokenAt.Before(since)) {
-		return nil
+		return hotzone.Device{}, nil
 	}
 	if err := tx.Bucket(bucketTokens).Delete(joinKey(brandID, string(d.Provider), d.Token)); err != nil {
-		return err
+		return hotzone.Device{}, err
 	}
+	cleared := d
 	d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
-	return putJSON(devices, k, d)
+	return cleared, putJSON(devices, k, d)
 }
 
-func (db *DB) clearTokenInMemory(brandID, deviceID string, since time.Time) {
+// clearTokenInMemory follows clearToken's commit. A registration that
+// committed in between (the same token again, or a new one) left memory
+// as the disk now has it: only the very token cleared on disk, with its
+// registration time, is cleared here.
+func (db *DB) clearTokenInMemory(brandID, deviceID string, cleared hotzone.Device) {
 	_, e := db.brandEntry(brandID, deviceID)
 	if e == nil {
 		return
 	}
 	e.mu.Lock()
-	if e.dev.Token != "" && (since.IsZero() || e.dev.TokenAt.Before(since)) {
+	if e.dev.Token == cleared.Token && e.dev.Provider == cleared.Provider && e.dev.TokenAt.Equal(cleared.TokenAt) {
 		e.dev.Provider, e.dev.Token, e.dev.TokenAt = "", "", time.Time{}
 	}
 	e.mu.Unlock()

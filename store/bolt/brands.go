@@ -81,10 +81,7 @@ func (db *DB) CreateBrand(_ context.Context, name string) (hotzone.Brand, string
 	if err != nil {
 		return hotzone.Brand{}, "", "", fmt.Errorf("store: create brand: %w", err)
 	}
-	db.mu.Lock()
-	db.devices[br.ID] = newBrandState()
-	db.mu.Unlock()
-	db.brands.Put(br, policy)
+	db.addBrand(br, policy)
 	db.keys.Put(admin)
 	db.keys.Put(app)
 	return br, adminKey, appKey, nil
@@ -110,14 +107,14 @@ func (db *DB) Policy(_ context.Context, brandID string) (hotzone.Policy, error) 
 
 // UpdatePolicy implements hotzone.Brands.
 func (db *DB) UpdatePolicy(_ context.Context, brandID string, fn func(*hotzone.Policy) error) (hotzone.Policy, error) {
-	bs := db.brand(brandID)
-	if bs == nil {
+	lock := db.brandLock(brandID)
+	if lock == nil {
 		return hotzone.Policy{}, notFound("brand")
 	}
 	// Holding the writer lock across the commit keeps a concurrent PATCH
 	// from interleaving its read-modify-write with ours.
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
 	p, _ := db.brands.Policy(brandID)
 	if p.QuietHours != nil {
 		q := *p.QuietHours
@@ -138,7 +135,7 @@ func (db *DB) UpdatePolicy(_ context.Context, brandID string, fn func(*hotzone.P
 
 // CreateManagerKey implements hotzone.Keys.
 func (db *DB) CreateManagerKey(_ context.Context, brandID, storeID string, label *string) (hotzone.Key, string, error) {
-	if db.brand(brandID) == nil {
+	if db.brandLock(brandID) == nil {
 		return hotzone.Key{}, "", notFound("brand")
 	}
 	now := db.now().UTC()

@@ -35,7 +35,7 @@ func (db *DB) loadCredentials(tx *bbolt.Tx) error {
 
 // PutCredentials implements hotzone.Credentials.
 func (db *DB) PutCredentials(_ context.Context, brandID string, c hotzone.PushCredentials) error {
-	if db.brand(brandID) == nil {
+	if db.brandLock(brandID) == nil {
 		return notFound("brand")
 	}
 	lane := hotzone.Lane{BrandID: brandID, Provider: c.Provider}

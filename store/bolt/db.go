@@ -14,7 +14,8 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
-	"github.com/hotzone/hotzone/geo"
+	"github.com/hotzone/hotzone/store/bolt/ledger"
+	"github.com/hotzone/hotzone/store/devices"
 	"github.com/hotzone/hotzone/store/seal"
 	"github.com/hotzone/hotzone/store/view"
 )
@@ -30,7 +31,7 @@ var (
 	bucketTokens    = []byte("tokens")    // brand\0provider\0token -> device
 	bucketPositions = []byte("positions") // brand\0device -> DevicePosition
 	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
-		bucketEvents, bucketLive, bucketIdem, bucketCounts, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory, bucketCreds}
+		bucketCreds}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -57,43 +58,23 @@ type DB struct {
 	stores *view.Stores
 	events *view.Events
 
-	mu      sync.RWMutex
-	devices map[string]*brandState // brand id -> its devices
+	// devs is every device in memory with its positions (the ping path
+	// never reads the disk); positions reach the disk by the write-behind.
+	devs *devices.Table
 
-	// dirty lists the devices whose position awaits the write-behind;
-	// an entry's dirty flag keeps it listed once. Both under dirtyMu.
-	dirtyMu sync.Mutex
-	dirty   []*deviceEntry
+	// locks serialise each brand's read-modify-write operations across
+	// their commit (two PUTs of one store must not both decide
+	// "created"), so that readers never wait on a disk sync.
+	mu    sync.RWMutex
+	locks map[string]*sync.Mutex
 
 	credMu sync.Mutex
 	creds  map[hotzone.Lane]*hotzone.PushCredentials
 
-	claims claims
+	leases ledger.Leases
 
 	// countSeq numbers stored counts; only write transactions touch it.
 	countSeq uint64
-}
-
-// brandState is a brand's devices as the hot paths read them, and the
-// lock its read-modify-write operations take.
-type brandState struct {
-	// wmu serialises a brand's writers across their commit (two PUTs of
-	// one store must not both decide "created"); mu guards the maps only
-	// for the moment they change, so readers never wait on a disk sync.
-	wmu     sync.Mutex
-	mu      sync.RWMutex
-	devices map[string]*deviceEntry
-	// points holds each device's last qualifying position for event
-	// fan-out. Pings only note their position in pending; it reaches
-	// the tree in batches (one copy-on-write publish per batch), and
-	// always before a fan-out reads it.
-	points    *geo.PointIndex
-	pendingMu sync.Mutex
-	pending   []*deviceEntry // each once, by its pendingPoint flag
-}
-
-func newBrandState() *brandState {
-	return &brandState{devices: map[string]*deviceEntry{}, points: geo.NewPointIndex()}
 }
 
 // Options tunes Open.
@@ -133,8 +114,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	b.MaxBatchDelay = 2 * time.Millisecond
 	db := &DB{bolt: b, now: opts.Now, box: box,
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
-		devices: map[string]*brandState{}, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
-	db.claims.init()
+		devs: devices.New(), locks: map[string]*sync.Mutex{}, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -150,18 +130,12 @@ func Open(dir string, opts Options) (*DB, error) {
 // credentials and devices with their positions; never the log.
 func (db *DB) load() error {
 	return db.bolt.Update(func(tx *bbolt.Tx) error {
-		if err := migrateNotifKeys(tx); err != nil {
-			return fmt.Errorf("store: migrate the notification index: %w", err)
+		if err := ledger.Prepare(tx); err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
-		countsNew := tx.Bucket(bucketCounts) == nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
-			}
-		}
-		if countsNew {
-			if err := migrateCounts(tx); err != nil {
-				return fmt.Errorf("store: count the log of an earlier version: %w", err)
 			}
 		}
 		if err := db.loadBrands(tx); err != nil {
@@ -192,8 +166,7 @@ func (db *DB) loadBrands(tx *bbolt.Tx) error {
 				return fmt.Errorf("store: policy of %q: %w", k, err)
 			}
 		}
-		db.brands.Put(br, p)
-		db.devices[br.ID] = newBrandState()
+		db.addBrand(br, p)
 		return nil
 	}); err != nil {
 		return err
@@ -235,28 +208,41 @@ func (db *DB) loadDevices(tx *bbolt.Tx) error {
 	positions := tx.Bucket(bucketPositions)
 	return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
 		brandID, _ := splitKey(k)
-		bs := db.devices[brandID]
-		if bs == nil {
+		if db.brandLock(brandID) == nil {
 			return nil
 		}
-		e := &deviceEntry{brandID: brandID}
-		if err := json.Unmarshal(v, &e.dev); err != nil {
+		var d hotzone.Device
+		if err := json.Unmarshal(v, &d); err != nil {
 			return fmt.Errorf("store: device %q: %w", k, err)
 		}
-		e.dev.BrandID = brandID
+		d.BrandID = brandID
+		var pos *hotzone.DevicePosition
 		if p := positions.Get(k); p != nil {
-			e.pos = new(hotzone.DevicePosition)
-			if err := json.Unmarshal(p, e.pos); err != nil {
+			pos = new(hotzone.DevicePosition)
+			if err := json.Unmarshal(p, pos); err != nil {
 				return fmt.Errorf("store: position %q: %w", k, err)
 			}
-			if e.pos.Qualifying != nil {
-				e.pendingPoint = true
-				bs.pending = append(bs.pending, e)
-			}
 		}
-		bs.devices[e.dev.ID] = e
+		db.devs.Load(d, pos)
 		return nil
 	})
+}
+
+// addBrand puts a brand in the views and makes room for its devices.
+func (db *DB) addBrand(br hotzone.Brand, p hotzone.Policy) {
+	db.mu.Lock()
+	db.locks[br.ID] = new(sync.Mutex)
+	db.mu.Unlock()
+	db.devs.AddBrand(br.ID)
+	db.brands.Put(br, p)
+}
+
+// brandLock is the lock of a brand's read-modify-write operations; nil
+// for an unknown brand.
+func (db *DB) brandLock(id string) *sync.Mutex {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.locks[id]
 }
 
 // Close writes the pending positions and closes the file.
@@ -278,20 +264,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Stats counts what the views hold and what waits in the outbox.
 func (db *DB) Stats(context.Context) (hotzone.Stats, error) {
-	s := hotzone.Stats{Brands: db.brands.Len(), Stores: db.stores.Len(), LiveEvents: db.events.Len()}
-	db.mu.RLock()
-	brands := make([]*brandState, 0, len(db.devices))
-	for _, bs := range db.devices {
-		brands = append(brands, bs)
-	}
-	db.mu.RUnlock()
-	for _, bs := range brands {
-		bs.mu.RLock()
-		s.Devices += len(bs.devices)
-		bs.mu.RUnlock()
-	}
+	s := hotzone.Stats{Brands: db.brands.Len(), Stores: db.stores.Len(), Devices: db.devs.Len(), LiveEvents: db.events.Len()}
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		s.OutboxDepth, s.OutboxOldest = outboxStats(tx)
+		s.OutboxDepth, s.OutboxOldest = ledger.Stats(tx)
 		return nil
 	})
 	return s, err
@@ -326,24 +301,6 @@ func splitKey(k []byte) (string, string) {
 		return string(k), ""
 	}
 	return string(k[:i]), string(k[i+1:])
-}
-
-// brand is a brand's device state, or nil for an unknown brand.
-func (db *DB) brand(id string) *brandState {
-	db.mu.RLock()
-	bs := db.devices[id]
-	db.mu.RUnlock()
-	return bs
-}
-
-// get is Bucket.Get through a reused cursor; a seek always starts at the
-// root, so it stays correct after Puts in the same transaction.
-func get(c *bbolt.Cursor, k []byte) []byte {
-	fk, v := c.Seek(k)
-	if !bytes.Equal(fk, k) {
-		return nil
-	}
-	return v
 }
 
 func putJSON(b *bbolt.Bucket, k []byte, v any) error {

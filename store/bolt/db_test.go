@@ -164,7 +164,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.bolt.View(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketPositions, bucketNotifs, bucketNotifKeys, bucketOutbox, bucketHistory} {
+		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketPositions, []byte("notifs"), []byte("notif_by_event"), []byte("outbox"), []byte("history")} {
 			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
 				return fmt.Errorf("bucket %s still has %d keys after erasure", b, n)
 			}

@@ -6,46 +6,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+	"github.com/hotzone/hotzone/store/bolt/ledger"
 )
 
-// deviceEntry is a device and its latest position; the position changes
-// on every ping and reaches disk through the write-behind.
-type deviceEntry struct {
-	brandID string
-	mu      sync.Mutex
-	dev     hotzone.Device
-	pos     *hotzone.DevicePosition
-	deleted bool
-
-	dirty        bool // listed in DB.dirty; guarded by DB.dirtyMu
-	pendingPoint bool // listed in brandState.pending; guarded by its pendingMu
-}
+// errNoDevice is an unknown (or erased) device.
+var errNoDevice = notFound("device")
 
 // PutDevice implements hotzone.Devices. The device that held the token
 // before loses it in the same transaction.
 func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
-	bs := db.brand(d.BrandID)
-	if bs == nil {
+	lock := db.brandLock(d.BrandID)
+	if lock == nil {
 		return hotzone.Device{}, false, notFound("brand")
 	}
 	now := db.now().UTC()
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
-	old := bs.devices[d.ID]
-	created := old == nil
+	lock.Lock()
+	defer lock.Unlock()
+	prev, _, existed := db.devs.Get(d.BrandID, d.ID)
 	d.UpdatedAt = now
 	d.CreatedAt = now
-	var prev hotzone.Device
-	if old != nil {
-		old.mu.Lock()
-		prev = old.dev
-		old.mu.Unlock()
+	if existed {
 		d.CreatedAt = prev.CreatedAt
 	}
 	switch {
@@ -56,7 +42,7 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 	default:
 		d.TokenAt = now
 	}
-	var robbed *deviceEntry // the device that held this token before
+	var robbed *hotzone.Device // the device that held this token before
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		robbed = nil
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
@@ -68,16 +54,13 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 		if d.Token != "" {
 			tk := joinKey(d.BrandID, string(d.Provider), d.Token)
 			if holder := tokens.Get(tk); holder != nil && string(holder) != d.ID {
-				robbed = bs.devices[string(holder)]
-				if robbed != nil {
-					robbed.mu.Lock()
-					other := robbed.dev
-					robbed.mu.Unlock()
+				if other, _, ok := db.devs.Get(d.BrandID, string(holder)); ok {
 					other.Provider, other.Token, other.TokenAt = "", "", time.Time{}
 					other.UpdatedAt = now
 					if err := putJSON(devices, joinKey(d.BrandID, other.ID), other); err != nil {
 						return err
 					}
+					robbed = &other
 				}
 			}
 			if err := tokens.Put(tk, []byte(d.ID)); err != nil {
@@ -90,55 +73,19 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 		return hotzone.Device{}, false, fmt.Errorf("store: put device: %w", err)
 	}
 	if robbed != nil {
-		robbed.mu.Lock()
-		robbed.dev.Provider, robbed.dev.Token, robbed.dev.TokenAt = "", "", time.Time{}
-		robbed.dev.UpdatedAt = now
-		robbed.mu.Unlock()
+		db.devs.Put(*robbed)
 	}
-	if old != nil {
-		old.mu.Lock()
-		old.dev = d
-		old.mu.Unlock()
-	} else {
-		bs.mu.Lock()
-		bs.devices[d.ID] = &deviceEntry{brandID: d.BrandID, dev: d}
-		bs.mu.Unlock()
-	}
-	return d, created, nil
-}
-
-// errNoDevice is an unknown (or erased) device.
-var errNoDevice = notFound("device")
-
-// brandEntry is a brand's state and one of its devices; either may be nil.
-func (db *DB) brandEntry(brandID, deviceID string) (*brandState, *deviceEntry) {
-	bs := db.brand(brandID)
-	if bs == nil {
-		return nil, nil
-	}
-	bs.mu.RLock()
-	e := bs.devices[deviceID]
-	bs.mu.RUnlock()
-	return bs, e
+	db.devs.Put(d)
+	return d, !existed, nil
 }
 
 // Device implements hotzone.Devices from memory.
 func (db *DB) Device(_ context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
-	_, e := db.brandEntry(brandID, deviceID)
-	if e == nil {
+	d, pos, ok := db.devs.Get(brandID, deviceID)
+	if !ok {
 		return hotzone.Device{}, nil, errNoDevice
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.deleted {
-		return hotzone.Device{}, nil, errNoDevice
-	}
-	var pos *hotzone.DevicePosition
-	if e.pos != nil {
-		p := *e.pos
-		pos = &p
-	}
-	return e.dev, pos, nil
+	return d, pos, nil
 }
 
 // RecordPosition implements hotzone.Devices: the position is kept in
@@ -146,76 +93,43 @@ func (db *DB) Device(_ context.Context, brandID, deviceID string) (hotzone.Devic
 // the disk; a crash loses at most the positions of the last flush
 // interval.
 func (db *DB) RecordPosition(_ context.Context, brandID, deviceID string, p hotzone.Position, qualifying bool) error {
-	bs, e := db.brandEntry(brandID, deviceID)
-	if e == nil {
+	if !db.devs.Record(brandID, deviceID, p, qualifying) {
 		return errNoDevice
-	}
-	e.mu.Lock()
-	if e.deleted {
-		e.mu.Unlock()
-		return errNoDevice
-	}
-	if e.pos == nil {
-		e.pos = new(hotzone.DevicePosition)
-	}
-	// Pings may arrive out of order (batches, retries); an older report
-	// never overwrites a newer one.
-	if !p.TS.Before(e.pos.Last.TS) {
-		e.pos.Last = p
-	}
-	if qualifying && (e.pos.Qualifying == nil || !p.TS.Before(e.pos.Qualifying.TS)) {
-		q := p
-		e.pos.Qualifying = &q
-	}
-	e.mu.Unlock()
-	// Flags instead of sets: a device pinging every second is listed
-	// once per flush, and a ping costs no map insert.
-	db.dirtyMu.Lock()
-	if !e.dirty {
-		e.dirty = true
-		db.dirty = append(db.dirty, e)
-	}
-	db.dirtyMu.Unlock()
-	if qualifying {
-		bs.pendingMu.Lock()
-		if !e.pendingPoint {
-			e.pendingPoint = true
-			bs.pending = append(bs.pending, e)
-		}
-		bs.pendingMu.Unlock()
 	}
 	return nil
 }
 
+// DevicesIn implements hotzone.Devices through the brand's position
+// index.
+func (db *DB) DevicesIn(_ context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error) {
+	if db.brandLock(brandID) == nil {
+		return nil, notFound("brand")
+	}
+	return db.devs.Within(brandID, f, since), nil
+}
+
 // DeleteDevice implements hotzone.Devices in one transaction.
 func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
-	bs := db.brand(brandID)
-	if bs == nil {
+	lock := db.brandLock(brandID)
+	if lock == nil {
 		return notFound("brand")
 	}
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
-	e := bs.devices[deviceID]
-	if e == nil {
+	lock.Lock()
+	defer lock.Unlock()
+	// Forbidden before the transaction so that a queueing transaction
+	// after it cannot write for this device (see Consider).
+	d, ok := db.devs.Forbid(brandID, deviceID)
+	if !ok {
 		return errNoDevice
 	}
-	// Marked before the transaction so that a queueing transaction after
-	// it cannot write for this device (see Consider).
-	e.mu.Lock()
-	d := e.dev
-	e.deleted = true
-	e.mu.Unlock()
 	k := joinKey(brandID, deviceID)
 	var changes []countsChange
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		deltas, err := eraseNotifications(tx, brandID, deviceID)
+		deltas, err := ledger.Erase(tx, brandID, deviceID, ledger.EventIDs(tx, brandID))
 		if err != nil {
 			return err
 		}
 		if changes, err = db.addCounts(tx, brandID, deltas); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketHistory).Delete(k); err != nil {
 			return err
 		}
 		if d.Token != "" {
@@ -229,47 +143,20 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 		return tx.Bucket(bucketDevices).Delete(k)
 	})
 	if err != nil {
-		e.mu.Lock()
-		e.deleted = false
-		e.mu.Unlock()
+		db.devs.Allow(brandID, deviceID)
 		return fmt.Errorf("store: delete device: %w", err)
 	}
-	e.mu.Lock()
-	e.pos = nil
-	e.mu.Unlock()
-	bs.mu.Lock()
-	delete(bs.devices, deviceID)
-	bs.mu.Unlock()
-	// A pending point of the erased entry is skipped at the next sync
-	// (it is marked deleted), so the index loses it for good here.
-	bs.pendingMu.Lock()
-	bs.points.Delete(deviceID)
-	bs.pendingMu.Unlock()
+	db.devs.Remove(brandID, deviceID)
 	db.publishCounts(changes)
 	return nil
 }
 
 // FlushPositions writes every position recorded since the last flush, and
 // the manager keys' last use, in one transaction; it also brings the
-// fan-out point indexes up to date, so an event start finds little left
-// to apply.
+// fan-out position indexes up to date, so an event start finds little
+// left to apply.
 func (db *DB) FlushPositions() error {
-	db.mu.RLock()
-	brands := make([]*brandState, 0, len(db.devices))
-	for _, bs := range db.devices {
-		brands = append(brands, bs)
-	}
-	db.mu.RUnlock()
-	for _, bs := range brands {
-		bs.syncPoints()
-	}
-	db.dirtyMu.Lock()
-	dirty := db.dirty
-	db.dirty = make([]*deviceEntry, 0, len(dirty))
-	for _, e := range dirty {
-		e.dirty = false
-	}
-	db.dirtyMu.Unlock()
+	dirty := db.devs.TakeDirty()
 	touched := db.keys.TakeTouched()
 	if len(dirty) == 0 && len(touched) == 0 {
 		return nil
@@ -279,19 +166,12 @@ func (db *DB) FlushPositions() error {
 	// flush costs quadratic copying.
 	type rec struct{ k, v []byte }
 	recs := make([]rec, 0, len(dirty))
-	for _, e := range dirty {
-		e.mu.Lock()
-		if e.deleted || e.pos == nil {
-			e.mu.Unlock()
-			continue
-		}
-		k := joinKey(e.brandID, e.dev.ID)
-		buf, err := json.Marshal(e.pos)
-		e.mu.Unlock()
+	for _, d := range dirty {
+		buf, err := json.Marshal(d.Position)
 		if err != nil {
 			return fmt.Errorf("store: encode position: %w", err)
 		}
-		recs = append(recs, rec{k, buf})
+		recs = append(recs, rec{joinKey(d.BrandID, d.DeviceID), buf})
 	}
 	slices.SortFunc(recs, func(a, b rec) int { return bytes.Compare(a.k, b.k) })
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
@@ -319,14 +199,7 @@ func (db *DB) FlushPositions() error {
 	})
 	if err != nil {
 		// Put them back so the next flush tries again.
-		db.dirtyMu.Lock()
-		for _, e := range dirty {
-			if !e.dirty {
-				e.dirty = true
-				db.dirty = append(db.dirty, e)
-			}
-		}
-		db.dirtyMu.Unlock()
+		db.devs.Redirty(dirty)
 		db.keys.Retouch(touched)
 		return fmt.Errorf("store: flush positions: %w", err)
 	}
@@ -354,20 +227,20 @@ func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr 
 // registered, or tokens already held, are refused: it never moves
 // anything, so it cannot be used to steal a token quietly.
 func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device) error {
-	bs := db.brand(brandID)
-	if bs == nil {
+	lock := db.brandLock(brandID)
+	if lock == nil {
 		return notFound("brand")
 	}
 	now := db.now().UTC()
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
 	for i := range ds {
 		d := &ds[i]
 		d.BrandID, d.CreatedAt, d.UpdatedAt = brandID, now, now
 		if d.Token != "" {
 			d.TokenAt = now
 		}
-		if bs.devices[d.ID] != nil {
+		if _, _, ok := db.devs.Get(brandID, d.ID); ok {
 			return fmt.Errorf("store: device %q exists: %w", d.ID, hotzone.ErrConflict)
 		}
 	}
@@ -408,10 +281,8 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	if err != nil {
 		return fmt.Errorf("store: put devices: %w", err)
 	}
-	bs.mu.Lock()
 	for _, d := range ds {
-		bs.devices[d.ID] = &deviceEntry{brandID: brandID, dev: d}
+		db.devs.Put(d)
 	}
-	bs.mu.Unlock()
 	return nil
 }

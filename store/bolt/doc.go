@@ -2,14 +2,14 @@
 // (hotzone.Storage): one bbolt file, hotzone.db, in the data directory.
 // It is the default: one process, no other server to run.
 //
-// It owns the persistence — buckets, encodings, transactions — and the
-// state only a single process keeps: every device with its last
-// position in memory (the ping path never reads the disk), the position
-// index fan-out searches, the position write-behind and the outbox's
-// leases. The views every backend keeps (brands and policies, keys,
-// stores and fences, live events and their counts) are store/view's,
-// and credentials are sealed with store/seal. It imports the root
-// package, geo, store/view and store/seal.
+// It owns the catalog's persistence (brands, keys, policies, stores,
+// devices and their positions, credentials) and ties the pieces
+// together: the events and the delivery log are laid out by its
+// subpackage ledger, inside the same transactions; the device table with
+// its positions and the position index are store/devices'; the views
+// every backend keeps (brands and policies, keys, stores and fences,
+// live events and their counts) are store/view's; credentials are
+// sealed with store/seal. It imports the root package, geo and those.
 //
 // Every write goes to bbolt first and reaches memory only after the
 // transaction commits, so a reader never sees what a crash could take
@@ -31,8 +31,9 @@
 //     RunWriteBehind (or Close) writes them in one transaction per flush
 //     interval, so a crash loses up to one interval of positions, never
 //     a device, store, key, event or queued notification.
-//   - Outbox leases live in memory: a restart drops them all, which is
-//     what their expiry would do (everything unrecorded is due again).
+//   - Outbox leases live in memory (ledger.Leases): a restart drops them
+//     all, which is what their expiry would do (everything unrecorded is
+//     due again).
 //   - A write syncs the disk; bbolt runs one write transaction at a
 //     time. Concurrent pings that queue a notification share a commit
 //     (bbolt's Batch); fan-out writes in chunks; the dispatcher records

@@ -1,10 +1,7 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,34 +9,13 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/hotzone/hotzone"
-)
-
-var (
-	bucketEvents = []byte("events")       // brand\0event -> Event
-	bucketLive   = []byte("live")         // brand\0store -> event id
-	bucketIdem   = []byte("idem")         // brand\0store\0idempotency key -> idemRecord
-	bucketCounts = []byte("event_counts") // brand\0event -> counts (see appendCounts)
+	"github.com/hotzone/hotzone/store/bolt/ledger"
 )
 
 // loadEvents puts the live events, with their stored counts, in the
 // view; ended events stay on disk until asked for.
 func (db *DB) loadEvents(tx *bbolt.Tx) error {
-	events, counts := tx.Bucket(bucketEvents), tx.Bucket(bucketCounts)
-	return tx.Bucket(bucketLive).ForEach(func(k, v []byte) error {
-		brandID, _ := splitKey(k)
-		ek := joinKey(brandID, string(v))
-		raw := events.Get(ek)
-		if raw == nil {
-			return fmt.Errorf("store: live event %q of %q is missing", v, k)
-		}
-		var ev hotzone.Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return fmt.Errorf("store: event %q: %w", ek, err)
-		}
-		c, err := decodeCounts(counts.Get(ek))
-		if err != nil {
-			return fmt.Errorf("store: counts of %q: %w", ek, err)
-		}
+	return ledger.Live(tx, func(ev hotzone.Event, c hotzone.Counts) error {
 		db.events.Start(ev, c)
 		return nil
 	})
@@ -47,14 +23,13 @@ func (db *DB) loadEvents(tx *bbolt.Tx) error {
 
 // StartEvent implements hotzone.Events.
 func (db *DB) StartEvent(_ context.Context, ev hotzone.Event, idemKey string) (hotzone.Event, hotzone.Counts, bool, error) {
-	bs := db.brand(ev.BrandID)
-	if bs == nil {
+	lock := db.brandLock(ev.BrandID)
+	if lock == nil {
 		return hotzone.Event{}, hotzone.Counts{}, false, notFound("brand")
 	}
-	now := ev.StartsAt.UTC()
 	ev.Status = hotzone.EventLive
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
 	if !db.stores.Has(ev.BrandID, ev.StoreID) {
 		return hotzone.Event{}, hotzone.Counts{}, false, notFound("store")
 	}
@@ -63,71 +38,22 @@ func (db *DB) StartEvent(_ context.Context, ev hotzone.Event, idemKey string) (h
 		counts   hotzone.Counts
 	)
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		if idemKey != "" {
-			if v := tx.Bucket(bucketIdem).Get(joinKey(ev.BrandID, ev.StoreID, idemKey)); v != nil {
-				var rec idemRecord
-				if err := json.Unmarshal(v, &rec); err == nil && now.Sub(rec.At) < hotzone.IdempotencyWindow {
-					var err error
-					existing, counts, err = readEvent(tx, ev.BrandID, rec.EventID)
-					return err
-				}
-			}
-		}
-		if id := tx.Bucket(bucketLive).Get(joinKey(ev.BrandID, ev.StoreID)); id != nil {
-			var err error
-			if existing, counts, err = readEvent(tx, ev.BrandID, string(id)); err != nil {
-				return err
-			}
-			return hotzone.ErrConflict
-		}
-		if err := putJSON(tx.Bucket(bucketEvents), joinKey(ev.BrandID, ev.ID), ev); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketLive).Put(joinKey(ev.BrandID, ev.StoreID), []byte(ev.ID)); err != nil {
-			return err
-		}
-		if idemKey != "" {
-			return putJSON(tx.Bucket(bucketIdem), joinKey(ev.BrandID, ev.StoreID, idemKey), idemRecord{EventID: ev.ID, At: now})
-		}
-		return nil
+		var err error
+		existing, counts, err = ledger.Start(tx, ev, idemKey)
+		return err
 	})
-	switch {
-	case errors.Is(err, hotzone.ErrConflict):
-		// The live event is the view's, whose counts are current.
-		if live, c, ok := db.events.Get(existing.ID); ok {
-			existing, counts = live, c
-		}
-		return existing, counts, false, hotzone.ErrConflict
-	case err != nil:
+	if err != nil && !errors.Is(err, hotzone.ErrConflict) {
 		return hotzone.Event{}, hotzone.Counts{}, false, fmt.Errorf("store: start event: %w", err)
-	case existing.ID != "":
+	}
+	if existing.ID != "" {
+		// A live event is the view's, whose counts are current.
 		if live, c, ok := db.events.Get(existing.ID); ok {
 			existing, counts = live, c
 		}
-		return existing, counts, false, nil
+		return existing, counts, false, err
 	}
 	db.events.Start(ev, hotzone.Counts{})
 	return ev, hotzone.Counts{}, true, nil
-}
-
-type idemRecord struct {
-	EventID string    `json:"event_id"`
-	At      time.Time `json:"at"`
-}
-
-// readEvent reads an event and its stored counts inside tx.
-func readEvent(tx *bbolt.Tx, brandID, eventID string) (hotzone.Event, hotzone.Counts, error) {
-	k := joinKey(brandID, eventID)
-	raw := tx.Bucket(bucketEvents).Get(k)
-	if raw == nil {
-		return hotzone.Event{}, hotzone.Counts{}, notFound("event")
-	}
-	var ev hotzone.Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return hotzone.Event{}, hotzone.Counts{}, fmt.Errorf("store: event %q: %w", k, err)
-	}
-	c, err := decodeCounts(tx.Bucket(bucketCounts).Get(k))
-	return ev, c, err
 }
 
 // LiveEvent implements hotzone.Events from the view.
@@ -153,7 +79,7 @@ func (db *DB) Event(_ context.Context, brandID, eventID string) (hotzone.Event, 
 	)
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
 		var err error
-		ev, c, err = readEvent(tx, brandID, eventID)
+		ev, c, err = ledger.Event(tx, brandID, eventID)
 		return err
 	})
 	return ev, c, err
@@ -164,10 +90,10 @@ func (db *DB) LiveEvents(context.Context) ([]hotzone.Event, error) {
 	return db.events.All(), nil
 }
 
-// Events implements hotzone.Events by a backward walk of the brand's
-// events (ids sort by creation).
+// Events implements hotzone.Events; live events' counts come from the
+// view.
 func (db *DB) Events(_ context.Context, brandID string, q hotzone.EventQuery) ([]hotzone.EventCounts, bool, error) {
-	if db.brand(brandID) == nil {
+	if db.brandLock(brandID) == nil {
 		return nil, false, notFound("brand")
 	}
 	var (
@@ -175,51 +101,14 @@ func (db *DB) Events(_ context.Context, brandID string, q hotzone.EventQuery) ([
 		more bool
 	)
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		prefix := append([]byte(brandID), 0)
-		bound := append([]byte(brandID), 1) // just past the brand
-		if q.Before != "" {
-			bound = joinKey(brandID, q.Before)
-		}
-		counts := tx.Bucket(bucketCounts)
-		c := tx.Bucket(bucketEvents).Cursor()
-		var k, v []byte
-		if first, _ := c.Seek(bound); first == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-			var ev hotzone.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("store: event %q: %w", k, err)
-			}
-			if (q.Status != "" && ev.Status != q.Status) || (q.StoreID != "" && ev.StoreID != q.StoreID) {
-				continue
-			}
-			if q.Limit > 0 && len(out) == q.Limit {
-				more = true
-				return nil
-			}
-			ec := hotzone.EventCounts{Event: ev}
-			if live, lc, ok := db.events.Get(ev.ID); ok {
-				ec = hotzone.EventCounts{Event: live, Counts: lc}
-			} else {
-				var err error
-				if ec.Counts, err = decodeCounts(counts.Get(k)); err != nil {
-					return fmt.Errorf("store: counts of %q: %w", k, err)
-				}
-			}
-			out = append(out, ec)
-		}
-		return nil
+		var err error
+		out, more, err = ledger.Events(tx, brandID, q, db.events.Get)
+		return err
 	})
 	return out, more, err
 }
 
-// EndEvent implements hotzone.Events. bbolt runs one writer at a time,
-// so checking liveness inside the transaction orders an end against
-// every queueing transaction: one that committed before is expired
-// here, one after sees no live event.
+// EndEvent implements hotzone.Events in one transaction.
 func (db *DB) EndEvent(_ context.Context, brandID, eventID string, at time.Time) (hotzone.Event, hotzone.Counts, error) {
 	var (
 		ev      hotzone.Event
@@ -227,38 +116,13 @@ func (db *DB) EndEvent(_ context.Context, brandID, eventID string, at time.Time)
 		changes []countsChange
 	)
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		changes = changes[:0]
 		var err error
-		if ev, counts, err = readEvent(tx, brandID, eventID); err != nil {
-			return err
-		}
-		if ev.Status != hotzone.EventLive || string(tx.Bucket(bucketLive).Get(joinKey(brandID, ev.StoreID))) != eventID {
-			return errNoLiveEvent
-		}
-		ev.Status = hotzone.EventEnded
-		if at.Before(ev.EndsAt) {
-			ev.EndsAt = at.UTC()
-		}
-		if err := putJSON(tx.Bucket(bucketEvents), joinKey(brandID, eventID), ev); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketLive).Delete(joinKey(brandID, ev.StoreID)); err != nil {
-			return err
-		}
-		expired, err := expireQueued(tx, ev)
-		if err != nil {
-			return err
-		}
-		var d hotzone.Counts
-		d.Add(hotzone.StatusQueued, -expired)
-		d.Add(hotzone.StatusExpired, expired)
-		if changes, err = db.addCounts(tx, brandID, map[string]hotzone.Counts{eventID: d}); err != nil {
-			return err
-		}
-		counts.Merge(d)
-		return nil
+		ev, counts, err = ledger.End(tx, brandID, eventID, at, db.countsStored(&changes))
+		return err
 	})
 	if errors.Is(err, hotzone.ErrNotFound) {
-		return hotzone.Event{}, hotzone.Counts{}, err
+		return hotzone.Event{}, hotzone.Counts{}, errNoLiveEvent
 	}
 	if err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, fmt.Errorf("store: end event: %w", err)
@@ -273,36 +137,6 @@ func (db *DB) Changed(_ context.Context, brandID, storeID string) (<-chan struct
 	return db.events.Changed(brandID, storeID), nil
 }
 
-// Counts are kept per event as five uvarints (queued, sent, suppressed,
-// failed, expired); devices_in_fence is their sum.
-func appendCounts(buf []byte, c hotzone.Counts) []byte {
-	for _, n := range [...]int{c.Queued, c.Sent, c.Suppressed, c.Failed, c.Expired} {
-		buf = binary.AppendUvarint(buf, uint64(max(n, 0)))
-	}
-	return buf
-}
-
-var errBadCounts = errors.New("store: malformed counts record")
-
-func decodeCounts(b []byte) (hotzone.Counts, error) {
-	var c hotzone.Counts
-	if b == nil {
-		return c, nil
-	}
-	for _, p := range [...]*int{&c.Queued, &c.Sent, &c.Suppressed, &c.Failed, &c.Expired} {
-		v, n := binary.Uvarint(b)
-		if n <= 0 || v > 1<<40 {
-			return hotzone.Counts{}, errBadCounts
-		}
-		*p, b = int(v), b[n:]
-	}
-	if len(b) != 0 {
-		return hotzone.Counts{}, errBadCounts
-	}
-	c.DevicesInFence = c.Queued + c.Sent + c.Suppressed + c.Failed + c.Expired
-	return c, nil
-}
-
 // countsChange is an event's counts as a write stored them, and the
 // sequence number of that write: applied to the view after the commit
 // (view.Events.SetCounts), in whatever order commits get there.
@@ -312,30 +146,22 @@ type countsChange struct {
 	seq     uint64
 }
 
-// addCounts applies per-event count changes to the stored counts inside
-// the write transaction tx and returns the new counts. The sequence
-// numbers grow in commit order: only one write transaction runs at a
+// countsStored collects into changes the counts a write transaction
+// stores, numbered in commit order: only one write transaction runs at a
 // time, and this is called inside one.
-func (db *DB) addCounts(tx *bbolt.Tx, brandID string, deltas map[string]hotzone.Counts) ([]countsChange, error) {
-	b := tx.Bucket(bucketCounts)
-	out := make([]countsChange, 0, len(deltas))
-	for eventID, d := range deltas {
-		if d == (hotzone.Counts{}) {
-			continue
-		}
-		k := joinKey(brandID, eventID)
-		c, err := decodeCounts(b.Get(k))
-		if err != nil {
-			return nil, fmt.Errorf("counts of %q: %w", k, err)
-		}
-		c.Merge(d)
-		if err := b.Put(k, appendCounts(nil, c)); err != nil {
-			return nil, err
-		}
+func (db *DB) countsStored(changes *[]countsChange) func(eventID string, c hotzone.Counts) {
+	return func(eventID string, c hotzone.Counts) {
 		db.countSeq++
-		out = append(out, countsChange{eventID, c, db.countSeq})
+		*changes = append(*changes, countsChange{eventID, c, db.countSeq})
 	}
-	return out, nil
+}
+
+// addCounts applies per-event count changes inside the write
+// transaction tx and returns the new counts.
+func (db *DB) addCounts(tx *bbolt.Tx, brandID string, deltas map[string]hotzone.Counts) ([]countsChange, error) {
+	var out []countsChange
+	err := ledger.AddCounts(tx, brandID, deltas, db.countsStored(&out))
+	return out, err
 }
 
 // publishCounts shows committed counts in the view.
@@ -343,32 +169,4 @@ func (db *DB) publishCounts(changes []countsChange) {
 	for _, ch := range changes {
 		db.events.SetCounts(ch.eventID, ch.counts, ch.seq)
 	}
-}
-
-// migrateCounts fills the counts of a database written before counts
-// were kept, by reading its log once.
-func migrateCounts(tx *bbolt.Tx) error {
-	deltas := map[string]map[string]hotzone.Counts{} // brand -> event -> counts
-	var n hotzone.Notification
-	if err := tx.Bucket(bucketNotifs).ForEach(func(k, v []byte) error {
-		if err := decodeNotification(v, &n); err != nil {
-			return fmt.Errorf("notification %q: %w", k, err)
-		}
-		if deltas[n.BrandID] == nil {
-			deltas[n.BrandID] = map[string]hotzone.Counts{}
-		}
-		c := deltas[n.BrandID][n.EventID]
-		c.Add(n.Status, 1)
-		deltas[n.BrandID][n.EventID] = c
-		return nil
-	}); err != nil {
-		return err
-	}
-	var db DB // its sequence numbers mean nothing before the views exist
-	for brandID, d := range deltas {
-		if _, err := db.addCounts(tx, brandID, d); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -60,7 +60,7 @@ func TestEraseFindsEveryEvent(t *testing.T) {
 		}
 	}
 	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketNotifKeys).ForEach(func(k, _ []byte) error {
+		return tx.Bucket([]byte("notif_by_event")).ForEach(func(k, _ []byte) error {
 			if bytes.HasSuffix(k, []byte("\x00a")) {
 				t.Errorf("index entry %q left after erasure", k)
 			}
@@ -91,17 +91,17 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 	brandID, ended, live := indexTest(t, db, now)
 	// Put the index back the way earlier versions kept it.
 	err = db.bolt.Update(func(tx *bbolt.Tx) error {
-		old, err := tx.CreateBucket(bucketNotifKeysV1)
+		old, err := tx.CreateBucket([]byte("notif_keys"))
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketNotifKeys).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket([]byte("notif_by_event")).ForEach(func(k, v []byte) error {
 			p := bytes.SplitN(k, []byte{0}, 3)
-			return old.Put(key(nil, string(p[0]), string(p[2]), string(p[1])), bytes.Clone(v))
+			return old.Put(joinKey(string(p[0]), string(p[2]), string(p[1])), bytes.Clone(v))
 		}); err != nil {
 			return err
 		}
-		return tx.DeleteBucket(bucketNotifKeys)
+		return tx.DeleteBucket([]byte("notif_by_event"))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,11 +116,11 @@ func TestIndexOfEarlierVersionMigrates(t *testing.T) {
 	}
 	t.Cleanup(func() { closeChecked(t, db2) })
 	err = db2.bolt.View(func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketNotifKeysV1) != nil {
+		if tx.Bucket([]byte("notif_keys")) != nil {
 			t.Error("the old index is still there")
 		}
 		n := 0
-		err := tx.Bucket(bucketNotifKeys).ForEach(func(k, _ []byte) error {
+		err := tx.Bucket([]byte("notif_by_event")).ForEach(func(k, _ []byte) error {
 			n++
 			if !bytes.HasPrefix(k, []byte(brandID+"\x00"+ended.ID)) && !bytes.HasPrefix(k, []byte(brandID+"\x00"+live.ID)) {
 				t.Errorf("index key %q is not event first", k)

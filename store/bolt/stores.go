@@ -43,8 +43,8 @@ func (db *DB) ImportStores(ctx context.Context, brandID string, sts []hotzone.St
 }
 
 func (db *DB) putStores(_ context.Context, brandID string, sts []hotzone.Store) ([]hotzone.Store, int, error) {
-	bs := db.brand(brandID)
-	if bs == nil {
+	lock := db.brandLock(brandID)
+	if lock == nil {
 		return nil, 0, notFound("brand")
 	}
 	now := db.now().UTC()
@@ -52,8 +52,8 @@ func (db *DB) putStores(_ context.Context, brandID string, sts []hotzone.Store) 
 	created := 0
 	// The writer lock is held across the commit so two writers of the
 	// same store cannot both decide "created".
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketStores)
 		created = 0
@@ -95,7 +95,7 @@ func (db *DB) Store(_ context.Context, brandID, storeID string) (hotzone.Store, 
 
 // Stores implements hotzone.Stores.
 func (db *DB) Stores(_ context.Context, brandID string, q hotzone.StoreQuery) ([]hotzone.Store, bool, error) {
-	if db.brand(brandID) == nil {
+	if db.brandLock(brandID) == nil {
 		return nil, false, notFound("brand")
 	}
 	out, more := db.stores.List(brandID, q)
@@ -109,12 +109,12 @@ func (db *DB) FencesAt(_ context.Context, brandID string, p geo.Point, dst []geo
 
 // DeleteStore implements hotzone.Stores.
 func (db *DB) DeleteStore(ctx context.Context, brandID, storeID string) error {
-	bs := db.brand(brandID)
-	if bs == nil {
+	lock := db.brandLock(brandID)
+	if lock == nil {
 		return notFound("brand")
 	}
-	bs.wmu.Lock()
-	defer bs.wmu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
 	if !db.stores.Has(brandID, storeID) {
 		return notFound("store")
 	}

@@ -1,0 +1,88 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/bolt/ledger"
+)
+
+// Consider implements hotzone.Decisions. The devices given in one call
+// are decided in one transaction (a fan-out's chunk, or concurrent
+// pings sharing a commit through bbolt's Batch); the event's liveness is
+// checked in the same transaction, so a decision commits either before
+// the event's end (and is expired by it) or sees it ended.
+func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, decide hotzone.DecideFunc) ([]hotzone.Outcome, error) {
+	if db.brandLock(ev.BrandID) == nil {
+		return nil, notFound("brand")
+	}
+	now := db.now().UTC()
+	out := make([]hotzone.Outcome, len(deviceIDs))
+	var changes []countsChange
+	fn := func(tx *bbolt.Tx) error {
+		changes = nil
+		if !ledger.IsLive(tx, ev) {
+			for i := range out {
+				out[i] = hotzone.Outcome{DeviceID: deviceIDs[i]}
+			}
+			return nil
+		}
+		w := ledger.NewWriter(tx)
+		if len(deviceIDs) > 1 {
+			w.Preload(ev, deviceIDs)
+		}
+		var delta hotzone.Counts
+		// DeleteDevice forbids a device before its own transaction, and
+		// bbolt runs one writer at a time: a device erased before this
+		// transaction is seen here as gone, one erased after has what
+		// this writes erased with it.
+		for i, d := range db.devs.Registrations(ev.BrandID, deviceIDs) {
+			o, err := w.Consider(ev, deviceIDs[i], d, decide, now)
+			if err != nil {
+				return err
+			}
+			if o.Changed {
+				if o.Prev != "" {
+					delta.Add(o.Prev, -1)
+				}
+				delta.Add(o.Status, 1)
+			}
+			out[i] = o
+		}
+		var err error
+		changes, err = db.addCounts(tx, ev.BrandID, map[string]hotzone.Counts{ev.ID: delta})
+		return err
+	}
+	var err error
+	if len(deviceIDs) == 1 {
+		// One device is a ping: concurrent pings share a commit.
+		err = db.bolt.Batch(fn)
+	} else {
+		err = db.bolt.Update(fn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: consider: %w", err)
+	}
+	db.publishCounts(changes)
+	return out, nil
+}
+
+// Notifications implements hotzone.Log.
+func (db *DB) Notifications(_ context.Context, brandID string, q hotzone.NotificationQuery) ([]hotzone.Notification, bool, error) {
+	if db.brandLock(brandID) == nil {
+		return nil, false, notFound("brand")
+	}
+	var (
+		out  []hotzone.Notification
+		more bool
+	)
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, more, err = ledger.List(tx, brandID, q)
+		return err
+	})
+	return out, more, err
+}

@@ -1,7 +1,7 @@
 // Package api is hotzone's HTTP layer: the routes of the contract
-// (../shared/API.md), strict decoding, problem+json errors and the auth
-// middleware. It stays thin: handlers decode, check and call store, geo
-// and push.
+// (docs/api.md at the repository root; openapi.json here), strict
+// decoding, problem+json errors and the auth middleware. It stays thin:
+// handlers decode, check and call store, geo and push.
 package api
 
 import (

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hotzone/hotzone"
@@ -90,7 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return listenError(cfg.Addr, err)
 	}
 	if cfg.Demo {
 		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), stdout); err != nil {
@@ -148,6 +149,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// listenError says what to do when the address cannot be had: most often
+// another server (the demo, say) holds it.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w\nAnother program holds that address (another hotzone serve?): stop it, or listen elsewhere with --addr, e.g. --addr :8081", addr, err)
+	}
+	return fmt.Errorf("listen on %s: %w\nChoose the address to listen on with --addr, e.g. --addr :8081", addr, err)
 }
 
 // rootCAs is the system pool plus the extra CA file, if any.

@@ -50,7 +50,6 @@ func simEnvName(flagName string) string { return envName("sim-" + flagName) }
 func parseSimFlags(args []string, getenv func(string) string, out io.Writer) (*simConfig, error) {
 	cfg := &simConfig{}
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(out)
 	env := func(name string) string { return " (env " + simEnvName(name) + ")" }
 	fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "base URL of the server to load; nothing else is contacted"+env("url"))
 	fs.StringVar(&cfg.AdminKey, "admin-key", "", "the brand's admin key (hza_…), required: lists stores and live events; registers devices and pings unless --app-key is given"+env("admin-key"))
@@ -63,10 +62,20 @@ func parseSimFlags(args []string, getenv func(string) string, out io.Writer) (*s
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed for devices, tokens and paths; the same seed registers the same device ids again"+env("seed"))
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "timeout of each HTTP request"+env("timeout"))
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object on stdout; progress goes to stderr"+env("json"))
-	if err := parseWithEnv(fs, args, getenv, simEnvName); err != nil {
+	if err := parseWithEnv(fs, args, getenv, simEnvName, out, simulateHelp); err != nil {
 		return nil, err
 	}
 	return cfg, cfg.validate()
+}
+
+var simulateHelp = commandHelp{
+	head: `Usage: hotzone simulate --admin-key hza_… [flags]
+
+Registers devices around a brand's stores, walks them about and pings a
+server at a steady rate, printing pings/s, latency and notifications
+every second and a summary at the end. Each flag has an environment
+twin, named below.
+`,
 }
 
 func (cfg *simConfig) validate() error {

@@ -757,6 +757,7 @@ type openAPIStep struct {
 // create and the replace answer of the PUTs. The clock stands at
 // 2026-11-22T10:00:30Z, 30 s after the ping example's ts.
 var openAPISteps = []openAPIStep{
+	{op: "getRoot", want: 200},
 	{op: "getHealthz", want: 200},
 	{op: "getReadyz", want: 200},
 	{op: "getOpenAPI", want: 200},

@@ -581,6 +581,43 @@ func TestTabletStartConflict(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestAdminKeyLink: the link `hotzone serve --demo` prints,
+// /admin#key=hza_…, signs the page in as /tablet#key=… does and leaves no
+// key in the address bar; the server's bare address leads there too,
+// fragment and all.
+func TestAdminKeyLink(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	br := e.brand("Krispy Donuts")
+	// The tests have no network: no tile layer.
+	b.navigate(ls.URL() + "/admin")
+	b.waitVisible("#view-signin")
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+
+	b.navigate(ls.URL() + "/#key=" + br.AdminKey)
+	b.waitText("#brand-name", "Krispy Donuts")
+	b.waitVisible("#view-stores")
+	if href := b.eval(`location.href`); href != ls.URL()+"/admin" {
+		t.Errorf("address bar = %s, want %s/admin without the key", href, ls.URL())
+	}
+	if got := b.eval(`localStorage.getItem('hotzone.admin.key')`); got != br.AdminKey {
+		t.Errorf("stored key = %q, want the admin key", got)
+	}
+	b.click("#signout")
+	b.waitVisible("#view-signin")
+
+	// A tablet's key in the link is refused, with a pointer to /tablet.
+	e.must(201, "PUT", "/v1/stores/main-st", br.AdminKey, circleStore("Main St", mainLat, mainLon, 500))
+	mk, _ := e.managerKey(br.AdminKey, "main-st")
+	b.navigate(ls.URL() + "/admin#key=" + mk)
+	b.waitTextContains("#signin-msg", "belongs on the store tablet page")
+	if got := b.eval(`localStorage.getItem('hotzone.admin.key') + ' ' + location.hash`); got != "null " {
+		t.Errorf("after a manager key link: stored key and hash = %q, want neither", got)
+	}
+	b.checkConsole()
+}
+
 func TestAdminPage(t *testing.T) {
 	b := newBrowser(t)
 	e := newEnv(t, Options{})

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -94,7 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return listenError(cfg.Addr, err)
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), stdout); err != nil {
+		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), selfCommand(), stdout); err != nil {
 			_ = ln.Close()
 			return err
 		}
@@ -192,8 +193,11 @@ type demoKeys struct {
 }
 
 // seedDemo creates the demo brand on first use, through the same public
-// API a client would use, and prints its keys.
-func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir string, addr net.Addr, out io.Writer) error {
+// API a client would use, and prints its keys, its pages and a simulate
+// command (run by prog) that walks devices into the tablet's store. The
+// demo brand has no quiet hours, so the demo shows notifications at any
+// hour of the evening too.
+func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir string, addr net.Addr, prog string, out io.Writer) error {
 	path := filepath.Join(dataDir, demoFile)
 	var keys demoKeys
 	if buf, err := os.ReadFile(path); err == nil {
@@ -206,6 +210,9 @@ func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir strin
 			return err
 		}
 		keys = demoKeys{BrandID: br.ID, AdminKey: adminKey, AppKey: appKey}
+		if err := call(srv, "PATCH", "/v1/policy", adminKey, []byte(`{"quiet_hours":null}`), nil); err != nil {
+			return fmt.Errorf("demo: policy: %w", err)
+		}
 		if err := call(srv, "POST", "/v1/stores/import", adminKey, hotzone.DemoStores, nil); err != nil {
 			return fmt.Errorf("demo: import stores: %w", err)
 		}
@@ -234,9 +241,28 @@ func seedDemo(ctx context.Context, db *store.DB, srv http.Handler, dataDir strin
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		base = fmt.Sprintf("http://localhost:%d", tcp.Port)
 	}
-	fmt.Fprintf(out, "demo brand %s (Demo Donuts)\n  admin key:   %s\n  app key:     %s\n  manager key: %s (store %s)\n  tablet:      %s/tablet#key=%s\n",
-		keys.BrandID, keys.AdminKey, keys.AppKey, keys.ManagerKey, keys.StoreID, base, keys.ManagerKey)
+	fmt.Fprintf(out, "demo brand %s (Demo Donuts), no quiet hours, push in dry run\n"+
+		"  admin key:   %s\n  app key:     %s\n  manager key: %s (store %s)\n"+
+		"  admin page:  %s/admin#key=%s\n  tablet:      %s/tablet#key=%s\n"+
+		"Open the tablet link, press Start live event, and walk devices into store %s with:\n"+
+		"  %s simulate --url %s --admin-key %s --store %s --devices 200 --rate 50 --duration 5m\n",
+		keys.BrandID, keys.AdminKey, keys.AppKey, keys.ManagerKey, keys.StoreID,
+		base, keys.AdminKey, base, keys.ManagerKey,
+		keys.StoreID, prog, base, keys.AdminKey, keys.StoreID)
 	return nil
+}
+
+// selfCommand is how to run this program again from a shell: "go run
+// ./cmd/hotzone" when it was built by go run (or go test) into a
+// temporary directory, else the name it was started by.
+func selfCommand() string {
+	if exe, err := os.Executable(); err == nil && strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/hotzone"
+	}
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return os.Args[0]
+	}
+	return "hotzone"
 }
 
 // call runs one request through the handler in-process.

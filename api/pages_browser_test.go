@@ -273,9 +273,6 @@ var (
 // each that nothing overflows, and leaves the viewport at tablet size.
 func (b *browser) screenshots(name string) { b.shoot(name, false, phone, tablet) }
 
-// fullScreenshots is screenshots of the whole page, for the long ones.
-func (b *browser) fullScreenshots(name string) { b.shoot(name, true, phone, tablet) }
-
 // adminScreenshots is the admin page's: whole, at phone and laptop
 // size; it leaves the viewport at laptop size.
 func (b *browser) adminScreenshots(name string) { b.shoot(name, true, phone, laptop) }

@@ -119,7 +119,7 @@ func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, e
 	// flag; the error is returned instead, and usage only when asked.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	hint := fmt.Sprintf("Run 'hotzone %s --help' to see its flags.", fs.Name())
+	hint := fmt.Sprintf("Run 'hotzone %s --help' to see its flags", fs.Name())
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(out, help.head)

@@ -55,5 +55,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return fmt.Errorf("unknown command %q\nRun 'hotzone help' to see the commands.", args[0])
+	return fmt.Errorf("unknown command %q\nRun 'hotzone help' to see the commands", args[0])
 }

@@ -71,3 +71,64 @@ func TestScriptsTestPhases(t *testing.T) {
 		t.Errorf("the first line is %q, want a phase line before anything runs", lines[0])
 	}
 }
+
+// mdLink is a Markdown link's target: [text](target).
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// TestReadme holds README.md to the repository it describes: its links
+// and docs/'s resolve inside the repository (a clone has nothing
+// beside it), it names the Go version go.mod wants, the contract and
+// where the server serves it, the tablet's button as the page names it,
+// and a walkthrough server that does not collide with the demo's.
+func TestReadme(t *testing.T) {
+	readme := readFile(t, "README.md")
+	docs, _ := filepath.Glob("docs/*.md")
+	for _, name := range append([]string{"README.md"}, docs...) {
+		for _, m := range mdLink.FindAllStringSubmatch(readFile(t, name), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			p := filepath.Join(filepath.Dir(name), target)
+			if rel, err := filepath.Rel(".", p); err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s links %s, outside the repository", name, m[1])
+			} else if _, err := os.Stat(p); err != nil {
+				t.Errorf("%s links %s, which does not exist", name, m[1])
+			}
+		}
+	}
+
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(readFile(t, "go.mod"))
+	if goVersion == nil || !strings.Contains(readme, "Go "+goVersion[1]) {
+		t.Errorf("README.md does not say Go %v is needed (go.mod)", goVersion)
+	}
+	for _, want := range []string{"](docs/api.md)", "GET /openapi.json", "bash", "go test ./...", "--version"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not mention %s", want)
+		}
+	}
+
+	button := regexp.MustCompile(`<button id="start"[^>]*>([^<]+)</button>`).FindStringSubmatch(readFile(t, "api/web/tablet.html"))
+	if button == nil || !strings.Contains(strings.Join(strings.Fields(readme), " "), "**"+button[1]+"**") {
+		t.Errorf("README.md does not name the tablet's start button as the page does (%v)", button)
+	}
+
+	// The walkthrough's server listens where its requests go, and not
+	// on the demo's :8080, which the first command may still hold.
+	_, walk, ok := strings.Cut(readme, "## Five-minute walkthrough")
+	walk, _, _ = strings.Cut(walk, "\n## ")
+	addr := regexp.MustCompile(`serve [^\n]*--addr :(\d+)`).FindStringSubmatch(walk)
+	base := regexp.MustCompile(`H=http://localhost:(\d+)`).FindStringSubmatch(walk)
+	if !ok || addr == nil || base == nil || addr[1] != base[1] || addr[1] == "8080" {
+		t.Errorf("walkthrough: serve --addr %v, H= %v; want the same port, not the demo's 8080", addr, base)
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

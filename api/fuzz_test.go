@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,9 @@ func FuzzPingDecoder(f *testing.F) {
 	})
 }
 
+// featureField is an error's field inside features[i].
+var featureField = regexp.MustCompile(`^features\[(\d+)\]`)
+
 func FuzzImport(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"FeatureCollection","features":[]}`,
@@ -199,21 +203,28 @@ func FuzzImport(f *testing.F) {
 		inErr := json.Unmarshal(body, &in)
 		switch r.Code {
 		case 400:
-			// At most one error per feature.
+			// Every problem of a feature is reported, each once, and the
+			// features' errors come in the features' order.
 			var p struct {
 				Errors []hotzoneFieldError `json:"errors"`
 			}
 			r.decode(t, &p)
-			seen := map[string]bool{}
+			seen := map[hotzoneFieldError]bool{}
+			last := -1
 			for _, fe := range p.Errors {
-				if !strings.HasPrefix(fe.Field, "features[") {
+				if seen[fe] {
+					t.Fatalf("POST /v1/stores/import = 400 with %+v twice: %s", fe, r.Body)
+				}
+				seen[fe] = true
+				m := featureField.FindStringSubmatch(fe.Field)
+				if m == nil {
 					continue
 				}
-				i := strings.IndexByte(fe.Field, ']')
-				if seen[fe.Field[:i+1]] {
-					t.Fatalf("POST /v1/stores/import = 400 with two errors for %s: %s", fe.Field[:i+1], r.Body)
+				i, err := strconv.Atoi(m[1])
+				if err != nil || i < last {
+					t.Fatalf("POST /v1/stores/import = 400 with an error for %s after one for features[%d]: %s", fe.Field, last, r.Body)
 				}
-				seen[fe.Field[:i+1]] = true
+				last = i
 			}
 			// And nothing was imported.
 			if got := e.must(200, "GET", "/v1/stores", b.AdminKey, nil); !bytes.Contains(got.Body, []byte(`"items":[]`)) {

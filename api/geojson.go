@@ -9,6 +9,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
 )
 
 type featureCollectionIn struct {
@@ -66,27 +67,22 @@ func (s *Server) handleImportStores() gin.HandlerFunc {
 		}
 		var (
 			errs   fieldErrors
+			bad    int
 			stores = make([]hotzone.Store, 0, len(fc.Features))
 			seen   = make(map[string]int, len(fc.Features))
 		)
 		for i, raw := range fc.Features {
-			prefix := "features[" + strconv.Itoa(i) + "]"
-			st, ferr := s.importFeature(prefix, raw)
-			if ferr == nil {
-				if j, dup := seen[st.ID]; dup {
-					ferr = &hotzone.FieldError{Field: prefix + ".properties.id", Message: "duplicates the id of features[" + strconv.Itoa(j) + "]"}
-				}
-			}
-			if ferr != nil {
-				errs = append(errs, *ferr)
+			st, ferrs := s.importFeature(i, raw, seen)
+			if len(ferrs) > 0 {
+				errs = append(errs, ferrs...)
+				bad++
 				continue
 			}
-			seen[st.ID] = i
 			st.BrandID = k.BrandID
 			stores = append(stores, st)
 		}
 		if len(errs) > 0 {
-			s.fail(c, &hotzone.ValidationError{Detail: strconv.Itoa(len(errs)) + " of " + strconv.Itoa(len(fc.Features)) + " features are not valid; nothing was imported", Errors: errs})
+			s.fail(c, &hotzone.ValidationError{Detail: strconv.Itoa(bad) + " of " + strconv.Itoa(len(fc.Features)) + " features are not valid; nothing was imported", Errors: errs})
 			return
 		}
 		created, updated, err := s.db.ImportStores(c, k.BrandID, stores)
@@ -98,36 +94,35 @@ func (s *Server) handleImportStores() gin.HandlerFunc {
 	}
 }
 
-// importFeature validates one feature; it answers the first problem only,
-// since the contract asks for one error entry per bad feature.
-func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store, *hotzone.FieldError) {
-	first := func(errs fieldErrors) *hotzone.FieldError {
-		if len(errs) == 0 {
-			return nil
-		}
-		return &errs[0]
-	}
+// importFeature validates feature i and answers every problem it finds
+// in it: the properties and the geometry are checked independently, so a
+// bad id, a missing name, an unknown time zone and an out-of-range
+// coordinate are four errors, not the first of them. Only a feature that
+// cannot be read as one (not an object of type "Feature", or without
+// properties) stops at that problem, since nothing further can be told.
+// seen maps each id read so far to its feature, to report duplicates.
+func (s *Server) importFeature(i int, raw jsontext.Value, seen map[string]int) (hotzone.Store, fieldErrors) {
+	prefix := "features[" + strconv.Itoa(i) + "]"
 	var f featureIn
 	if err := decodeJSON(raw, prefix, &f); err != nil {
 		var ve *hotzone.ValidationError
 		if errors.As(err, &ve) && len(ve.Errors) > 0 {
-			return hotzone.Store{}, &ve.Errors[0]
+			return hotzone.Store{}, fieldErrors(ve.Errors)
 		}
-		return hotzone.Store{}, &hotzone.FieldError{Field: prefix, Message: "must be a GeoJSON Feature"}
+		return hotzone.Store{}, fieldErrors{{Field: prefix, Message: "must be a GeoJSON Feature"}}
 	}
 	var errs fieldErrors
 	if f.Type == nil || *f.Type != "Feature" {
 		errs.add(prefix+".type", `must be "Feature"`)
-		return hotzone.Store{}, first(errs)
+		return hotzone.Store{}, errs
 	}
 	if k := f.ID.Kind(); len(f.ID) > 0 && k != '"' && k != '0' && k != 'n' {
 		errs.add(prefix+".id", "must be a string or a number (RFC 7946 §3.2)")
-		return hotzone.Store{}, first(errs)
 	}
 	p := f.Properties
 	if p == nil {
 		errs.add(prefix+".properties", "required")
-		return hotzone.Store{}, first(errs)
+		return hotzone.Store{}, errs
 	}
 	id := ""
 	switch {
@@ -137,77 +132,90 @@ func (s *Server) importFeature(prefix string, raw jsontext.Value) (hotzone.Store
 		errs.add(prefix+".properties.id", "must be 1 to 64 characters of A-Z a-z 0-9 . _ -")
 	default:
 		id = *p.ID
+		if j, dup := seen[id]; dup {
+			errs.add(prefix+".properties.id", "duplicates the id of features["+strconv.Itoa(j)+"]")
+		} else {
+			seen[id] = i
+		}
 	}
 	name, tz, tags := s.checkStoreFields(&errs, prefix+".properties.", p.Name, p.Timezone, p.Tags)
+	spec, fence := importGeometry(&errs, prefix, f.Geometry, p.RadiusM)
 	if len(errs) > 0 {
-		return hotzone.Store{}, first(errs)
+		return hotzone.Store{}, errs
 	}
+	return hotzone.Store{ID: id, Name: name, Timezone: tz, Tags: tags, Spec: spec, Fence: fence}, nil
+}
+
+// importGeometry checks a feature's geometry with its properties.radius_m
+// (required for a Point, refused for a polygon), adding every problem to
+// errs; the fence is nil when there was one.
+func importGeometry(errs *fieldErrors, prefix string, geometry jsontext.Value, radiusM *float64) (hotzone.FenceSpec, *geo.Fence) {
 	gfield := prefix + ".geometry"
-	if len(f.Geometry) == 0 || f.Geometry.Kind() == 'n' {
+	rfield := prefix + ".properties.radius_m"
+	if len(geometry) == 0 || geometry.Kind() == 'n' {
 		errs.add(gfield, "required")
-		return hotzone.Store{}, first(errs)
+		return hotzone.FenceSpec{}, nil
 	}
 	var head geometryHead
 	// The head is read leniently (other members are checked by the full
 	// parser below); only its type decides the path.
-	if err := decodeHead(f.Geometry, &head); err != nil {
+	if err := decodeHead(geometry, &head); err != nil {
 		errs.add(gfield, "must be a GeoJSON geometry object")
-		return hotzone.Store{}, first(errs)
+		return hotzone.FenceSpec{}, nil
 	}
-	var st hotzone.Store
 	switch head.Type {
 	case "Point":
+		if radiusM == nil {
+			errs.add(rfield, "required for a Point feature")
+		}
 		// No parser reads a Point after this, so read all of it strictly
 		// here: unknown or case-variant members and a malformed bbox are
 		// 400, as everywhere else.
 		var pt pointIn
-		if err := decodeJSON(f.Geometry, gfield, &pt); err != nil {
+		if err := decodeJSON(geometry, gfield, &pt); err != nil {
 			var ve *hotzone.ValidationError
 			if errors.As(err, &ve) && len(ve.Errors) > 0 {
-				return hotzone.Store{}, &ve.Errors[0]
+				*errs = append(*errs, ve.Errors...)
+			} else {
+				errs.add(gfield, "must be a GeoJSON Point")
 			}
-			errs.add(gfield, "must be a GeoJSON Point")
-			return hotzone.Store{}, first(errs)
+			return hotzone.FenceSpec{}, nil
 		}
 		var coords []float64
 		if err := decodeJSON(pt.Coordinates, gfield+".coordinates", &coords); err != nil || len(coords) != 2 {
 			errs.add(gfield+".coordinates", "must be [lon, lat]")
-			return hotzone.Store{}, first(errs)
+			return hotzone.FenceSpec{}, nil
 		}
-		if p.RadiusM == nil {
-			errs.add(prefix+".properties.radius_m", "required for a Point feature")
-			return hotzone.Store{}, first(errs)
+		r := float64(geo.MinRadiusM) // a missing radius is reported above; the position is still checked
+		if radiusM != nil {
+			r = *radiusM
 		}
-		spec, fence := checkCircle(&errs, prefix+".", coords[1], coords[0], *p.RadiusM)
-		if len(errs) > 0 {
-			// ParseCircle names lat/lon/radius_m; point at the GeoJSON
-			// members the user actually wrote.
-			e := errs[0]
+		var cerrs fieldErrors
+		spec, fence := checkCircle(&cerrs, "", coords[1], coords[0], r)
+		// ParseCircle names lat/lon/radius_m; point at the GeoJSON
+		// members the user actually wrote.
+		for _, e := range cerrs {
 			switch e.Field {
-			case prefix + ".lat", prefix + ".lon":
-				e.Field = gfield + ".coordinates"
-			case prefix + ".radius_m":
-				e.Field = prefix + ".properties.radius_m"
+			case "lat":
+				errs.add(gfield+".coordinates", "latitude (the second number) "+e.Message)
+			case "lon":
+				errs.add(gfield+".coordinates", "longitude (the first number) "+e.Message)
+			default:
+				errs.add(rfield, e.Message)
 			}
-			return hotzone.Store{}, &e
 		}
-		st.Spec, st.Fence = spec, fence
+		if radiusM == nil {
+			return hotzone.FenceSpec{}, nil
+		}
+		return spec, fence
 	case "Polygon", "MultiPolygon":
-		if p.RadiusM != nil {
-			errs.add(prefix+".properties.radius_m", "only a Point feature has a radius")
-			return hotzone.Store{}, first(errs)
+		if radiusM != nil {
+			errs.add(rfield, "only a Point feature has a radius")
 		}
-		spec, fence := checkPolygon(&errs, gfield, f.Geometry)
-		if len(errs) > 0 {
-			return hotzone.Store{}, first(errs)
-		}
-		st.Spec, st.Fence = spec, fence
-	default:
-		errs.add(gfield, "must be a Point (with properties.radius_m), Polygon or MultiPolygon")
-		return hotzone.Store{}, first(errs)
+		return checkPolygon(errs, gfield, geometry)
 	}
-	st.ID, st.Name, st.Timezone, st.Tags = id, name, tz, tags
-	return st, nil
+	errs.add(gfield, "must be a Point (with properties.radius_m), Polygon or MultiPolygon")
+	return hotzone.FenceSpec{}, nil
 }
 
 type featureOut struct {

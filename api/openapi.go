@@ -8,10 +8,11 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// openAPIDoc is the contract (../shared/API.md) as an OpenAPI 3.1
-// document, written by hand next to the handlers it describes.
-// openapi_test.go holds it to the router (every route documented, every
-// documented route served) and to what the handlers really answer.
+// openAPIDoc is the contract (docs/api.md at the repository root) as an
+// OpenAPI 3.1 document, written by hand next to the handlers it
+// describes. openapi_test.go holds it to the router (every route
+// documented, every documented route served) and to what the handlers
+// really answer; docs_test.go holds docs/api.md to it.
 //
 //go:embed openapi.json
 var openAPIDoc []byte

@@ -178,6 +178,34 @@ func (s *Server) handlePage(name string) gin.HandlerFunc {
 	}
 }
 
+// rootLinks is what GET / answers a client that is not a browser.
+type rootLinks struct {
+	AdminPage  string `json:"admin_page"`
+	TabletPage string `json:"tablet_page"`
+	OpenAPI    string `json:"openapi"`
+}
+
+// handleRoot sends a browser that opens the server's bare address to the
+// admin page (a #key=… fragment travels along, as browsers keep it
+// across a redirect without one), and tells any other client where the
+// pages and the contract are.
+func (s *Server) handleRoot() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Header("Vary", "Accept")
+		c.Header("Cache-Control", "no-cache")
+		if acceptsHTML(c.GetHeader("Accept")) {
+			c.Header("Location", "/"+pageAdmin)
+			c.Status(http.StatusFound)
+			return
+		}
+		ok(c, http.StatusOK, rootLinks{AdminPage: "/" + pageAdmin, TabletPage: "/" + pageTablet, OpenAPI: "/openapi.json"})
+	}
+}
+
+// acceptsHTML tells a browser's navigation (Accept: text/html, …) from
+// an API client's request (curl's */*, or JSON).
+func acceptsHTML(header string) bool { return accepts(header, "text/html") }
+
 // handleAsset serves /assets/<version>/<path>. Only the current version
 // exists; its files never change, so they are cached for a year.
 func (s *Server) handleAsset() gin.HandlerFunc {
@@ -230,10 +258,14 @@ func etagMatch(header, etag string) bool {
 }
 
 // acceptsGzip reads Accept-Encoding enough to honour "gzip;q=0".
-func acceptsGzip(header string) bool {
+func acceptsGzip(header string) bool { return accepts(header, "gzip") }
+
+// accepts reads an Accept or Accept-Encoding header enough to tell
+// whether it names name with a weight other than 0.
+func accepts(header, name string) bool {
 	for t := range strings.SplitSeq(header, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(t), ";")
-		if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+		n, params, _ := strings.Cut(strings.TrimSpace(t), ";")
+		if !strings.EqualFold(strings.TrimSpace(n), name) {
 			continue
 		}
 		q := strings.ReplaceAll(strings.ToLower(params), " ", "")

@@ -41,7 +41,9 @@ type browser struct {
 	allowed []*regexp.Regexp
 }
 
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts Chromium for one test; extra options go to its
+// allocator (chromedp.Env("TZ=…") to set its time zone, say).
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "" {
@@ -74,6 +76,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1024, 768),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelAll := context.WithTimeout(ctx, browserTimeout)
@@ -254,25 +257,34 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func sanitize(s string) string { return unsafeName.ReplaceAllString(s, "_") }
 
-// screenshots saves the screen at tablet (1024×768) and phone (390×844)
-// size, and leaves the viewport at tablet size.
-func (b *browser) screenshots(name string) { b.shoot(name, false) }
+// viewport is a screen size the pages are shot and checked at.
+type viewport struct {
+	w, h  int64
+	scale float64
+}
 
-// fullScreenshots is screenshots of the whole page, for the long ones.
-func (b *browser) fullScreenshots(name string) { b.shoot(name, true) }
+var (
+	phone  = viewport{390, 844, 2}
+	tablet = viewport{1024, 768, 1}
+	laptop = viewport{1280, 800, 1}
+)
 
-func (b *browser) shoot(name string, full bool) {
+// screenshots saves the screen at phone and tablet size, checking at
+// each that nothing overflows, and leaves the viewport at tablet size.
+func (b *browser) screenshots(name string) { b.shoot(name, false, phone, tablet) }
+
+// adminScreenshots is the admin page's: whole, at phone and laptop
+// size; it leaves the viewport at laptop size.
+func (b *browser) adminScreenshots(name string) { b.shoot(name, true, phone, laptop) }
+
+func (b *browser) shoot(name string, full bool, sizes ...viewport) {
 	b.t.Helper()
 	dir := screenshotDir(b.t)
 	// Let animations (a map zooming to fit, say) finish first.
 	b.eval(`new Promise(r => setTimeout(r, 400))`)
-	for _, size := range []struct {
-		w, h  int64
-		scale float64
-	}{{390, 844, 2}, {1024, 768, 1}} {
-		b.do("resize", chromedp.EmulateViewport(size.w, size.h, chromedp.EmulateScale(size.scale)))
-		// Two frames, so layout and the map settle at the new size.
-		b.eval(`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 150))))`)
+	for _, size := range sizes {
+		b.resize(size)
+		b.checkFits(fmt.Sprintf("%s at %dx%d", name, size.w, size.h))
 		ctx, cancel := context.WithTimeout(b.ctx, waitTimeout)
 		shot := chromedp.CaptureScreenshot()
 		if full {
@@ -287,6 +299,60 @@ func (b *browser) shoot(name string, full bool) {
 		if err := os.WriteFile(p, buf, 0o644); err != nil {
 			b.t.Fatalf("screenshot: %v", err)
 		}
+	}
+}
+
+// resize sets the viewport and waits two frames, so layout and the map
+// settle at the new size.
+func (b *browser) resize(size viewport) {
+	b.t.Helper()
+	b.do("resize", chromedp.EmulateViewport(size.w, size.h, chromedp.EmulateScale(size.scale)))
+	b.eval(`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 150))))`)
+}
+
+// overflowJS lists what does not fit on the page as it is shown: a page
+// wider than the window; a box whose content is wider than the box (cut
+// off, or hidden behind a sideways scroll, as a tab bar or a table can
+// be); an element that sticks out of its parent; and text set not to
+// wrap (a time) that wrapped all the same. The map's own panes, form
+// controls' insides and text cut with a visible ellipsis are not
+// overflow.
+const overflowJS = `(() => {
+	const bad = [];
+	const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+		(el.classList.length ? '.' + [...el.classList].join('.') : '') +
+		(el.textContent.trim() ? ' "' + el.textContent.trim().replace(/\s+/g, ' ').slice(0, 30) + '"' : '');
+	const doc = document.documentElement;
+	if (doc.scrollWidth > innerWidth + 1) bad.push('the page is ' + doc.scrollWidth + ' px wide in a ' + innerWidth + ' px window');
+	for (const el of document.querySelectorAll('body *')) {
+		if (el.closest('[hidden], .leaflet-container, svg, noscript, .visually-hidden')) continue;
+		const cs = getComputedStyle(el);
+		if (cs.display === 'none' || cs.visibility === 'hidden' || cs.position === 'fixed') continue;
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) continue;
+		const control = ['INPUT', 'TEXTAREA', 'SELECT', 'OPTION'].includes(el.tagName);
+		if (!control && cs.overflowX !== 'visible' && cs.textOverflow !== 'ellipsis' && el.scrollWidth > el.clientWidth + 1) {
+			bad.push(name(el) + ' holds ' + el.scrollWidth + ' px in ' + el.clientWidth + ' px');
+		}
+		const p = el.parentElement;
+		if (p && p !== document.body && cs.position !== 'absolute') {
+			const pr = p.getBoundingClientRect();
+			if (r.right > pr.right + 1 || r.left < pr.left - 1) {
+				bad.push(name(el) + ' sticks out of ' + name(p) + ' (' + Math.round(r.left) + '-' + Math.round(r.right) + ' in ' + Math.round(pr.left) + '-' + Math.round(pr.right) + ')');
+			}
+		}
+		if (cs.whiteSpace === 'nowrap' && cs.display.startsWith('inline') && el.getClientRects().length > 1) {
+			bad.push(name(el) + ' wraps onto ' + el.getClientRects().length + ' lines');
+		}
+	}
+	return bad.slice(0, 20).join('\n');
+})()`
+
+// checkFits fails the test when anything on the page does not fit.
+func (b *browser) checkFits(what string) {
+	b.t.Helper()
+	if bad := b.eval(overflowJS); bad != "" {
+		b.t.Errorf("%s: does not fit:\n%s", what, bad)
 	}
 }
 
@@ -488,6 +554,38 @@ func TestTabletPage(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestTabletEndsInStoreZone: the end time is the store's wall clock,
+// whatever zone the tablet itself is set to.
+func TestTabletEndsInStoreZone(t *testing.T) {
+	b := newBrowser(t, chromedp.Env("TZ=Asia/Tokyo"))
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e) // Main St is in America/New_York
+	var ev eventJSON
+	e.must(201, "POST", "/v1/stores/main-st/events", f.brand.AdminKey, map[string]any{"title": "Hot Now", "body": "Fresh", "duration_s": 5400}).decode(t, &ev)
+
+	b.navigate(ls.URL() + f.tabletURL)
+	if zone := b.eval(`Intl.DateTimeFormat().resolvedOptions().timeZone`); zone != "Asia/Tokyo" {
+		t.Fatalf("the browser's zone is %s, want Asia/Tokyo for this test", zone)
+	}
+	b.waitVisible("#live")
+	b.waitTextContains("#ends-at", "Ends at")
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := b.eval(textJS("#ends-at"))
+	end := ev.EndsAt.In(ny)
+	// The page's locale decides 12 or 24 hours; either way the store's
+	// hour and minute, never Tokyo's (13 or 14 hours ahead).
+	h12 := (end.Hour()+11)%12 + 1
+	want := regexp.MustCompile(fmt.Sprintf(`^Ends at (0?%d|%02d):%02d\b`, h12, end.Hour(), end.Minute()))
+	if !want.MatchString(got) {
+		t.Errorf("#ends-at = %q, want %s in New York (%s)", got, end.Format("15:04"), want)
+	}
+	b.checkConsole()
+}
+
 func TestTabletReconnects(t *testing.T) {
 	b := newBrowser(t)
 	e := newEnv(t, Options{})
@@ -581,6 +679,43 @@ func TestTabletStartConflict(t *testing.T) {
 	b.checkConsole()
 }
 
+// TestAdminKeyLink: the link `hotzone serve --demo` prints,
+// /admin#key=hza_…, signs the page in as /tablet#key=… does and leaves no
+// key in the address bar; the server's bare address leads there too,
+// fragment and all.
+func TestAdminKeyLink(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	br := e.brand("Krispy Donuts")
+	// The tests have no network: no tile layer.
+	b.navigate(ls.URL() + "/admin")
+	b.waitVisible("#view-signin")
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+
+	b.navigate(ls.URL() + "/#key=" + br.AdminKey)
+	b.waitText("#brand-name", "Krispy Donuts")
+	b.waitVisible("#view-stores")
+	if href := b.eval(`location.href`); href != ls.URL()+"/admin" {
+		t.Errorf("address bar = %s, want %s/admin without the key", href, ls.URL())
+	}
+	if got := b.eval(`localStorage.getItem('hotzone.admin.key')`); got != br.AdminKey {
+		t.Errorf("stored key = %q, want the admin key", got)
+	}
+	b.click("#signout")
+	b.waitVisible("#view-signin")
+
+	// A tablet's key in the link is refused, with a pointer to /tablet.
+	e.must(201, "PUT", "/v1/stores/main-st", br.AdminKey, circleStore("Main St", mainLat, mainLon, 500))
+	mk, _ := e.managerKey(br.AdminKey, "main-st")
+	b.navigate(ls.URL() + "/admin#key=" + mk)
+	b.waitTextContains("#signin-msg", "belongs on the store tablet page")
+	if got := b.eval(`localStorage.getItem('hotzone.admin.key') + ' ' + location.hash`); got != "null " {
+		t.Errorf("after a manager key link: stored key and hash = %q, want neither", got)
+	}
+	b.checkConsole()
+}
+
 func TestAdminPage(t *testing.T) {
 	b := newBrowser(t)
 	e := newEnv(t, Options{})
@@ -621,7 +756,7 @@ func TestAdminPage(t *testing.T) {
 	b.typeInto("#tag-filter", "")
 	b.click("#tag-form button[type=submit]")
 	b.waitTextContains("#store-count", "2 of 2 stores")
-	b.fullScreenshots("admin-stores")
+	b.adminScreenshots("admin-stores")
 
 	// A circle store placed by clicking the map.
 	b.click("#new-store")
@@ -664,7 +799,7 @@ func TestAdminPage(t *testing.T) {
 	if me.Kind != "manager" || me.Store.ID != "corner" {
 		t.Errorf("the link's key is %s of %q, want the manager of corner", me.Kind, me.Store.ID)
 	}
-	b.fullScreenshots("admin-store-editor")
+	b.adminScreenshots("admin-store-editor")
 
 	// Import a file with one bad feature: its error shows next to it.
 	fc := `{"type": "FeatureCollection", "features": [
@@ -688,18 +823,18 @@ func TestAdminPage(t *testing.T) {
 	}
 	b.waitTextContains("#import-error", "nothing was imported")
 	e.must(404, "GET", "/v1/stores/imp-a", admin, nil)
-	b.fullScreenshots("admin-import-errors")
+	b.adminScreenshots("admin-import-errors")
 
 	// Events, and from one to its deliveries.
 	b.click(`#tabs a[data-view="events"]`)
 	b.waitTextContains("#events-rows", "main-st")
-	b.fullScreenshots("admin-events")
+	b.adminScreenshots("admin-events")
 	b.click(`#events-rows tr.is-live button`)
 	b.waitTextContains("#deliveries-rows", "phone-1")
 	if got := b.eval(`document.getElementById('dl-event').value`); got == "" {
 		t.Error("deliveries not filtered by the event")
 	}
-	b.fullScreenshots("admin-deliveries")
+	b.adminScreenshots("admin-deliveries")
 
 	// Policy: a good value saves, a bad one is shown next to its field.
 	b.click(`#tabs a[data-view="policy"]`)
@@ -717,7 +852,7 @@ func TestAdminPage(t *testing.T) {
 	b.typeInto("#p-daily-cap", "500")
 	b.click("#policy-form button[type=submit]")
 	b.waitVisible("#p-daily-cap-error")
-	b.fullScreenshots("admin-policy")
+	b.adminScreenshots("admin-policy")
 
 	// Push credentials: saved, never shown back.
 	b.click(`#tabs a[data-view="push"]`)
@@ -734,7 +869,7 @@ func TestAdminPage(t *testing.T) {
 	if strings.Contains(b.eval(`document.body.innerText`), "PRIVATE KEY") {
 		t.Error("the private key is shown on the page")
 	}
-	b.fullScreenshots("admin-push")
+	b.adminScreenshots("admin-push")
 
 	b.click("#signout")
 	b.waitVisible("#view-signin")

@@ -271,3 +271,40 @@ func (e *env) doWithHeaders(method, p string, headers map[string]string) respons
 	e.srv.ServeHTTP(rec, req)
 	return response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
+
+// TestRoot: GET / sends a browser to the admin page, without a body (a
+// #key= fragment survives such a redirect), and tells any other client
+// where the pages and the contract are.
+func TestRoot(t *testing.T) {
+	e := newEnv(t, Options{})
+	d := loadOpenAPI(t)
+	for _, tt := range []struct {
+		accept   string
+		want     int
+		location string
+	}{
+		{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 302, "/admin"},
+		{"TEXT/HTML", 302, "/admin"},
+		{"", 200, ""},
+		{"*/*", 200, ""},
+		{"application/json", 200, ""},
+		{"text/html;q=0, application/json", 200, ""},
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		if tt.accept != "" {
+			req.Header.Set("Accept", tt.accept)
+		}
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		r := response{Code: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		if r.Code != tt.want || r.Header.Get("Location") != tt.location {
+			t.Errorf("GET / with Accept %q = %d to %q, want %d to %q", tt.accept, r.Code, r.Header.Get("Location"), tt.want, tt.location)
+			continue
+		}
+		d.checkResponse("GET / with Accept "+tt.accept, d.op("getRoot"), r)
+		if tt.want == 200 && !jsonEqual(t, r.Body, []byte(`{"admin_page":"/admin","tablet_page":"/tablet","openapi":"/openapi.json"}`)) {
+			t.Errorf("GET / = %s, want the pages and the contract", r.Body)
+		}
+	}
+	e.must(405, "POST", "/", "", nil)
+}

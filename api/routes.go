@@ -19,6 +19,7 @@ func (s *Server) routes() {
 	e.NoRoute(func(c *gin.Context) { s.fail(c, newHTTPError(404, "no such route")) })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, newHTTPError(405, "this route does not take "+c.Request.Method)) })
 
+	e.GET("/", s.handleRoot())
 	e.GET("/healthz", s.handleHealthz())
 	e.GET("/openapi.json", s.handleOpenAPI())
 	e.GET("/tablet", s.handlePage(pageTablet))

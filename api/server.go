@@ -1,9 +1,10 @@
 // Package api is hotzone's HTTP layer: the routes of the contract
-// (../shared/API.md), strict decoding, problem+json errors and the auth
-// middleware. It stays thin: handlers decode and validate, call one
-// method of the storage contract (hotzone.Storage) or of the service
-// layer (push.Engine), and encode. It imports the root package, geo and
-// push, never a storage backend: cmd/hotzone picks that.
+// (docs/api.md at the repository root; openapi.json here), strict
+// decoding, problem+json errors and the auth middleware. It stays thin:
+// handlers decode and validate, call one method of the storage contract
+// (hotzone.Storage) or of the service layer (push.Engine), and encode.
+// It imports the root package, geo and push, never a storage backend:
+// cmd/hotzone picks that.
 package api
 
 import (

@@ -46,7 +46,6 @@ type serveConfig struct {
 func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (*serveConfig, error) {
 	cfg := &serveConfig{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(out)
 	str := func(p *string, name, def, help string) {
 		fs.StringVar(p, name, def, help+" (env "+envName(name)+")")
 	}
@@ -63,35 +62,77 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
-	if err := parseWithEnv(fs, args, getenv, envName); err != nil {
+	if err := parseWithEnv(fs, args, getenv, envName, out, serveHelp); err != nil {
 		return nil, err
 	}
 	return cfg, cfg.validate()
 }
 
-// parseWithEnv applies each flag's environment twin (named by env) as
-// its default, so the command line still overrides it and --help shows
-// the effective value, then parses args; a command takes no arguments.
-func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, env func(string) string) error {
+var serveHelp = commandHelp{
+	head: `Usage: hotzone serve [flags]
+
+Runs the API, the pages (/admin, /tablet) and the push dispatcher on one
+bbolt data directory. Each flag has an environment twin, named below; a
+flag on the command line wins over it.
+`,
+	foot: `
+Environment only:
+  HOTZONE_OPERATOR_KEY
+    	the operator key (hzo_…) that creates brands; unset, one is generated
+    	on the first start, printed once, and only its hash is kept
+  HOTZONE_SECRET_KEY
+    	32 random bytes in base64 (openssl rand -base64 32) that encrypt push
+    	credentials at rest; unset, one is generated into secret.key in the
+    	data dir (set it if you back the data dir up)
+`,
+}
+
+// commandHelp is what --help prints around a command's flags.
+type commandHelp struct {
+	head string // usage line and what the command does
+	foot string // printed after the flags: environment-only settings, say
+}
+
+// parseWithEnv applies each flag's environment twin (named by env; ""
+// for a flag without one) as its default, so the command line still
+// overrides it and --help shows the effective value, then parses args; a
+// command takes no arguments. --help prints help to out and answers
+// errFlagHelp; a wrong flag answers the flag package's one-line error and
+// where to find help, without printing the whole usage.
+func parseWithEnv(fs *flag.FlagSet, args []string, getenv func(string) string, env func(string) string, out io.Writer, help commandHelp) error {
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(env(f.Name)); v != "" {
+		name := env(f.Name)
+		if name == "" {
+			return
+		}
+		if v := getenv(name); v != "" {
 			if err := f.Value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", env(f.Name), v, err))
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", name, v, err))
 			}
 		}
 	})
 	if err := errors.Join(envErrs...); err != nil {
 		return err
 	}
+	// The flag package prints the error and the whole usage on a bad
+	// flag; the error is returned instead, and usage only when asked.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	hint := fmt.Sprintf("Run 'hotzone %s --help' to see its flags", fs.Name())
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(out, help.head)
+			fmt.Fprintln(out, "\nFlags:")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			fmt.Fprint(out, help.foot)
 			return errFlagHelp
 		}
-		return err
+		return fmt.Errorf("%s: %w\n%s", fs.Name(), err, hint)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())
+		return fmt.Errorf("%s takes no arguments, got %q\n%s", fs.Name(), fs.Args(), hint)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,19 +16,24 @@ import (
 // itself. It reads the same --addr / HOTZONE_ADDR as serve.
 func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := getenv(envName("addr"))
-	if addr == "" {
-		addr = ":8080"
-	}
-	fs.StringVar(&addr, "addr", addr, "the server's listen address (env "+envName("addr")+")")
+	addr := fs.String("addr", ":8080", "the server's listen address (env "+envName("addr")+")")
 	path := fs.String("path", "/readyz", "what to ask: /readyz or /healthz")
-	if err := fs.Parse(args); err != nil {
+	// Only --addr has a twin: it is the variable serve reads too.
+	env := func(name string) string {
+		if name == "addr" {
+			return envName(name)
+		}
+		return ""
+	}
+	if err := parseWithEnv(fs, args, getenv, env, stderr, healthcheckHelp); err != nil {
+		if errors.Is(err, errFlagHelp) {
+			return nil
+		}
 		return err
 	}
-	host, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(*addr)
 	if err != nil {
-		return fmt.Errorf("--addr %q: %v", addr, err)
+		return fmt.Errorf("--addr %q: %v", *addr, err)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
@@ -49,4 +55,12 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintf(stdout, "%s\n", body)
 	return nil
+}
+
+var healthcheckHelp = commandHelp{
+	head: `Usage: hotzone healthcheck [flags]
+
+Asks the server on this machine whether it is ready and exits 0 when it
+answers 200: the container image's HEALTHCHECK, which has no shell or curl.
+`,
 }

@@ -30,6 +30,7 @@ Usage:
   hotzone serve [flags]     run the server (hotzone serve --help for flags)
   hotzone healthcheck       exit 0 when the local server is ready (for containers)
   hotzone simulate [flags]  walk devices around a brand's stores and ping a server (load and demo)
+  hotzone version           print the version, commit and Go version (also --version)
 
 `
 
@@ -47,10 +48,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return nil
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q\nRun 'hotzone help' to see the commands", args[0])
 }

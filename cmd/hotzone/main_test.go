@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -190,6 +191,7 @@ func TestServeDemo(t *testing.T) {
 	if items, _ := list["items"].([]any); code != 200 || len(items) < 50 {
 		t.Fatalf("demo stores = %d, %d items; want 50 or more", code, len(items))
 	}
+	checkDemoAtAnyHour(t, base, text)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +242,64 @@ func TestServeConfig(t *testing.T) {
 	for _, name := range []string{"HOTZONE_ADDR", "HOTZONE_DATA", "HOTZONE_APNS_URL", "HOTZONE_FCM_URL", "HOTZONE_PUSH_CA_FILE", "HOTZONE_DEVICE_PING_RATE", "HOTZONE_DEMO"} {
 		if !strings.Contains(help.String(), name) {
 			t.Errorf("--help does not mention %s", name)
+		}
+	}
+}
+
+// checkDemoAtAnyHour holds what --demo prints to a demo that shows
+// something at any hour: the brand has no quiet hours, the admin page
+// has a link that signs in, and the printed simulate command, pasted as
+// it is, walks devices into the tablet's store, where an event started
+// from the tablet notifies them.
+func checkDemoAtAnyHour(t *testing.T, base, text string) {
+	t.Helper()
+	admin := regexp.MustCompile(`admin key:\s+(\S+)`).FindStringSubmatch(text)[1]
+	manager := regexp.MustCompile(`manager key:\s+(\S+) \(store (\S+)\)`).FindStringSubmatch(text)
+	if manager == nil {
+		t.Fatalf("demo output names no manager key and store:\n%s", text)
+	}
+	storeID := manager[2]
+	if !strings.Contains(text, "admin page:  "+base+"/admin#key="+admin+"\n") {
+		t.Errorf("demo output lacks the admin page link %s/admin#key=%s:\n%s", base, admin, text)
+	}
+	if _, pol := httpCall(t, "GET", base+"/v1/policy", admin, ""); pol["quiet_hours"] != nil || pol == nil {
+		t.Errorf("demo policy = %v, want no quiet hours", pol)
+	}
+	// The tablet's button, named as the page names it.
+	page, err := os.ReadFile("../../api/web/tablet.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	button := regexp.MustCompile(`<button id="start"[^>]*>([^<]+)</button>`).FindSubmatch(page)
+	if button == nil || !strings.Contains(text, "press "+string(button[1])) {
+		t.Errorf("demo output does not name the tablet's start button as the page does (%q):\n%s", button, text)
+	}
+
+	// Press Start on the tablet, then paste the command.
+	if code, ev := httpCall(t, "POST", base+"/v1/stores/"+storeID+"/events", manager[1], `{"title":"Hot Now","body":"Fresh"}`); code != 201 {
+		t.Fatalf("start event at %s = %d %v", storeID, code, ev)
+	}
+	line := regexp.MustCompile(`(?m)^  go run ./cmd/hotzone simulate (.+)$`).FindStringSubmatch(text)
+	if line == nil {
+		t.Fatalf("demo output has no simulate command to paste:\n%s", text)
+	}
+	args := append([]string{"simulate"}, strings.Fields(line[1])...)
+	args = append(args, "--duration", "3s", "--devices", "60", "--rate", "60", "--json") // the last of a flag wins: a short run
+	var stdout, stderr syncBuffer
+	if err := run(t.Context(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatalf("the printed simulate command: %v\n%s", err, stderr.String())
+	}
+	var sum simSummary
+	if err := json.Unmarshal([]byte(stdout.String()), &sum); err != nil {
+		t.Fatalf("simulate summary: %v\n%s", err, stdout.String())
+	}
+	if sum.Pings.InsideFence == 0 || sum.Notifications.Queued == 0 || len(sum.Notifications.ByEvent) != 1 {
+		t.Errorf("the printed command: %d pings inside a fence, notifications %+v; want devices in %s notified for its event",
+			sum.Pings.InsideFence, sum.Notifications, storeID)
+	}
+	for _, ev := range sum.Notifications.ByEvent {
+		if ev.StoreID != storeID {
+			t.Errorf("notifications for an event at %s, want %s", ev.StoreID, storeID)
 		}
 	}
 }

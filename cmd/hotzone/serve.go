@@ -14,8 +14,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hotzone/hotzone"
@@ -45,7 +47,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// data directory behind.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another server running there? choose another address with --addr)", cfg.Addr, err)
+		return listenError(cfg.Addr, err)
 	}
 	defer ln.Close()
 	key, err := secretKey(getenv("HOTZONE_SECRET_KEY"), cfg.Data)
@@ -100,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := api.New(db, engine, api.Options{Logger: log, Ready: ready, CheckTokenURI: senders.CheckTokenURI,
 		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
 	if cfg.Demo {
-		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), stdout); err != nil {
+		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), selfCommand(), stdout); err != nil {
 			return err
 		}
 	}
@@ -156,6 +158,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
+// listenError says what to do when the address cannot be had: most often
+// another server (the demo, say) holds it.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w\nAnother program holds that address (another hotzone serve?): stop it, or listen elsewhere with --addr, e.g. --addr :8081", addr, err)
+	}
+	return fmt.Errorf("listen on %s: %w\nChoose the address to listen on with --addr, e.g. --addr :8081", addr, err)
+}
+
 // rootCAs is the system pool plus the extra CA file, if any.
 func rootCAs(file string) (*x509.CertPool, error) {
 	if file == "" {
@@ -188,8 +199,11 @@ type demoKeys struct {
 }
 
 // seedDemo creates the demo brand on first use, through the same public
-// API a client would use, and prints its keys.
-func seedDemo(ctx context.Context, db hotzone.Brands, srv http.Handler, dataDir string, addr net.Addr, out io.Writer) error {
+// API a client would use, and prints its keys, its pages and a simulate
+// command (run by prog) that walks devices into the tablet's store. The
+// demo brand has no quiet hours, so the demo shows notifications at any
+// hour of the evening too.
+func seedDemo(ctx context.Context, db hotzone.Brands, srv http.Handler, dataDir string, addr net.Addr, prog string, out io.Writer) error {
 	path := filepath.Join(dataDir, demoFile)
 	var keys demoKeys
 	if buf, err := os.ReadFile(path); err == nil {
@@ -202,6 +216,9 @@ func seedDemo(ctx context.Context, db hotzone.Brands, srv http.Handler, dataDir 
 			return err
 		}
 		keys = demoKeys{BrandID: br.ID, AdminKey: adminKey, AppKey: appKey}
+		if err := call(srv, "PATCH", "/v1/policy", adminKey, []byte(`{"quiet_hours":null}`), nil); err != nil {
+			return fmt.Errorf("demo: policy: %w", err)
+		}
 		if err := call(srv, "POST", "/v1/stores/import", adminKey, hotzone.DemoStores, nil); err != nil {
 			return fmt.Errorf("demo: import stores: %w", err)
 		}
@@ -230,9 +247,28 @@ func seedDemo(ctx context.Context, db hotzone.Brands, srv http.Handler, dataDir 
 	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		base = fmt.Sprintf("http://localhost:%d", tcp.Port)
 	}
-	fmt.Fprintf(out, "demo brand %s (Demo Donuts)\n  admin key:   %s\n  app key:     %s\n  manager key: %s (store %s)\n  tablet:      %s/tablet#key=%s\n",
-		keys.BrandID, keys.AdminKey, keys.AppKey, keys.ManagerKey, keys.StoreID, base, keys.ManagerKey)
+	fmt.Fprintf(out, "demo brand %s (Demo Donuts), no quiet hours, push in dry run\n"+
+		"  admin key:   %s\n  app key:     %s\n  manager key: %s (store %s)\n"+
+		"  admin page:  %s/admin#key=%s\n  tablet:      %s/tablet#key=%s\n"+
+		"Open the tablet link, press Start live event, and walk devices into store %s with:\n"+
+		"  %s simulate --url %s --admin-key %s --store %s --devices 200 --rate 50 --duration 5m\n",
+		keys.BrandID, keys.AdminKey, keys.AppKey, keys.ManagerKey, keys.StoreID,
+		base, keys.AdminKey, base, keys.ManagerKey,
+		keys.StoreID, prog, base, keys.AdminKey, keys.StoreID)
 	return nil
+}
+
+// selfCommand is how to run this program again from a shell: "go run
+// ./cmd/hotzone" when it was built by go run (or go test) into a
+// temporary directory, else the name it was started by.
+func selfCommand() string {
+	if exe, err := os.Executable(); err == nil && strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/hotzone"
+	}
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return os.Args[0]
+	}
+	return "hotzone"
 }
 
 // call runs one request through the handler in-process.

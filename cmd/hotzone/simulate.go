@@ -31,6 +31,7 @@ type simConfig struct {
 	URL        string
 	AdminKey   string
 	AppKey     string
+	Store      string
 	Devices    int
 	Rate       float64
 	DeviceRate float64
@@ -50,11 +51,11 @@ func simEnvName(flagName string) string { return envName("sim-" + flagName) }
 func parseSimFlags(args []string, getenv func(string) string, out io.Writer) (*simConfig, error) {
 	cfg := &simConfig{}
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(out)
 	env := func(name string) string { return " (env " + simEnvName(name) + ")" }
 	fs.StringVar(&cfg.URL, "url", "http://localhost:8080", "base URL of the server to load; nothing else is contacted"+env("url"))
 	fs.StringVar(&cfg.AdminKey, "admin-key", "", "the brand's admin key (hza_…), required: lists stores and live events; registers devices and pings unless --app-key is given"+env("admin-key"))
 	fs.StringVar(&cfg.AppKey, "app-key", "", "the brand's app key (hzp_…), optional: registers devices and pings as the mobile app would"+env("app-key"))
+	fs.StringVar(&cfg.Store, "store", "", "walk every device around this one store (its id), so a tablet at that store sees them arrive; empty: around all of the brand's stores"+env("store"))
 	fs.IntVar(&cfg.Devices, "devices", 200, "devices to register and walk about"+env("devices"))
 	fs.Float64Var(&cfg.Rate, "rate", 50, "pings per second, all devices together; at most --devices × --device-rate"+env("rate"))
 	fs.Float64Var(&cfg.DeviceRate, "device-rate", 1, "most pings per second of one device; keep it at or below the server's --device-ping-rate"+env("device-rate"))
@@ -63,10 +64,20 @@ func parseSimFlags(args []string, getenv func(string) string, out io.Writer) (*s
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed for devices, tokens and paths; the same seed registers the same device ids again"+env("seed"))
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "timeout of each HTTP request"+env("timeout"))
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as one JSON object on stdout; progress goes to stderr"+env("json"))
-	if err := parseWithEnv(fs, args, getenv, simEnvName); err != nil {
+	if err := parseWithEnv(fs, args, getenv, simEnvName, out, simulateHelp); err != nil {
 		return nil, err
 	}
 	return cfg, cfg.validate()
+}
+
+var simulateHelp = commandHelp{
+	head: `Usage: hotzone simulate --admin-key hza_… [flags]
+
+Registers devices around a brand's stores, walks them about and pings a
+server at a steady rate, printing pings/s, latency and notifications
+every second and a summary at the end. Each flag has an environment
+twin, named below.
+`,
 }
 
 func (cfg *simConfig) validate() error {
@@ -135,10 +146,13 @@ func simulate(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	} else {
+		sum.writeText(stdout)
 	}
-	sum.writeText(stdout)
-	return nil
+	return sum.verdict()
 }
 
 // simulation is one run: its settings, its client and what it counted.
@@ -270,13 +284,21 @@ func (s *simulation) run(ctx context.Context) (*simSummary, error) {
 		return nil, err
 	}
 	sum.Stores = len(stores)
+	liveAtStart := 0
 	for _, st := range stores {
 		if st.Live {
-			sum.LiveEvents++
+			liveAtStart++
 		}
 	}
-	fmt.Fprintf(s.progress, "%s (%s): %d stores, %d with a live event; registering %d devices (%s0 … %s%d)\n",
-		brand.Name, brand.ID, len(stores), sum.LiveEvents, cfg.Devices, sum.DeviceIDPrefix, sum.DeviceIDPrefix, cfg.Devices-1)
+	where := fmt.Sprintf("%d stores, %d with a live event", len(stores), liveAtStart)
+	if cfg.Store != "" {
+		where = "around store " + cfg.Store
+		if liveAtStart > 0 {
+			where += ", live now"
+		}
+	}
+	fmt.Fprintf(s.progress, "%s (%s): %s; registering %d devices (%s0 … %s%d)\n",
+		brand.Name, brand.ID, where, cfg.Devices, sum.DeviceIDPrefix, sum.DeviceIDPrefix, cfg.Devices-1)
 
 	devs, err := s.register(ctx, stores, sum)
 	if err != nil {
@@ -291,6 +313,16 @@ func (s *simulation) run(ctx context.Context) (*simSummary, error) {
 		s.pingPhase(ctx, devs, sum)
 	}
 	sum.Interrupted = ctx.Err() != nil
+	// The events live at the end are what a tablet shows now; one
+	// started during the run counts. Asked even after SIGINT, briefly.
+	sum.LiveEvents = -1
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(cfg.Timeout, 5*time.Second))
+	defer cancel()
+	if live, err := s.liveStores(lctx); err == nil {
+		sum.LiveEvents = len(live)
+	} else {
+		s.stats.countError("live events after the run: " + errKey(0, err))
+	}
 	s.stats.fill(sum)
 	return sum, nil
 }
@@ -371,20 +403,49 @@ func (s *simulation) fetchStores(ctx context.Context) ([]*simStore, error) {
 	if len(stores) == 0 {
 		return nil, errors.New("the brand has no stores to walk to: import some first (hotzone serve --demo seeds 59)")
 	}
-	var live struct {
-		Items []struct {
-			StoreID string `json:"store_id"`
-		} `json:"items"`
+	if s.cfg.Store != "" {
+		st := byID[s.cfg.Store]
+		if st == nil {
+			return nil, fmt.Errorf("--store %q: the brand has no such store (or its fence is neither a circle nor a polygon)", s.cfg.Store)
+		}
+		stores, byID = []*simStore{st}, map[string]*simStore{st.ID: st}
 	}
-	if _, _, err := s.call(ctx, "GET", "/v1/events?status=live&limit=1000", s.cfg.AdminKey, nil, &live); err != nil {
+	live, err := s.liveStores(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list live events: %w", err)
 	}
-	for _, ev := range live.Items {
-		if st := byID[ev.StoreID]; st != nil {
+	for id := range live {
+		if st := byID[id]; st != nil {
 			st.Live = true
 		}
 	}
 	return stores, nil
+}
+
+// liveStores is the set of the brand's stores with a live event.
+func (s *simulation) liveStores(ctx context.Context) (map[string]bool, error) {
+	live := map[string]bool{}
+	const maxPages = 1000 // the loop ends whatever the server answers
+	cursor := ""
+	for range maxPages {
+		var page struct {
+			Items []struct {
+				StoreID string `json:"store_id"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if _, _, err := s.call(ctx, "GET", "/v1/events?status=live&limit=1000&cursor="+url.QueryEscape(cursor), s.cfg.AdminKey, nil, &page); err != nil {
+			return nil, err
+		}
+		for _, ev := range page.Items {
+			live[ev.StoreID] = true
+		}
+		if page.NextCursor == "" || page.NextCursor == cursor {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	return live, nil
 }
 
 // bboxCircle is a circle inside a polygon fence's bounding box: centred
@@ -562,7 +623,9 @@ func errKey(code int, err error) string {
 // server lowers the achieved rate instead of drawing a burst.
 func (s *simulation) pingPhase(ctx context.Context, devs []*simDevice, sum *simSummary) {
 	cfg := s.cfg
-	pctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	failing, stopFailing := context.WithCancelCause(ctx)
+	defer stopFailing(nil)
+	pctx, cancel := context.WithTimeout(failing, cfg.Duration)
 	defer cancel()
 	per := max(1, cfg.Batch)
 	interval := time.Duration(float64(time.Second) * float64(per) / sum.TargetRate)
@@ -594,6 +657,9 @@ func (s *simulation) pingPhase(ctx context.Context, devs []*simDevice, sum *simS
 				return
 			case now := <-t.C:
 				s.printProgress(now)
+				if why := s.stats.failingNow(); why != "" {
+					stopFailing(errors.New(why))
+				}
 			}
 		}
 	}()
@@ -657,6 +723,10 @@ pace:
 		fmt.Fprintln(s.progress)
 	}
 	sum.DurationS = round(time.Since(start).Seconds(), 2)
+	if ctx.Err() == nil && context.Cause(failing) != nil {
+		sum.StoppedEarly = context.Cause(failing).Error()
+		fmt.Fprintf(s.progress, "stopped early: %s\n", sum.StoppedEarly)
+	}
 }
 
 type simPing struct {

@@ -19,8 +19,8 @@ type simSummary struct {
 	Brand          simBrand       `json:"brand"`
 	Seed           int64          `json:"seed"`
 	Stores         int            `json:"stores"`
-	LiveEvents     int            `json:"live_events"`
-	Devices        int            `json:"devices"` // registered
+	LiveEvents     int            `json:"live_events"` // at the end of the run; -1 when the server did not say
+	Devices        int            `json:"devices"`     // registered
 	DevicesFailed  int            `json:"devices_failed"`
 	DeviceIDPrefix string         `json:"device_id_prefix"` // ids are the prefix and 0 … devices-1
 	Platforms      map[string]int `json:"platforms"`
@@ -49,8 +49,26 @@ type simSummary struct {
 		SuppressedByReason map[string]int           `json:"suppressed_by_reason"`
 		ByEvent            map[string]simEventTally `json:"by_event"`
 	} `json:"notifications"`
-	Errors      map[string]int `json:"errors"`
-	Interrupted bool           `json:"interrupted"`
+	Errors       map[string]int `json:"errors"`
+	Interrupted  bool           `json:"interrupted"`
+	StoppedEarly string         `json:"stopped_early"` // why the ping phase ended before --duration, "" when it did not
+}
+
+// verdict is the run's outcome for the exit status: an error when most
+// registrations or most pings failed, or the run stopped early for it,
+// so a script (or a person) does not take a run against a server that
+// was gone for a good one.
+func (sum *simSummary) verdict() error {
+	p := sum.Pings
+	switch {
+	case sum.StoppedEarly != "":
+		return fmt.Errorf("stopped early: %s; is the server at %s still running?", sum.StoppedEarly, sum.URL)
+	case p.Sent > 0 && 2*p.Failed > p.Sent:
+		return fmt.Errorf("%d of %d pings failed%s; is the server at %s still running?", p.Failed, p.Sent, fmtCounts(sum.Errors), sum.URL)
+	case 2*sum.DevicesFailed > sum.Devices+sum.DevicesFailed:
+		return fmt.Errorf("%d of %d devices could not be registered%s", sum.DevicesFailed, sum.Devices+sum.DevicesFailed, fmtCounts(sum.Errors))
+	}
+	return nil
 }
 
 type simBrand struct {
@@ -79,11 +97,44 @@ type simStats struct {
 	errs                                        map[string]int
 
 	all, win latencyHist // win: since the last progress line
-	lastTick time.Time
-	lastSent int
-	lastRate float64
-	lastP50  time.Duration
-	lastP99  time.Duration
+	// recent holds the pings sent and failed in each of the last
+	// failWindow progress ticks, for the early stop.
+	recent                   [failWindow][2]int
+	recentAt                 int
+	recentSent, recentFailed int
+	lastTick                 time.Time
+	lastSent                 int
+	lastRate                 float64
+	lastP50                  time.Duration
+	lastP99                  time.Duration
+}
+
+// The ping phase stops early when, over the last failWindow seconds, at
+// least failMinPings pings were answered or given up on and most failed:
+// the server is gone or broken, and firing on for the rest of --duration
+// only hides that.
+const (
+	failWindow   = 5
+	failMinPings = 10
+)
+
+// failingNow takes one sample (call it once a second) and says why the
+// run should stop, or "".
+func (st *simStats) failingNow() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.recent[st.recentAt%failWindow] = [2]int{st.sent - st.recentSent, st.failed - st.recentFailed}
+	st.recentAt++
+	st.recentSent, st.recentFailed = st.sent, st.failed
+	var sent, failed int
+	for _, r := range st.recent {
+		sent += r[0]
+		failed += r[1]
+	}
+	if sent < failMinPings || 2*failed <= sent {
+		return ""
+	}
+	return fmt.Sprintf("%d of the last %d pings failed%s", failed, sent, fmtCounts(st.errs))
 }
 
 func newSimStats() simStats {
@@ -208,7 +259,11 @@ func (sum *simSummary) writeText(w io.Writer) {
 		fmt.Fprint(w, ", interrupted")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  stores         %d, %d with a live event\n", sum.Stores, sum.LiveEvents)
+	live := strconv.Itoa(sum.LiveEvents)
+	if sum.LiveEvents < 0 {
+		live = "unknown (the server did not answer)"
+	}
+	fmt.Fprintf(w, "  stores         %d; live events at the end: %s\n", sum.Stores, live)
 	fmt.Fprintf(w, "  devices        %d registered (%d ios, %d android) in %.2fs, %d failed; ids %s0 … %s%d\n",
 		sum.Devices, sum.Platforms["ios"], sum.Platforms["android"], sum.RegisterS, sum.DevicesFailed,
 		sum.DeviceIDPrefix, sum.DeviceIDPrefix, max(0, sum.Devices+sum.DevicesFailed-1))
@@ -230,6 +285,9 @@ func (sum *simSummary) writeText(w io.Writer) {
 	}
 	if len(sum.Errors) > 0 {
 		fmt.Fprintf(w, "  errors        %s\n", fmtCounts(sum.Errors))
+	}
+	if sum.StoppedEarly != "" {
+		fmt.Fprintf(w, "  stopped early  %s\n", sum.StoppedEarly)
 	}
 }
 

@@ -26,6 +26,7 @@ const simStoresGeoJSON = `{"type":"FeatureCollection","features":[
 
 type simFixture struct {
 	base, admin, app, eventID string
+	stop                      func() error // the server, as SIGTERM would
 }
 
 // simServer starts a server with a brand, three stores, no quiet hours
@@ -34,12 +35,12 @@ type simFixture struct {
 func simServer(t *testing.T, serveArgs ...string) simFixture {
 	t.Helper()
 	const op = "hzo_simulate-secret"
-	base, _, _ := startServer(t, map[string]string{"HOTZONE_OPERATOR_KEY": op}, append([]string{"--data", t.TempDir()}, serveArgs...)...)
+	base, _, stop := startServer(t, map[string]string{"HOTZONE_OPERATOR_KEY": op}, append([]string{"--data", t.TempDir()}, serveArgs...)...)
 	code, brand := httpCall(t, "POST", base+"/v1/brands", op, `{"name":"Sim Donuts"}`)
 	if code != 201 {
 		t.Fatalf("POST /v1/brands = %d %v", code, brand)
 	}
-	f := simFixture{base: base, admin: brand["admin_key"].(string), app: brand["app_key"].(string)}
+	f := simFixture{base: base, admin: brand["admin_key"].(string), app: brand["app_key"].(string), stop: stop}
 	if code, m := httpCall(t, "PATCH", base+"/v1/policy", f.admin, `{"quiet_hours":null}`); code != 200 {
 		t.Fatalf("PATCH /v1/policy = %d %v", code, m)
 	}
@@ -387,4 +388,135 @@ func haversine(lat1, lon1, lat2, lon2 float64) float64 {
 	const rad = math.Pi / 180
 	a := math.Pow(math.Sin((lat2-lat1)*rad/2), 2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Pow(math.Sin((lon2-lon1)*rad/2), 2)
 	return 2 * earthRadiusM * math.Asin(math.Sqrt(a))
+}
+
+// TestSimulateServerGone: when the server goes away in the middle of a
+// run, simulate stops within seconds instead of firing for the rest of
+// --duration, still prints its summary, and exits non-zero.
+func TestSimulateServerGone(t *testing.T) {
+	f := simServer(t)
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- run(t.Context(), []string{"simulate", "--url", f.base, "--admin-key", f.admin,
+			"--devices", "20", "--rate", "20", "--duration", "2m", "--timeout", "2s", "--json"}, func(string) string { return "" }, &stdout, &stderr)
+	}()
+	for !regexp.MustCompile(`pings [1-9]`).MatchString(stderr.String()) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no ping within 30s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("simulate still running a minute after the server stopped:\n%s", stderr.String())
+	}
+	if took := time.Since(stopped); took > 20*time.Second {
+		t.Errorf("simulate took %v to stop after the server went away", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), f.base) {
+		t.Errorf("simulate against a server that went away = %v, want an error saying pings failed at %s", err, f.base)
+	}
+	var sum simSummary
+	if jerr := json.Unmarshal([]byte(stdout.String()), &sum); jerr != nil {
+		t.Fatalf("no summary on stdout: %v\n%s", jerr, stdout.String())
+	}
+	if sum.StoppedEarly == "" || sum.Pings.Failed == 0 || sum.Pings.OK == 0 || sum.DurationS > 60 || sum.LiveEvents != -1 {
+		t.Errorf("summary: stopped early %q, pings %+v, %.1fs, live events %d; want a reason, some ok, some failed, under a minute, -1 (unknown)",
+			sum.StoppedEarly, sum.Pings, sum.DurationS, sum.LiveEvents)
+	}
+	if !strings.Contains(stderr.String(), "stopped early: ") {
+		t.Errorf("progress does not say the run stopped early:\n%s", stderr.String())
+	}
+}
+
+// TestSimulateVerdict: the exit status follows what the run met.
+func TestSimulateVerdict(t *testing.T) {
+	tests := []struct {
+		name     string
+		sum      simSummary
+		wantFail bool
+	}{
+		{"all ok", simSummary{Devices: 10}, false},
+		{"a few failed", simSummary{Devices: 10, DevicesFailed: 1}, false},
+		{"most registrations failed", simSummary{Devices: 4, DevicesFailed: 6}, true},
+		{"stopped early", simSummary{Devices: 10, StoppedEarly: "9 of the last 10 pings failed"}, true},
+	}
+	tests[0].sum.Pings.Sent, tests[0].sum.Pings.OK = 100, 100
+	tests[1].sum.Pings.Sent, tests[1].sum.Pings.OK, tests[1].sum.Pings.Failed = 100, 60, 40
+	half := simSummary{Devices: 10}
+	half.Pings.Sent, half.Pings.OK, half.Pings.Failed = 400, 99, 301
+	tests = append(tests, struct {
+		name     string
+		sum      simSummary
+		wantFail bool
+	}{"301 of 400 pings failed", half, true})
+	for _, tt := range tests {
+		if err := tt.sum.verdict(); (err != nil) != tt.wantFail {
+			t.Errorf("%s: verdict() = %v, want failure %v", tt.name, err, tt.wantFail)
+		}
+	}
+}
+
+// TestSimulateLiveAtEnd: the summary counts the live events at the end
+// of the run, so an event started while it ran (the tablet's Start)
+// counts; --store keeps every device around that store.
+func TestSimulateLiveAtEnd(t *testing.T) {
+	f := simServer(t)
+	if code, m := httpCall(t, "DELETE", f.base+"/v1/stores/sim-a/events/live", f.admin, ""); code != 200 {
+		t.Fatalf("end event = %d %v", code, m)
+	}
+	type result struct {
+		sum *simSummary
+		err error
+	}
+	var stdout, stderr syncBuffer
+	done := make(chan result, 1)
+	go func() {
+		err := run(t.Context(), []string{"simulate", "--url", f.base, "--admin-key", f.admin, "--store", "sim-b",
+			"--devices", "30", "--rate", "30", "--duration", "3s", "--json"}, func(string) string { return "" }, &stdout, &stderr)
+		var sum simSummary
+		if err == nil {
+			err = json.Unmarshal([]byte(stdout.String()), &sum)
+		}
+		done <- result{&sum, err}
+	}()
+	for !strings.Contains(stderr.String(), "pinging at") {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, m := httpCall(t, "POST", f.base+"/v1/stores/sim-b/events", f.admin, `{"title":"Hot Now","body":"Fresh at Union Square"}`); code != 201 {
+		t.Fatalf("start event = %d %v", code, m)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("simulate: %v\n%s", r.err, stderr.String())
+	}
+	if r.sum.LiveEvents != 1 {
+		t.Errorf("live_events = %d, want 1: the event started during the run", r.sum.LiveEvents)
+	}
+	if !strings.Contains(stderr.String(), "around store sim-b") {
+		t.Errorf("progress does not say the devices walk around sim-b:\n%s", stderr.String())
+	}
+	// Every device inside a fence was inside sim-b's, and its event
+	// queued notifications: the devices walked in while it was live.
+	n := r.sum.Notifications
+	if r.sum.Pings.InsideFence == 0 || n.Queued == 0 || len(n.ByEvent) != 1 {
+		t.Errorf("inside %d, notifications %+v: want devices inside sim-b and notifications for its event", r.sum.Pings.InsideFence, n)
+	}
+	for _, ev := range n.ByEvent {
+		if ev.StoreID != "sim-b" {
+			t.Errorf("notifications for an event at %s, want only sim-b", ev.StoreID)
+		}
+	}
+	if err := run(t.Context(), []string{"simulate", "--url", f.base, "--admin-key", f.admin, "--store", "nowhere", "--duration", "1s"},
+		func(string) string { return "" }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--store") {
+		t.Errorf("simulate --store nowhere = %v, want an error naming --store", err)
+	}
 }

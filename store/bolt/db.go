@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/store/bolt/ledger"
@@ -102,7 +103,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		// for every reader; it is address space, not memory, so reserve
 		// plenty once rather than remap at each doubling under load.
 		InitialMmapSize: initialMmapSize})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, ErrLocked)
 	}
 	if err != nil {

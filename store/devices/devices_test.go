@@ -18,7 +18,9 @@ func TestTable(t *testing.T) {
 	if tab.Record("b", "nobody", hotzone.Position{TS: t0}, true) || tab.Record("other", "d", hotzone.Position{TS: t0}, true) {
 		t.Fatal("an unknown device took a position")
 	}
-	at := func(lat float64, ts time.Time) hotzone.Position { return hotzone.Position{Lat: lat, Lon: 0, AccuracyM: 5, TS: ts} }
+	at := func(lat float64, ts time.Time) hotzone.Position {
+		return hotzone.Position{Lat: lat, Lon: 0, AccuracyM: 5, TS: ts}
+	}
 	tab.Record("b", "d", at(1, t0), true)
 	tab.Record("b", "d", at(9, t0.Add(-time.Minute)), true) // older: kept out
 	tab.Record("b", "d", at(2, t0.Add(time.Second)), false) // newer, not qualifying

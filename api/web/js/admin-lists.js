@@ -2,9 +2,40 @@
 // its filters and "load more" over next_cursor.
 
 import {seg} from './api.js';
-import {$, fmtTime, h, say} from './dom.js';
+import {$, h, say, timeEl} from './dom.js';
 
 const PAGE = 100;
+
+// What the log's codes mean, in words; the code stays in the tooltip
+// (and is what the filters send).
+const STATUS_WORDS = {
+  queued: 'Queued',
+  sent: 'Sent',
+  dry_run: 'Dry run',
+  suppressed: 'Suppressed',
+  failed: 'Failed',
+  expired: 'Expired',
+  invalid_token: 'Invalid token',
+  live: 'Live',
+  ended: 'Ended',
+};
+const REASON_WORDS = {
+  opted_out: 'Opted out',
+  no_token: 'No push token',
+  quiet_hours: 'Quiet hours',
+  daily_cap: 'Daily cap reached',
+  min_interval: 'Too soon after the last one',
+  low_accuracy: 'Position too inaccurate',
+  stale: 'Position too old',
+  already_notified: 'Already notified',
+};
+
+// word is a code in words, the code itself in the tooltip; an unknown
+// code shows as it is.
+function word(words, code, cls) {
+  if (!code) return '';
+  return h('span', {class: cls, title: code}, words[code] || code);
+}
 
 // pagedTable keeps one filtered list: load() starts over, more() goes on.
 function pagedTable(app, {path, rows, empty, more, error, row}) {
@@ -38,7 +69,10 @@ function pagedTable(app, {path, rows, empty, more, error, row}) {
   };
 }
 
-const num = (n) => h('td', {class: 'num'}, String(n));
+// td is a table cell; label names it where the table shows as cards
+// (a narrow screen), and a wide cell takes a card's whole row.
+const td = (label, props, ...children) => h('td', {'data-label': label, ...props}, ...children);
+const num = (label, n) => td(label, {class: 'num'}, String(n));
 
 export function eventsView(app) {
   const table = pagedTable(app, {
@@ -49,16 +83,18 @@ export function eventsView(app) {
     error: '#events-error',
     row: (ev) => {
       const c = ev.counts;
-      const actions = h('td', {class: 'row-actions'},
+      const actions = h('div', {class: 'row-actions'},
         h('button', {type: 'button', class: 'btn secondary small', onclick: () => app.go('deliveries', {event_id: ev.id})}, 'Deliveries'));
       if (ev.status === 'live') actions.append(endControl(ev));
       return h('tr', {class: ev.status === 'live' ? 'is-live' : ''},
-        h('td', {}, h('code', {}, ev.store_id)),
-        h('td', {}, h('span', {class: 'ev-title'}, ev.title), h('span', {class: 'help block'}, ev.body)),
-        h('td', {}, ev.status === 'live' ? h('span', {class: 'badge-live'}, 'LIVE') : ev.status),
-        h('td', {}, h('span', {class: 'block'}, fmtTime(ev.starts_at)), h('span', {class: 'help block'}, `${ev.status === 'live' ? 'ends' : 'ended'} ${fmtTime(ev.ends_at)}`)),
-        num(c.devices_in_fence), num(c.sent), num(c.queued), num(c.suppressed), num(c.failed), num(c.expired),
-        actions);
+        td('Store', {class: 'wrap'}, h('code', {}, ev.store_id)),
+        td('Event', {class: 'wide wrap ev-text'}, h('span', {class: 'ev-title'}, ev.title), h('span', {class: 'help block'}, ev.body)),
+        td('Status', {}, ev.status === 'live' ? h('span', {class: 'badge-live', title: 'live'}, 'LIVE') : word(STATUS_WORDS, ev.status, '')),
+        td('Time', {class: 'wide'}, h('span', {class: 'block'}, timeEl(ev.starts_at)),
+          h('span', {class: 'help block'}, timeEl(ev.ends_at, ev.status === 'live' ? 'ends ' : 'ended '))),
+        num('In range', c.devices_in_fence), num('Sent', c.sent), num('Queued', c.queued),
+        num('Suppressed', c.suppressed), num('Failed', c.failed), num('Expired', c.expired),
+        td('', {class: 'wide'}, actions));
     },
   });
 
@@ -112,16 +148,16 @@ export function deliveriesView(app) {
     more: '#deliveries-more',
     error: '#deliveries-error',
     row: (n) => h('tr', {},
-      h('td', {}, fmtTime(n.created_at)),
-      h('td', {}, h('code', {}, n.store_id)),
-      h('td', {}, h('code', {}, n.device_id)),
-      h('td', {}, n.provider || '—'),
-      h('td', {}, h('span', {class: `status status-${n.status}`}, n.status)),
-      h('td', {}, n.reason || ''),
-      num(n.attempts),
-      h('td', {}, n.sent_at ? fmtTime(n.sent_at) : ''),
-      h('td', {class: 'wrap'}, n.last_error || ''),
-      h('td', {}, h('code', {class: 'small'}, n.event_id))),
+      td('Created', {}, timeEl(n.created_at)),
+      td('Store', {class: 'wrap'}, h('code', {}, n.store_id)),
+      td('Device', {class: 'wrap'}, h('code', {}, n.device_id)),
+      td('Provider', {}, {apns: 'APNs', fcm: 'FCM'}[n.provider] || n.provider || '—'),
+      td('Status', {}, word(STATUS_WORDS, n.status, `status status-${n.status}`)),
+      td('Reason', {}, word(REASON_WORDS, n.reason, '')),
+      num('Attempts', n.attempts),
+      td('Sent', {}, n.sent_at ? timeEl(n.sent_at) : ''),
+      td('Last error', {class: 'wrap wide'}, n.last_error || ''),
+      td('Event', {class: 'wrap wide'}, h('code', {class: 'small'}, n.event_id))),
   });
   function load() {
     return table.load({event_id: $('#dl-event').value.trim(), device_id: $('#dl-device').value.trim(), status: $('#dl-status').value});

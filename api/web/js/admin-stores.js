@@ -223,6 +223,8 @@ export function storesView(app) {
     openEditor();
     $('#editor-title').textContent = 'New store';
     $('#f-id').readOnly = false;
+    $('#f-id-help').hidden = false;
+    $('#f-id-fixed').hidden = true;
     $('#f-id').value = '';
     $('#f-name').value = '';
     $('#f-tz').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
@@ -251,6 +253,9 @@ export function storesView(app) {
     $('#editor-title').textContent = st.name;
     $('#f-id').value = st.id;
     $('#f-id').readOnly = true;
+    // Read-only, it looks it (admin.css) and says why.
+    $('#f-id-help').hidden = true;
+    $('#f-id-fixed').hidden = false;
     $('#f-name').value = st.name;
     $('#f-tz').value = st.timezone;
     $('#f-tags').value = st.tags.join(', ');

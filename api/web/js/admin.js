@@ -79,15 +79,33 @@ function init() {
   $('#signin-form').addEventListener('submit', onSignIn);
   $('#signout').addEventListener('click', () => signOut('Signed out.'));
   window.addEventListener('hashchange', () => {
-    if (app.key && app.me) show(viewFromHash());
+    // A key link opened over this page only changes the fragment.
+    const linked = keyFromHash();
+    if (linked) {
+      if (app.key) signOut('');
+      signIn(linked, false);
+    } else if (app.key && app.me) {
+      show(viewFromHash());
+    }
   });
 
-  const key = localStorage.getItem(KEY);
+  const key = keyFromHash() || localStorage.getItem(KEY);
   if (key) {
     signIn(key, false);
   } else {
     showSignIn('');
   }
+}
+
+// keyFromHash takes a key from a link's fragment (/admin#key=hza_…, as
+// `hotzone serve --demo` prints it): a fragment never reaches a server,
+// and the key leaves the address bar at once. signIn keeps it in this
+// browser if it is an admin key.
+function keyFromHash() {
+  const m = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, '', location.pathname + location.search);
+  return decodeURIComponent(m[1]);
 }
 
 function viewFromHash() {

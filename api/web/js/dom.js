@@ -28,11 +28,26 @@ export function say(el, text) {
   el.hidden = !text;
 }
 
-// fmtTime is a server time in the reader's local time.
+// fmtTime is a server time in the reader's local time, short: the
+// month and day, the time to the second, and the year only when it is
+// not this one.
 export function fmtTime(s) {
   if (!s) return '—';
   const d = new Date(s);
-  return Number.isNaN(d.getTime()) ? String(s) : d.toLocaleString();
+  if (Number.isNaN(d.getTime())) return String(s);
+  const opts = {month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit'};
+  if (d.getFullYear() !== new Date().getFullYear()) opts.year = 'numeric';
+  return d.toLocaleString(undefined, opts);
+}
+
+// timeEl is a server time as a <time> element that never wraps (tables
+// keep a time on one line), the full date and time in its tooltip;
+// prefix, if given, goes on the same line ("ends …").
+export function timeEl(s, prefix = '') {
+  if (!s) return h('span', {}, '—');
+  const d = new Date(s);
+  const full = Number.isNaN(d.getTime()) ? String(s) : d.toLocaleString(undefined, {dateStyle: 'full', timeStyle: 'long'});
+  return h('time', {class: 'nowrap', datetime: s, title: full}, prefix + fmtTime(s));
 }
 
 // clearErrors and showErrors put a problem's errors[] next to the inputs

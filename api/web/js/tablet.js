@@ -148,9 +148,21 @@ function renderLive(ev) {
   set('c-queued', c.queued);
   set('c-suppressed', c.suppressed);
   set('c-failed', c.failed);
-  const ends = new Date(ev.ends_at);
-  el['ends-at'].textContent = `Ends at ${ends.toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})}`;
+  el['ends-at'].textContent = `Ends at ${storeClock(ev.ends_at)}`;
   tick();
+}
+
+// storeClock is a time as the store's wall clock shows it: the tablet
+// may be set to another zone (or none) than the shop it stands in.
+function storeClock(iso) {
+  const opts = {hour: '2-digit', minute: '2-digit'};
+  const zone = state.me && state.me.store.timezone;
+  try {
+    return new Date(iso).toLocaleTimeString([], {...opts, timeZone: zone || 'UTC'});
+  } catch {
+    // A zone this browser does not know: its own clock is the best left.
+    return new Date(iso).toLocaleTimeString([], opts);
+  }
 }
 
 function tick() {

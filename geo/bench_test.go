@@ -92,63 +92,6 @@ func BenchmarkParsePolygon(b *testing.B) {
 	}
 }
 
-// metroDevices is a point index of 100,000 devices spread over one
-// metro area (50 km across), with the area and the devices' ids.
-func metroDevices(rng *rand.Rand) (*PointIndex, area, []string) {
-	const n = 100000
-	ar := areaFor(500)
-	px := NewPointIndex()
-	ids := make([]string, n)
-	ps := make([]Point, n)
-	for i := range n {
-		ids[i] = fmt.Sprintf("device-%d", i)
-		ps[i] = ar.point(rng)
-	}
-	px.SetMany(ids, ps)
-	return px, ar, ids
-}
-
-func BenchmarkPointIndexWithin(b *testing.B) {
-	rng := rand.New(rand.NewPCG(9, 10))
-	px, ar, _ := metroDevices(rng)
-	for _, kind := range []string{"circle", "polygon"} {
-		b.Run(kind, func(b *testing.B) {
-			fences := make([]*Fence, 64)
-			for i := range fences {
-				c := ar.point(rng)
-				if kind == "circle" {
-					fences[i] = circleFence(c.Lat, c.Lon, 1000)
-				} else {
-					ring := starRing(rng, [2]float64{c.Lon, c.Lat}, 32, 0.006, 0.01)
-					fences[i] = polygonFence(b, ringJSON(ring))
-				}
-			}
-			found, i := 0, 0
-			b.ReportAllocs()
-			for b.Loop() {
-				px.Within(fences[i%len(fences)], func(string, Point) bool { found++; return true })
-				i++
-			}
-			b.ReportMetric(float64(found)/float64(i), "ids/op")
-		})
-	}
-}
-
-func BenchmarkPointIndexSetMany(b *testing.B) {
-	rng := rand.New(rand.NewPCG(11, 12))
-	px, ar, ids := metroDevices(rng)
-	n := len(ids)
-	batchIDs, batch := make([]string, 100), make([]Point, 100)
-	b.ReportAllocs()
-	for b.Loop() {
-		for j := range batch {
-			k := rng.IntN(n)
-			batchIDs[j], batch[j] = ids[k], ar.point(rng)
-		}
-		px.SetMany(batchIDs, batch)
-	}
-}
-
 // BenchmarkPolygonContains measures the exact test against orb's, on the
 // same 40-vertex polygon and points: the figure doc.go quotes.
 func BenchmarkPolygonContains(b *testing.B) {

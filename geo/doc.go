@@ -37,9 +37,12 @@
 // this code 65–100 ns (BenchmarkPolygonContains). orb remains in the tests
 // as an independent oracle for points off the boundary.
 //
-// Index and PointIndex never make a reader wait: each keeps an R-tree
-// behind an atomic pointer, never modified once published; writers, one
-// at a time, change a copy-on-write clone and publish it.
+// Index never makes a reader wait: it keeps an R-tree behind an atomic
+// pointer, never modified once published; writers, one at a time, change
+// a copy-on-write clone and publish it. For points that move all the
+// time (devices) the package offers a grid instead (CellOf,
+// CellsCovering): a move changes a cell's list in place, where an R-tree
+// would copy the nodes on its path.
 //
 // # Caveats
 //
@@ -64,17 +67,15 @@
 //   - Positions must be exactly [lon, lat]; an altitude is rejected rather
 //     than silently dropped, so canonical GeoJSON always says what the
 //     fence is.
-//   - The indexes ignore points that are NaN, infinite or out of range:
-//     Search finds nothing for them and PointIndex.Set treats them as
-//     "no position". Fence.Contains does not check: a circle measures any
-//     point it is given.
+//   - The index ignores points that are NaN, infinite or out of range:
+//     Search finds nothing for them. Fence.Contains does not check: a
+//     circle measures any point it is given. CellOf wants a valid point.
 //   - Longitudes -180 and 180 are one meridian; the indexes store and query
 //     it as 180, and boxes touching -180 also cover 180.
 //   - Index boxes are widened by about 1 cm so rounding never hides a fence
 //     from Search; BBox itself is not widened.
-//   - Every PointIndex or Index publish copies the tree nodes on the paths
-//     it changes: 100 random moves in a 100,000-point index cost about
-//     1.7 ms as one SetMany, much more as 100 Sets. Batch writes.
+//   - Every Index publish copies the tree nodes on the paths it changes:
+//     batch writes (SetMany, SetManyLabeled).
 //   - A Fence (and its Circle or MultiPolygon) must not be modified after it
 //     is given to an Index: readers use it without locks.
 package geo

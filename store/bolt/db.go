@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/store/bolt/ledger"
 	"github.com/hotzone/hotzone/store/devices"
+	"github.com/hotzone/hotzone/store/poslog"
 	"github.com/hotzone/hotzone/store/seal"
 	"github.com/hotzone/hotzone/store/view"
 )
@@ -24,15 +26,13 @@ import (
 var (
 	bucketMeta      = []byte("meta")
 	bucketBrands    = []byte("brands")
-	bucketKeys      = []byte("keys")      // sha256(key) -> Key
-	bucketMgrKeys   = []byte("mgr_keys")  // brand\0store\0id -> sha256(key)
-	bucketPolicies  = []byte("policies")  // brand -> Policy
-	bucketStores    = []byte("stores")    // brand\0store -> Store
-	bucketDevices   = []byte("devices")   // brand\0device -> Device
-	bucketTokens    = []byte("tokens")    // brand\0provider\0token -> device
-	bucketPositions = []byte("positions") // brand\0device -> DevicePosition
-	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketPositions,
-		bucketCreds}
+	bucketKeys      = []byte("keys")     // sha256(key) -> Key
+	bucketMgrKeys   = []byte("mgr_keys") // brand\0store\0id -> sha256(key)
+	bucketPolicies  = []byte("policies") // brand -> Policy
+	bucketStores    = []byte("stores")   // brand\0store -> Store
+	bucketDevices   = []byte("devices")  // brand\0device -> Device
+	bucketTokens    = []byte("tokens")   // brand\0provider\0token -> device
+	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -60,8 +60,14 @@ type DB struct {
 	events *view.Events
 
 	// devs is every device in memory with its positions (the ping path
-	// never reads the disk); positions reach the disk by the write-behind.
-	devs *devices.Table
+	// never reads the disk); positions reach the disk through plog, the
+	// write-behind's log, in one append per flush.
+	devs     *devices.Table
+	plog     *poslog.Log
+	flushMu  sync.Mutex // one flush at a time; guards erasedAt
+	erasedAt time.Time  // a device was erased: compact positions soon
+	devLocks devLocks
+	commits  committer
 
 	// locks serialise each brand's read-modify-write operations across
 	// their commit (two PUTs of one store must not both decide
@@ -109,20 +115,23 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	// A ping that queues a notification waits for the batched commit;
-	// bbolt's default 10 ms gathering window is latency every such ping
-	// pays, 2 ms still groups a burst.
-	b.MaxBatchDelay = 2 * time.Millisecond
-	db := &DB{bolt: b, now: opts.Now, box: box,
+	plog, err := poslog.Open(dir)
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db := &DB{bolt: b, now: opts.Now, box: box, plog: plog, devLocks: devLocks{seed: maphash.MakeSeed()},
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
 		devs: devices.New(), locks: map[string]*sync.Mutex{}, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
 		db.now = time.Now
 	}
 	if err := db.load(); err != nil {
+		_ = plog.Close()
 		_ = b.Close()
 		return nil, err
 	}
+	db.releaseMapped()
 	return db, nil
 }
 
@@ -205,30 +214,6 @@ func (db *DB) loadStores(tx *bbolt.Tx) error {
 	return nil
 }
 
-func (db *DB) loadDevices(tx *bbolt.Tx) error {
-	positions := tx.Bucket(bucketPositions)
-	return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-		brandID, _ := splitKey(k)
-		if db.brandLock(brandID) == nil {
-			return nil
-		}
-		var d hotzone.Device
-		if err := json.Unmarshal(v, &d); err != nil {
-			return fmt.Errorf("store: device %q: %w", k, err)
-		}
-		d.BrandID = brandID
-		var pos *hotzone.DevicePosition
-		if p := positions.Get(k); p != nil {
-			pos = new(hotzone.DevicePosition)
-			if err := json.Unmarshal(p, pos); err != nil {
-				return fmt.Errorf("store: position %q: %w", k, err)
-			}
-		}
-		db.devs.Load(d, pos)
-		return nil
-	})
-}
-
 // addBrand puts a brand in the views and makes room for its devices.
 func (db *DB) addBrand(br hotzone.Brand, p hotzone.Policy) {
 	db.mu.Lock()
@@ -246,11 +231,12 @@ func (db *DB) brandLock(id string) *sync.Mutex {
 	return db.locks[id]
 }
 
-// Close writes the pending positions and closes the file.
+// Close writes the pending positions and closes the files.
 func (db *DB) Close() error {
 	ferr := db.FlushPositions()
+	perr := db.plog.Close()
 	cerr := db.bolt.Close()
-	return errors.Join(ferr, cerr)
+	return errors.Join(ferr, perr, cerr)
 }
 
 // Ping tells whether the database is open and answering.
@@ -318,3 +304,13 @@ func hasPrefix(k, prefix []byte) bool {
 
 // notFound wraps ErrNotFound with what was not found.
 func notFound(what string) error { return fmt.Errorf("store: %s: %w", what, hotzone.ErrNotFound) }
+
+// get is Bucket.Get through a reused cursor; a seek always starts at the
+// root, so it stays correct after Puts in the same transaction.
+func get(c *bbolt.Cursor, k []byte) []byte {
+	fk, v := c.Seek(k)
+	if !bytes.Equal(fk, k) {
+		return nil
+	}
+	return v
+}

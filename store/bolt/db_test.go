@@ -1,8 +1,14 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +18,7 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
+	"github.com/hotzone/hotzone/store/poslog"
 )
 
 // bg is the context of the tests' calls.
@@ -145,11 +152,20 @@ func TestWriteBehindLosesNothingOnClose(t *testing.T) {
 
 func TestEraseDeviceLeavesNothing(t *testing.T) {
 	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
-	db, _ := openTest(t, func() time.Time { return now })
+	clock := now
+	db, dir := openTest(t, func() time.Time { return clock })
 	ctx := context.Background()
 	brandID := brandWithStore(t, db)
 	d := hotzone.Device{ID: "d", BrandID: brandID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok"}
 	if _, _, err := db.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	// A position written behind, whose bytes must leave the disk too.
+	const lat = 1.000123456789
+	if err := db.RecordPosition(ctx, brandID, "d", hotzone.Position{Lat: lat, Lon: 2, AccuracyM: 5, TS: now}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FlushPositions(); err != nil {
 		t.Fatal(err)
 	}
 	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: brandID, StoreID: "s", Title: "t", Body: "b", StartsAt: now, EndsAt: now.Add(time.Hour), Status: hotzone.EventLive}
@@ -164,7 +180,7 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.bolt.View(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketTokens, bucketPositions, []byte("notifs"), []byte("notif_by_event"), []byte("outbox"), []byte("history")} {
+		for _, b := range [][]byte{bucketDevices, bucketTokens, []byte("notifs"), []byte("notif_by_event"), []byte("outbox"), []byte("history")} {
 			if n := tx.Bucket(b).Stats().KeyN; n != 0 {
 				return fmt.Errorf("bucket %s still has %d keys after erasure", b, n)
 			}
@@ -176,5 +192,31 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 	}
 	if _, c, _ := db.LiveEvent(bg, brandID, "s"); c != (hotzone.Counts{}) {
 		t.Errorf("counts after erasure = %+v, want zero", c)
+	}
+	// The positions written behind keep the erased device's bytes until
+	// the compaction an erasure brings within eraseCompaction.
+	needle := binary.LittleEndian.AppendUint64(nil, math.Float64bits(lat))
+	onDisk := func() bool {
+		t.Helper()
+		for _, name := range []string{poslog.LogFile, poslog.SnapshotFile} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, needle) {
+				return true
+			}
+		}
+		return false
+	}
+	if !onDisk() {
+		t.Fatal("the test proves nothing: the position was never on disk")
+	}
+	clock = now.Add(eraseCompaction)
+	if err := db.FlushPositions(); err != nil {
+		t.Fatal(err)
+	}
+	if onDisk() {
+		t.Errorf("an erased device's position is still on disk %s after its erasure", eraseCompaction)
 	}
 }

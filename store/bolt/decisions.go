@@ -35,12 +35,21 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 			w.Preload(ev, deviceIDs)
 		}
 		var delta hotzone.Counts
-		// DeleteDevice forbids a device before its own transaction, and
-		// bbolt runs one writer at a time: a device erased before this
-		// transaction is seen here as gone, one erased after has what
-		// this writes erased with it.
-		for i, d := range db.devs.Registrations(ev.BrandID, deviceIDs) {
-			o, err := w.Consider(ev, deviceIDs[i], d, decide, now)
+		// Each device is read here, in the transaction: bbolt runs one
+		// writer at a time, so a device erased before it is gone, and one
+		// erased after has what this writes erased with it.
+		devices := tx.Bucket(bucketDevices).Cursor()
+		var kbuf []byte
+		for i, id := range deviceIDs {
+			var d hotzone.Device
+			kbuf = key(kbuf, ev.BrandID, id)
+			if raw := get(devices, kbuf); raw != nil {
+				var err error
+				if d, err = decodeDevice(ev.BrandID, id, raw); err != nil {
+					return fmt.Errorf("device %q: %w", id, err)
+				}
+			}
+			o, err := w.Consider(ev, id, d, decide, now)
 			if err != nil {
 				return err
 			}
@@ -59,7 +68,7 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 	var err error
 	if len(deviceIDs) == 1 {
 		// One device is a ping: concurrent pings share a commit.
-		err = db.bolt.Batch(fn)
+		err = db.group(fn)
 	} else {
 		err = db.bolt.Update(fn)
 	}

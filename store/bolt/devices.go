@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -13,85 +16,149 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
 	"github.com/hotzone/hotzone/store/bolt/ledger"
+	"github.com/hotzone/hotzone/store/poslog"
 )
 
 // errNoDevice is an unknown (or erased) device.
 var errNoDevice = notFound("device")
 
-// PutDevice implements hotzone.Devices. The device that held the token
-// before loses it in the same transaction.
+// devLocks serialise the writes of one device id (a registration, an
+// erasure) across their commit; different devices share commits.
+type devLocks struct {
+	seed  maphash.Seed
+	locks [256]sync.Mutex
+}
+
+func (l *devLocks) lock(brandID, deviceID string) *sync.Mutex {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	h.WriteString(brandID)
+	h.WriteByte(0)
+	h.WriteString(deviceID)
+	return &l.locks[h.Sum64()%uint64(len(l.locks))]
+}
+
+// PutDevice implements hotzone.Devices. The registration commits with
+// others that come at once (one disk sync for many); the device that
+// held the token before loses it in the same transaction.
 func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
-	lock := db.brandLock(d.BrandID)
-	if lock == nil {
+	if db.brandLock(d.BrandID) == nil {
 		return hotzone.Device{}, false, notFound("brand")
 	}
-	now := db.now().UTC()
+	lock := db.devLocks.lock(d.BrandID, d.ID)
 	lock.Lock()
 	defer lock.Unlock()
-	prev, _, existed := db.devs.Get(d.BrandID, d.ID)
-	d.UpdatedAt = now
-	d.CreatedAt = now
-	if existed {
-		d.CreatedAt = prev.CreatedAt
-	}
-	switch {
-	case d.Token == "":
-		d.TokenAt = time.Time{}
-	case prev.Token == d.Token && prev.Provider == d.Provider:
-		d.TokenAt = prev.TokenAt
-	default:
-		d.TokenAt = now
-	}
-	var robbed *hotzone.Device // the device that held this token before
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		robbed = nil
+	now := db.now().UTC()
+	var (
+		out     hotzone.Device
+		created bool
+	)
+	err := db.group(func(tx *bbolt.Tx) error {
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
-		if prev.Token != "" && (prev.Token != d.Token || prev.Provider != d.Provider) {
+		k := joinKey(d.BrandID, d.ID)
+		var prev hotzone.Device
+		raw := devices.Get(k)
+		if raw != nil {
+			var err error
+			if prev, err = decodeDevice(d.BrandID, d.ID, raw); err != nil {
+				return err
+			}
+		}
+		nd := d
+		nd.UpdatedAt, nd.CreatedAt = now, now
+		if raw != nil {
+			nd.CreatedAt = prev.CreatedAt
+		}
+		switch {
+		case nd.Token == "":
+			nd.TokenAt = time.Time{}
+		case prev.Token == nd.Token && prev.Provider == nd.Provider:
+			nd.TokenAt = prev.TokenAt
+		default:
+			nd.TokenAt = now
+		}
+		if prev.Token != "" && (prev.Token != nd.Token || prev.Provider != nd.Provider) {
 			if err := tokens.Delete(joinKey(d.BrandID, string(prev.Provider), prev.Token)); err != nil {
 				return err
 			}
 		}
-		if d.Token != "" {
-			tk := joinKey(d.BrandID, string(d.Provider), d.Token)
+		if nd.Token != "" {
+			tk := joinKey(d.BrandID, string(nd.Provider), nd.Token)
 			if holder := tokens.Get(tk); holder != nil && string(holder) != d.ID {
-				if other, _, ok := db.devs.Get(d.BrandID, string(holder)); ok {
-					other.Provider, other.Token, other.TokenAt = "", "", time.Time{}
-					other.UpdatedAt = now
-					if err := putJSON(devices, joinKey(d.BrandID, other.ID), other); err != nil {
-						return err
-					}
-					robbed = &other
+				if err := db.dropToken(tx, d.BrandID, string(holder), now); err != nil {
+					return err
 				}
 			}
 			if err := tokens.Put(tk, []byte(d.ID)); err != nil {
 				return err
 			}
 		}
-		return putJSON(devices, joinKey(d.BrandID, d.ID), d)
+		if err := devices.Put(k, appendDevice(nil, &nd)); err != nil {
+			return err
+		}
+		out, created = nd, raw == nil
+		return nil
 	})
 	if err != nil {
 		return hotzone.Device{}, false, fmt.Errorf("store: put device: %w", err)
 	}
-	if robbed != nil {
-		db.devs.Put(*robbed)
-	}
-	db.devs.Put(d)
-	return d, !existed, nil
+	db.devs.Add(d.BrandID, d.ID, generation(out.CreatedAt))
+	return out, created, nil
 }
 
-// Device implements hotzone.Devices from memory.
+// dropToken takes a device's token from it inside tx: another device of
+// the brand registered it.
+func (db *DB) dropToken(tx *bbolt.Tx, brandID, deviceID string, now time.Time) error {
+	devices := tx.Bucket(bucketDevices)
+	k := joinKey(brandID, deviceID)
+	raw := devices.Get(k)
+	if raw == nil {
+		return nil
+	}
+	other, err := decodeDevice(brandID, deviceID, raw)
+	if err != nil {
+		return err
+	}
+	other.Provider, other.Token, other.TokenAt = "", "", time.Time{}
+	other.UpdatedAt = now
+	return devices.Put(k, appendDevice(nil, &other))
+}
+
+// readDevice reads a device inside tx; ok is false when there is none.
+func readDevice(tx *bbolt.Tx, brandID, deviceID string) (hotzone.Device, bool, error) {
+	raw := tx.Bucket(bucketDevices).Get(joinKey(brandID, deviceID))
+	if raw == nil {
+		return hotzone.Device{}, false, nil
+	}
+	d, err := decodeDevice(brandID, deviceID, raw)
+	return d, err == nil, err
+}
+
+// Device implements hotzone.Devices: the registration from disk, the
+// position from memory.
 func (db *DB) Device(_ context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
-	d, pos, ok := db.devs.Get(brandID, deviceID)
+	var (
+		d  hotzone.Device
+		ok bool
+	)
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		var err error
+		d, ok, err = readDevice(tx, brandID, deviceID)
+		return err
+	})
+	if err != nil {
+		return hotzone.Device{}, nil, fmt.Errorf("store: device: %w", err)
+	}
 	if !ok {
 		return hotzone.Device{}, nil, errNoDevice
 	}
+	pos, _ := db.devs.Position(brandID, deviceID)
 	return d, pos, nil
 }
 
 // RecordPosition implements hotzone.Devices: the position is kept in
-// memory and scheduled for the write-behind, so a ping never waits on
-// the disk; a crash loses at most the positions of the last flush
-// interval.
+// memory and written behind, so a ping never waits on the disk; a crash
+// loses at most the positions of the last flush interval.
 func (db *DB) RecordPosition(_ context.Context, brandID, deviceID string, p hotzone.Position, qualifying bool) error {
 	if !db.devs.Record(brandID, deviceID, p, qualifying) {
 		return errNoDevice
@@ -99,8 +166,7 @@ func (db *DB) RecordPosition(_ context.Context, brandID, deviceID string, p hotz
 	return nil
 }
 
-// DevicesIn implements hotzone.Devices through the brand's position
-// index.
+// DevicesIn implements hotzone.Devices through the device table's grid.
 func (db *DB) DevicesIn(_ context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error) {
 	if db.brandLock(brandID) == nil {
 		return nil, notFound("brand")
@@ -108,23 +174,25 @@ func (db *DB) DevicesIn(_ context.Context, brandID string, f *geo.Fence, since t
 	return db.devs.Within(brandID, f, since), nil
 }
 
-// DeleteDevice implements hotzone.Devices in one transaction.
+// DeleteDevice implements hotzone.Devices in one transaction. A decision
+// for the device commits before it (and is erased with it) or after it
+// (and finds no device).
 func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
-	lock := db.brandLock(brandID)
-	if lock == nil {
+	if db.brandLock(brandID) == nil {
 		return notFound("brand")
 	}
+	lock := db.devLocks.lock(brandID, deviceID)
 	lock.Lock()
 	defer lock.Unlock()
-	// Forbidden before the transaction so that a queueing transaction
-	// after it cannot write for this device (see Consider).
-	d, ok := db.devs.Forbid(brandID, deviceID)
-	if !ok {
-		return errNoDevice
-	}
-	k := joinKey(brandID, deviceID)
 	var changes []countsChange
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		d, ok, err := readDevice(tx, brandID, deviceID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNoDevice
+		}
 		deltas, err := ledger.Erase(tx, brandID, deviceID, ledger.EventIDs(tx, brandID))
 		if err != nil {
 			return err
@@ -137,72 +205,88 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketPositions).Delete(k); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketDevices).Delete(k)
+		return tx.Bucket(bucketDevices).Delete(joinKey(brandID, deviceID))
 	})
+	if errors.Is(err, hotzone.ErrNotFound) {
+		return err
+	}
 	if err != nil {
-		db.devs.Allow(brandID, deviceID)
 		return fmt.Errorf("store: delete device: %w", err)
 	}
 	db.devs.Remove(brandID, deviceID)
 	db.publishCounts(changes)
+	db.flushMu.Lock()
+	if db.erasedAt.IsZero() {
+		db.erasedAt = db.now()
+	}
+	db.flushMu.Unlock()
 	return nil
 }
 
-// FlushPositions writes every position recorded since the last flush, and
-// the manager keys' last use, in one transaction; it also brings the
-// fan-out position indexes up to date, so an event start finds little
-// left to apply.
+// Positions written behind are compacted (the snapshot rewritten, the
+// log started over) when the log outgrows the snapshot, and within
+// eraseCompaction of an erasure, so that an erased device's positions
+// leave the disk too.
+const (
+	compactMinBytes = 64 << 20
+	eraseCompaction = 10 * time.Minute
+)
+
+// FlushPositions writes every position recorded since the last flush
+// (one block appended to the positions log, one disk sync), and the
+// manager keys' last use; it also tidies the fan-out grid.
 func (db *DB) FlushPositions() error {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
 	dirty := db.devs.TakeDirty()
-	touched := db.keys.TakeTouched()
-	if len(dirty) == 0 && len(touched) == 0 {
-		return nil
-	}
-	// Encoded outside the transaction and written in key order: bbolt
-	// inserts into a node by shifting it, so random order over a large
-	// flush costs quadratic copying.
-	type rec struct{ k, v []byte }
-	recs := make([]rec, 0, len(dirty))
-	for _, d := range dirty {
-		buf, err := json.Marshal(d.Position)
+	if touched := db.keys.TakeTouched(); len(touched) > 0 {
+		err := db.bolt.Update(func(tx *bbolt.Tx) error {
+			keys := tx.Bucket(bucketKeys)
+			for _, k := range touched {
+				if keys.Get(k.Hash[:]) == nil {
+					continue
+				}
+				if err := putJSON(keys, k.Hash[:], k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("store: encode position: %w", err)
+			db.keys.Retouch(touched)
+			db.devs.Redirty(dirty)
+			return fmt.Errorf("store: flush keys' last use: %w", err)
 		}
-		recs = append(recs, rec{joinKey(d.BrandID, d.DeviceID), buf})
 	}
-	slices.SortFunc(recs, func(a, b rec) int { return bytes.Compare(a.k, b.k) })
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		devices, positions := tx.Bucket(bucketDevices), tx.Bucket(bucketPositions)
-		for _, r := range recs {
-			// A device erased since it was marked dirty must not come back
-			// as an orphan position.
-			if devices.Get(r.k) == nil {
-				continue
-			}
-			if err := positions.Put(r.k, r.v); err != nil {
-				return err
-			}
-		}
-		keys := tx.Bucket(bucketKeys)
-		for _, k := range touched {
-			if keys.Get(k.Hash[:]) == nil {
-				continue
-			}
-			if err := putJSON(keys, k.Hash[:], k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		// Put them back so the next flush tries again.
+	recs := make([]poslog.Record, len(dirty))
+	for i, d := range dirty {
+		recs[i] = poslog.Record{BrandID: d.BrandID, DeviceID: d.DeviceID, Gen: d.Gen, Position: d.Position}
+	}
+	if err := db.plog.Append(recs); err != nil {
 		db.devs.Redirty(dirty)
-		db.keys.Retouch(touched)
 		return fmt.Errorf("store: flush positions: %w", err)
 	}
+	logBytes, snapBytes := db.plog.Sizes()
+	if logBytes > max(compactMinBytes, 2*snapBytes) || !db.erasedAt.IsZero() && db.now().Sub(db.erasedAt) >= eraseCompaction {
+		if err := db.compactPositionsLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactPositionsLocked writes every position in memory as the new
+// snapshot; flushMu is held.
+func (db *DB) compactPositionsLocked() error {
+	err := db.plog.Compact(func(yield func(poslog.Record)) {
+		db.devs.Each(func(brandID, deviceID string, gen int64, pos hotzone.DevicePosition) {
+			yield(poslog.Record{BrandID: brandID, DeviceID: deviceID, Gen: gen, Position: pos})
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: compact positions: %w", err)
+	}
+	db.erasedAt = time.Time{}
 	return nil
 }
 
@@ -218,8 +302,64 @@ func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr 
 			if err := db.FlushPositions(); err != nil && onErr != nil {
 				onErr(err)
 			}
+			db.releaseMapped()
 		}
 	}
+}
+
+// loadDevices puts every device in the table, with no more of it than
+// its generation, then the positions written behind.
+func (db *DB) loadDevices(tx *bbolt.Tx) error {
+	err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+		brandID, deviceID := splitKey(k)
+		created, err := deviceCreatedAt(v)
+		if err != nil {
+			return fmt.Errorf("store: device %q: %w", k, err)
+		}
+		db.devs.Add(brandID, deviceID, generation(created))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.plog.Replay(func(r poslog.Record) {
+		db.devs.Restore(r.BrandID, r.DeviceID, r.Gen, r.Position)
+	}); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return db.migratePositions(tx)
+}
+
+// bucketPositions is where earlier versions wrote positions behind
+// (brand\0device -> DevicePosition as JSON); opening moves them to the
+// positions log.
+var bucketPositions = []byte("positions")
+
+func (db *DB) migratePositions(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketPositions)
+	if b == nil {
+		return nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		brandID, deviceID := splitKey(k)
+		gen, ok := db.devs.Has(brandID, deviceID)
+		if !ok {
+			return nil
+		}
+		var pos hotzone.DevicePosition
+		if err := json.Unmarshal(v, &pos); err != nil {
+			return fmt.Errorf("store: position %q: %w", k, err)
+		}
+		db.devs.Restore(brandID, deviceID, gen, pos)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := db.compactPositionsLocked(); err != nil {
+		return err
+	}
+	return tx.DeleteBucket(bucketPositions)
 }
 
 // PutDevices registers many new devices of one brand in one transaction
@@ -240,7 +380,7 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 		if d.Token != "" {
 			d.TokenAt = now
 		}
-		if _, _, ok := db.devs.Get(brandID, d.ID); ok {
+		if _, ok := db.devs.Has(brandID, d.ID); ok {
 			return fmt.Errorf("store: device %q exists: %w", d.ID, hotzone.ErrConflict)
 		}
 	}
@@ -249,11 +389,7 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	type rec struct{ k, v []byte }
 	var toks, devs []rec
 	for _, d := range ds {
-		buf, err := json.Marshal(d)
-		if err != nil {
-			return err
-		}
-		devs = append(devs, rec{joinKey(brandID, d.ID), buf})
+		devs = append(devs, rec{joinKey(brandID, d.ID), appendDevice(nil, &d)})
 		if d.Token != "" {
 			toks = append(toks, rec{joinKey(brandID, string(d.Provider), d.Token), []byte(d.ID)})
 		}
@@ -272,6 +408,9 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 			}
 		}
 		for _, r := range devs {
+			if devices.Get(r.k) != nil {
+				return fmt.Errorf("store: device %q exists: %w", r.k, hotzone.ErrConflict)
+			}
 			if err := devices.Put(r.k, r.v); err != nil {
 				return err
 			}
@@ -282,7 +421,7 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 		return fmt.Errorf("store: put devices: %w", err)
 	}
 	for _, d := range ds {
-		db.devs.Put(d)
+		db.devs.Add(brandID, d.ID, generation(d.CreatedAt))
 	}
 	return nil
 }

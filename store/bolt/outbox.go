@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -36,16 +35,7 @@ func (db *DB) Claim(_ context.Context, lane hotzone.Lane, now time.Time, limit i
 
 // Record implements hotzone.Outbox in one transaction.
 func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
-	// A token to clear is the in-memory half of an invalid_token result;
-	// the strings are the decoded entry's, not copies.
-	type clear struct {
-		brandID, deviceID string
-		cleared           hotzone.Device // as it was on disk before
-	}
-	var (
-		clears  []clear
-		changes []countsChange
-	)
+	var changes []countsChange
 	// A result whose lease passed and was taken over is not ours to
 	// record. The lease table is not held across the commit (a Claim
 	// would wait for the disk): a lease passing during the commit can
@@ -53,7 +43,6 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	// longer queued, or queued again for a retry.
 	mine := db.leases.Mine(ds)
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
-		clears = clears[:0]
 		w := ledger.NewWriter(tx)
 		deltas := map[string]map[string]hotzone.Counts{} // brand -> event -> change
 		for _, d := range mine {
@@ -74,12 +63,8 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 				deltas[prev.BrandID][prev.EventID] = c
 			}
 			if d.Status == hotzone.StatusInvalidToken {
-				cleared, err := clearToken(tx, prev.BrandID, prev.DeviceID, d.TokenInvalidSince)
-				if err != nil {
+				if err := clearToken(tx, prev.BrandID, prev.DeviceID, d.TokenInvalidSince); err != nil {
 					return err
-				}
-				if cleared.Token != "" {
-					clears = append(clears, clear{prev.BrandID, prev.DeviceID, cleared})
 				}
 			}
 		}
@@ -97,37 +82,23 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 		return fmt.Errorf("store: record deliveries: %w", err)
 	}
 	db.leases.Done(mine)
-	for _, c := range clears {
-		db.devs.ClearToken(c.brandID, c.deviceID, c.cleared)
-	}
 	db.publishCounts(changes)
 	return nil
 }
 
 // clearToken removes a device's token if it was registered before since
 // (zero since: always), so a dead token is never tried again until the
-// app registers a new one. It answers the device as it was when it
-// cleared a token, else the zero Device.
-func clearToken(tx *bbolt.Tx, brandID, deviceID string, since time.Time) (hotzone.Device, error) {
-	devices := tx.Bucket(bucketDevices)
-	k := joinKey(brandID, deviceID)
-	raw := devices.Get(k)
-	if raw == nil {
-		return hotzone.Device{}, nil
-	}
-	var d hotzone.Device
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return hotzone.Device{}, err
-	}
-	if d.Token == "" || (!since.IsZero() && !d.TokenAt.Before(since)) {
-		return hotzone.Device{}, nil
+// app registers a new one.
+func clearToken(tx *bbolt.Tx, brandID, deviceID string, since time.Time) error {
+	d, ok, err := readDevice(tx, brandID, deviceID)
+	if err != nil || !ok || d.Token == "" || (!since.IsZero() && !d.TokenAt.Before(since)) {
+		return err
 	}
 	if err := tx.Bucket(bucketTokens).Delete(joinKey(brandID, string(d.Provider), d.Token)); err != nil {
-		return hotzone.Device{}, err
+		return err
 	}
-	cleared := d
 	d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
-	return cleared, putJSON(devices, k, d)
+	return tx.Bucket(bucketDevices).Put(joinKey(brandID, deviceID), appendDevice(nil, &d))
 }
 
 // Release implements hotzone.Outbox.

@@ -1,24 +1,33 @@
 // Package devices is the device table a node keeps in memory: every
-// device of every brand with its registration and its last positions,
-// the position index event fan-out searches, and the positions that wait
+// device of every brand with its last position and its last qualifying
+// position, the grid event fan-out searches, and the positions that wait
 // for the backend's write-behind. A ping changes only this table, never
 // the disk or the network: the backend writes what changed in batches
 // (TakeDirty), so a crash loses at most one flush interval of positions.
 //
-// It imports the root package and geo only: no backend. A backend keeps
-// the registrations durable and changes them here after each commit.
+// It holds no registration data (token, time zone, consent): a backend
+// keeps those on disk and reads them when a notification is decided or
+// sent. Per device it keeps the id, a generation (which registration of
+// the id the positions belong to) and two positions, in arrays without
+// pointers, so a million devices cost the garbage collector nothing to
+// mark and about a hundred bytes each.
+//
+// It imports the root package and geo only: no backend.
 //
 // # Caveats
 //
 //   - Positions are the table's first and the backend's later: after a
 //     crash the table starts from what the last flush wrote.
-//   - The position index is brought up to date in batches (one
-//     copy-on-write publish of the R-tree per batch): Within, and every
-//     flush, apply what pings noted since.
-//   - Memory grows with the devices: the whole table is resident.
+//   - The bytes of an erased device's id stay in its shard's arena until
+//     the process restarts.
+//   - The grid keeps a device where its qualifying position was and
+//     forgets old cells lazily: a search checks each candidate's current
+//     position, and cells are compacted as they fill with stale entries.
 package devices
 
 import (
+	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,40 +37,13 @@ import (
 
 // Table is the device table. It is safe for concurrent use.
 type Table struct {
+	seed   maphash.Seed
 	mu     sync.RWMutex
-	brands map[string]*brandTable
-
-	// dirty lists the devices whose position awaits the write-behind;
-	// an entry's dirty flag keeps it listed once. Both under dirtyMu.
-	dirtyMu sync.Mutex
-	dirty   []*entry
-}
-
-// brandTable is one brand's devices.
-type brandTable struct {
-	mu      sync.RWMutex
-	devices map[string]*entry
-	// points holds each device's last qualifying position for event
-	// fan-out. Pings only note their position in pending; it reaches
-	// the tree in batches, and always before a fan-out reads it.
-	points    *geo.PointIndex
-	pendingMu sync.Mutex
-	pending   []*entry // each once, by its pendingPoint flag
-}
-
-// entry is a device and its latest positions.
-type entry struct {
-	mu      sync.Mutex
-	dev     hotzone.Device
-	pos     *hotzone.DevicePosition
-	deleted bool // erased, or being erased (see Forbid)
-
-	dirty        bool // listed in Table.dirty; guarded by Table.dirtyMu
-	pendingPoint bool // listed in brandTable.pending; guarded by its pendingMu
+	brands map[string]*brand
 }
 
 // New returns an empty table.
-func New() *Table { return &Table{brands: map[string]*brandTable{}} }
+func New() *Table { return &Table{seed: maphash.MakeSeed(), brands: map[string]*brand{}} }
 
 // AddBrand makes room for a brand's devices; adding one twice is
 // harmless.
@@ -69,333 +51,283 @@ func (t *Table) AddBrand(brandID string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.brands[brandID] == nil {
-		t.brands[brandID] = &brandTable{devices: map[string]*entry{}, points: geo.NewPointIndex()}
+		b := &brand{id: brandID, cells: map[geo.Cell]*cell{}}
+		for i := range b.shards {
+			b.shards[i].seed, b.shards[i].no = t.seed, uint32(i)
+		}
+		t.brands[brandID] = b
 	}
 }
 
-func (t *Table) brand(brandID string) *brandTable {
+func (t *Table) brand(brandID string) *brand {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.brands[brandID]
 }
 
-func (t *Table) entry(brandID, deviceID string) (*brandTable, *entry) {
+func (t *Table) each(fn func(*brand)) {
+	t.mu.RLock()
+	bs := make([]*brand, 0, len(t.brands))
+	for _, b := range t.brands {
+		bs = append(bs, b)
+	}
+	t.mu.RUnlock()
+	for _, b := range bs {
+		fn(b)
+	}
+}
+
+// Add registers a device of generation gen (what tells one registration
+// of an id from a later one: positions recorded for an earlier one never
+// reach it). It answers false when the brand is unknown. Adding a device
+// that is there keeps its positions if gen is the same and drops them if
+// not.
+func (t *Table) Add(brandID, deviceID string, gen int64) bool {
 	b := t.brand(brandID)
 	if b == nil {
-		return nil, nil
+		return false
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b, b.devices[deviceID]
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slot, ok := s.find(deviceID); ok {
+		r := s.rec(slot)
+		if r.gen != gen {
+			*r = rec{gen: gen, idOff: r.idOff, idLen: r.idLen, flags: flagLive | r.flags&flagDirty}
+		}
+		return true
+	}
+	s.insert(deviceID, gen)
+	return true
 }
 
-// Load adds a device as stored, with its position if it has one; for a
-// backend filling the table when it opens. d.BrandID names the brand,
-// which must have been added.
-func (t *Table) Load(d hotzone.Device, pos *hotzone.DevicePosition) {
-	b := t.brand(d.BrandID)
-	if b == nil {
-		return
-	}
-	e := &entry{dev: d, pos: pos}
-	b.mu.Lock()
-	b.devices[d.ID] = e
-	b.mu.Unlock()
-	if pos != nil && pos.Qualifying != nil {
-		b.notePoint(e)
+// Remove drops a device and its positions.
+func (t *Table) Remove(brandID, deviceID string) {
+	if b := t.brand(brandID); b != nil {
+		s := b.shard(deviceID)
+		s.mu.Lock()
+		s.remove(deviceID)
+		s.mu.Unlock()
 	}
 }
 
-// Get returns a device's registration and what is known of its position
-// (nil when it never pinged); false for an unknown or erased device.
-func (t *Table) Get(brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, bool) {
-	_, e := t.entry(brandID, deviceID)
-	if e == nil {
-		return hotzone.Device{}, nil, false
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.deleted {
-		return hotzone.Device{}, nil, false
-	}
-	var pos *hotzone.DevicePosition
-	if e.pos != nil {
-		p := *e.pos
-		pos = &p
-	}
-	return e.dev, pos, true
-}
-
-// Registrations answers, for each id, the device's registration as it is
-// now, or the zero Device for an unknown or erased one.
-func (t *Table) Registrations(brandID string, deviceIDs []string) []hotzone.Device {
-	out := make([]hotzone.Device, len(deviceIDs))
+// Has answers a device's generation, and whether it is there.
+func (t *Table) Has(brandID, deviceID string) (int64, bool) {
 	b := t.brand(brandID)
 	if b == nil {
-		return out
+		return 0, false
 	}
-	entries := make([]*entry, len(deviceIDs))
-	b.mu.RLock()
-	for i, id := range deviceIDs {
-		entries[i] = b.devices[id]
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.find(deviceID)
+	if !ok {
+		return 0, false
 	}
-	b.mu.RUnlock()
-	for i, e := range entries {
-		if e == nil {
-			continue
-		}
-		e.mu.Lock()
-		if !e.deleted {
-			out[i] = e.dev
-		}
-		e.mu.Unlock()
-	}
-	return out
+	return s.rec(slot).gen, true
 }
 
-// Put adds or replaces a device's registration, keeping its positions;
-// for a backend after the registration committed.
-func (t *Table) Put(d hotzone.Device) {
-	b := t.brand(d.BrandID)
+// Position answers what is known of a device's position: nil when it
+// never pinged, false when the device is not there.
+func (t *Table) Position(brandID, deviceID string) (*hotzone.DevicePosition, bool) {
+	b := t.brand(brandID)
 	if b == nil {
-		return
+		return nil, false
 	}
-	b.mu.Lock()
-	e := b.devices[d.ID]
-	if e == nil {
-		b.devices[d.ID] = &entry{dev: d}
-		b.mu.Unlock()
-		return
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.find(deviceID)
+	if !ok {
+		return nil, false
 	}
-	b.mu.Unlock()
-	e.mu.Lock()
-	e.dev = d
-	e.mu.Unlock()
-}
-
-// ClearToken removes a device's token, but only if the device still
-// holds the very token cleared (same token, provider and registration
-// time): a registration that committed since is what the disk has too.
-func (t *Table) ClearToken(brandID, deviceID string, cleared hotzone.Device) {
-	_, e := t.entry(brandID, deviceID)
-	if e == nil {
-		return
-	}
-	e.mu.Lock()
-	if e.dev.Token == cleared.Token && e.dev.Provider == cleared.Provider && e.dev.TokenAt.Equal(cleared.TokenAt) {
-		e.dev.Provider, e.dev.Token, e.dev.TokenAt = "", "", time.Time{}
-	}
-	e.mu.Unlock()
+	return s.rec(slot).position(), true
 }
 
 // Record keeps a device's new position and lists it for the
 // write-behind; qualifying says whether it also becomes the position
 // fan-out uses. Pings may arrive out of order (batches, retries): an
 // older report never overwrites a newer one. It answers false for an
-// unknown or erased device.
+// unknown device.
 func (t *Table) Record(brandID, deviceID string, p hotzone.Position, qualifying bool) bool {
-	b, e := t.entry(brandID, deviceID)
-	if e == nil {
+	b := t.brand(brandID)
+	if b == nil {
 		return false
 	}
-	e.mu.Lock()
-	if e.deleted {
-		e.mu.Unlock()
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.find(deviceID)
+	if !ok {
 		return false
 	}
-	if e.pos == nil {
-		e.pos = new(hotzone.DevicePosition)
+	r := s.rec(slot)
+	moved := r.apply(p, qualifying)
+	if r.flags&flagDirty == 0 {
+		r.flags |= flagDirty
+		s.dirty = append(s.dirty, slot)
 	}
-	if !p.TS.Before(e.pos.Last.TS) {
-		e.pos.Last = p
-	}
-	if qualifying && (e.pos.Qualifying == nil || !p.TS.Before(e.pos.Qualifying.TS)) {
-		q := p
-		e.pos.Qualifying = &q
-	}
-	e.mu.Unlock()
-	// Flags instead of sets: a device pinging every second is listed
-	// once per flush, and a ping costs no map insert.
-	t.dirtyMu.Lock()
-	if !e.dirty {
-		e.dirty = true
-		t.dirty = append(t.dirty, e)
-	}
-	t.dirtyMu.Unlock()
-	if qualifying {
-		b.notePoint(e)
+	if moved {
+		// Under the shard's lock, so a device's cells are noted in the
+		// order it moved; a search takes no shard lock while it holds
+		// the grid's.
+		b.note(r.cell(), s.ref(slot))
 	}
 	return true
 }
 
-func (b *brandTable) notePoint(e *entry) {
-	b.pendingMu.Lock()
-	if !e.pendingPoint {
-		e.pendingPoint = true
-		b.pending = append(b.pending, e)
-	}
-	b.pendingMu.Unlock()
-}
-
-// Forbid marks a device as being erased before the backend's erasure
-// starts, and answers its registration: from here on the device takes
-// no position and no decision (Registrations answers it as gone). Allow
-// undoes it when the erasure failed; Remove completes it.
-func (t *Table) Forbid(brandID, deviceID string) (hotzone.Device, bool) {
-	_, e := t.entry(brandID, deviceID)
-	if e == nil {
-		return hotzone.Device{}, false
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.deleted {
-		return hotzone.Device{}, false
-	}
-	e.deleted = true
-	return e.dev, true
-}
-
-// Allow undoes Forbid.
-func (t *Table) Allow(brandID, deviceID string) {
-	if _, e := t.entry(brandID, deviceID); e != nil {
-		e.mu.Lock()
-		e.deleted = false
-		e.mu.Unlock()
-	}
-}
-
-// Remove drops an erased device, its positions and its point.
-func (t *Table) Remove(brandID, deviceID string) {
-	b, e := t.entry(brandID, deviceID)
-	if e == nil {
+// Restore applies a position read back from the backend (its write-
+// behind) to a device of the same generation, by the same rule as
+// Record (an older report never overwrites a newer one), without
+// listing it for the write-behind.
+func (t *Table) Restore(brandID, deviceID string, gen int64, pos hotzone.DevicePosition) {
+	b := t.brand(brandID)
+	if b == nil {
 		return
 	}
-	e.mu.Lock()
-	e.deleted, e.pos = true, nil
-	e.mu.Unlock()
-	b.mu.Lock()
-	if b.devices[deviceID] == e {
-		delete(b.devices, deviceID)
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.find(deviceID)
+	if !ok || s.rec(slot).gen != gen {
+		return
 	}
-	b.mu.Unlock()
-	// A pending point of the erased entry is skipped at the next sync
-	// (it is marked deleted), so the index loses it for good here.
-	b.pendingMu.Lock()
-	b.points.Delete(deviceID)
-	b.pendingMu.Unlock()
+	r := s.rec(slot)
+	moved := false
+	if pos.Qualifying != nil {
+		moved = r.apply(*pos.Qualifying, true)
+	}
+	if !pos.Last.TS.IsZero() {
+		moved = r.apply(pos.Last, false) || moved
+	}
+	if moved {
+		b.note(r.cell(), s.ref(slot))
+	}
 }
 
 // Within returns the brand's devices whose last qualifying position lies
-// inside the fence and was reported at or after since, found through the
-// position index rather than a scan of all devices. An erased device may
-// be among them for a moment.
+// inside the fence and was reported at or after since: the grid's cells
+// under the fence's box, each candidate tested at its current position.
+// A fence whose box covers more cells than the brand has devices is
+// answered by a walk of every device instead.
 func (t *Table) Within(brandID string, f *geo.Fence, since time.Time) []string {
 	b := t.brand(brandID)
 	if b == nil || f == nil {
 		return nil
 	}
-	b.syncPoints()
-	var ids []string
-	b.points.WithinSince(f, since.UnixNano(), func(id string) bool {
-		ids = append(ids, id)
+	sinceNS := since.UnixNano()
+	match := func(r *rec) bool {
+		return r.flags&flagQual != 0 && r.qual.ts >= sinceNS && f.Contains(geo.Point{Lat: r.qual.lat, Lon: r.qual.lon})
+	}
+	var refs []uint32
+	n := geo.CellsCovering(f.BBox(), max(b.len(), 64), func(c geo.Cell) bool {
+		refs = b.cellRefs(c, refs)
 		return true
 	})
-	return ids
-}
-
-// syncPoints moves the pending qualifying positions into the brand's
-// position index with one publish.
-func (b *brandTable) syncPoints() {
-	b.pendingMu.Lock()
-	defer b.pendingMu.Unlock()
-	if len(b.pending) == 0 {
-		return
+	if n > max(b.len(), 64) {
+		return b.scan(match)
 	}
-	ids := make([]string, 0, len(b.pending))
-	pts := make([]geo.Point, 0, len(b.pending))
-	ats := make([]int64, 0, len(b.pending))
-	for _, e := range b.pending {
-		e.pendingPoint = false
-		e.mu.Lock()
-		if !e.deleted && e.pos != nil && e.pos.Qualifying != nil {
-			ids = append(ids, e.dev.ID)
-			pts = append(pts, e.pos.Qualifying.Point())
-			ats = append(ats, e.pos.Qualifying.TS.UnixNano())
+	// A device that left a cell and came back is listed there twice.
+	slices.Sort(refs)
+	refs = slices.Compact(refs)
+	var ids []string
+	for i := range b.shards {
+		s := &b.shards[i]
+		lo, hi := shardRange(refs, i)
+		if lo == hi {
+			continue
 		}
-		e.mu.Unlock()
+		s.mu.Lock()
+		for _, ref := range refs[lo:hi] {
+			r, ok := s.live(ref & slotMask)
+			// Only where the device is now: a stale entry of a cell it
+			// left is not a second sighting.
+			if ok && match(r) {
+				ids = append(ids, s.id(r))
+			}
+		}
+		s.mu.Unlock()
 	}
-	b.pending = b.pending[:0]
-	// Applied under pendingMu so a concurrent sync cannot publish an
-	// older batch over a newer one.
-	b.points.SetManyAt(ids, pts, ats)
+	b.compactCells()
+	return ids
 }
 
 // Dirty is a device's position as it was when taken for the
 // write-behind.
 type Dirty struct {
 	BrandID, DeviceID string
+	Gen               int64
 	Position          hotzone.DevicePosition
-	e                 *entry
 }
 
-// TakeDirty returns the positions recorded since the last call, of
-// devices not erased, and brings every position index up to date (so a
-// fan-out finds little left to apply). Redirty puts back what the
-// backend failed to write.
+// TakeDirty returns the positions recorded since the last call, one per
+// device, and tidies the grid. Redirty puts back what the backend failed
+// to write.
 func (t *Table) TakeDirty() []Dirty {
-	t.mu.RLock()
-	brands := make([]*brandTable, 0, len(t.brands))
-	for _, b := range t.brands {
-		brands = append(brands, b)
-	}
-	t.mu.RUnlock()
-	for _, b := range brands {
-		b.syncPoints()
-	}
-	t.dirtyMu.Lock()
-	dirty := t.dirty
-	t.dirty = make([]*entry, 0, len(dirty))
-	for _, e := range dirty {
-		e.dirty = false
-	}
-	t.dirtyMu.Unlock()
-	out := make([]Dirty, 0, len(dirty))
-	for _, e := range dirty {
-		e.mu.Lock()
-		if !e.deleted && e.pos != nil {
-			out = append(out, Dirty{BrandID: e.dev.BrandID, DeviceID: e.dev.ID, Position: *e.pos, e: e})
+	var out []Dirty
+	t.each(func(b *brand) {
+		for i := range b.shards {
+			s := &b.shards[i]
+			s.mu.Lock()
+			for _, slot := range s.dirty {
+				r, ok := s.live(slot)
+				if !ok || r.flags&flagDirty == 0 {
+					continue // erased, or listed twice after a reuse
+				}
+				r.flags &^= flagDirty
+				if pos := r.position(); pos != nil {
+					out = append(out, Dirty{BrandID: b.id, DeviceID: s.id(r), Gen: r.gen, Position: *pos})
+				}
+			}
+			s.dirty = s.dirty[:0]
+			s.mu.Unlock()
 		}
-		e.mu.Unlock()
-	}
+		b.compactCells()
+	})
 	return out
 }
 
-// Redirty lists again positions TakeDirty handed out, for the next
-// flush to try.
+// Redirty lists again positions TakeDirty handed out, for the next flush
+// to try; a device recorded meanwhile is listed already.
 func (t *Table) Redirty(ds []Dirty) {
-	t.dirtyMu.Lock()
-	defer t.dirtyMu.Unlock()
 	for _, d := range ds {
-		if !d.e.dirty {
-			d.e.dirty = true
-			t.dirty = append(t.dirty, d.e)
+		b := t.brand(d.BrandID)
+		if b == nil {
+			continue
 		}
+		s := b.shard(d.DeviceID)
+		s.mu.Lock()
+		if slot, ok := s.find(d.DeviceID); ok {
+			if r := s.rec(slot); r.gen == d.Gen && r.flags&flagDirty == 0 {
+				r.flags |= flagDirty
+				s.dirty = append(s.dirty, slot)
+			}
+		}
+		s.mu.Unlock()
 	}
+}
+
+// Each calls fn with every device that has a position, brand by brand
+// and shard by shard (a shard's lock is held during its calls): what a
+// backend writes when it compacts what it wrote behind.
+func (t *Table) Each(fn func(brandID, deviceID string, gen int64, pos hotzone.DevicePosition)) {
+	t.each(func(b *brand) {
+		for i := range b.shards {
+			s := &b.shards[i]
+			s.mu.Lock()
+			s.walk(func(r *rec) {
+				if pos := r.position(); pos != nil {
+					fn(b.id, s.id(r), r.gen, *pos)
+				}
+			})
+			s.mu.Unlock()
+		}
+	})
 }
 
 // Len is how many devices all brands have.
 func (t *Table) Len() int {
-	t.mu.RLock()
-	brands := make([]*brandTable, 0, len(t.brands))
-	for _, b := range t.brands {
-		brands = append(brands, b)
-	}
-	t.mu.RUnlock()
 	n := 0
-	for _, b := range brands {
-		b.mu.RLock()
-		n += len(b.devices)
-		b.mu.RUnlock()
-	}
+	t.each(func(b *brand) { n += b.len() })
 	return n
 }

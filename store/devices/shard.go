@@ -1,0 +1,390 @@
+package devices
+
+import (
+	"hash/maphash"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+// A brand's devices are split over shards by the hash of their id, each
+// with its own lock, so pings of different devices rarely wait on each
+// other.
+const (
+	shardBits = 4
+	nShards   = 1 << shardBits
+	slotBits  = 32 - shardBits
+	slotMask  = 1<<slotBits - 1
+)
+
+// Records live in chunks that never move (a growing slice would copy
+// them all and, for a while, hold them twice); a shard wastes at most the
+// rest of its last chunk.
+const (
+	chunkBits  = 10
+	chunkSize  = 1 << chunkBits
+	arenaChunk = 64 << 10 // bytes of ids per arena chunk
+)
+
+// pos is a position: 32 bytes, no pointers.
+type pos struct {
+	ts       int64 // Unix nanoseconds, clamped to what int64 holds
+	lat, lon float64
+	acc      float64
+}
+
+// rec is a device: 80 bytes, no pointers, so the garbage collector never
+// looks inside the chunks that hold them.
+type rec struct {
+	last, qual pos
+	gen        int64
+	idOff      uint32 // where its id is in the shard's arena
+	idLen      uint8
+	flags      uint8
+}
+
+const (
+	flagLive  = 1 << iota // the slot holds a device
+	flagLast              // last is set
+	flagQual              // qual is set
+	flagDirty             // listed in the shard's dirty list
+)
+
+func toPos(p hotzone.Position) pos {
+	ts := p.TS
+	switch {
+	case ts.Before(minTime):
+		ts = minTime
+	case ts.After(maxTime):
+		ts = maxTime
+	}
+	return pos{ts: ts.UnixNano(), lat: p.Lat, lon: p.Lon, acc: p.AccuracyM}
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64/2)
+	maxTime = time.Unix(0, math.MaxInt64/2)
+)
+
+func (p pos) position() hotzone.Position {
+	return hotzone.Position{Lat: p.lat, Lon: p.lon, AccuracyM: p.acc, TS: time.Unix(0, p.ts).UTC()}
+}
+
+// apply records p by the table's rule and answers whether the qualifying
+// position moved to another grid cell (or appeared).
+func (r *rec) apply(p hotzone.Position, qualifying bool) bool {
+	np := toPos(p)
+	if r.flags&flagLast == 0 || np.ts >= r.last.ts {
+		r.last = np
+		r.flags |= flagLast
+	}
+	if !qualifying || (r.flags&flagQual != 0 && np.ts < r.qual.ts) {
+		return false
+	}
+	had, old := r.flags&flagQual != 0, r.cell()
+	r.qual = np
+	r.flags |= flagQual
+	return !had || r.cell() != old
+}
+
+// cell is the grid cell of the qualifying position.
+func (r *rec) cell() geo.Cell { return geo.CellOf(geo.Point{Lat: r.qual.lat, Lon: r.qual.lon}) }
+
+func (r *rec) position() *hotzone.DevicePosition {
+	if r.flags&flagLast == 0 {
+		return nil
+	}
+	dp := &hotzone.DevicePosition{Last: r.last.position()}
+	if r.flags&flagQual != 0 {
+		q := r.qual.position()
+		dp.Qualifying = &q
+	}
+	return dp
+}
+
+// shard is a part of a brand's devices: an open-addressing hash table of
+// slots keyed by id, the records, an arena of id bytes and the dirty
+// list, all under mu.
+type shard struct {
+	mu     sync.Mutex
+	seed   maphash.Seed
+	no     uint32   // the shard's number, the top bits of its refs
+	table  []uint32 // 0 empty, tomb deleted, else slot+1
+	used   int      // table entries holding a slot
+	tombs  int
+	chunks []*[chunkSize]rec
+	n      uint32 // slots ever handed out
+	free   []uint32
+	arena  [][]byte
+	count  int
+	dirty  []uint32
+}
+
+const tomb = ^uint32(0)
+
+func (s *shard) rec(slot uint32) *rec { return &s.chunks[slot>>chunkBits][slot&(chunkSize-1)] }
+
+// live answers the record in slot if it holds a device.
+func (s *shard) live(slot uint32) (*rec, bool) {
+	if slot >= s.n {
+		return nil, false
+	}
+	r := s.rec(slot)
+	return r, r.flags&flagLive != 0
+}
+
+func (s *shard) ref(slot uint32) uint32 { return s.no<<slotBits | slot }
+
+func (s *shard) idBytes(r *rec) []byte {
+	c := s.arena[r.idOff>>16]
+	o := r.idOff & 0xffff
+	return c[o : o+uint32(r.idLen)]
+}
+
+func (s *shard) id(r *rec) string { return string(s.idBytes(r)) }
+
+// find answers the slot of id.
+func (s *shard) find(id string) (uint32, bool) {
+	if len(s.table) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(s.table) - 1)
+	for i := maphash.String(s.seed, id) & mask; ; i = (i + 1) & mask {
+		switch v := s.table[i]; v {
+		case 0:
+			return 0, false
+		case tomb:
+		default:
+			if string(s.idBytes(s.rec(v-1))) == id {
+				return v - 1, true
+			}
+		}
+	}
+}
+
+// insert adds id, which is not there, and answers its slot.
+func (s *shard) insert(id string, gen int64) uint32 {
+	if (s.used+s.tombs+1)*4 >= len(s.table)*3 {
+		s.rehash()
+	}
+	var slot uint32
+	if n := len(s.free); n > 0 {
+		slot, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		if s.n&(chunkSize-1) == 0 {
+			s.chunks = append(s.chunks, new([chunkSize]rec))
+		}
+		slot = s.n
+		s.n++
+	}
+	*s.rec(slot) = rec{gen: gen, idOff: s.store(id), idLen: uint8(len(id)), flags: flagLive}
+	s.place(maphash.String(s.seed, id), slot)
+	s.used++
+	s.count++
+	return slot
+}
+
+// store copies id into the arena and answers where.
+func (s *shard) store(id string) uint32 {
+	last := len(s.arena) - 1
+	if last < 0 || len(s.arena[last])+len(id) > arenaChunk {
+		s.arena = append(s.arena, make([]byte, 0, arenaChunk))
+		last++
+	}
+	off := uint32(len(s.arena[last]))
+	s.arena[last] = append(s.arena[last], id...)
+	return uint32(last)<<16 | off
+}
+
+func (s *shard) place(h uint64, slot uint32) {
+	mask := uint64(len(s.table) - 1)
+	i := h & mask
+	for s.table[i] != 0 && s.table[i] != tomb {
+		i = (i + 1) & mask
+	}
+	if s.table[i] == tomb {
+		s.tombs--
+	}
+	s.table[i] = slot + 1
+}
+
+// rehash grows the table (or only clears its tombstones) so it stays at
+// most three quarters full.
+func (s *shard) rehash() {
+	size := max(64, len(s.table))
+	for (s.used+1)*2 >= size {
+		size *= 2
+	}
+	old := s.table
+	s.table, s.tombs = make([]uint32, size), 0
+	for _, v := range old {
+		if v != 0 && v != tomb {
+			s.place(maphash.Bytes(s.seed, s.idBytes(s.rec(v-1))), v-1)
+		}
+	}
+}
+
+// remove drops id and frees its slot.
+func (s *shard) remove(id string) {
+	if len(s.table) == 0 {
+		return
+	}
+	mask := uint64(len(s.table) - 1)
+	for i := maphash.String(s.seed, id) & mask; ; i = (i + 1) & mask {
+		v := s.table[i]
+		if v == 0 {
+			return
+		}
+		if v != tomb && string(s.idBytes(s.rec(v-1))) == id {
+			s.table[i] = tomb
+			s.used--
+			s.tombs++
+			s.count--
+			*s.rec(v - 1) = rec{}
+			s.free = append(s.free, v-1)
+			return
+		}
+	}
+}
+
+func (s *shard) walk(fn func(*rec)) {
+	for slot := uint32(0); slot < s.n; slot++ {
+		if r := s.rec(slot); r.flags&flagLive != 0 {
+			fn(r)
+		}
+	}
+}
+
+// brand is one brand's devices and its grid: per cell, the refs (shard
+// and slot) of the devices whose qualifying position was noted there.
+// A device moving on leaves its old ref behind; searches check each
+// ref's current cell, and compactCells drops the stale ones of cells
+// that have filled up.
+type brand struct {
+	id     string
+	shards [nShards]shard
+
+	gridMu sync.Mutex
+	cells  map[geo.Cell]*cell
+	grown  []geo.Cell // cells due for compaction
+}
+
+type cell struct {
+	refs   []uint32
+	base   int // len(refs) after the last compaction
+	queued bool
+}
+
+func (b *brand) shard(id string) *shard {
+	return &b.shards[maphash.String(b.shards[0].seed, id)>>(64-shardBits)]
+}
+
+func (b *brand) len() int {
+	n := 0
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		n += s.count
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// note lists ref in cell c.
+func (b *brand) note(c geo.Cell, ref uint32) {
+	b.gridMu.Lock()
+	defer b.gridMu.Unlock()
+	cl := b.cells[c]
+	if cl == nil {
+		cl = &cell{}
+		b.cells[c] = cl
+	}
+	cl.refs = append(cl.refs, ref)
+	if !cl.queued && len(cl.refs) >= 2*max(cl.base, 16) {
+		cl.queued = true
+		b.grown = append(b.grown, c)
+	}
+}
+
+func (b *brand) cellRefs(c geo.Cell, dst []uint32) []uint32 {
+	b.gridMu.Lock()
+	defer b.gridMu.Unlock()
+	if cl := b.cells[c]; cl != nil {
+		dst = append(dst, cl.refs...)
+	}
+	return dst
+}
+
+// compactCells drops, from the cells that filled up, the refs of devices
+// that are no longer there. It holds no shard lock while it holds the
+// grid's (Record takes them the other way round).
+func (b *brand) compactCells() {
+	b.gridMu.Lock()
+	grown := b.grown
+	b.grown = nil
+	b.gridMu.Unlock()
+	for _, c := range grown {
+		b.gridMu.Lock()
+		cl := b.cells[c]
+		refs := append([]uint32(nil), cl.refs...)
+		b.gridMu.Unlock()
+		slices.Sort(refs)
+		keep := refs[:0]
+		for i := range b.shards {
+			s := &b.shards[i]
+			lo, hi := shardRange(refs, i)
+			if lo == hi {
+				continue
+			}
+			s.mu.Lock()
+			prev := tomb
+			for _, ref := range refs[lo:hi] {
+				if ref == prev {
+					continue
+				}
+				prev = ref
+				if r, ok := s.live(ref & slotMask); ok && r.flags&flagQual != 0 && r.cell() == c {
+					keep = append(keep, ref)
+				}
+			}
+			s.mu.Unlock()
+		}
+		b.gridMu.Lock()
+		// Refs noted while this ran stay, after the ones kept.
+		fresh := cl.refs[len(refs):]
+		cl.refs = append(append(make([]uint32, 0, len(keep)+len(fresh)), keep...), fresh...)
+		cl.base, cl.queued = len(cl.refs), false
+		if len(cl.refs) == 0 {
+			delete(b.cells, c)
+		}
+		b.gridMu.Unlock()
+	}
+}
+
+// scan answers the ids of every device match accepts.
+func (b *brand) scan(match func(*rec) bool) []string {
+	var ids []string
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		s.walk(func(r *rec) {
+			if match(r) {
+				ids = append(ids, s.id(r))
+			}
+		})
+		s.mu.Unlock()
+	}
+	return ids
+}
+
+// shardRange is where the refs of shard i are in sorted refs.
+func shardRange(refs []uint32, i int) (int, int) {
+	lo := sort.Search(len(refs), func(k int) bool { return refs[k]>>slotBits >= uint32(i) })
+	hi := sort.Search(len(refs), func(k int) bool { return refs[k]>>slotBits >= uint32(i+1) })
+	return lo, hi
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,6 +17,21 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	pings       *prometheus.CounterVec
 	pingLatency prometheus.Histogram
+
+	// series caches the children of a route, method and status: looking
+	// them up by label values hashes the strings on every request.
+	series sync.Map // requestLabels -> requestSeries
+	pingOK prometheus.Counter
+}
+
+type requestLabels struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics registers the API series with reg.
@@ -31,6 +47,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time to handle one ping, decoding to answer.", Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18)}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.pings, m.pingLatency)
+	m.pingOK = m.pings.WithLabelValues("ok")
 	return m
 }
 
@@ -39,8 +56,18 @@ func (m *Metrics) request(c *gin.Context, route string, took time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-	m.duration.WithLabelValues(route).Observe(took.Seconds())
+	l := requestLabels{route, methodLabel(c.Request.Method), c.Writer.Status()}
+	v, ok := m.series.Load(l)
+	if !ok {
+		// Routes, methods and statuses are few: the cache stays small.
+		v, _ = m.series.LoadOrStore(l, requestSeries{
+			count:    m.requests.WithLabelValues(route, l.method, strconv.Itoa(l.status)),
+			duration: m.duration.WithLabelValues(route),
+		})
+	}
+	rs := v.(requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(took.Seconds())
 }
 
 // ping counts one ping by its outcome.
@@ -48,20 +75,31 @@ func (m *Metrics) ping(err error, took time.Duration) {
 	if m == nil {
 		return
 	}
-	outcome := "ok"
-	if err != nil {
-		p, _ := toProblem(err)
-		switch p.Status {
-		case 400:
-			outcome = "invalid"
-		case 404:
-			outcome = "unknown_device"
-		case 429:
-			outcome = "rate_limited"
-		default:
-			outcome = "error"
-		}
+	if err == nil {
+		m.pingOK.Inc()
+		m.pingLatency.Observe(took.Seconds())
+		return
+	}
+	outcome := "error"
+	switch p, _ := toProblem(err); p.Status {
+	case 400:
+		outcome = "invalid"
+	case 404:
+		outcome = "unknown_device"
+	case 429:
+		outcome = "rate_limited"
 	}
 	m.pings.WithLabelValues(outcome).Inc()
 	m.pingLatency.Observe(took.Seconds())
+}
+
+// methodLabel is the method as a label: the standard ones as they are,
+// anything else as "other", so a client making up methods cannot make
+// up series.
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return m
+	}
+	return "other"
 }

@@ -1,9 +1,14 @@
 package api
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/hotzone/hotzone"
 )
 
 // pingReference is the ping as the general strict decoder reads it.
@@ -41,6 +46,52 @@ func FuzzDecodePing(f *testing.F) {
 		sameF := func(a optFloat, b *float64) bool { return a.ok == (b != nil) && (!a.ok || a.v == *b) }
 		if !sameS(got.DeviceID, ref.DeviceID) || !sameS(got.TS, ref.TS) || !sameF(got.Lat, ref.Lat) || !sameF(got.Lon, ref.Lon) || !sameF(got.AccuracyM, ref.AccuracyM) {
 			t.Fatalf("decodePing(%q) = %+v, reference %+v", data, got, ref)
+		}
+	})
+}
+
+// FuzzValidDeviceID: the hand-written check agrees with the contract's
+// pattern on every input.
+func FuzzValidDeviceID(f *testing.F) {
+	for _, s := range []string{"d", "a.b:c-d_e", ".", "..", "", "é", "x y", strings.Repeat("a", 128), strings.Repeat("a", 129)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := validDeviceID(id), validID(deviceIDPattern, id); got != want {
+			t.Fatalf("validDeviceID(%q) = %v, the pattern says %v", id, got, want)
+		}
+	})
+}
+
+// FuzzBatchSplit: splitting a batch body finds exactly the pings the
+// general strict decoder finds, and refuses exactly what it refuses.
+func FuzzBatchSplit(f *testing.F) {
+	for _, s := range []string{`{"pings":[]}`, `{"pings":[{"device_id":"d","lat":1,"lon":2,"accuracy_m":3}, 5, null]}`,
+		`{"pings":null}`, `{}`, `{"pings":[],"x":1}`, `{"pi\u006egs":[1]}`, `{"pings":[1]} x`, `{"pings":[1],"pings":[2]}`, ` {"pings" : [ {} ] } `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		bc := &batchCodec{body: append([]byte(nil), body...)}
+		bc.d = jsontext.NewDecoder(&bc.r)
+		err := bc.split()
+		var req batchRequest
+		want := decodeJSON(body, "", &req)
+		if want == nil && req.Pings == nil {
+			want = hotzone.Invalid("pings", "required")
+		}
+		if (err == nil) != (want == nil) {
+			t.Fatalf("split(%q) = %v, the general decoder says %v", body, err, want)
+		}
+		if err != nil {
+			return
+		}
+		if len(bc.spans) != len(req.Pings) {
+			t.Fatalf("split(%q) found %d pings, the general decoder %d", body, len(bc.spans), len(req.Pings))
+		}
+		for i, sp := range bc.spans {
+			if got := bc.body[sp[0]:sp[1]]; !bytes.Equal(got, req.Pings[i]) {
+				t.Fatalf("split(%q): ping %d is %q, the general decoder has %q", body, i, got, req.Pings[i])
+			}
 		}
 	})
 }

@@ -9,6 +9,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
@@ -27,8 +29,15 @@ const headerRequestID = "X-Request-Id"
 
 // Options are the API's settings; the zero value is usable.
 type Options struct {
-	// Logger receives one line per request and every 500; discarded when nil.
+	// Logger receives every 500 and, without AccessLog, one line per
+	// request; discarded when nil.
 	Logger *slog.Logger
+	// AccessLog, when set, receives the line per request instead, as
+	// the same JSON a slog JSON handler writes but formatted by hand:
+	// at tens of thousands of requests a second the generic handler cost
+	// a ping more than its whole decoding. A buffered writer there saves
+	// a write(2) per line too.
+	AccessLog io.Writer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Ready reports why the service cannot take traffic yet (or any
@@ -62,6 +71,8 @@ type Server struct {
 	// idle, end and let the HTTP server drain.
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	access io.Writer // see Options.AccessLog
 }
 
 // CloseStreams ends every live stream; call it when shutting down
@@ -72,7 +83,8 @@ func (s *Server) CloseStreams() {
 
 // New builds the API over open storage and the service layer built on it.
 func New(db hotzone.Storage, engine *push.Engine, opts Options) *Server {
-	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{})}
+	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{}),
+		access: opts.AccessLog}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -116,17 +128,26 @@ func nextRequestID() string {
 func (s *Server) requestLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
-		id := c.GetHeader(headerRequestID)
-		if id == "" || !saneRequestID.MatchString(id) {
+		// The header's canonical name, looked up and set directly: the
+		// helpers canonicalise it on every call.
+		var id string
+		if v := c.Request.Header[headerRequestID]; len(v) > 0 && saneRequestID.MatchString(v[0]) {
+			id = v[0]
+		} else {
 			id = nextRequestID()
 		}
-		c.Header(headerRequestID, id)
+		c.Writer.Header()[headerRequestID] = []string{id}
 		c.Next()
 		route := c.FullPath()
 		if route == "" {
 			route = "unmatched"
 		}
-		s.metrics.request(c, route, time.Since(start))
+		end := time.Now()
+		s.metrics.request(c, route, end.Sub(start))
+		if s.access != nil {
+			s.accessLine(end, id, c.Request.Method, route, c.Writer.Status(), end.Sub(start))
+			return
+		}
 		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
 			slog.String("request_id", id),
 			slog.String("method", c.Request.Method),
@@ -159,3 +180,29 @@ func (s *Server) recoverer() gin.HandlerFunc {
 type panicError struct{ v any }
 
 func (p panicError) Error() string { return "panic" }
+
+// accessLines are the buffers request lines are formatted in.
+var accessLines = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// accessLine writes a request's line to the access log: the keys and
+// values the slog JSON handler would write for the same attributes
+// (time in UTC, latency in nanoseconds).
+func (s *Server) accessLine(at time.Time, id, method, route string, status int, latency time.Duration) {
+	bp := accessLines.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
+	b, _ = jsontext.AppendQuote(b, id)
+	b = append(b, `,"method":`...)
+	b, _ = jsontext.AppendQuote(b, method)
+	b = append(b, `,"route":`...)
+	b, _ = jsontext.AppendQuote(b, route)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"latency":`...)
+	b = strconv.AppendInt(b, int64(latency), 10)
+	b = append(b, "}\n"...)
+	_, _ = s.access.Write(b)
+	*bp = b
+	accessLines.Put(bp)
+}

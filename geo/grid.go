@@ -50,12 +50,15 @@ func CellsCovering(bb [4]float64, limit int, fn func(Cell) bool) int {
 		spans = []span{{lonIdx(math.Max(w, -180)), lonIdx(math.Min(e, 180))}}
 	}
 	// −180 is kept as +180 (the last cell): a span reaching the first
-	// cell reaches it too.
+	// cell reaches it too, unless a span has it already (each cell is
+	// named once).
+	first, last := false, false
 	for _, sp := range spans {
-		if sp.lo == 0 && sp.hi < gridLonCells {
-			spans = append(spans, span{gridLonCells, gridLonCells})
-			break
-		}
+		first = first || sp.lo == 0
+		last = last || sp.hi == gridLonCells
+	}
+	if first && !last {
+		spans = append(spans, span{gridLonCells, gridLonCells})
 	}
 	total := 0
 	for _, sp := range spans {

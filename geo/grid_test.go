@@ -21,7 +21,13 @@ func TestCellsCoverEveryPoint(t *testing.T) {
 	}
 	for i, f := range fences {
 		cells := map[Cell]bool{}
-		CellsCovering(f.BBox(), 0, func(c Cell) bool { cells[c] = true; return true })
+		CellsCovering(f.BBox(), 0, func(c Cell) bool {
+			if cells[c] {
+				t.Fatalf("fence %d: cell %x named twice", i, c)
+			}
+			cells[c] = true
+			return true
+		})
 		bb := f.BBox()
 		found := 0
 		for range 20000 {

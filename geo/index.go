@@ -64,8 +64,59 @@ type Index struct {
 }
 
 type indexState struct {
-	tree *rtree.RTreeG[*indexEntry]
+	tree *rtree.RTreeG[*indexEntry] // every fence, for SearchRect
+	// A point is looked up in the grid, where each fence covering at most
+	// maxGridCells cells is listed in those cells, and in big, an R-tree
+	// of the fences that cover more: a store's fence (hundreds of metres)
+	// covers a few cells, and one map lookup finds it where a walk down
+	// a tree of ten thousand would touch a node per level.
+	grid *fenceGrid
+	big  *rtree.RTreeG[*indexEntry]
 	n    int // fences, not boxes
+}
+
+// maxGridCells is the most cells a fence is listed in; a bigger one (a
+// region drawn as a polygon, a 50 km circle) goes to the big tree.
+const maxGridCells = 256
+
+// gridBuckets is how many buckets the grid spreads its cells over.
+const gridBuckets = 4096
+
+// fenceGrid is never changed once published: a writer copies the bucket
+// array (32 KiB) and the buckets it changes.
+type fenceGrid struct {
+	buckets [gridBuckets]*gridBucket
+}
+
+// gridBucket lists (cell, fence) pairs of the cells hashed to it, in
+// cell order, so a lookup is a binary search however full it is.
+type gridBucket struct {
+	items []gridItem
+}
+
+// gridItem carries its fence's box, so the fences of a cell that cannot
+// hold the point are passed over without a look at the fence itself (a
+// cache miss each, which is what a lookup costs under load).
+type gridItem struct {
+	cell       Cell
+	s, n, w, e float64 // the fence's box, widened like the tree's
+	entry      *indexEntry
+}
+
+// holds tells whether the item's box holds p (lon canonical).
+func (it *gridItem) holds(lat, lon float64) bool {
+	if lat < it.s || lat > it.n {
+		return false
+	}
+	if it.w <= it.e {
+		return lon >= it.w && lon <= it.e
+	}
+	return lon >= it.w || lon <= it.e // across the antimeridian
+}
+
+func bucketOf(c Cell) int {
+	h := uint64(c) * 0x9e3779b97f4a7c15
+	return int(h >> (64 - 12))
 }
 
 type indexEntry struct {
@@ -74,6 +125,7 @@ type indexEntry struct {
 	fence *Fence
 	boxes [2]box
 	nbox  int
+	cells []Cell // where the grid lists it; nil when it is in the big tree
 }
 
 // NewIndex returns an empty Index. The zero Index is ready to use too.
@@ -91,9 +143,9 @@ func (ix *Index) Set(id string, f *Fence) { ix.SetLabeled(id, "", f) }
 func (ix *Index) SetLabeled(id, label string, f *Fence) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	tree := ix.cloneLocked()
-	ix.setLocked(tree, id, label, f)
-	ix.publishLocked(tree)
+	w := ix.cloneLocked()
+	ix.setLocked(w, id, label, f)
+	ix.publishLocked(w)
 }
 
 // SetMany is Set for many fences at once, applied in order and published
@@ -119,15 +171,15 @@ func (ix *Index) SetManyLabeled(ids, labels []string, fences []*Fence) {
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	tree := ix.cloneLocked()
+	w := ix.cloneLocked()
 	for i, id := range ids {
 		label := ""
 		if labels != nil {
 			label = labels[i]
 		}
-		ix.setLocked(tree, id, label, fences[i])
+		ix.setLocked(w, id, label, fences[i])
 	}
-	ix.publishLocked(tree)
+	ix.publishLocked(w)
 }
 
 // Delete removes the fence under id, if any.
@@ -137,15 +189,30 @@ func (ix *Index) Delete(id string) {
 	if ix.entries[id] == nil {
 		return
 	}
-	tree := ix.cloneLocked()
-	ix.setLocked(tree, id, "", nil)
-	ix.publishLocked(tree)
+	w := ix.cloneLocked()
+	ix.setLocked(w, id, "", nil)
+	ix.publishLocked(w)
 }
 
-func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id, label string, f *Fence) {
+// writer is a write session's private copy of the published state: the
+// trees are copy-on-write clones, the grid a copy of the bucket array
+// whose buckets are copied the first time the session changes them.
+type writer struct {
+	tree, big *rtree.RTreeG[*indexEntry]
+	grid      *fenceGrid
+	owned     map[*gridBucket]bool
+}
+
+func (ix *Index) setLocked(w *writer, id, label string, f *Fence) {
 	if old := ix.entries[id]; old != nil {
 		for _, b := range old.boxes[:old.nbox] {
-			tree.Delete(b.min, b.max, old)
+			w.tree.Delete(b.min, b.max, old)
+			if old.cells == nil {
+				w.big.Delete(b.min, b.max, old)
+			}
+		}
+		for _, c := range old.cells {
+			w.unlist(c, old)
 		}
 		delete(ix.entries, id)
 	}
@@ -155,7 +222,18 @@ func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id, label string, f 
 	e := &indexEntry{id: id, label: label, fence: f}
 	e.boxes, e.nbox = indexBoxes(f.BBox())
 	for _, b := range e.boxes[:e.nbox] {
-		tree.Insert(b.min, b.max, e)
+		w.tree.Insert(b.min, b.max, e)
+	}
+	var cells []Cell
+	if n := CellsCovering(f.BBox(), maxGridCells, func(c Cell) bool { cells = append(cells, c); return true }); n > maxGridCells {
+		for _, b := range e.boxes[:e.nbox] {
+			w.big.Insert(b.min, b.max, e)
+		}
+	} else {
+		e.cells = cells
+		for _, c := range cells {
+			w.list(c, e)
+		}
 	}
 	if ix.entries == nil {
 		ix.entries = make(map[string]*indexEntry)
@@ -163,17 +241,73 @@ func (ix *Index) setLocked(tree *rtree.RTreeG[*indexEntry], id, label string, f 
 	ix.entries[id] = e
 }
 
-func (ix *Index) publishLocked(tree *rtree.RTreeG[*indexEntry]) {
-	ix.state.Store(&indexState{tree: tree, n: len(ix.entries)})
+// bucket is the session's own copy of the bucket of c.
+func (w *writer) bucket(c Cell) *gridBucket {
+	i := bucketOf(c)
+	b := w.grid.buckets[i]
+	if b == nil || !w.owned[b] {
+		nb := &gridBucket{}
+		if b != nil {
+			nb.items = append(make([]gridItem, 0, len(b.items)+1), b.items...)
+		}
+		w.grid.buckets[i] = nb
+		w.owned[nb] = true
+		b = nb
+	}
+	return b
 }
 
-// cloneLocked returns a private copy of the published tree. rtree's Copy
-// is O(1): nodes are shared until the clone writes to them.
-func (ix *Index) cloneLocked() *rtree.RTreeG[*indexEntry] {
-	if st := ix.load(); st != nil {
-		return st.tree.Copy()
+func (w *writer) list(c Cell, e *indexEntry) {
+	bb := e.fence.BBox()
+	m := boxMarginDeg
+	it := gridItem{cell: c, s: bb[1] - m, n: bb[3] + m, w: bb[0] - m, e: bb[2] + m, entry: e}
+	switch {
+	case bb[0] <= bb[2] && (it.w < -180 || it.e > 180):
+		// Touching ±180 (kept as +180): let every longitude through, the
+		// exact test decides. Rare, and only ever a wider filter.
+		it.w, it.e = -180, 180
+	case bb[0] > bb[2] && it.w <= it.e:
+		// Across the antimeridian with the margins meeting: the band.
+		it.w, it.e = -180, 180
 	}
-	return new(rtree.RTreeG[*indexEntry])
+	b := w.bucket(c)
+	b.items = slices.Insert(b.items, b.first(c), it)
+}
+
+// first is where the items of c start (or would).
+func (b *gridBucket) first(c Cell) int {
+	lo, hi := 0, len(b.items)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b.items[m].cell < c {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+func (w *writer) unlist(c Cell, e *indexEntry) {
+	b := w.bucket(c)
+	b.items = slices.DeleteFunc(b.items, func(it gridItem) bool { return it.entry == e })
+}
+
+func (ix *Index) publishLocked(w *writer) {
+	ix.state.Store(&indexState{tree: w.tree, big: w.big, grid: w.grid, n: len(ix.entries)})
+}
+
+// cloneLocked returns a private copy of the published state. rtree's
+// Copy is O(1): nodes are shared until the clone writes to them.
+func (ix *Index) cloneLocked() *writer {
+	w := &writer{grid: new(fenceGrid), owned: map[*gridBucket]bool{}}
+	if st := ix.load(); st != nil {
+		w.tree, w.big = st.tree.Copy(), st.big.Copy()
+		*w.grid = *st.grid
+	} else {
+		w.tree, w.big = new(rtree.RTreeG[*indexEntry]), new(rtree.RTreeG[*indexEntry])
+	}
+	return w
 }
 
 // Len returns the number of fences in the index.
@@ -213,10 +347,29 @@ func (ix *Index) search(p Point, hit func(*indexEntry)) {
 	if st == nil {
 		return
 	}
+	// A fence is listed once in each of its cells, so the grid finds it
+	// once.
+	c := CellOf(p)
+	if b := st.grid.buckets[bucketOf(c)]; b != nil {
+		lon := canonLon(p.Lon)
+		items := b.items[b.first(c):]
+		for i := range items {
+			it := &items[i]
+			if it.cell != c {
+				break
+			}
+			if it.holds(p.Lat, lon) && it.entry.fence.Contains(p) {
+				hit(it.entry)
+			}
+		}
+	}
+	if st.big.Len() == 0 {
+		return
+	}
 	q := [2]float64{canonLon(p.Lon), p.Lat}
 	var seenBuf [4]*indexEntry // fences across ±180 met so far
 	seen := seenBuf[:0]
-	st.tree.Search(q, q, func(_, _ [2]float64, e *indexEntry) bool {
+	st.big.Search(q, q, func(_, _ [2]float64, e *indexEntry) bool {
 		if e.fence.Contains(p) {
 			// Only a fence with two boxes could be met twice; its boxes
 			// do not overlap, so this is a guard, not a hot path.

@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -284,4 +285,67 @@ func TestIndexConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestIndexGridMatchesBruteForce: store-sized fences (the ones the grid
+// holds), moved and deleted after being set, near the antimeridian and a
+// pole too: Search answers what a test of every fence answers.
+func TestIndexGridMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ix := NewIndex()
+	fences := map[string]*Fence{}
+	centres := []Point{{40.7, -74}, {0.2, 179.99}, {-0.1, -179.995}, {89.9, 30}}
+	near := func() Point {
+		c := centres[rng.IntN(len(centres))]
+		return Point{min(max(c.Lat+(rng.Float64()-0.5)*0.1, -90), 90), wrapLon(c.Lon + (rng.Float64()-0.5)*0.1)}
+	}
+	place := func(id string) {
+		c := near()
+		var f *Fence
+		if rng.IntN(5) == 0 {
+			d := 0.002 + rng.Float64()*0.01
+			ring := [][2]float64{{c.Lon - d, c.Lat - d}, {c.Lon + d, c.Lat - d}, {c.Lon + d, c.Lat + d}, {c.Lon - d, c.Lat + d}, {c.Lon - d, c.Lat - d}}
+			for j := range ring {
+				ring[j][0] = wrapLon(ring[j][0])
+				ring[j][1] = max(min(ring[j][1], 90), -90)
+			}
+			m, _, errs := ParsePolygon([]byte(ringJSON(ring)))
+			if errs != nil {
+				return
+			}
+			f = &Fence{Polygon: m}
+		} else {
+			f = circleFence(c.Lat, c.Lon, MinRadiusM+rng.Float64()*3000)
+		}
+		fences[id] = f
+		ix.SetLabeled(id, "label-"+id, f)
+	}
+	for i := range 600 {
+		place(fmt.Sprint("f", i))
+	}
+	for i := range 600 {
+		switch id := fmt.Sprint("f", i); rng.IntN(3) {
+		case 0:
+			place(id) // moved
+		case 1:
+			delete(fences, id)
+			ix.Delete(id)
+		}
+	}
+	for range 20000 {
+		p := near()
+		var want []string
+		for id, f := range fences {
+			if f.Contains(p) {
+				want = append(want, id)
+			}
+		}
+		slices.Sort(want)
+		if got := search(ix, p); !slices.Equal(got, want) {
+			t.Fatalf("Search(%v) = %v, want %v", p, got, want)
+		}
+	}
+	if ix.Len() != len(fences) {
+		t.Fatalf("Len = %d, want %d", ix.Len(), len(fences))
+	}
 }

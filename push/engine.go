@@ -220,13 +220,13 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 	}
 	// Work that outlives the request (the queue write) must not be cut
 	// short by the client hanging up.
-	ans.Results, err = e.onPing(context.WithoutCancel(ctx), brandID, deviceID, ans.Inside, accurate, fresh, &policy, ans.Results)
+	ans.Results, err = e.onPing(context.WithoutCancel(ctx), brandID, deviceID, ans.Inside, accurate, fresh, &policy, now, ans.Results)
 	return err
 }
 
 // onPing decides, for each live event at the stores hit, whether the
 // device is queued or why not, appending to out.
-func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh bool, policy *hotzone.Policy, out []PingResult) ([]PingResult, error) {
+func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh bool, policy *hotzone.Policy, now time.Time, out []PingResult) ([]PingResult, error) {
 	for _, h := range hits {
 		ev, _, err := e.db.LiveEvent(ctx, brandID, h.ID)
 		if errors.Is(err, hotzone.ErrNotFound) {
@@ -235,7 +235,7 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 		if err != nil {
 			return out, err
 		}
-		if !ev.EndsAt.After(e.now()) {
+		if !ev.EndsAt.After(now) {
 			continue // over, even if the expiry loop has not run yet
 		}
 		r := PingResult{Event: ev, Status: hotzone.StatusSuppressed}
@@ -245,7 +245,7 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 		case !fresh:
 			r.Reason = ReasonStale
 		default:
-			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(*policy, e.now()))
+			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(*policy, now))
 			if err != nil {
 				return out, err
 			}

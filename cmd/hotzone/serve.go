@@ -37,9 +37,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return err
 	}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	// Request lines are gathered and written a batch at a time; other
+	// lines are written at once.
+	logw := newLogWriter(stderr)
+	defer logw.Flush()
+	var (
+		handler   slog.Handler = slog.NewJSONHandler(logw.now(), nil)
+		accessLog io.Writer    = logw
+	)
 	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(stderr, nil)
+		handler, accessLog = slog.NewTextHandler(logw.now(), nil), nil
 	}
 	log := slog.New(handler)
 
@@ -99,7 +106,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	}
-	srv := api.New(db, engine, api.Options{Logger: log, Ready: ready, CheckTokenURI: senders.CheckTokenURI,
+	srv := api.New(db, engine, api.Options{Logger: log, AccessLog: accessLog, Ready: ready, CheckTokenURI: senders.CheckTokenURI,
 		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
 	if cfg.Demo {
 		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), selfCommand(), stdout); err != nil {
@@ -112,6 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		db.RunWriteBehind(bg, cfg.FlushInterval, func(err error) { log.Error("write-behind", "err", err) })
 	})
 	wg.Go(func() { disp.Run(bg) })
+	wg.Go(func() { logw.Run(bg) })
 	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
 
 	hs := &http.Server{

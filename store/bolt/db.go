@@ -62,12 +62,13 @@ type DB struct {
 	// devs is every device in memory with its positions (the ping path
 	// never reads the disk); positions reach the disk through plog, the
 	// write-behind's log, in one append per flush.
-	devs     *devices.Table
-	plog     *poslog.Log
-	flushMu  sync.Mutex // one flush at a time; guards erasedAt
-	erasedAt time.Time  // a device was erased: compact positions soon
-	devLocks devLocks
-	commits  committer
+	devs       *devices.Table
+	plog       *poslog.Log
+	flushMu    sync.Mutex   // one flush at a time; guards the two below
+	erasedAt   time.Time    // a device was erased: compact positions soon
+	flushBlock poslog.Block // reused by each flush
+	devLocks   devLocks
+	commits    committer
 
 	// locks serialise each brand's read-modify-write operations across
 	// their commit (two PUTs of one store must not both decide

@@ -238,7 +238,9 @@ const (
 func (db *DB) FlushPositions() error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
-	dirty := db.devs.TakeDirty()
+	block := &db.flushBlock
+	block.Reset()
+	db.devs.TakeDirty(block.AddBytes)
 	if touched := db.keys.TakeTouched(); len(touched) > 0 {
 		err := db.bolt.Update(func(tx *bbolt.Tx) error {
 			keys := tx.Bucket(bucketKeys)
@@ -254,16 +256,12 @@ func (db *DB) FlushPositions() error {
 		})
 		if err != nil {
 			db.keys.Retouch(touched)
-			db.devs.Redirty(dirty)
+			db.redirty(block)
 			return fmt.Errorf("store: flush keys' last use: %w", err)
 		}
 	}
-	recs := make([]poslog.Record, len(dirty))
-	for i, d := range dirty {
-		recs[i] = poslog.Record{BrandID: d.BrandID, DeviceID: d.DeviceID, Gen: d.Gen, Position: d.Position}
-	}
-	if err := db.plog.Append(recs); err != nil {
-		db.devs.Redirty(dirty)
+	if err := db.plog.Append(block); err != nil {
+		db.redirty(block)
 		return fmt.Errorf("store: flush positions: %w", err)
 	}
 	logBytes, snapBytes := db.plog.Sizes()
@@ -273,6 +271,14 @@ func (db *DB) FlushPositions() error {
 		}
 	}
 	return nil
+}
+
+// redirty lists again for the next flush the devices of a block that
+// could not be written.
+func (db *DB) redirty(b *poslog.Block) {
+	for _, r := range b.Records() {
+		db.devs.Redirty(r.BrandID, r.DeviceID, r.Gen)
+	}
 }
 
 // compactPositionsLocked writes every position in memory as the new

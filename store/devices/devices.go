@@ -162,16 +162,12 @@ func (t *Table) Record(brandID, deviceID string, p hotzone.Position, qualifying 
 		return false
 	}
 	r := s.rec(slot)
-	moved := r.apply(p, qualifying)
+	if r.apply(p, qualifying) {
+		s.markMoved(slot, r)
+	}
 	if r.flags&flagDirty == 0 {
 		r.flags |= flagDirty
 		s.dirty = append(s.dirty, slot)
-	}
-	if moved {
-		// Under the shard's lock, so a device's cells are noted in the
-		// order it moved; a search takes no shard lock while it holds
-		// the grid's.
-		b.note(r.cell(), s.ref(slot))
 	}
 	return true
 }
@@ -201,7 +197,7 @@ func (t *Table) Restore(brandID, deviceID string, gen int64, pos hotzone.DeviceP
 		moved = r.apply(pos.Last, false) || moved
 	}
 	if moved {
-		b.note(r.cell(), s.ref(slot))
+		s.markMoved(slot, r)
 	}
 }
 
@@ -219,6 +215,7 @@ func (t *Table) Within(brandID string, f *geo.Fence, since time.Time) []string {
 	match := func(r *rec) bool {
 		return r.flags&flagQual != 0 && r.qual.ts >= sinceNS && f.Contains(geo.Point{Lat: r.qual.lat, Lon: r.qual.lon})
 	}
+	b.syncMoved()
 	var refs []uint32
 	n := geo.CellsCovering(f.BBox(), max(b.len(), 64), func(c geo.Cell) bool {
 		refs = b.cellRefs(c, refs)
@@ -252,58 +249,54 @@ func (t *Table) Within(brandID string, f *geo.Fence, since time.Time) []string {
 	return ids
 }
 
-// Dirty is a device's position as it was when taken for the
-// write-behind.
-type Dirty struct {
-	BrandID, DeviceID string
-	Gen               int64
-	Position          hotzone.DevicePosition
-}
-
-// TakeDirty returns the positions recorded since the last call, one per
-// device, and tidies the grid. Redirty puts back what the backend failed
+// TakeDirty calls emit with the positions recorded since the last
+// call, one call per device, brand after brand, and tidies the grid.
+// deviceID and pos are only valid during the call (a shard's lock is
+// held). Redirty puts back a device whose position the backend failed
 // to write.
-func (t *Table) TakeDirty() []Dirty {
-	var out []Dirty
+func (t *Table) TakeDirty(emit func(brandID string, deviceID []byte, gen int64, pos *hotzone.DevicePosition)) {
+	var dp hotzone.DevicePosition
+	var q hotzone.Position
 	t.each(func(b *brand) {
+		b.syncMoved()
 		for i := range b.shards {
 			s := &b.shards[i]
 			s.mu.Lock()
 			for _, slot := range s.dirty {
 				r, ok := s.live(slot)
-				if !ok || r.flags&flagDirty == 0 {
+				if !ok || r.flags&flagDirty == 0 || r.flags&flagLast == 0 {
 					continue // erased, or listed twice after a reuse
 				}
 				r.flags &^= flagDirty
-				if pos := r.position(); pos != nil {
-					out = append(out, Dirty{BrandID: b.id, DeviceID: s.id(r), Gen: r.gen, Position: *pos})
+				dp.Last, dp.Qualifying = r.last.position(), nil
+				if r.flags&flagQual != 0 {
+					q = r.qual.position()
+					dp.Qualifying = &q
 				}
+				emit(b.id, s.idBytes(r), r.gen, &dp)
 			}
 			s.dirty = s.dirty[:0]
 			s.mu.Unlock()
 		}
 		b.compactCells()
 	})
-	return out
 }
 
-// Redirty lists again positions TakeDirty handed out, for the next flush
-// to try; a device recorded meanwhile is listed already.
-func (t *Table) Redirty(ds []Dirty) {
-	for _, d := range ds {
-		b := t.brand(d.BrandID)
-		if b == nil {
-			continue
+// Redirty lists a device again for the next flush, if it is still of
+// generation gen; one recorded meanwhile is listed already.
+func (t *Table) Redirty(brandID, deviceID string, gen int64) {
+	b := t.brand(brandID)
+	if b == nil {
+		return
+	}
+	s := b.shard(deviceID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slot, ok := s.find(deviceID); ok {
+		if r := s.rec(slot); r.gen == gen && r.flags&flagDirty == 0 {
+			r.flags |= flagDirty
+			s.dirty = append(s.dirty, slot)
 		}
-		s := b.shard(d.DeviceID)
-		s.mu.Lock()
-		if slot, ok := s.find(d.DeviceID); ok {
-			if r := s.rec(slot); r.gen == d.Gen && r.flags&flagDirty == 0 {
-				r.flags |= flagDirty
-				s.dirty = append(s.dirty, slot)
-			}
-		}
-		s.mu.Unlock()
 	}
 }
 

@@ -19,6 +19,25 @@ func at(lat, lon float64, ts time.Time) hotzone.Position {
 	return hotzone.Position{Lat: lat, Lon: lon, AccuracyM: 5.5, TS: ts}
 }
 
+type dirty struct {
+	BrandID, DeviceID string
+	Gen               int64
+	Position          hotzone.DevicePosition
+}
+
+func takeDirty(tab *Table) []dirty {
+	var out []dirty
+	tab.TakeDirty(func(brandID string, deviceID []byte, gen int64, pos *hotzone.DevicePosition) {
+		d := dirty{BrandID: brandID, DeviceID: string(deviceID), Gen: gen, Position: *pos}
+		if pos.Qualifying != nil {
+			q := *pos.Qualifying
+			d.Position.Qualifying = &q
+		}
+		out = append(out, d)
+	})
+	return out
+}
+
 func samePos(a, b *hotzone.DevicePosition) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -57,16 +76,20 @@ func TestTable(t *testing.T) {
 	if ids := tab.Within("b", fence, t0.Add(time.Second)); len(ids) != 0 {
 		t.Fatalf("Within since after the ping = %v", ids)
 	}
-	dirty := tab.TakeDirty()
+	dirty := takeDirty(tab)
 	if len(dirty) != 1 || dirty[0].DeviceID != "d" || dirty[0].Gen != 1 || !samePos(&dirty[0].Position, pos) {
 		t.Fatalf("dirty = %+v", dirty)
 	}
-	if len(tab.TakeDirty()) != 0 {
+	if len(takeDirty(tab)) != 0 {
 		t.Fatal("a position was handed out twice")
 	}
-	tab.Redirty(dirty)
-	if len(tab.TakeDirty()) != 1 {
+	tab.Redirty("b", "d", 1)
+	if len(takeDirty(tab)) != 1 {
 		t.Fatal("Redirty did not put it back")
+	}
+	tab.Redirty("b", "d", 9)
+	if len(takeDirty(tab)) != 0 {
+		t.Fatal("Redirty of another generation listed the device")
 	}
 	// A new registration of the id (another generation) starts afresh.
 	tab.Add("b", "d", 2)
@@ -86,7 +109,7 @@ func TestTable(t *testing.T) {
 	if p, _ := tab.Position("b", "d"); !samePos(p, pos) {
 		t.Fatalf("restored %+v, want %+v", p, pos)
 	}
-	if len(tab.TakeDirty()) != 0 {
+	if len(takeDirty(tab)) != 0 {
 		t.Fatal("a restored position was listed for the write-behind")
 	}
 	if ids := tab.Within("b", fence, t0); !slices.Equal(ids, []string{"d"}) {
@@ -168,7 +191,7 @@ func TestWithinMatchesBruteForce(t *testing.T) {
 			now = now.Add(time.Millisecond)
 		}
 		if round%3 == 0 {
-			tab.TakeDirty() // compacts the grid as a flush would
+			takeDirty(tab) // compacts the grid as a flush would
 		}
 		since := now.Add(-time.Duration(rng.IntN(2000)) * time.Millisecond)
 		for fi, f := range fences {
@@ -218,7 +241,7 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Go(func() {
 		for range 200 {
 			tab.Within("b", f, time.Time{})
-			tab.TakeDirty()
+			takeDirty(tab)
 		}
 	})
 	wg.Wait()
@@ -255,7 +278,7 @@ func TestMemoryPerDevice(t *testing.T) {
 		tab.Add("b", id, 1)
 		tab.Record("b", id, at(40+rng.Float64(), -74+rng.Float64(), t0), true)
 	}
-	tab.TakeDirty()
+	takeDirty(tab)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := float64(after.HeapAlloc-before.HeapAlloc) / n

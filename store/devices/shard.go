@@ -53,6 +53,7 @@ const (
 	flagLast              // last is set
 	flagQual              // qual is set
 	flagDirty             // listed in the shard's dirty list
+	flagMoved             // listed in the shard's moved list
 )
 
 func toPos(p hotzone.Position) pos {
@@ -123,6 +124,15 @@ type shard struct {
 	arena  [][]byte
 	count  int
 	dirty  []uint32
+	moved  []uint32 // whose qualifying position changed cell since the grid last looked
+}
+
+// markMoved lists slot for the grid's next look; the caller holds mu.
+func (s *shard) markMoved(slot uint32, r *rec) {
+	if r.flags&flagMoved == 0 {
+		r.flags |= flagMoved
+		s.moved = append(s.moved, slot)
+	}
 }
 
 const tomb = ^uint32(0)
@@ -295,10 +305,40 @@ func (b *brand) len() int {
 	return n
 }
 
-// note lists ref in cell c.
-func (b *brand) note(c geo.Cell, ref uint32) {
+// syncMoved notes in the grid where the devices that moved since the
+// last look are now: pings only flag a move, and the grid's lock is
+// taken once per look, not once per ping. A search looks first, so it
+// finds every device whose move was recorded before it.
+func (b *brand) syncMoved() {
+	type move struct {
+		c   geo.Cell
+		ref uint32
+	}
+	var moves []move
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		for _, slot := range s.moved {
+			if r, ok := s.live(slot); ok && r.flags&flagMoved != 0 {
+				r.flags &^= flagMoved
+				moves = append(moves, move{r.cell(), s.ref(slot)})
+			}
+		}
+		s.moved = s.moved[:0]
+		s.mu.Unlock()
+	}
+	if len(moves) == 0 {
+		return
+	}
 	b.gridMu.Lock()
 	defer b.gridMu.Unlock()
+	for _, m := range moves {
+		b.noteLocked(m.c, m.ref)
+	}
+}
+
+// noteLocked lists ref in cell c; gridMu is held.
+func (b *brand) noteLocked(c geo.Cell, ref uint32) {
 	cl := b.cells[c]
 	if cl == nil {
 		cl = &cell{}

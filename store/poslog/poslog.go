@@ -30,8 +30,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/hotzone/hotzone"
@@ -148,13 +146,12 @@ func readBlocks(r io.Reader, fn func(Record)) (int64, error) {
 	}
 }
 
-// Append writes recs as one block and makes it durable before it
-// returns.
-func (l *Log) Append(recs []Record) error {
-	if len(recs) == 0 {
+// Append writes b as one block and makes it durable before it returns.
+func (l *Log) Append(b *Block) error {
+	if b.Len() == 0 {
 		return nil
 	}
-	block := appendBlock(nil, recs)
+	block := b.Bytes()
 	if _, err := l.log.WriteAt(block, l.logSize); err != nil {
 		// Whatever part was written is a torn block past logSize; the
 		// next append writes over it.
@@ -184,26 +181,26 @@ func (l *Log) Compact(each func(yield func(Record))) error {
 	defer os.Remove(tmp) // after a successful rename there is nothing there
 	w := bufio.NewWriterSize(f, 1<<20)
 	var (
-		batch   []Record
-		size    int64
-		werr    error
-		flushed = func() {
-			if werr != nil || len(batch) == 0 {
+		b     Block
+		size  int64
+		werr  error
+		flush = func() {
+			if werr != nil || b.Len() == 0 {
 				return
 			}
-			block := appendBlock(nil, batch)
+			block := b.Bytes()
 			_, werr = w.Write(block)
 			size += int64(len(block))
-			batch = batch[:0]
+			b.Reset()
 		}
 	)
 	each(func(r Record) {
-		batch = append(batch, r)
-		if len(batch) == 4096 {
-			flushed()
+		b.Add(r.BrandID, r.DeviceID, r.Gen, &r.Position)
+		if b.Len() == 4096 {
+			flush()
 		}
 	})
-	flushed()
+	flush()
 	if werr == nil {
 		werr = w.Flush()
 	}
@@ -248,34 +245,90 @@ const (
 	recQual
 )
 
-// appendBlock appends a block of recs, grouped by brand, to buf: magic,
-// payload length, CRC-32C of the payload, payload.
-func appendBlock(buf []byte, recs []Record) []byte {
-	order := make([]int, len(recs))
-	for i := range order {
-		order[i] = i
+// Block is one block being built: records grouped by brand (a brand
+// given again right after itself continues its group). Its bytes are:
+// magic, payload length (uint32), CRC-32C of the payload, payload; the
+// payload is groups of brand, record count (uint32) and records.
+type Block struct {
+	buf      []byte
+	n        int    // records
+	brand    string // of the open group
+	countAt  int    // where the open group's count is; 0 when none
+	inGroup  uint32
+	finished bool
+}
+
+// Add adds a device's positions; the block keeps nothing of its
+// arguments but their bytes.
+func (b *Block) Add(brandID string, deviceID string, gen int64, pos *hotzone.DevicePosition) {
+	b.addGroup(brandID)
+	b.buf = appendString(b.buf, deviceID)
+	b.buf = appendRecordTail(b.buf, gen, pos)
+	b.n++
+	b.inGroup++
+}
+
+// AddBytes is Add with the device id as bytes.
+func (b *Block) AddBytes(brandID string, deviceID []byte, gen int64, pos *hotzone.DevicePosition) {
+	b.addGroup(brandID)
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(deviceID)))
+	b.buf = append(b.buf, deviceID...)
+	b.buf = appendRecordTail(b.buf, gen, pos)
+	b.n++
+	b.inGroup++
+}
+
+func (b *Block) addGroup(brandID string) {
+	if b.buf == nil || b.finished {
+		b.Reset()
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(recs[a].BrandID, recs[b].BrandID) })
-	start := len(buf)
-	buf = append(buf, blockMagic[:]...)
-	buf = append(buf, make([]byte, 8)...)
-	payload := len(buf)
-	for i := 0; i < len(order); {
-		brand := recs[order[i]].BrandID
-		j := i + 1
-		for j < len(order) && recs[order[j]].BrandID == brand {
-			j++
-		}
-		buf = appendString(buf, brand)
-		buf = binary.AppendUvarint(buf, uint64(j-i))
-		for _, k := range order[i:j] {
-			buf = appendRecord(buf, &recs[k])
-		}
-		i = j
+	if b.countAt != 0 && brandID == b.brand {
+		return
 	}
-	binary.LittleEndian.PutUint32(buf[start+4:], uint32(len(buf)-payload))
-	binary.LittleEndian.PutUint32(buf[start+8:], crc32.Checksum(buf[payload:], crcTable))
-	return buf
+	b.closeGroup()
+	b.buf = appendString(b.buf, brandID)
+	b.countAt = len(b.buf)
+	b.buf = append(b.buf, 0, 0, 0, 0)
+	b.brand, b.inGroup = brandID, 0
+}
+
+func (b *Block) closeGroup() {
+	if b.countAt != 0 {
+		binary.LittleEndian.PutUint32(b.buf[b.countAt:], b.inGroup)
+		b.countAt = 0
+	}
+}
+
+// Len is how many records the block has.
+func (b *Block) Len() int { return b.n }
+
+// Reset empties the block, keeping its buffer.
+func (b *Block) Reset() {
+	b.buf = append(b.buf[:0], blockMagic[:]...)
+	b.buf = append(b.buf, make([]byte, 8)...)
+	b.n, b.countAt, b.inGroup, b.finished, b.brand = 0, 0, 0, false, ""
+}
+
+// Bytes finishes the block and answers its bytes; the block is empty
+// again at the next Add.
+func (b *Block) Bytes() []byte {
+	if b.buf == nil {
+		b.Reset()
+	}
+	b.closeGroup()
+	binary.LittleEndian.PutUint32(b.buf[4:], uint32(len(b.buf)-12))
+	binary.LittleEndian.PutUint32(b.buf[8:], crc32.Checksum(b.buf[12:], crcTable))
+	b.finished = true
+	return b.buf
+}
+
+// Records decodes the block's records (a failed Append's caller takes
+// them back).
+func (b *Block) Records() []Record {
+	var out []Record
+	p := b.Bytes()
+	_ = DecodeBlock(p[12:], func(r Record) { out = append(out, r) })
+	return out
 }
 
 func appendString(buf []byte, s string) []byte {
@@ -283,22 +336,21 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-func appendRecord(buf []byte, r *Record) []byte {
-	buf = appendString(buf, r.DeviceID)
-	buf = binary.AppendVarint(buf, r.Gen)
+func appendRecordTail(buf []byte, gen int64, pos *hotzone.DevicePosition) []byte {
+	buf = binary.AppendVarint(buf, gen)
 	var flags byte
-	if !r.Position.Last.TS.IsZero() {
+	if !pos.Last.TS.IsZero() {
 		flags |= recLast
 	}
-	if r.Position.Qualifying != nil {
+	if pos.Qualifying != nil {
 		flags |= recQual
 	}
 	buf = append(buf, flags)
 	if flags&recLast != 0 {
-		buf = appendPosition(buf, r.Position.Last)
+		buf = appendPosition(buf, pos.Last)
 	}
 	if flags&recQual != 0 {
-		buf = appendPosition(buf, *r.Position.Qualifying)
+		buf = appendPosition(buf, *pos.Qualifying)
 	}
 	return buf
 }
@@ -318,8 +370,8 @@ func DecodeBlock(p []byte, fn func(Record)) error {
 	d := decoder{b: p}
 	for len(d.b) > 0 && !d.bad {
 		brand := d.str()
-		n := d.uvarint()
-		for k := uint64(0); k < n && !d.bad; k++ {
+		n := d.uint32()
+		for k := uint32(0); k < n && !d.bad; k++ {
 			r := Record{BrandID: brand, DeviceID: d.str(), Gen: d.varint()}
 			flags := d.byte()
 			if flags&^(recLast|recQual) != 0 {
@@ -357,6 +409,16 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	d.b = d.b[k:]
+	return v
+}
+
+func (d *decoder) uint32() uint32 {
+	if len(d.b) < 4 {
+		d.bad, d.b = true, nil
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
 	return v
 }
 

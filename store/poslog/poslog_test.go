@@ -25,6 +25,14 @@ func rec(brand, dev string, gen int64, lat float64, qual bool) Record {
 	return r
 }
 
+func block(recs ...Record) *Block {
+	var b Block
+	for _, r := range recs {
+		b.Add(r.BrandID, r.DeviceID, r.Gen, &r.Position)
+	}
+	return &b
+}
+
 func replay(t *testing.T, l *Log) []Record {
 	t.Helper()
 	var out []Record
@@ -44,10 +52,10 @@ func TestAppendReplayCompact(t *testing.T) {
 	}
 	first := []Record{rec("b1", "d1", 1, 40.7, true), rec("b2", "d1", 2, 41, false), rec("b1", "d2", 3, 42, true)}
 	second := []Record{rec("b1", "d1", 4, 43, false)}
-	if err := l.Append(first); err != nil {
+	if err := l.Append(block(first...)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Append(second); err != nil {
+	if err := l.Append(block(second...)); err != nil {
 		t.Fatal(err)
 	}
 	if got := replay(t, l); len(got) != 4 {
@@ -56,8 +64,8 @@ func TestAppendReplayCompact(t *testing.T) {
 	l.Close()
 	l, _ = Open(dir)
 	got := replay(t, l)
-	// Within a block records are grouped by brand, in order otherwise.
-	want := []Record{first[0], first[2], first[1], second[0]}
+	// Records come back in the order they were added.
+	want := []Record{first[0], first[1], first[2], second[0]}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("after a reopen:\n got %+v\nwant %+v", got, want)
 	}
@@ -72,7 +80,7 @@ func TestAppendReplayCompact(t *testing.T) {
 		t.Fatalf("after compaction: log %d bytes, snapshot %d", logBytes, snap)
 	}
 	third := []Record{rec("b3", "x", 9, 1, true)}
-	if err := l.Append(third); err != nil {
+	if err := l.Append(block(third...)); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -98,8 +106,8 @@ func TestTornBlock(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := Open(dir)
 	good := []Record{rec("b", "d1", 1, 10, true)}
-	l.Append(good)
-	l.Append([]Record{rec("b", "d2", 2, 20, true)})
+	l.Append(block(good...))
+	l.Append(block(rec("b", "d2", 2, 20, true)))
 	l.Close()
 	path := filepath.Join(dir, LogFile)
 	st, _ := os.Stat(path)
@@ -111,7 +119,7 @@ func TestTornBlock(t *testing.T) {
 		t.Fatalf("after a torn block: %+v, want the first block only", got)
 	}
 	later := []Record{rec("b", "d3", 3, 30, false)}
-	if err := l.Append(later); err != nil {
+	if err := l.Append(block(later...)); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
@@ -121,7 +129,7 @@ func TestTornBlock(t *testing.T) {
 		t.Fatalf("an append after a torn block: %+v", got)
 	}
 	// A damaged byte inside a block's payload fails its checksum.
-	b := appendBlock(nil, good)
+	b := block(good...).Bytes()
 	b[len(b)-1] ^= 1
 	if n, err := readBlocks(bytesReader(b), func(Record) {}); err == nil || n != 0 {
 		t.Fatalf("a damaged block read as good: %d, %v", n, err)
@@ -140,17 +148,17 @@ func bytesReader(b []byte) *os.File {
 // the same records.
 func FuzzDecodeBlock(f *testing.F) {
 	for i := range 3 {
-		b := appendBlock(nil, []Record{rec("b", fmt.Sprint("d", i), int64(i), float64(i), i%2 == 0), rec("c", "e", -5, -90, true)})
+		b := block(rec("b", fmt.Sprint("d", i), int64(i), float64(i), i%2 == 0), rec("c", "e", -5, -90, true), rec("b", "x", 1, 1, false)).Bytes()
 		f.Add(b[12:])
 	}
-	f.Add([]byte{1, 'b', 1, 1, 'd', 2, 3})
+	f.Add([]byte{1, 'b', 1, 0, 0, 0, 1, 'd', 2, 3})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var recs []Record
 		if DecodeBlock(p, func(r Record) { recs = append(recs, r) }) != nil {
 			return
 		}
 		var again []Record
-		b := appendBlock(nil, append([]Record(nil), recs...))
+		b := block(recs...).Bytes()
 		if err := DecodeBlock(b[12:], func(r Record) { again = append(again, r) }); err != nil {
 			t.Fatalf("re-encoded block does not decode: %v", err)
 		}

@@ -60,6 +60,7 @@ func canonLon(lon float64) float64 {
 type Index struct {
 	mu      sync.Mutex
 	entries map[string]*indexEntry // guarded by mu: the writers' view
+	cells   map[Cell][]*indexEntry // guarded by mu: the grid, the writers' view
 	state   atomic.Pointer[indexState]
 }
 
@@ -79,19 +80,19 @@ type indexState struct {
 // region drawn as a polygon, a 50 km circle) goes to the big tree.
 const maxGridCells = 256
 
-// gridBuckets is how many buckets the grid spreads its cells over.
-const gridBuckets = 4096
-
-// fenceGrid is never changed once published: a writer copies the bucket
-// array (32 KiB) and the buckets it changes.
+// fenceGrid is an open-addressing table of cells, each pointing at its
+// run of items: a lookup is one probe (a cache miss) and one run (another
+// one). It is never changed once published; a writer builds a new one
+// from its cell map when it publishes.
 type fenceGrid struct {
-	buckets [gridBuckets]*gridBucket
+	slots []gridSlot // a power of two, at most half full
+	shift uint       // 64 − log2(len(slots)): a slot is the hash's top bits
+	items []gridItem // grouped by cell
 }
 
-// gridBucket lists (cell, fence) pairs of the cells hashed to it, in
-// cell order, so a lookup is a binary search however full it is.
-type gridBucket struct {
-	items []gridItem
+type gridSlot struct {
+	cell     Cell
+	start, n uint32 // the cell's items; n is 0 for an empty slot
 }
 
 // gridItem carries its fence's box, so the fences of a cell that cannot
@@ -114,10 +115,7 @@ func (it *gridItem) holds(lat, lon float64) bool {
 	return lon >= it.w || lon <= it.e // across the antimeridian
 }
 
-func bucketOf(c Cell) int {
-	h := uint64(c) * 0x9e3779b97f4a7c15
-	return int(h >> (64 - 12))
-}
+func hashCell(c Cell) uint64 { return uint64(c) * 0x9e3779b97f4a7c15 }
 
 type indexEntry struct {
 	id    string
@@ -194,13 +192,11 @@ func (ix *Index) Delete(id string) {
 	ix.publishLocked(w)
 }
 
-// writer is a write session's private copy of the published state: the
-// trees are copy-on-write clones, the grid a copy of the bucket array
-// whose buckets are copied the first time the session changes them.
+// writer is a write session's private copy of the published trees
+// (copy-on-write clones); the grid is built anew from the index's cell
+// map when the session publishes.
 type writer struct {
 	tree, big *rtree.RTreeG[*indexEntry]
-	grid      *fenceGrid
-	owned     map[*gridBucket]bool
 }
 
 func (ix *Index) setLocked(w *writer, id, label string, f *Fence) {
@@ -212,7 +208,7 @@ func (ix *Index) setLocked(w *writer, id, label string, f *Fence) {
 			}
 		}
 		for _, c := range old.cells {
-			w.unlist(c, old)
+			ix.unlist(c, old)
 		}
 		delete(ix.entries, id)
 	}
@@ -232,7 +228,7 @@ func (ix *Index) setLocked(w *writer, id, label string, f *Fence) {
 	} else {
 		e.cells = cells
 		for _, c := range cells {
-			w.list(c, e)
+			ix.list(c, e)
 		}
 	}
 	if ix.entries == nil {
@@ -241,23 +237,24 @@ func (ix *Index) setLocked(w *writer, id, label string, f *Fence) {
 	ix.entries[id] = e
 }
 
-// bucket is the session's own copy of the bucket of c.
-func (w *writer) bucket(c Cell) *gridBucket {
-	i := bucketOf(c)
-	b := w.grid.buckets[i]
-	if b == nil || !w.owned[b] {
-		nb := &gridBucket{}
-		if b != nil {
-			nb.items = append(make([]gridItem, 0, len(b.items)+1), b.items...)
-		}
-		w.grid.buckets[i] = nb
-		w.owned[nb] = true
-		b = nb
+func (ix *Index) list(c Cell, e *indexEntry) {
+	if ix.cells == nil {
+		ix.cells = map[Cell][]*indexEntry{}
 	}
-	return b
+	ix.cells[c] = append(ix.cells[c], e)
 }
 
-func (w *writer) list(c Cell, e *indexEntry) {
+func (ix *Index) unlist(c Cell, e *indexEntry) {
+	es := slices.DeleteFunc(ix.cells[c], func(x *indexEntry) bool { return x == e })
+	if len(es) == 0 {
+		delete(ix.cells, c)
+		return
+	}
+	ix.cells[c] = es
+}
+
+// item is e's grid item for cell c: its box widened like the tree's.
+func item(c Cell, e *indexEntry) gridItem {
 	bb := e.fence.BBox()
 	m := boxMarginDeg
 	it := gridItem{cell: c, s: bb[1] - m, n: bb[3] + m, w: bb[0] - m, e: bb[2] + m, entry: e}
@@ -270,40 +267,59 @@ func (w *writer) list(c Cell, e *indexEntry) {
 		// Across the antimeridian with the margins meeting: the band.
 		it.w, it.e = -180, 180
 	}
-	b := w.bucket(c)
-	b.items = slices.Insert(b.items, b.first(c), it)
+	return it
 }
 
-// first is where the items of c start (or would).
-func (b *gridBucket) first(c Cell) int {
-	lo, hi := 0, len(b.items)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if b.items[m].cell < c {
-			lo = m + 1
-		} else {
-			hi = m
+// buildGrid makes the published grid from the cell map.
+func (ix *Index) buildGrid() *fenceGrid {
+	g := &fenceGrid{shift: 64 - 4}
+	size := 16
+	for size < 2*len(ix.cells) {
+		size *= 2
+		g.shift--
+	}
+	g.slots = make([]gridSlot, size)
+	mask := uint64(size - 1)
+	for c, es := range ix.cells {
+		i := hashCell(c) >> g.shift
+		for g.slots[i].n != 0 {
+			i = (i + 1) & mask
+		}
+		g.slots[i] = gridSlot{cell: c, start: uint32(len(g.items)), n: uint32(len(es))}
+		for _, e := range es {
+			g.items = append(g.items, item(c, e))
 		}
 	}
-	return lo
+	return g
 }
 
-func (w *writer) unlist(c Cell, e *indexEntry) {
-	b := w.bucket(c)
-	b.items = slices.DeleteFunc(b.items, func(it gridItem) bool { return it.entry == e })
+// cellItems is the run of items of cell c.
+func (g *fenceGrid) cellItems(c Cell) []gridItem {
+	if len(g.slots) == 0 {
+		return nil
+	}
+	mask := uint64(len(g.slots) - 1)
+	for i := hashCell(c) >> g.shift; ; i = (i + 1) & mask {
+		sl := &g.slots[i]
+		if sl.n == 0 {
+			return nil
+		}
+		if sl.cell == c {
+			return g.items[sl.start : sl.start+sl.n]
+		}
+	}
 }
 
 func (ix *Index) publishLocked(w *writer) {
-	ix.state.Store(&indexState{tree: w.tree, big: w.big, grid: w.grid, n: len(ix.entries)})
+	ix.state.Store(&indexState{tree: w.tree, big: w.big, grid: ix.buildGrid(), n: len(ix.entries)})
 }
 
 // cloneLocked returns a private copy of the published state. rtree's
 // Copy is O(1): nodes are shared until the clone writes to them.
 func (ix *Index) cloneLocked() *writer {
-	w := &writer{grid: new(fenceGrid), owned: map[*gridBucket]bool{}}
+	w := &writer{}
 	if st := ix.load(); st != nil {
 		w.tree, w.big = st.tree.Copy(), st.big.Copy()
-		*w.grid = *st.grid
 	} else {
 		w.tree, w.big = new(rtree.RTreeG[*indexEntry]), new(rtree.RTreeG[*indexEntry])
 	}
@@ -350,15 +366,10 @@ func (ix *Index) search(p Point, hit func(*indexEntry)) {
 	// A fence is listed once in each of its cells, so the grid finds it
 	// once.
 	c := CellOf(p)
-	if b := st.grid.buckets[bucketOf(c)]; b != nil {
+	if items := st.grid.cellItems(c); len(items) > 0 {
 		lon := canonLon(p.Lon)
-		items := b.items[b.first(c):]
 		for i := range items {
-			it := &items[i]
-			if it.cell != c {
-				break
-			}
-			if it.holds(p.Lat, lon) && it.entry.fence.Contains(p) {
+			if it := &items[i]; it.holds(p.Lat, lon) && it.entry.fence.Contains(p) {
 				hit(it.entry)
 			}
 		}

@@ -37,44 +37,40 @@ import (
 
 // Table is the device table. It is safe for concurrent use.
 type Table struct {
-	seed   maphash.Seed
-	mu     sync.RWMutex
-	brands map[string]*brand
+	seed maphash.Seed
+	// brands is read by every ping: a sync.Map is read without writing
+	// to shared memory once a brand is known.
+	brands sync.Map // brand id -> *brand
 }
 
 // New returns an empty table.
-func New() *Table { return &Table{seed: maphash.MakeSeed(), brands: map[string]*brand{}} }
+func New() *Table { return &Table{seed: maphash.MakeSeed()} }
 
 // AddBrand makes room for a brand's devices; adding one twice is
 // harmless.
 func (t *Table) AddBrand(brandID string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.brands[brandID] == nil {
-		b := &brand{id: brandID, cells: map[geo.Cell]*cell{}}
-		for i := range b.shards {
-			b.shards[i].seed, b.shards[i].no = t.seed, uint32(i)
-		}
-		t.brands[brandID] = b
+	if _, ok := t.brands.Load(brandID); ok {
+		return
 	}
+	b := &brand{id: brandID, cells: map[geo.Cell]*cell{}}
+	for i := range b.shards {
+		b.shards[i].seed, b.shards[i].no = t.seed, uint32(i)
+	}
+	t.brands.LoadOrStore(brandID, b)
 }
 
 func (t *Table) brand(brandID string) *brand {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.brands[brandID]
+	if v, ok := t.brands.Load(brandID); ok {
+		return v.(*brand)
+	}
+	return nil
 }
 
 func (t *Table) each(fn func(*brand)) {
-	t.mu.RLock()
-	bs := make([]*brand, 0, len(t.brands))
-	for _, b := range t.brands {
-		bs = append(bs, b)
-	}
-	t.mu.RUnlock()
-	for _, b := range bs {
-		fn(b)
-	}
+	t.brands.Range(func(_, v any) bool {
+		fn(v.(*brand))
+		return true
+	})
 }
 
 // Add registers a device of generation gen (what tells one registration
@@ -93,7 +89,7 @@ func (t *Table) Add(brandID, deviceID string, gen int64) bool {
 	if slot, ok := s.find(deviceID); ok {
 		r := s.rec(slot)
 		if r.gen != gen {
-			*r = rec{gen: gen, idOff: r.idOff, idLen: r.idLen, flags: flagLive | r.flags&flagDirty}
+			*r = rec{id: r.id, idLen: r.idLen, idOff: r.idOff, gen: gen, flags: flagLive | r.flags&flagDirty}
 		}
 		return true
 	}

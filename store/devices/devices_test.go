@@ -145,7 +145,11 @@ func TestWithinMatchesBruteForce(t *testing.T) {
 	}
 	devs := make([]dev, 3000)
 	for i := range devs {
+		// Ids longer than a record holds live in the shard's arena.
 		devs[i] = dev{id: fmt.Sprintf("d%d", i), live: true}
+		if i%2 == 0 {
+			devs[i].id = fmt.Sprintf("device-with-a-longer-id-%d", i)
+		}
 		tab.Add("b", devs[i].id, 1)
 	}
 	centres := []geo.Point{{Lat: 40.7, Lon: -74}, {Lat: 0, Lon: 179.99}, {Lat: -33.9, Lon: 151.2}}

@@ -38,15 +38,20 @@ type pos struct {
 	acc      float64
 }
 
-// rec is a device: 80 bytes, no pointers, so the garbage collector never
-// looks inside the chunks that hold them.
+// rec is a device: 96 bytes, no pointers, so the garbage collector never
+// looks inside the chunks that hold them. An id of up to inlineID bytes
+// (most are) is kept in the record itself, so finding a device reads
+// the record and nothing else; a longer one is in the shard's arena.
 type rec struct {
-	last, qual pos
-	gen        int64
-	idOff      uint32 // where its id is in the shard's arena
+	id         [inlineID]byte
 	idLen      uint8
 	flags      uint8
+	idOff      uint32 // where a long id is in the shard's arena
+	gen        int64
+	last, qual pos
 }
+
+const inlineID = 16
 
 const (
 	flagLive  = 1 << iota // the slot holds a device
@@ -115,7 +120,7 @@ type shard struct {
 	mu     sync.Mutex
 	seed   maphash.Seed
 	no     uint32   // the shard's number, the top bits of its refs
-	table  []uint32 // 0 empty, tomb deleted, else slot+1
+	table  []uint64 // 0 empty, tomb deleted, else a fingerprint<<32 | slot+1
 	used   int      // table entries holding a slot
 	tombs  int
 	chunks []*[chunkSize]rec
@@ -135,7 +140,21 @@ func (s *shard) markMoved(slot uint32, r *rec) {
 	}
 }
 
-const tomb = ^uint32(0)
+// tomb marks a deleted table entry (a slot reference is never this);
+// slotTomb is what a sorted list of refs uses for "none".
+const (
+	tomb     = ^uint64(0)
+	slotTomb = ^uint32(0)
+)
+
+// entry is a table entry for slot under hash h: the hash's high half as
+// a fingerprint, so a probe past another device's entry reads nothing
+// but the table.
+func entry(h uint64, slot uint32) uint64 { return h&^(1<<32-1) | uint64(slot+1) }
+
+func fingerprint(h uint64) uint64 { return h &^ (1<<32 - 1) }
+
+func entrySlot(v uint64) uint32 { return uint32(v) - 1 }
 
 func (s *shard) rec(slot uint32) *rec { return &s.chunks[slot>>chunkBits][slot&(chunkSize-1)] }
 
@@ -151,6 +170,9 @@ func (s *shard) live(slot uint32) (*rec, bool) {
 func (s *shard) ref(slot uint32) uint32 { return s.no<<slotBits | slot }
 
 func (s *shard) idBytes(r *rec) []byte {
+	if r.idLen <= inlineID {
+		return r.id[:r.idLen]
+	}
 	c := s.arena[r.idOff>>16]
 	o := r.idOff & 0xffff
 	return c[o : o+uint32(r.idLen)]
@@ -163,15 +185,16 @@ func (s *shard) find(id string) (uint32, bool) {
 	if len(s.table) == 0 {
 		return 0, false
 	}
+	h := maphash.String(s.seed, id)
+	fp := fingerprint(h)
 	mask := uint64(len(s.table) - 1)
-	for i := maphash.String(s.seed, id) & mask; ; i = (i + 1) & mask {
-		switch v := s.table[i]; v {
-		case 0:
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch v := s.table[i]; {
+		case v == 0:
 			return 0, false
-		case tomb:
-		default:
-			if string(s.idBytes(s.rec(v-1))) == id {
-				return v - 1, true
+		case v != tomb && fingerprint(v) == fp:
+			if slot := entrySlot(v); string(s.idBytes(s.rec(slot))) == id {
+				return slot, true
 			}
 		}
 	}
@@ -192,7 +215,13 @@ func (s *shard) insert(id string, gen int64) uint32 {
 		slot = s.n
 		s.n++
 	}
-	*s.rec(slot) = rec{gen: gen, idOff: s.store(id), idLen: uint8(len(id)), flags: flagLive}
+	r := s.rec(slot)
+	*r = rec{gen: gen, idLen: uint8(len(id)), flags: flagLive}
+	if len(id) <= inlineID {
+		copy(r.id[:], id)
+	} else {
+		r.idOff = s.store(id)
+	}
 	s.place(maphash.String(s.seed, id), slot)
 	s.used++
 	s.count++
@@ -220,7 +249,7 @@ func (s *shard) place(h uint64, slot uint32) {
 	if s.table[i] == tomb {
 		s.tombs--
 	}
-	s.table[i] = slot + 1
+	s.table[i] = entry(h, slot)
 }
 
 // rehash grows the table (or only clears its tombstones) so it stays at
@@ -231,10 +260,11 @@ func (s *shard) rehash() {
 		size *= 2
 	}
 	old := s.table
-	s.table, s.tombs = make([]uint32, size), 0
+	s.table, s.tombs = make([]uint64, size), 0
 	for _, v := range old {
 		if v != 0 && v != tomb {
-			s.place(maphash.Bytes(s.seed, s.idBytes(s.rec(v-1))), v-1)
+			slot := entrySlot(v)
+			s.place(maphash.Bytes(s.seed, s.idBytes(s.rec(slot))), slot)
 		}
 	}
 }
@@ -244,19 +274,21 @@ func (s *shard) remove(id string) {
 	if len(s.table) == 0 {
 		return
 	}
+	h := maphash.String(s.seed, id)
 	mask := uint64(len(s.table) - 1)
-	for i := maphash.String(s.seed, id) & mask; ; i = (i + 1) & mask {
+	for i := h & mask; ; i = (i + 1) & mask {
 		v := s.table[i]
 		if v == 0 {
 			return
 		}
-		if v != tomb && string(s.idBytes(s.rec(v-1))) == id {
+		if v != tomb && fingerprint(v) == fingerprint(h) && string(s.idBytes(s.rec(entrySlot(v)))) == id {
+			slot := entrySlot(v)
 			s.table[i] = tomb
 			s.used--
 			s.tombs++
 			s.count--
-			*s.rec(v - 1) = rec{}
-			s.free = append(s.free, v-1)
+			*s.rec(slot) = rec{}
+			s.free = append(s.free, slot)
 			return
 		}
 	}
@@ -382,7 +414,7 @@ func (b *brand) compactCells() {
 				continue
 			}
 			s.mu.Lock()
-			prev := tomb
+			prev := slotTomb
 			for _, ref := range refs[lo:hi] {
 				if ref == prev {
 					continue

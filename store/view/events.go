@@ -7,25 +7,37 @@ import (
 )
 
 // Events is the live events, one per store at most, with their counts,
-// and the change signals live streams wait on.
+// and the change signals live streams wait on. A ping inside a fence
+// asks whether its store has a live event, so that read takes no lock
+// (sync.Maps, read without writing to shared memory); starting and
+// ending events, and their counts, take one.
 type Events struct {
-	mu      sync.RWMutex
-	live    map[storeRef]*liveEvent
-	byID    map[string]*liveEvent
+	live sync.Map // storeRef -> *liveEvent
+	byID sync.Map // event id -> *liveEvent
+
+	mu      sync.Mutex // serialises starts and ends, and guards changed
+	n       int
 	changed map[storeRef]chan struct{}
 }
 
 type storeRef struct{ brand, store string }
 
 type liveEvent struct {
-	ev     hotzone.Event
+	ev     hotzone.Event // never changed once published
+	mu     sync.Mutex    // guards counts and seq
 	counts hotzone.Counts
 	seq    uint64 // of the counts: a later SetCounts has a higher one
 }
 
+func (le *liveEvent) get() (hotzone.Event, hotzone.Counts) {
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	return le.ev, le.counts
+}
+
 // NewEvents returns an empty Events.
 func NewEvents() *Events {
-	return &Events{live: map[storeRef]*liveEvent{}, byID: map[string]*liveEvent{}, changed: map[storeRef]chan struct{}{}}
+	return &Events{changed: map[storeRef]chan struct{}{}}
 }
 
 // Start makes ev its store's live event with the given counts (non-zero
@@ -35,11 +47,13 @@ func (e *Events) Start(ev hotzone.Event, c hotzone.Counts) {
 	le := &liveEvent{ev: ev, counts: c}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if old := e.live[ref]; old != nil {
-		delete(e.byID, old.ev.ID)
+	if old, ok := e.live.Load(ref); ok {
+		e.byID.Delete(old.(*liveEvent).ev.ID)
+	} else {
+		e.n++
 	}
-	e.live[ref] = le
-	e.byID[ev.ID] = le
+	e.byID.Store(ev.ID, le)
+	e.live.Store(ref, le)
 	e.signalLocked(ref)
 }
 
@@ -49,10 +63,10 @@ func (e *Events) End(ended hotzone.Event) {
 	ref := storeRef{ended.BrandID, ended.StoreID}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if le := e.byID[ended.ID]; le != nil {
-		delete(e.byID, ended.ID)
-		if e.live[ref] == le {
-			delete(e.live, ref)
+	if v, ok := e.byID.LoadAndDelete(ended.ID); ok {
+		if cur, ok := e.live.Load(ref); ok && cur == v {
+			e.live.Delete(ref)
+			e.n--
 		}
 	}
 	e.signalLocked(ref)
@@ -60,22 +74,22 @@ func (e *Events) End(ended hotzone.Event) {
 
 // Live returns the store's live event and its counts.
 func (e *Events) Live(brandID, storeID string) (hotzone.Event, hotzone.Counts, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if le := e.live[storeRef{brandID, storeID}]; le != nil {
-		return le.ev, le.counts, true
+	v, ok := e.live.Load(storeRef{brandID, storeID})
+	if !ok {
+		return hotzone.Event{}, hotzone.Counts{}, false
 	}
-	return hotzone.Event{}, hotzone.Counts{}, false
+	ev, c := v.(*liveEvent).get()
+	return ev, c, true
 }
 
 // Get returns a live event by id, with its counts.
 func (e *Events) Get(eventID string) (hotzone.Event, hotzone.Counts, bool) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if le := e.byID[eventID]; le != nil {
-		return le.ev, le.counts, true
+	v, ok := e.byID.Load(eventID)
+	if !ok {
+		return hotzone.Event{}, hotzone.Counts{}, false
 	}
-	return hotzone.Event{}, hotzone.Counts{}, false
+	ev, c := v.(*liveEvent).get()
+	return ev, c, true
 }
 
 // SetCounts sets a live event's counts to c as the backend stored them
@@ -85,35 +99,40 @@ func (e *Events) Get(eventID string) (hotzone.Event, hotzone.Counts, bool) {
 // on the way. A change to an event that is not live is ignored (its
 // counts are the backend's alone). It wakes the store's watchers.
 func (e *Events) SetCounts(eventID string, c hotzone.Counts, seq uint64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	le := e.byID[eventID]
-	if le == nil || seq <= le.seq {
+	v, ok := e.byID.Load(eventID)
+	if !ok {
+		return
+	}
+	le := v.(*liveEvent)
+	le.mu.Lock()
+	if seq <= le.seq {
+		le.mu.Unlock()
 		return
 	}
 	le.seq = seq
-	if le.counts != c {
-		le.counts = c
-		e.signalLocked(storeRef{le.ev.BrandID, le.ev.StoreID})
+	changed := le.counts != c
+	le.counts = c
+	le.mu.Unlock()
+	if changed {
+		e.Signal(le.ev.BrandID, le.ev.StoreID)
 	}
 }
 
 // All returns every live event.
 func (e *Events) All() []hotzone.Event {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	out := make([]hotzone.Event, 0, len(e.live))
-	for _, le := range e.live {
-		out = append(out, le.ev)
-	}
+	var out []hotzone.Event
+	e.live.Range(func(_, v any) bool {
+		out = append(out, v.(*liveEvent).ev)
+		return true
+	})
 	return out
 }
 
 // Len is how many events are live.
 func (e *Events) Len() int {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return len(e.live)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n
 }
 
 // Changed returns a channel that is closed at the next change of the

@@ -9,15 +9,24 @@ import (
 )
 
 // Keys is the key table: every valid key by the SHA-256 of its secret.
+// Every request authenticates, so a lookup takes no lock (a sync.Map,
+// read without writing to shared memory); changes take mu.
 type Keys struct {
-	mu      sync.RWMutex
-	m       map[[32]byte]*hotzone.Key
+	mu      sync.Mutex
+	m       sync.Map              // [32]byte -> *hotzone.Key
 	touched map[[32]byte]struct{} // keys whose last use awaits writing
 }
 
 // NewKeys returns an empty table.
 func NewKeys() *Keys {
-	return &Keys{m: map[[32]byte]*hotzone.Key{}, touched: map[[32]byte]struct{}{}}
+	return &Keys{touched: map[[32]byte]struct{}{}}
+}
+
+func (ks *Keys) load(h [32]byte) *hotzone.Key {
+	if v, ok := ks.m.Load(h); ok {
+		return v.(*hotzone.Key)
+	}
+	return nil
 }
 
 // Put adds a key. An operator key replaces every other: only one is
@@ -26,13 +35,14 @@ func (ks *Keys) Put(k *hotzone.Key) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if k.Kind == hotzone.KindOperator {
-		for h, old := range ks.m {
-			if old.Kind == hotzone.KindOperator {
-				delete(ks.m, h)
+		ks.m.Range(func(h, v any) bool {
+			if v.(*hotzone.Key).Kind == hotzone.KindOperator {
+				ks.m.Delete(h)
 			}
-		}
+			return true
+		})
 	}
-	ks.m[k.Hash] = k
+	ks.m.Store(k.Hash, k)
 }
 
 // Delete removes keys by hash and returns the ones it held.
@@ -41,9 +51,8 @@ func (ks *Keys) Delete(hashes ...[32]byte) []*hotzone.Key {
 	defer ks.mu.Unlock()
 	var out []*hotzone.Key
 	for _, h := range hashes {
-		if k := ks.m[h]; k != nil {
-			out = append(out, k)
-			delete(ks.m, h)
+		if v, ok := ks.m.LoadAndDelete(h); ok {
+			out = append(out, v.(*hotzone.Key))
 			delete(ks.touched, h)
 		}
 	}
@@ -58,9 +67,7 @@ func (ks *Keys) Lookup(secret string) (*hotzone.Key, bool) {
 		return nil, false
 	}
 	h := hotzone.HashKey(secret)
-	ks.mu.RLock()
-	k := ks.m[h]
-	ks.mu.RUnlock()
+	k := ks.load(h)
 	if k == nil || subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
 		return nil, false
 	}
@@ -69,27 +76,23 @@ func (ks *Keys) Lookup(secret string) (*hotzone.Key, bool) {
 
 // Get returns a copy of the key with this hash.
 func (ks *Keys) Get(hash [32]byte) (hotzone.Key, bool) {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	if k := ks.m[hash]; k != nil {
+	ks.mu.Lock() // LastUsedAt is written under it
+	defer ks.mu.Unlock()
+	if k := ks.load(hash); k != nil {
 		return *k, true
 	}
 	return hotzone.Key{}, false
 }
 
 // Active tells whether k is still in the table.
-func (ks *Keys) Active(k *hotzone.Key) bool {
-	ks.mu.RLock()
-	defer ks.mu.RUnlock()
-	return ks.m[k.Hash] != nil
-}
+func (ks *Keys) Active(k *hotzone.Key) bool { return ks.load(k.Hash) != nil }
 
 // Touch notes that k was used at now (to the second); TakeTouched hands
 // the keys so noted to whoever writes them.
 func (ks *Keys) Touch(k *hotzone.Key, now time.Time) {
 	now = now.UTC().Truncate(time.Second)
 	ks.mu.Lock()
-	if held := ks.m[k.Hash]; held != nil && now.After(held.LastUsedAt) {
+	if held := ks.load(k.Hash); held != nil && now.After(held.LastUsedAt) {
 		held.LastUsedAt = now
 		ks.touched[k.Hash] = struct{}{}
 	}
@@ -103,7 +106,7 @@ func (ks *Keys) TakeTouched() []hotzone.Key {
 	defer ks.mu.Unlock()
 	var out []hotzone.Key
 	for h := range ks.touched {
-		if k := ks.m[h]; k != nil {
+		if k := ks.load(h); k != nil {
 			out = append(out, *k)
 		}
 	}
@@ -116,7 +119,7 @@ func (ks *Keys) Retouch(keys []hotzone.Key) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	for _, k := range keys {
-		if ks.m[k.Hash] != nil {
+		if ks.load(k.Hash) != nil {
 			ks.touched[k.Hash] = struct{}{}
 		}
 	}

@@ -10,10 +10,10 @@ import (
 )
 
 // Stores is every brand's stores and the fence index a ping is matched
-// against.
+// against. Brands are found without a lock (a sync.Map, read without
+// writing to shared memory), since every ping looks one up.
 type Stores struct {
-	mu     sync.RWMutex
-	brands map[string]*brandStores
+	brands sync.Map // brand id -> *brandStores
 }
 
 type brandStores struct {
@@ -25,22 +25,17 @@ type brandStores struct {
 }
 
 // NewStores returns an empty Stores.
-func NewStores() *Stores { return &Stores{brands: map[string]*brandStores{}} }
+func NewStores() *Stores { return &Stores{} }
 
 func (s *Stores) brand(brandID string, create bool) *brandStores {
-	s.mu.RLock()
-	b := s.brands[brandID]
-	s.mu.RUnlock()
-	if b != nil || !create {
-		return b
+	if v, ok := s.brands.Load(brandID); ok {
+		return v.(*brandStores)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b = s.brands[brandID]; b == nil {
-		b = &brandStores{stores: map[string]*hotzone.Store{}, fences: geo.NewIndex()}
-		s.brands[brandID] = b
+	if !create {
+		return nil
 	}
-	return b
+	v, _ := s.brands.LoadOrStore(brandID, &brandStores{stores: map[string]*hotzone.Store{}, fences: geo.NewIndex()})
+	return v.(*brandStores)
 }
 
 // Put adds or replaces stores of one brand; each Fence must be built.
@@ -134,17 +129,13 @@ func (s *Stores) Match(brandID string, p geo.Point, dst []geo.Hit) []geo.Hit {
 
 // Len is how many stores all brands have.
 func (s *Stores) Len() int {
-	s.mu.RLock()
-	brands := make([]*brandStores, 0, len(s.brands))
-	for _, b := range s.brands {
-		brands = append(brands, b)
-	}
-	s.mu.RUnlock()
 	n := 0
-	for _, b := range brands {
+	s.brands.Range(func(_, v any) bool {
+		b := v.(*brandStores)
 		b.mu.RLock()
 		n += len(b.stores)
 		b.mu.RUnlock()
-	}
+		return true
+	})
 	return n
 }

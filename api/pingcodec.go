@@ -35,6 +35,9 @@ var pingCodecs = sync.Pool{New: func() any {
 // decodePing strictly decodes one ping object; prefix is its JSON path
 // in a batch.
 func decodePing(data []byte, prefix string) (pingRequest, error) {
+	if req, ok := scanPing(data); ok {
+		return req, nil
+	}
 	pc := pingCodecs.Get().(*pingCodec)
 	defer pingCodecs.Put(pc)
 	pc.r.Reset(data)

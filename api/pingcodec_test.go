@@ -95,3 +95,32 @@ func FuzzBatchSplit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzScanBatch: a batch body the one-pass scanner reads gives the pings
+// that splitting it and decoding each ping gives.
+func FuzzScanBatch(f *testing.F) {
+	for _, s := range []string{`{"pings":[]}`, `{"pings":[{"device_id":"d","lat":1,"lon":2,"accuracy_m":3},{"lat":null}]}`,
+		` { "pings" : [ { } , {"ts":"2026-11-22T10:00:00Z"} ] } `, `{"pings":[{"lat":1,"lat":2}]}`, `{"pings":[5]}`, `{"pings":[{}]} x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		reqs, ok := scanBatch(body, nil)
+		if !ok {
+			return
+		}
+		bc := &batchCodec{body: append([]byte(nil), body...)}
+		bc.d = jsontext.NewDecoder(&bc.r)
+		if err := bc.split(); err != nil {
+			t.Fatalf("scanBatch read %q, which the splitter refuses: %v", body, err)
+		}
+		if len(bc.spans) != len(reqs) {
+			t.Fatalf("scanBatch(%q) read %d pings, the splitter %d", body, len(reqs), len(bc.spans))
+		}
+		for i, sp := range bc.spans {
+			want, err := decodePing(bc.body[sp[0]:sp[1]], "")
+			if err != nil || want != reqs[i] {
+				t.Fatalf("scanBatch(%q): ping %d is %+v, decoding it alone gives %+v, %v", body, i, reqs[i], want, err)
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -37,5 +38,19 @@ func TestAccessLineIsSlogJSON(t *testing.T) {
 	}
 	if !bytes.HasSuffix(fast.Bytes(), []byte("}\n")) || bytes.Count(fast.Bytes(), []byte("\n")) != 1 {
 		t.Errorf("not one line: %q", fast.Bytes())
+	}
+}
+
+// TestHeaderValue: the canonical-name shortcut answers what Header.Get
+// answers for the names it is used with.
+func TestHeaderValue(t *testing.T) {
+	h := http.Header{}
+	h.Set("authorization", "Bearer x")
+	h.Add("Content-Type", "application/json")
+	h.Add("Content-Type", "text/plain")
+	for _, name := range []string{"Authorization", "Content-Type", "X-Request-Id"} {
+		if got, want := headerValue(h, name), h.Get(name); got != want {
+			t.Errorf("headerValue(%s) = %q, Get says %q", name, got, want)
+		}
 	}
 }

@@ -28,7 +28,7 @@ func (s *Server) requireKey(kinds ...hotzone.KeyKind) gin.HandlerFunc {
 // admit authenticates the request: 401 for a missing or unknown key, 403
 // for a known key of a kind the route never accepts.
 func (s *Server) admit(c *gin.Context, kinds []hotzone.KeyKind) (*hotzone.Key, error) {
-	auth := c.Request.Header.Get("Authorization")
+	auth := headerValue(c.Request.Header, "Authorization")
 	scheme, secret, found := strings.Cut(auth, " ")
 	if !found || !strings.EqualFold(scheme, "bearer") {
 		return nil, hotzone.ErrUnauthorized

@@ -36,7 +36,7 @@ func readBody(c *gin.Context, limit int64) ([]byte, error) {
 // readBodyInto is readBody appending to buf, so a hot path can reuse a
 // pooled buffer.
 func readBodyInto(c *gin.Context, limit int64, buf []byte) ([]byte, error) {
-	if ct := c.Request.Header.Get("Content-Type"); ct != "application/json" {
+	if ct := headerValue(c.Request.Header, "Content-Type"); ct != "application/json" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return nil, newHTTPError(http.StatusUnsupportedMediaType, "the body must be JSON: Content-Type: application/json")
@@ -216,4 +216,14 @@ func (f fieldErrors) err() error {
 // are still case-sensitive and duplicates still rejected).
 func decodeHead(data []byte, v any) error {
 	return json.Unmarshal(data, v)
+}
+
+// headerValue is h.Get(name) for a name already in canonical form:
+// Header.Get canonicalises its argument on every call, and these are
+// read on every request.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

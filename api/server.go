@@ -119,7 +119,8 @@ var (
 )
 
 func nextRequestID() string {
-	return requestIDPrefix + strconv.FormatUint(requestIDSeq.Add(1), 36)
+	var b [48]byte
+	return string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestIDSeq.Add(1), 36))
 }
 
 // requestLog gives every request an id (the caller's, if sane) and logs

@@ -2,6 +2,7 @@ package view
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/hotzone/hotzone"
 )
@@ -14,6 +15,9 @@ import (
 type Events struct {
 	live sync.Map // storeRef -> *liveEvent
 	byID sync.Map // event id -> *liveEvent
+	// brands counts each brand's live events: most pings land where no
+	// event is live, and a brand without one is answered at once.
+	brands sync.Map // brand id -> *atomic.Int32
 
 	mu      sync.Mutex // serialises starts and ends, and guards changed
 	n       int
@@ -51,6 +55,7 @@ func (e *Events) Start(ev hotzone.Event, c hotzone.Counts) {
 		e.byID.Delete(old.(*liveEvent).ev.ID)
 	} else {
 		e.n++
+		e.brandCount(ev.BrandID).Add(1)
 	}
 	e.byID.Store(ev.ID, le)
 	e.live.Store(ref, le)
@@ -67,13 +72,22 @@ func (e *Events) End(ended hotzone.Event) {
 		if cur, ok := e.live.Load(ref); ok && cur == v {
 			e.live.Delete(ref)
 			e.n--
+			e.brandCount(ended.BrandID).Add(-1)
 		}
 	}
 	e.signalLocked(ref)
 }
 
+func (e *Events) brandCount(brandID string) *atomic.Int32 {
+	v, _ := e.brands.LoadOrStore(brandID, new(atomic.Int32))
+	return v.(*atomic.Int32)
+}
+
 // Live returns the store's live event and its counts.
 func (e *Events) Live(brandID, storeID string) (hotzone.Event, hotzone.Counts, bool) {
+	if n, ok := e.brands.Load(brandID); !ok || n.(*atomic.Int32).Load() == 0 {
+		return hotzone.Event{}, hotzone.Counts{}, false
+	}
 	v, ok := e.live.Load(storeRef{brandID, storeID})
 	if !ok {
 		return hotzone.Event{}, hotzone.Counts{}, false

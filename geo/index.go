@@ -102,6 +102,19 @@ type gridItem struct {
 	cell       Cell
 	s, n, w, e float64 // the fence's box, widened like the tree's
 	entry      *indexEntry
+	// A circle's own test needs no look at the fence either: its centre
+	// and radius are here (circle is false for a polygon).
+	circle  bool
+	centre  Point
+	radiusM float64
+}
+
+// contains is the fence's exact test, Fence.Contains.
+func (it *gridItem) contains(p Point) bool {
+	if it.circle {
+		return DistanceM(it.centre, p) <= it.radiusM // Circle.Contains
+	}
+	return it.entry.fence.Contains(p)
 }
 
 // holds tells whether the item's box holds p (lon canonical).
@@ -258,6 +271,9 @@ func item(c Cell, e *indexEntry) gridItem {
 	bb := e.fence.BBox()
 	m := boxMarginDeg
 	it := gridItem{cell: c, s: bb[1] - m, n: bb[3] + m, w: bb[0] - m, e: bb[2] + m, entry: e}
+	if ci := e.fence.Circle; ci != nil {
+		it.circle, it.centre, it.radiusM = true, ci.Center, ci.RadiusM
+	}
 	switch {
 	case bb[0] <= bb[2] && (it.w < -180 || it.e > 180):
 		// Touching ±180 (kept as +180): let every longitude through, the
@@ -369,7 +385,7 @@ func (ix *Index) search(p Point, hit func(*indexEntry)) {
 	if items := st.grid.cellItems(c); len(items) > 0 {
 		lon := canonLon(p.Lon)
 		for i := range items {
-			if it := &items[i]; it.holds(p.Lat, lon) && it.entry.fence.Contains(p) {
+			if it := &items[i]; it.holds(p.Lat, lon) && it.contains(p) {
 				hit(it.entry)
 			}
 		}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -122,5 +125,33 @@ func TestServeDataDirInUse(t *testing.T) {
 	_, _, err = runCLI(t, "serve", "--addr", "127.0.0.1:0", "--data", data)
 	if err == nil || !strings.Contains(err.Error(), "another hotzone process is using the data directory") || !strings.Contains(err.Error(), "--data") {
 		t.Errorf("serve on a data dir in use = %v, want it to name the other process and --data", err)
+	}
+}
+
+// TestServeDebugAddr: --debug-addr serves Go's profiles on a listener of
+// its own; the API's address never does.
+func TestServeDebugAddr(t *testing.T) {
+	base, out, stop := startServer(t, nil, "--data", t.TempDir(), "--debug-addr", "127.0.0.1:0")
+	defer stop()
+	m := regexp.MustCompile(`profiles on (http://\S+/debug/pprof/)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no profiles line in:\n%s", out)
+	}
+	resp, err := http.Get(m[1] + "heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Errorf("GET heap profile = %d %.80q", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the API's address answered /debug/pprof/heap with %d, want 404", resp.StatusCode)
 	}
 }

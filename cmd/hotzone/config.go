@@ -34,6 +34,7 @@ type serveConfig struct {
 	FCMRate         float64
 	PushConcurrency int
 	ShutdownDelay   time.Duration
+	DebugAddr       string
 
 	pingRate  rate.Limit
 	pingBurst int
@@ -56,6 +57,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	str(&cfg.PushCAFile, "push-ca-file", "", "PEM file of an extra CA to trust for the push providers")
 	str(&cfg.DevicePingRate, "device-ping-rate", "1/s,burst=20", "per-device ping limit as RATE/UNIT,burst=N (UNIT s or m); 0 disables it")
 	str(&cfg.LogFormat, "log-format", "json", "log format: json or text")
+	str(&cfg.DebugAddr, "debug-addr", "", "address for Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback; empty: off")
 	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
 	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")

@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +76,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Error("close database", "err", err)
 		}
 	}()
+	// Opening read every device and position once; what that left on the
+	// heap is garbage now, and would otherwise stay resident until the
+	// scavenger got to it, minutes later.
+	debug.FreeOSMemory()
 	generated, err := db.EnsureOperatorKey(ctx, getenv("HOTZONE_OPERATOR_KEY"))
 	if err != nil {
 		return err
@@ -131,6 +137,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	hs.RegisterOnShutdown(srv.CloseStreams)
+	if cfg.DebugAddr != "" {
+		dbg, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		fmt.Fprintf(stdout, "profiles on http://%s/debug/pprof/\n", dbg.Addr())
+	}
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -296,3 +310,35 @@ func call(h http.Handler, method, path, key string, body []byte, out any) error 
 	}
 	return nil
 }
+
+// debugServer serves Go's profiles on a listener of its own, apart from
+// the API: what perf cannot name (the heap, where goroutines wait) on a
+// running server, for the operator only.
+type debugServer struct {
+	ln net.Listener
+	hs *http.Server
+}
+
+func serveDebug(addr string, log *slog.Logger) (*debugServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	d := &debugServer{ln: ln, hs: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := d.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug server", "err", err)
+		}
+	}()
+	return d, nil
+}
+
+func (d *debugServer) Addr() net.Addr { return d.ln.Addr() }
+
+func (d *debugServer) Close() error { return d.hs.Close() }

@@ -220,3 +220,47 @@ func TestEraseDeviceLeavesNothing(t *testing.T) {
 		t.Errorf("an erased device's position is still on disk %s after its erasure", eraseCompaction)
 	}
 }
+
+// TestFlushInBlocks: a flush larger than one block goes as several, and
+// a reopen finds every position of it.
+func TestFlushInBlocks(t *testing.T) {
+	now := time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
+	db, dir := openTest(t, func() time.Time { return now })
+	ctx := context.Background()
+	brandID := brandWithStore(t, db)
+	db.bolt.NoSync = true // setup only
+	const n = 15000
+	id := func(i int) string { return fmt.Sprintf("%0120d", i) } // long ids: fewer devices fill a block
+	for i := range n {
+		d := hotzone.Device{ID: id(i), BrandID: brandID, Platform: "android", OptIn: true, Timezone: "UTC", Provider: "fcm", Token: "tok-" + id(i)}
+		if _, _, err := db.PutDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordPosition(ctx, brandID, id(i), hotzone.Position{Lat: float64(i) / n, Lon: 2, AccuracyM: 5, TS: now}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.bolt.NoSync = false
+	if err := db.FlushPositions(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, poslog.LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blocks := bytes.Count(raw, []byte("HZP1")); blocks < 2 || len(raw) < flushBlockBytes {
+		t.Fatalf("%d bytes in %d blocks: the test needs a flush of more than one", len(raw), blocks)
+	}
+	closeChecked(t, db)
+	db2, err := Open(dir, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeChecked(t, db2)
+	for i := range n {
+		pos, ok := db2.devs.Position(brandID, id(i))
+		if !ok || pos == nil || pos.Qualifying == nil || pos.Qualifying.Lat != float64(i)/n {
+			t.Fatalf("device %d after a reopen: %+v, %v", i, pos, ok)
+		}
+	}
+}

@@ -232,37 +232,42 @@ const (
 	eraseCompaction = 10 * time.Minute
 )
 
+// flushBlockBytes bounds a block of a flush: a flush of many devices
+// goes as several blocks and one sync, so its buffer stays this small
+// however many devices pinged.
+const flushBlockBytes = 1 << 20
+
 // FlushPositions writes every position recorded since the last flush
-// (one block appended to the positions log, one disk sync), and the
+// (blocks appended to the positions log, one disk sync), and the
 // manager keys' last use; it also tidies the fan-out grid.
 func (db *DB) FlushPositions() error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	block := &db.flushBlock
 	block.Reset()
-	db.devs.TakeDirty(block.AddBytes)
-	if touched := db.keys.TakeTouched(); len(touched) > 0 {
-		err := db.bolt.Update(func(tx *bbolt.Tx) error {
-			keys := tx.Bucket(bucketKeys)
-			for _, k := range touched {
-				if keys.Get(k.Hash[:]) == nil {
-					continue
-				}
-				if err := putJSON(keys, k.Hash[:], k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			db.keys.Retouch(touched)
-			db.redirty(block)
-			return fmt.Errorf("store: flush keys' last use: %w", err)
+	var werr error
+	db.devs.TakeDirty(func(brandID string, deviceID []byte, gen int64, pos *hotzone.DevicePosition) {
+		if werr != nil {
+			return // every device is listed again below
 		}
+		block.AddBytes(brandID, deviceID, gen, pos)
+		if block.Size() >= flushBlockBytes {
+			werr = db.plog.Write(block)
+		}
+	})
+	if werr == nil {
+		werr = db.plog.Write(block)
 	}
-	if err := db.plog.Append(block); err != nil {
-		db.redirty(block)
-		return fmt.Errorf("store: flush positions: %w", err)
+	if werr == nil {
+		werr = db.plog.Sync()
+	}
+	if werr != nil {
+		// Which of them reached the disk is not known: all go again.
+		db.devs.RedirtyAll()
+		return fmt.Errorf("store: flush positions: %w", werr)
+	}
+	if err := db.flushKeysUse(); err != nil {
+		return err
 	}
 	logBytes, snapBytes := db.plog.Sizes()
 	if logBytes > max(compactMinBytes, 2*snapBytes) || !db.erasedAt.IsZero() && db.now().Sub(db.erasedAt) >= eraseCompaction {
@@ -273,12 +278,30 @@ func (db *DB) FlushPositions() error {
 	return nil
 }
 
-// redirty lists again for the next flush the devices of a block that
-// could not be written.
-func (db *DB) redirty(b *poslog.Block) {
-	for _, r := range b.Records() {
-		db.devs.Redirty(r.BrandID, r.DeviceID, r.Gen)
+// flushKeysUse writes when each manager key touched since the last flush
+// was last used.
+func (db *DB) flushKeysUse() error {
+	touched := db.keys.TakeTouched()
+	if len(touched) == 0 {
+		return nil
 	}
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		for _, k := range touched {
+			if keys.Get(k.Hash[:]) == nil {
+				continue
+			}
+			if err := putJSON(keys, k.Hash[:], k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.keys.Retouch(touched)
+		return fmt.Errorf("store: flush keys' last use: %w", err)
+	}
+	return nil
 }
 
 // compactPositionsLocked writes every position in memory as the new
@@ -333,7 +356,11 @@ func (db *DB) loadDevices(tx *bbolt.Tx) error {
 	}); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return db.migratePositions(tx)
+	if err := db.migratePositions(tx); err != nil {
+		return err
+	}
+	db.devs.SyncGrid()
+	return nil
 }
 
 // bucketPositions is where earlier versions wrote positions behind

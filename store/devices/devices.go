@@ -9,8 +9,9 @@
 // keeps those on disk and reads them when a notification is decided or
 // sent. Per device it keeps the id, a generation (which registration of
 // the id the positions belong to) and two positions, in arrays without
-// pointers, so a million devices cost the garbage collector nothing to
-// mark and about a hundred bytes each.
+// pointers mapped outside the Go heap (offheap.go), so a million devices
+// cost the garbage collector nothing, do not set how far its heap grows,
+// and take about 120 bytes each.
 //
 // It imports the root package and geo only: no backend.
 //
@@ -52,11 +53,13 @@ func (t *Table) AddBrand(brandID string) {
 	if _, ok := t.brands.Load(brandID); ok {
 		return
 	}
-	b := &brand{id: brandID, cells: map[geo.Cell]*cell{}}
+	b := &brand{id: brandID, cells: map[geo.Cell]*cell{}, held: &holdings{}}
 	for i := range b.shards {
-		b.shards[i].seed, b.shards[i].no = t.seed, uint32(i)
+		b.shards[i].seed, b.shards[i].no, b.shards[i].held = t.seed, uint32(i), b.held
 	}
-	t.brands.LoadOrStore(brandID, b)
+	if _, loaded := t.brands.LoadOrStore(brandID, b); !loaded {
+		releaseWhenCollected(b)
+	}
 }
 
 func (t *Table) brand(brandID string) *brand {
@@ -248,8 +251,8 @@ func (t *Table) Within(brandID string, f *geo.Fence, since time.Time) []string {
 // TakeDirty calls emit with the positions recorded since the last
 // call, one call per device, brand after brand, and tidies the grid.
 // deviceID and pos are only valid during the call (a shard's lock is
-// held). Redirty puts back a device whose position the backend failed
-// to write.
+// held). RedirtyAll puts them all back when the backend failed to
+// write.
 func (t *Table) TakeDirty(emit func(brandID string, deviceID []byte, gen int64, pos *hotzone.DevicePosition)) {
 	var dp hotzone.DevicePosition
 	var q hotzone.Position
@@ -271,29 +274,36 @@ func (t *Table) TakeDirty(emit func(brandID string, deviceID []byte, gen int64, 
 				}
 				emit(b.id, s.idBytes(r), r.gen, &dp)
 			}
-			s.dirty = s.dirty[:0]
+			s.dirty = trimmed(s.dirty)
 			s.mu.Unlock()
 		}
 		b.compactCells()
 	})
 }
 
-// Redirty lists a device again for the next flush, if it is still of
-// generation gen; one recorded meanwhile is listed already.
-func (t *Table) Redirty(brandID, deviceID string, gen int64) {
-	b := t.brand(brandID)
-	if b == nil {
-		return
-	}
-	s := b.shard(deviceID)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if slot, ok := s.find(deviceID); ok {
-		if r := s.rec(slot); r.gen == gen && r.flags&flagDirty == 0 {
-			r.flags |= flagDirty
-			s.dirty = append(s.dirty, slot)
+// SyncGrid notes in the grid every device whose qualifying position is
+// not there yet (what Within and TakeDirty do first): a backend calls it
+// once it has restored every position, so that the work, and its
+// garbage, are over before it serves.
+func (t *Table) SyncGrid() { t.each(func(b *brand) { b.syncMoved() }) }
+
+// RedirtyAll lists every device that has a position for the next flush:
+// what a backend does when it cannot tell which of a failed flush's
+// positions reached the disk.
+func (t *Table) RedirtyAll() {
+	t.each(func(b *brand) {
+		for i := range b.shards {
+			s := &b.shards[i]
+			s.mu.Lock()
+			for slot := uint32(0); slot < s.n; slot++ {
+				if r := s.rec(slot); r.flags&flagLive != 0 && r.flags&flagLast != 0 && r.flags&flagDirty == 0 {
+					r.flags |= flagDirty
+					s.dirty = append(s.dirty, slot)
+				}
+			}
+			s.mu.Unlock()
 		}
-	}
+	})
 }
 
 // Each calls fn with every device that has a position, brand by brand

@@ -83,14 +83,13 @@ func TestTable(t *testing.T) {
 	if len(takeDirty(tab)) != 0 {
 		t.Fatal("a position was handed out twice")
 	}
-	tab.Redirty("b", "d", 1)
-	if len(takeDirty(tab)) != 1 {
-		t.Fatal("Redirty did not put it back")
+	tab.Add("b", "quiet", 1) // no position: nothing to write again
+	tab.RedirtyAll()
+	tab.RedirtyAll()
+	if again := takeDirty(tab); len(again) != 1 || again[0].DeviceID != "d" {
+		t.Fatalf("after RedirtyAll twice, dirty = %+v, want d once", again)
 	}
-	tab.Redirty("b", "d", 9)
-	if len(takeDirty(tab)) != 0 {
-		t.Fatal("Redirty of another generation listed the device")
-	}
+	tab.Remove("b", "quiet")
 	// A new registration of the id (another generation) starts afresh.
 	tab.Add("b", "d", 2)
 	if pos, _ := tab.Position("b", "d"); pos != nil {
@@ -262,7 +261,8 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 // TestMemoryPerDevice: a device with both positions costs about a
-// hundred bytes of heap, whatever the number of devices.
+// hundred and twenty bytes, on the heap and mapped apart, whatever the
+// number of devices.
 func TestMemoryPerDevice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates 200,000 devices")
@@ -275,6 +275,7 @@ func TestMemoryPerDevice(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
+	mapped0 := mappedBytes()
 	tab := New()
 	tab.AddBrand("b")
 	rng := rand.New(rand.NewPCG(5, 5))
@@ -285,10 +286,89 @@ func TestMemoryPerDevice(t *testing.T) {
 	takeDirty(tab)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	per := float64(after.HeapAlloc-before.HeapAlloc) / n
-	t.Logf("%.0f bytes of heap per device", per)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	mapped := int64(mappedBytes() - mapped0)
+	per := float64(heap+mapped) / n
+	t.Logf("%.0f bytes per device: %.0f on the heap, %.0f mapped", per, float64(heap)/n, float64(mapped)/n)
 	if per > 130 {
-		t.Errorf("%.0f bytes of heap per device, want at most 130", per)
+		t.Errorf("%.0f bytes per device, want at most 130", per)
+	}
+	if runtime.GOOS == "linux" && heap > mapped/4 {
+		t.Errorf("%d bytes on the heap, %d mapped: the records should be mapped", heap, mapped)
 	}
 	runtime.KeepAlive(tab)
+}
+
+// TestRegionsReused: a table that is dropped hands its mapped regions
+// back, and the next table takes them instead of mapping more.
+func TestRegionsReused(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("records are mapped apart only on Linux")
+	}
+	fill := func() {
+		tab := New()
+		tab.AddBrand("b")
+		for i := range 50000 {
+			id := fmt.Sprintf("r-%d", i)
+			tab.Add("b", id, 1)
+			tab.Record("b", id, at(40, -74, t0), true)
+		}
+		if got := tab.Len(); got != 50000 {
+			t.Fatalf("Len = %d", got)
+		}
+	}
+	// Cleanups run after a collection, on their own goroutine; no other
+	// test holds a table now, so everything mapped gets released.
+	released := func() {
+		for i := 0; mappedBytes() != 0; i++ {
+			if i == 500 {
+				t.Fatalf("%d bytes still mapped after every table was dropped", mappedBytes())
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	released()
+	fill()
+	released()
+	regions.mu.Lock()
+	pooled := 0
+	for _, l := range regions.free {
+		pooled += len(l)
+	}
+	regions.mu.Unlock()
+	fill()
+	regions.mu.Lock()
+	pooledAfter := 0
+	for _, l := range regions.free {
+		pooledAfter += len(l)
+	}
+	regions.mu.Unlock()
+	if pooledAfter >= pooled {
+		t.Errorf("the second table took none of the %d pooled regions", pooled)
+	}
+}
+
+// TestSyncGrid: after SyncGrid nothing waits to be noted in the grid,
+// and the devices are found where they are.
+func TestSyncGrid(t *testing.T) {
+	tab := New()
+	tab.AddBrand("b")
+	for i := range 10000 {
+		id := fmt.Sprintf("s-%d", i)
+		tab.Add("b", id, 1)
+		q := at(40+float64(i%100)/1000, -74, t0)
+		tab.Restore("b", id, 1, hotzone.DevicePosition{Last: q, Qualifying: &q})
+	}
+	tab.SyncGrid()
+	b := tab.brand("b")
+	for i := range b.shards {
+		if n := len(b.shards[i].moved); n != 0 {
+			t.Fatalf("shard %d still lists %d moves", i, n)
+		}
+	}
+	fence := &geo.Fence{Circle: &geo.Circle{Center: geo.Point{Lat: 40.05, Lon: -74}, RadiusM: 20000}}
+	if n := len(tab.Within("b", fence, time.Time{})); n != 10000 {
+		t.Errorf("Within found %d of 10000", n)
+	}
 }

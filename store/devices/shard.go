@@ -119,7 +119,8 @@ func (r *rec) position() *hotzone.DevicePosition {
 type shard struct {
 	mu     sync.Mutex
 	seed   maphash.Seed
-	no     uint32   // the shard's number, the top bits of its refs
+	no     uint32 // the shard's number, the top bits of its refs
+	held   *holdings
 	table  []uint64 // 0 empty, tomb deleted, else a fingerprint<<32 | slot+1
 	used   int      // table entries holding a slot
 	tombs  int
@@ -210,7 +211,9 @@ func (s *shard) insert(id string, gen int64) uint32 {
 		slot, s.free = s.free[n-1], s.free[:n-1]
 	} else {
 		if s.n&(chunkSize-1) == 0 {
-			s.chunks = append(s.chunks, new([chunkSize]rec))
+			c := newChunk()
+			s.held.addChunk(c)
+			s.chunks = append(s.chunks, c)
 		}
 		slot = s.n
 		s.n++
@@ -260,13 +263,15 @@ func (s *shard) rehash() {
 		size *= 2
 	}
 	old := s.table
-	s.table, s.tombs = make([]uint64, size), 0
+	s.table, s.tombs = newTable(size), 0
+	s.held.setTable(s.no, s.table)
 	for _, v := range old {
 		if v != 0 && v != tomb {
 			slot := entrySlot(v)
 			s.place(maphash.Bytes(s.seed, s.idBytes(s.rec(slot))), slot)
 		}
 	}
+	freeTable(old)
 }
 
 // remove drops id and frees its slot.
@@ -310,6 +315,7 @@ func (s *shard) walk(fn func(*rec)) {
 type brand struct {
 	id     string
 	shards [nShards]shard
+	held   *holdings // what the shards mapped outside the heap
 
 	gridMu sync.Mutex
 	cells  map[geo.Cell]*cell
@@ -339,34 +345,46 @@ func (b *brand) len() int {
 
 // syncMoved notes in the grid where the devices that moved since the
 // last look are now: pings only flag a move, and the grid's lock is
-// taken once per look, not once per ping. A search looks first, so it
+// taken once per shard and look, not once per ping. A search looks first, so it
 // finds every device whose move was recorded before it.
 func (b *brand) syncMoved() {
-	type move struct {
-		c   geo.Cell
-		ref uint32
-	}
 	var moves []move
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
+		moves = moves[:0]
 		for _, slot := range s.moved {
 			if r, ok := s.live(slot); ok && r.flags&flagMoved != 0 {
 				r.flags &^= flagMoved
 				moves = append(moves, move{r.cell(), s.ref(slot)})
 			}
 		}
-		s.moved = s.moved[:0]
+		s.moved = trimmed(s.moved)
 		s.mu.Unlock()
+		if len(moves) == 0 {
+			continue
+		}
+		b.gridMu.Lock()
+		for _, m := range moves {
+			b.noteLocked(m.c, m.ref)
+		}
+		b.gridMu.Unlock()
 	}
-	if len(moves) == 0 {
-		return
+}
+
+type move struct {
+	c   geo.Cell
+	ref uint32
+}
+
+// trimmed empties a list for reuse, unless a burst (every device at
+// once, at start) left it large: that one goes to the collector rather
+// than stay allocated for bursts that may never come again.
+func trimmed(l []uint32) []uint32 {
+	if cap(l) > 4096 {
+		return nil
 	}
-	b.gridMu.Lock()
-	defer b.gridMu.Unlock()
-	for _, m := range moves {
-		b.noteLocked(m.c, m.ref)
-	}
+	return l[:0]
 }
 
 // noteLocked lists ref in cell c; gridMu is held.

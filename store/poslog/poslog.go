@@ -55,6 +55,7 @@ type Log struct {
 	dir      string
 	log      *os.File
 	logSize  int64
+	synced   int64 // logSize at the last good sync
 	snapSize int64
 }
 
@@ -77,7 +78,7 @@ func Open(dir string) (*Log, error) {
 	}
 	l := &Log{dir: dir, log: f}
 	if st, err := f.Stat(); err == nil {
-		l.logSize = st.Size()
+		l.logSize, l.synced = st.Size(), st.Size()
 	}
 	if st, err := os.Stat(filepath.Join(dir, SnapshotFile)); err == nil {
 		l.snapSize = st.Size()
@@ -109,7 +110,7 @@ func (l *Log) Replay(fn func(Record)) error {
 		if err := l.log.Truncate(good); err != nil {
 			return fmt.Errorf("poslog: cut a torn block: %w", err)
 		}
-		l.logSize = good
+		l.logSize, l.synced = good, good
 	}
 	_, err = l.log.Seek(l.logSize, io.SeekStart)
 	return err
@@ -148,6 +149,16 @@ func readBlocks(r io.Reader, fn func(Record)) (int64, error) {
 
 // Append writes b as one block and makes it durable before it returns.
 func (l *Log) Append(b *Block) error {
+	if err := l.Write(b); err != nil {
+		return err
+	}
+	return l.Sync()
+}
+
+// Write writes b as one block, not yet durable (Sync makes it so), and
+// empties b. A large flush goes as several blocks of one sync, so no
+// buffer ever holds all of it.
+func (l *Log) Write(b *Block) error {
 	if b.Len() == 0 {
 		return nil
 	}
@@ -157,10 +168,21 @@ func (l *Log) Append(b *Block) error {
 		// next append writes over it.
 		return fmt.Errorf("poslog: append: %w", err)
 	}
+	l.logSize += int64(len(block))
+	b.Reset()
+	return nil
+}
+
+// Sync makes what Write wrote durable. When it fails, what was written
+// since the last sync counts as not written: the next write goes over
+// it, so replay never meets a block that may be torn before one that
+// is not.
+func (l *Log) Sync() error {
 	if err := l.log.Sync(); err != nil {
+		l.logSize = l.synced
 		return fmt.Errorf("poslog: sync: %w", err)
 	}
-	l.logSize += int64(len(block))
+	l.synced = l.logSize
 	return nil
 }
 
@@ -223,7 +245,7 @@ func (l *Log) Compact(each func(yield func(Record))) error {
 	if err := l.log.Truncate(0); err != nil {
 		return fmt.Errorf("poslog: compact: start the log over: %w", err)
 	}
-	l.logSize = 0
+	l.logSize, l.synced = 0, 0
 	return l.log.Sync()
 }
 
@@ -302,6 +324,9 @@ func (b *Block) closeGroup() {
 // Len is how many records the block has.
 func (b *Block) Len() int { return b.n }
 
+// Size is how many bytes the block has so far.
+func (b *Block) Size() int { return len(b.buf) }
+
 // Reset empties the block, keeping its buffer.
 func (b *Block) Reset() {
 	b.buf = append(b.buf[:0], blockMagic[:]...)
@@ -320,15 +345,6 @@ func (b *Block) Bytes() []byte {
 	binary.LittleEndian.PutUint32(b.buf[8:], crc32.Checksum(b.buf[12:], crcTable))
 	b.finished = true
 	return b.buf
-}
-
-// Records decodes the block's records (a failed Append's caller takes
-// them back).
-func (b *Block) Records() []Record {
-	var out []Record
-	p := b.Bytes()
-	_ = DecodeBlock(p[12:], func(r Record) { out = append(out, r) })
-	return out
 }
 
 func appendString(buf []byte, s string) []byte {

@@ -1,0 +1,150 @@
+package devices
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Records and the larger id tables live outside the Go heap where the
+// system allows it (mapAnon). The garbage collector lets its heap grow to
+// about twice what is live before it collects, so a million records on
+// the heap would cost up to twice their size in resident memory; mapped
+// apart they cost their size, and the heap that the collector paces
+// holds only what requests leave behind.
+//
+// A region is never unmapped. A freed one gives its pages back to the
+// system (dropPages) and waits in a free list for the next request of
+// its size, so a pointer that outlived its table would read zeros or a
+// reused record, never fault.
+
+// mappedMin is the smallest id table worth a mapping of its own: a small
+// brand's tables stay on the heap, where they share pages.
+const mappedMin = 64 << 10
+
+// regions is the process's pool of mapped regions.
+var regions struct {
+	mu     sync.Mutex
+	mapped map[uintptr]int          // base address -> size, of every region handed out
+	free   map[int][]unsafe.Pointer // size -> bases of released regions
+}
+
+// allocRegion answers n zeroed bytes outside the heap, or nil when the
+// system cannot map them (the caller then uses the heap).
+func allocRegion(n int) unsafe.Pointer {
+	regions.mu.Lock()
+	if l := regions.free[n]; len(l) > 0 {
+		p := l[len(l)-1]
+		regions.free[n] = l[:len(l)-1]
+		regions.mapped[uintptr(p)] = n
+		regions.mu.Unlock()
+		return p // zero: dropPages left it so
+	}
+	regions.mu.Unlock()
+	p := mapAnon(n)
+	if p == nil {
+		return nil
+	}
+	regions.mu.Lock()
+	if regions.mapped == nil {
+		regions.mapped, regions.free = map[uintptr]int{}, map[int][]unsafe.Pointer{}
+	}
+	regions.mapped[uintptr(p)] = n
+	regions.mu.Unlock()
+	return p
+}
+
+// freeRegion returns a region from allocRegion to the pool; memory that
+// came from the heap (not listed) is left to the collector.
+func freeRegion(p unsafe.Pointer) {
+	regions.mu.Lock()
+	n, ok := regions.mapped[uintptr(p)]
+	if ok {
+		delete(regions.mapped, uintptr(p))
+	}
+	regions.mu.Unlock()
+	if !ok {
+		return
+	}
+	dropPages(p, n)
+	regions.mu.Lock()
+	regions.free[n] = append(regions.free[n], p)
+	regions.mu.Unlock()
+}
+
+type chunk = [chunkSize]rec
+
+func newChunk() *chunk {
+	if p := allocRegion(int(unsafe.Sizeof(chunk{}))); p != nil {
+		return (*chunk)(p)
+	}
+	return new(chunk)
+}
+
+func newTable(n int) []uint64 {
+	if n*8 >= mappedMin {
+		if p := allocRegion(n * 8); p != nil {
+			return unsafe.Slice((*uint64)(p), n)
+		}
+	}
+	return make([]uint64, n)
+}
+
+func freeTable(t []uint64) {
+	if len(t)*8 >= mappedMin {
+		freeRegion(unsafe.Pointer(unsafe.SliceData(t)))
+	}
+}
+
+// holdings is what a brand has mapped: handed back when the brand is
+// collected (a table that is closed and dropped). It is kept apart from
+// the brand so that the cleanup does not keep the brand alive.
+type holdings struct {
+	mu     sync.Mutex
+	chunks []unsafe.Pointer
+	tables [nShards]unsafe.Pointer
+}
+
+func (h *holdings) addChunk(c *chunk) {
+	h.mu.Lock()
+	h.chunks = append(h.chunks, unsafe.Pointer(c))
+	h.mu.Unlock()
+}
+
+func (h *holdings) setTable(shard uint32, t []uint64) {
+	h.mu.Lock()
+	h.tables[shard] = unsafe.Pointer(unsafe.SliceData(t))
+	h.mu.Unlock()
+}
+
+func (h *holdings) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.chunks {
+		freeRegion(p)
+	}
+	for _, p := range h.tables {
+		if p != nil {
+			freeRegion(p)
+		}
+	}
+	h.chunks, h.tables = nil, [nShards]unsafe.Pointer{}
+}
+
+// releaseWhenCollected hands b's regions back once b is garbage. Every
+// use of a record holds its shard's lock, and so a pointer into b: a
+// record is never used after its brand is gone.
+func releaseWhenCollected(b *brand) {
+	runtime.AddCleanup(b, func(h *holdings) { h.release() }, b.held)
+}
+
+// mappedBytes is the size of the regions handed out and not released.
+func mappedBytes() int {
+	regions.mu.Lock()
+	defer regions.mu.Unlock()
+	n := 0
+	for _, size := range regions.mapped {
+		n += size
+	}
+	return n
+}

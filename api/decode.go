@@ -55,6 +55,9 @@ func readBodyInto(c *gin.Context, limit int64, buf []byte) ([]byte, error) {
 			return nil, tooLarge(limit)
 		}
 		if errors.Is(err, io.EOF) {
+			// Closed once read to its end: the server then has nothing to
+			// drain after the handler.
+			_ = c.Request.Body.Close()
 			return buf, nil
 		}
 		if err != nil {

@@ -23,7 +23,8 @@ type pingCodec struct {
 	r   bytes.Reader
 	d   *jsontext.Decoder
 	buf []byte
-	ans push.PingAnswer // the engine's answer, reused
+	ans  push.PingAnswer // the engine's answer, reused
+	resp pingResponse    // and ours
 }
 
 var pingCodecs = sync.Pool{New: func() any {
@@ -159,9 +160,9 @@ func appendPingResponse(b []byte, r *pingResponse) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"store_id":`...)
-		b, _ = jsontext.AppendQuote(b, in.StoreID)
+		b = appendQuote(b, in.StoreID)
 		b = append(b, `,"name":`...)
-		b, _ = jsontext.AppendQuote(b, in.Name)
+		b = appendQuote(b, in.Name)
 		b = append(b, '}')
 	}
 	b = append(b, `],"live_events":[`...)
@@ -170,18 +171,18 @@ func appendPingResponse(b []byte, r *pingResponse) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"event_id":`...)
-		b, _ = jsontext.AppendQuote(b, ev.EventID)
+		b = appendQuote(b, ev.EventID)
 		b = append(b, `,"store_id":`...)
-		b, _ = jsontext.AppendQuote(b, ev.StoreID)
+		b = appendQuote(b, ev.StoreID)
 		b = append(b, `,"title":`...)
-		b, _ = jsontext.AppendQuote(b, ev.Title)
+		b = appendQuote(b, ev.Title)
 		b = append(b, `,"body":`...)
-		b, _ = jsontext.AppendQuote(b, ev.Body)
+		b = appendQuote(b, ev.Body)
 		b = append(b, `,"url":`...)
 		if ev.URL == nil {
 			b = append(b, "null"...)
 		} else {
-			b, _ = jsontext.AppendQuote(b, *ev.URL)
+			b = appendQuote(b, *ev.URL)
 		}
 		b = append(b, '}')
 	}
@@ -191,14 +192,29 @@ func appendPingResponse(b []byte, r *pingResponse) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"event_id":`...)
-		b, _ = jsontext.AppendQuote(b, n.EventID)
+		b = appendQuote(b, n.EventID)
 		b = append(b, `,"status":`...)
-		b, _ = jsontext.AppendQuote(b, n.Status)
+		b = appendQuote(b, n.Status)
 		if n.Reason != "" {
 			b = append(b, `,"reason":`...)
-			b, _ = jsontext.AppendQuote(b, n.Reason)
+			b = appendQuote(b, n.Reason)
 		}
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// appendQuote appends s as a JSON string: as it is between quotes when
+// it is plain printable ASCII (ids, most names), else as jsontext
+// escapes it.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b, _ = jsontext.AppendQuote(b, s)
+			return b
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

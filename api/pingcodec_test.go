@@ -124,3 +124,16 @@ func FuzzScanBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendQuote: the plain-ASCII shortcut writes what jsontext writes.
+func FuzzAppendQuote(f *testing.F) {
+	for _, s := range []string{"", "s-1", "Hot & <fresh>", `a"b`, `a\b`, "tab\there", "caf\u00e9", "\u2028", "\x7f", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := jsontext.AppendQuote(nil, s)
+		if got := appendQuote(nil, s); string(got) != string(want) {
+			t.Errorf("appendQuote(%q) = %s, jsontext writes %s", s, got, want)
+		}
+	})
+}

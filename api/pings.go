@@ -78,16 +78,15 @@ func (s *Server) handlePing() func(*gin.Context, *hotzone.Key) {
 		pc.buf = body[:0]
 		start := time.Now()
 		req, err := decodePing(body, "")
-		var resp pingResponse
 		if err == nil {
-			resp, err = s.ping(c, k.BrandID, &req, "", &pc.ans)
+			err = s.ping(c, k.BrandID, &req, "", s.at(start), &pc.ans, &pc.resp)
 		}
 		s.metrics.ping(err, time.Since(start))
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		out := appendPingResponse(pc.buf[:0], &resp)
+		out := appendPingResponse(pc.buf[:0], &pc.resp)
 		pc.buf = out[:0]
 		c.Writer.Header()["Content-Type"] = jsonContentType
 		c.Writer.WriteHeader(http.StatusOK)
@@ -120,6 +119,7 @@ type batchCodec struct {
 	r     bytes.Reader
 	d     *jsontext.Decoder
 	ans   push.PingAnswer
+	resp  pingResponse
 }
 
 var batchCodecs = sync.Pool{New: func() any {
@@ -230,9 +230,8 @@ func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
 			} else {
 				p, err = decodePing(bc.body[bc.spans[i][0]:bc.spans[i][1]], prefix)
 			}
-			var resp pingResponse
 			if err == nil {
-				resp, err = s.ping(c, k.BrandID, &p, prefix, &bc.ans)
+				err = s.ping(c, k.BrandID, &p, prefix, s.at(start), &bc.ans, &bc.resp)
 			}
 			s.metrics.ping(err, time.Since(start))
 			if err != nil {
@@ -250,7 +249,7 @@ func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
 				out = append(out, buf...)
 				continue
 			}
-			out = appendPingResponse(out, &resp)
+			out = appendPingResponse(out, &bc.resp)
 		}
 		out = append(out, "]}"...)
 		bc.out = out
@@ -263,8 +262,9 @@ func (s *Server) handlePingBatch() func(*gin.Context, *hotzone.Key) {
 // ping validates one ping and hands it to the engine; prefix is the
 // ping's JSON path in a batch, and ans scratch space the caller may
 // reuse.
-func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, prefix string, ans *push.PingAnswer) (pingResponse, error) {
-	now := s.now()
+// ping records one ping received at now and fills resp with the answer,
+// reusing its slices.
+func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, prefix string, now time.Time, ans *push.PingAnswer, resp *pingResponse) error {
 	var errs fieldErrors
 	field := func(name string) string { return joinPath(prefix, name) }
 	if !req.DeviceID.ok {
@@ -288,21 +288,30 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 		}
 	}
 	if len(errs) > 0 {
-		return pingResponse{}, errs.err()
+		return errs.err()
 	}
 	pos := hotzone.Position{Lat: req.Lat.v, Lon: req.Lon.v, AccuracyM: req.AccuracyM.v, TS: ts.UTC()}
 	if err := s.engine.Ping(ctx, brandID, req.DeviceID.v, pos, ans); err != nil {
-		return pingResponse{}, unknownDevice(err)
+		return unknownDevice(err)
 	}
-	resp := pingResponse{Inside: make([]insideJSON, len(ans.Inside)), LiveEvents: []liveEventRef{}, Notifications: []pingNotification{}}
-	for i, h := range ans.Inside {
-		resp.Inside[i] = insideJSON{StoreID: h.ID, Name: h.Label}
+	resp.Inside, resp.LiveEvents, resp.Notifications = resp.Inside[:0], resp.LiveEvents[:0], resp.Notifications[:0]
+	for _, h := range ans.Inside {
+		resp.Inside = append(resp.Inside, insideJSON{StoreID: h.ID, Name: h.Label})
 	}
 	for _, r := range ans.Results {
 		resp.LiveEvents = append(resp.LiveEvents, liveEventRef{EventID: r.Event.ID, StoreID: r.Event.StoreID, Title: r.Event.Title, Body: r.Event.Body, URL: r.Event.URL})
 		resp.Notifications = append(resp.Notifications, pingNotification{EventID: r.Event.ID, Status: string(r.Status), Reason: string(r.Reason)})
 	}
-	return resp, nil
+	return nil
+}
+
+// at is the server's time for a request that arrived at start (a
+// reading of the real clock): start itself, unless a test set a clock.
+func (s *Server) at(start time.Time) time.Time {
+	if s.realClock {
+		return start
+	}
+	return s.now()
 }
 
 // unknownDevice words the contract's 404 for a ping of an unregistered

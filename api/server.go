@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
@@ -55,13 +56,16 @@ type Options struct {
 
 // Server is the HTTP API. It implements http.Handler.
 type Server struct {
-	db      hotzone.Storage
-	log     *slog.Logger
-	now     func() time.Time
-	router  *gin.Engine
-	engine  *push.Engine
-	tzCache sync.Map // name -> *time.Location
-	ready   func() error
+	db  hotzone.Storage
+	log *slog.Logger
+	now func() time.Time
+	// realClock: now is time.Now, so a time read for a latency can be
+	// the request's time too (one clock read, not two).
+	realClock bool
+	router    *gin.Engine
+	engine    *push.Engine
+	tzCache   sync.Map // name -> *time.Location
+	ready     func() error
 	// checkTokenURI: see Options.CheckTokenURI.
 	checkTokenURI  func(string) error
 	metrics        *Metrics
@@ -89,7 +93,7 @@ func New(db hotzone.Storage, engine *push.Engine, opts Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.realClock = time.Now, true
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s.router = gin.New()
@@ -118,9 +122,23 @@ var (
 	requestIDSeq    atomic.Uint64
 )
 
-func nextRequestID() string {
-	var b [48]byte
-	return string(strconv.AppendUint(append(b[:0], requestIDPrefix...), requestIDSeq.Add(1), 36))
+// requestIDHeader is a request id and the header value that holds it,
+// made in one allocation.
+type requestIDHeader struct {
+	vals [1]string
+	b    [40]byte
+}
+
+// nextRequestID answers a fresh id as a header value.
+func nextRequestID() []string {
+	h := new(requestIDHeader)
+	b := strconv.AppendUint(append(h.b[:0], requestIDPrefix...), requestIDSeq.Add(1), 36)
+	if len(b) > len(h.b) { // cannot happen: 17 + at most 13 digits
+		h.vals[0] = string(b)
+	} else {
+		h.vals[0] = unsafe.String(&h.b[0], len(b))
+	}
+	return h.vals[:]
 }
 
 // requestLog gives every request an id (the caller's, if sane) and logs
@@ -131,13 +149,15 @@ func (s *Server) requestLog() gin.HandlerFunc {
 		start := time.Now()
 		// The header's canonical name, looked up and set directly: the
 		// helpers canonicalise it on every call.
-		var id string
-		if v := c.Request.Header[headerRequestID]; len(v) > 0 && saneRequestID.MatchString(v[0]) {
-			id = v[0]
+		// The caller's own id is used as its header holds it.
+		vals := c.Request.Header[headerRequestID]
+		if len(vals) > 0 && saneRequestID.MatchString(vals[0]) {
+			vals = vals[:1:1]
 		} else {
-			id = nextRequestID()
+			vals = nextRequestID()
 		}
-		c.Writer.Header()[headerRequestID] = []string{id}
+		id := vals[0]
+		c.Writer.Header()[headerRequestID] = vals
 		c.Next()
 		route := c.FullPath()
 		if route == "" {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -49,6 +50,8 @@ type pushOut struct {
 	Provider string `json:"provider"`
 }
 
+// toDeviceJSON is a device as the API answers it, for the encoder;
+// appendDevice writes the same by hand on the registration path.
 func toDeviceJSON(d hotzone.Device) deviceJSON {
 	out := deviceJSON{ID: d.ID, Platform: string(d.Platform), OptIn: d.OptIn, Timezone: d.Timezone, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
 	if d.Token != "" {
@@ -65,48 +68,51 @@ func (s *Server) handlePutDevice() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := keyOf(c)
 		id := c.Param("device_id")
-		var req deviceRequest
-		if err := decodeBody(c, limitDefault, &req); err != nil {
+		buf := bodyBufs.Get().(*[]byte)
+		defer bodyBufs.Put(buf)
+		body, err := readBodyInto(c, limitDefault, (*buf)[:0])
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		*buf = body[:0]
+		req, err := decodeDeviceBody(body)
+		if err != nil {
 			s.fail(c, err)
 			return
 		}
 		var errs fieldErrors
-		if !validID(deviceIDPattern, id) {
+		if !validDeviceID(id) {
 			errs.add("device_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
 		}
 		d := hotzone.Device{ID: id, BrandID: k.BrandID, Timezone: "UTC"}
 		switch {
-		case req.Platform == nil:
+		case !req.Platform.ok:
 			errs.add("platform", "required")
-		case *req.Platform == "ios" || *req.Platform == "android":
-			d.Platform = hotzone.Platform(*req.Platform)
+		case req.Platform.v == "ios" || req.Platform.v == "android":
+			d.Platform = hotzone.Platform(req.Platform.v)
 		default:
 			errs.add("platform", `must be "ios" or "android"`)
 		}
-		if req.OptIn == nil {
+		if !req.OptIn.ok {
 			errs.add("opt_in", "required")
 		} else {
-			d.OptIn = *req.OptIn
+			d.OptIn = req.OptIn.v
 		}
-		if req.Timezone != nil {
-			if _, err := s.location(*req.Timezone); err != nil {
+		if req.Timezone.ok {
+			if _, err := s.location(req.Timezone.v); err != nil {
 				errs.add("timezone", "must be an IANA time zone name such as Europe/Berlin")
 			}
-			d.Timezone = *req.Timezone
+			d.Timezone = req.Timezone.v
 		}
-		if req.Locale != nil {
-			if !localePattern.MatchString(*req.Locale) {
+		if req.Locale.ok {
+			if !localePattern.MatchString(req.Locale.v) {
 				errs.add("locale", "must be a language tag such as de-CH")
 			}
-			d.Locale = *req.Locale
+			d.Locale = req.Locale.v
 		}
-		if len(req.Push) > 0 && req.Push.Kind() != 'n' {
-			var p pushJSON
-			if err := decodeJSON(req.Push, "push", &p); err != nil {
-				s.fail(c, err)
-				return
-			}
-			d.Provider, d.Token = checkPush(&errs, p, d.Platform)
+		if req.Push == '{' {
+			d.Provider, d.Token = checkPush(&errs, req.Provider, req.Token, d.Platform)
 		}
 		if err := errs.err(); err != nil {
 			s.fail(c, err)
@@ -121,37 +127,60 @@ func (s *Server) handlePutDevice() gin.HandlerFunc {
 		if created {
 			status = http.StatusCreated
 		}
-		ok(c, status, toDeviceJSON(d))
+		out := appendDevice((*buf)[:0], &d)
+		*buf = out[:0]
+		c.Writer.Header()["Content-Type"] = jsonContentType
+		c.Writer.WriteHeader(status)
+		_, _ = c.Writer.Write(out)
 	}
 }
 
+// validFCMToken is fcmToken's rule and length without the regular
+// expression (FuzzValidFCMToken holds the two alike).
+func validFCMToken(t string) bool {
+	if len(t) == 0 || len(t) > 4096 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// bodyBufs are request bodies' and answers' buffers, reused.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // checkPush validates a token against its provider's format, so nothing
 // odd ever reaches a provider URL (an APNs token becomes a path segment).
-func checkPush(errs *fieldErrors, p pushJSON, platform hotzone.Platform) (hotzone.Provider, string) {
-	if p.Provider == nil {
+func checkPush(errs *fieldErrors, provider, token optString, platform hotzone.Platform) (hotzone.Provider, string) {
+	if !provider.ok {
 		errs.add("push.provider", "required")
 	}
-	if p.Token == nil {
+	if !token.ok {
 		errs.add("push.token", "required")
 	}
-	if p.Provider == nil || p.Token == nil {
+	if !provider.ok || !token.ok {
 		return "", ""
 	}
-	switch *p.Provider {
+	switch provider.v {
 	case "apns":
 		if platform == hotzone.PlatformAndroid {
 			errs.add("push.provider", "an android device has no APNs token")
 		}
-		if !apnsToken.MatchString(*p.Token) {
+		if !apnsToken.MatchString(token.v) {
 			errs.add("push.token", "an APNs token is an even number (64 to 200) of hex digits")
 		}
 		// Tokens are hex; one case keeps "one token, one device" exact.
-		return hotzone.ProviderAPNs, strings.ToLower(*p.Token)
+		return hotzone.ProviderAPNs, strings.ToLower(token.v)
 	case "fcm":
-		if len(*p.Token) > 4096 || !fcmToken.MatchString(*p.Token) {
+		if !validFCMToken(token.v) {
 			errs.add("push.token", "an FCM token is 1 to 4096 characters of A-Z a-z 0-9 _ : -")
 		}
-		return hotzone.ProviderFCM, *p.Token
+		return hotzone.ProviderFCM, token.v
 	}
 	errs.add("push.provider", `must be "apns" or "fcm"`)
 	return "", ""

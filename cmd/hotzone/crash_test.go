@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,4 +214,83 @@ func seedCrashData(t *testing.T, dir string, secret []byte, fake *pushtest.APNs,
 		}
 	}
 	return adminKey, tokens
+}
+
+// TestCrashAfterRegistrations kills the server with SIGKILL right after
+// the last of many concurrent registrations was answered (before any
+// checkpoint could run) and checks, on the same data dir, that every
+// answered registration is there, and that a token that moved to
+// another device moved for good.
+func TestCrashAfterRegistrations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test starts real processes")
+	}
+	dir := t.TempDir()
+	env := []string{"HOTZONE_OPERATOR_KEY=hzo_crash-test"}
+	// A long flush interval: nothing but the journal holds the devices
+	// when the process dies.
+	c := startChild(t, env, "--data", dir, "--flush-interval", "1m")
+	code, m := httpCall(t, "POST", c.base+"/v1/brands", "hzo_crash-test", `{"name":"Crash"}`)
+	if code != 201 {
+		t.Fatalf("create brand = %d %v", code, m)
+	}
+	brandID, appKey := m["id"].(string), m["app_key"].(string)
+	const n, workers = 600, 16
+	token := func(i int) string { return fmt.Sprintf("fcm-token-%d", i) }
+	body := func(tok string) string {
+		return `{"platform":"android","push":{"provider":"fcm","token":"` + tok + `"},"opt_in":true,"timezone":"UTC"}`
+	}
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/devices/d-%d", c.base, i), strings.NewReader(body(token(i))))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+appKey)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					errs <- fmt.Errorf("PUT d-%d = %d", i, resp.StatusCode)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last word: d-0's token moves to another device.
+	if code, m := httpCall(t, "PUT", c.base+"/v1/devices/thief", appKey, body(token(0))); code != 201 {
+		t.Fatalf("PUT thief = %d %v", code, m)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+
+	db, err := bolt.Open(dir, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	for i := 1; i < n; i++ {
+		d, _, err := db.Device(ctx, brandID, fmt.Sprintf("d-%d", i))
+		if err != nil || d.Token != token(i) {
+			t.Fatalf("after the kill, d-%d = %+v, %v", i, d, err)
+		}
+	}
+	if d, _, err := db.Device(ctx, brandID, "d-0"); err != nil || d.Token != "" {
+		t.Errorf("after the kill, d-0 = %+v, %v; want it without the token it lost", d, err)
+	}
+	if d, _, err := db.Device(ctx, brandID, "thief"); err != nil || d.Token != token(0) {
+		t.Errorf("after the kill, thief = %+v, %v; want it with d-0's token", d, err)
+	}
 }

@@ -69,6 +69,8 @@ type DB struct {
 	flushBlock poslog.Block // reused by each flush
 	devLocks   devLocks
 	commits    committer
+	// journal holds registrations written ahead of bbolt (journal.go).
+	journal *journal
 
 	// locks serialise each brand's read-modify-write operations across
 	// their commit (two PUTs of one store must not both decide
@@ -121,13 +123,20 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	db := &DB{bolt: b, now: opts.Now, box: box, plog: plog, devLocks: devLocks{seed: maphash.MakeSeed()},
+	jn, err := openJournal(dir)
+	if err != nil {
+		_ = plog.Close()
+		_ = b.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db := &DB{bolt: b, now: opts.Now, box: box, plog: plog, journal: jn, devLocks: devLocks{seed: maphash.MakeSeed()},
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
 		devs: devices.New(), locks: map[string]*sync.Mutex{}, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
 		db.now = time.Now
 	}
 	if err := db.load(); err != nil {
+		_ = jn.log.Close()
 		_ = plog.Close()
 		_ = b.Close()
 		return nil, err
@@ -140,7 +149,8 @@ func Open(dir string, opts Options) (*DB, error) {
 // and fills the views. It reads brands, keys, stores, live events,
 // credentials and devices with their positions; never the log.
 func (db *DB) load() error {
-	return db.bolt.Update(func(tx *bbolt.Tx) error {
+	var journaled uint64
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		if err := ledger.Prepare(tx); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -148,6 +158,10 @@ func (db *DB) load() error {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
 			}
+		}
+		var err error
+		if journaled, err = db.replayJournal(tx); err != nil {
+			return err
 		}
 		if err := db.loadBrands(tx); err != nil {
 			return err
@@ -163,6 +177,12 @@ func (db *DB) load() error {
 		}
 		return db.loadDevices(tx)
 	})
+	if err != nil {
+		return err
+	}
+	// bbolt holds what the journal held: it starts over.
+	db.journal.log.Reset(journaled + 1)
+	return nil
 }
 
 func (db *DB) loadBrands(tx *bbolt.Tx) error {
@@ -235,9 +255,11 @@ func (db *DB) brandLock(id string) *sync.Mutex {
 // Close writes the pending positions and closes the files.
 func (db *DB) Close() error {
 	ferr := db.FlushPositions()
+	jerr := db.Checkpoint()
 	perr := db.plog.Close()
+	lerr := db.journal.log.Close()
 	cerr := db.bolt.Close()
-	return errors.Join(ferr, perr, cerr)
+	return errors.Join(ferr, jerr, perr, lerr, cerr)
 }
 
 // Ping tells whether the database is open and answering.

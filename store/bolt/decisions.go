@@ -37,13 +37,20 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 		var delta hotzone.Counts
 		// Each device is read here, in the transaction: bbolt runs one
 		// writer at a time, so a device erased before it is gone, and one
-		// erased after has what this writes erased with it.
+		// erased after has what this writes erased with it. A change in
+		// the journal's overlay is read first; a checkpoint empties the
+		// overlay only after its own commit, which this transaction
+		// either follows or precedes whole.
 		devices := tx.Bucket(bucketDevices).Cursor()
 		var kbuf []byte
 		for i, id := range deviceIDs {
 			var d hotzone.Device
 			kbuf = key(kbuf, ev.BrandID, id)
-			if raw := get(devices, kbuf); raw != nil {
+			raw, ok := db.journal.lookup(classDevice, kbuf)
+			if !ok {
+				raw = get(devices, kbuf)
+			}
+			if raw != nil {
 				var err error
 				if d, err = decodeDevice(ev.BrandID, id, raw); err != nil {
 					return fmt.Errorf("device %q: %w", id, err)

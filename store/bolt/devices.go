@@ -38,9 +38,10 @@ func (l *devLocks) lock(brandID, deviceID string) *sync.Mutex {
 	return &l.locks[h.Sum64()%uint64(len(l.locks))]
 }
 
-// PutDevice implements hotzone.Devices. The registration commits with
-// others that come at once (one disk sync for many); the device that
-// held the token before loses it in the same transaction.
+// PutDevice implements hotzone.Devices. The registration is written
+// ahead to the journal with others that come at once (one disk sync for
+// many) and answered once that sync returns; the device that held the
+// token before loses it in the same journal record.
 func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
 	if db.brandLock(d.BrandID) == nil {
 		return hotzone.Device{}, false, notFound("brand")
@@ -53,11 +54,10 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 		out     hotzone.Device
 		created bool
 	)
-	err := db.group(func(tx *bbolt.Tx) error {
-		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
+	err := db.devGroup(func(tx *devTx) error {
 		k := joinKey(d.BrandID, d.ID)
 		var prev hotzone.Device
-		raw := devices.Get(k)
+		raw := tx.get(classDevice, k)
 		if raw != nil {
 			var err error
 			if prev, err = decodeDevice(d.BrandID, d.ID, raw); err != nil {
@@ -78,24 +78,18 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 			nd.TokenAt = now
 		}
 		if prev.Token != "" && (prev.Token != nd.Token || prev.Provider != nd.Provider) {
-			if err := tokens.Delete(joinKey(d.BrandID, string(prev.Provider), prev.Token)); err != nil {
-				return err
-			}
+			tx.del(classToken, joinKey(d.BrandID, string(prev.Provider), prev.Token))
 		}
 		if nd.Token != "" {
 			tk := joinKey(d.BrandID, string(nd.Provider), nd.Token)
-			if holder := tokens.Get(tk); holder != nil && string(holder) != d.ID {
-				if err := db.dropToken(tx, d.BrandID, string(holder), now); err != nil {
+			if holder := tx.get(classToken, tk); holder != nil && string(holder) != d.ID {
+				if err := dropToken(tx, d.BrandID, string(holder), now); err != nil {
 					return err
 				}
 			}
-			if err := tokens.Put(tk, []byte(d.ID)); err != nil {
-				return err
-			}
+			tx.put(classToken, tk, []byte(d.ID))
 		}
-		if err := devices.Put(k, appendDevice(nil, &nd)); err != nil {
-			return err
-		}
+		tx.put(classDevice, k, appendDevice(nil, &nd))
 		out, created = nd, raw == nil
 		return nil
 	})
@@ -106,12 +100,11 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 	return out, created, nil
 }
 
-// dropToken takes a device's token from it inside tx: another device of
-// the brand registered it.
-func (db *DB) dropToken(tx *bbolt.Tx, brandID, deviceID string, now time.Time) error {
-	devices := tx.Bucket(bucketDevices)
+// dropToken takes a device's token from it: another device of the brand
+// registered it.
+func dropToken(tx *devTx, brandID, deviceID string, now time.Time) error {
 	k := joinKey(brandID, deviceID)
-	raw := devices.Get(k)
+	raw := tx.get(classDevice, k)
 	if raw == nil {
 		return nil
 	}
@@ -121,10 +114,12 @@ func (db *DB) dropToken(tx *bbolt.Tx, brandID, deviceID string, now time.Time) e
 	}
 	other.Provider, other.Token, other.TokenAt = "", "", time.Time{}
 	other.UpdatedAt = now
-	return devices.Put(k, appendDevice(nil, &other))
+	tx.put(classDevice, k, appendDevice(nil, &other))
+	return nil
 }
 
-// readDevice reads a device inside tx; ok is false when there is none.
+// readDevice reads a device inside tx, which must see bbolt current
+// (devUpdate's); ok is false when there is none.
 func readDevice(tx *bbolt.Tx, brandID, deviceID string) (hotzone.Device, bool, error) {
 	raw := tx.Bucket(bucketDevices).Get(joinKey(brandID, deviceID))
 	if raw == nil {
@@ -137,20 +132,16 @@ func readDevice(tx *bbolt.Tx, brandID, deviceID string) (hotzone.Device, bool, e
 // Device implements hotzone.Devices: the registration from disk, the
 // position from memory.
 func (db *DB) Device(_ context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
-	var (
-		d  hotzone.Device
-		ok bool
-	)
-	err := db.bolt.View(func(tx *bbolt.Tx) error {
-		var err error
-		d, ok, err = readDevice(tx, brandID, deviceID)
-		return err
-	})
+	raw, err := db.deviceRecord(joinKey(brandID, deviceID))
 	if err != nil {
 		return hotzone.Device{}, nil, fmt.Errorf("store: device: %w", err)
 	}
-	if !ok {
+	if raw == nil {
 		return hotzone.Device{}, nil, errNoDevice
+	}
+	d, err := decodeDevice(brandID, deviceID, raw)
+	if err != nil {
+		return hotzone.Device{}, nil, fmt.Errorf("store: device: %w", err)
 	}
 	pos, _ := db.devs.Position(brandID, deviceID)
 	return d, pos, nil
@@ -185,7 +176,7 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 	lock.Lock()
 	defer lock.Unlock()
 	var changes []countsChange
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+	err := db.devUpdate(func(tx *bbolt.Tx) error {
 		d, ok, err := readDevice(tx, brandID, deviceID)
 		if err != nil {
 			return err
@@ -331,6 +322,9 @@ func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr 
 			if err := db.FlushPositions(); err != nil && onErr != nil {
 				onErr(err)
 			}
+			if err := db.Checkpoint(); err != nil && onErr != nil {
+				onErr(fmt.Errorf("store: apply the journal: %w", err))
+			}
 			db.releaseMapped()
 		}
 	}
@@ -430,7 +424,7 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	byKey := func(a, b rec) int { return bytes.Compare(a.k, b.k) }
 	slices.SortFunc(toks, byKey)
 	slices.SortFunc(devs, byKey)
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+	err := db.devUpdate(func(tx *bbolt.Tx) error {
 		tokens, devices := tx.Bucket(bucketTokens), tx.Bucket(bucketDevices)
 		for _, r := range toks {
 			if tokens.Get(r.k) != nil {

@@ -42,7 +42,9 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	// only hand the notification to a consumer that will find it no
 	// longer queued, or queued again for a retry.
 	mine := db.leases.Mine(ds)
+	var dead []deadToken
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		dead = dead[:0]
 		w := ledger.NewWriter(tx)
 		deltas := map[string]map[string]hotzone.Counts{} // brand -> event -> change
 		for _, d := range mine {
@@ -63,9 +65,7 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 				deltas[prev.BrandID][prev.EventID] = c
 			}
 			if d.Status == hotzone.StatusInvalidToken {
-				if err := clearToken(tx, prev.BrandID, prev.DeviceID, d.TokenInvalidSince); err != nil {
-					return err
-				}
+				dead = append(dead, deadToken{prev.BrandID, prev.DeviceID, d.TokenInvalidSince})
 			}
 		}
 		changes = changes[:0]
@@ -83,22 +83,48 @@ func (db *DB) Record(_ context.Context, ds []hotzone.Delivery) error {
 	}
 	db.leases.Done(mine)
 	db.publishCounts(changes)
+	// The deliveries are recorded whatever happens here: a token left
+	// in place is found dead again at its next send (and a journal that
+	// cannot write fails registrations and checkpoints loudly).
+	_ = db.clearTokens(dead)
 	return nil
 }
 
-// clearToken removes a device's token if it was registered before since
-// (zero since: always), so a dead token is never tried again until the
-// app registers a new one.
-func clearToken(tx *bbolt.Tx, brandID, deviceID string, since time.Time) error {
-	d, ok, err := readDevice(tx, brandID, deviceID)
-	if err != nil || !ok || d.Token == "" || (!since.IsZero() && !d.TokenAt.Before(since)) {
-		return err
+// deadToken is a token a provider refused (since: as of when).
+type deadToken struct {
+	brandID, deviceID string
+	since             time.Time
+}
+
+// clearTokens removes the tokens the providers refused, each only if
+// the device registered it before since (zero since: always), so a dead
+// token is never tried again until the app registers a new one. It runs
+// after the deliveries' commit, through the journal: a crash between
+// the two leaves the token, and the next send to it finds it dead again.
+func (db *DB) clearTokens(dead []deadToken) error {
+	if len(dead) == 0 {
+		return nil
 	}
-	if err := tx.Bucket(bucketTokens).Delete(joinKey(brandID, string(d.Provider), d.Token)); err != nil {
-		return err
-	}
-	d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
-	return tx.Bucket(bucketDevices).Put(joinKey(brandID, deviceID), appendDevice(nil, &d))
+	return db.devGroup(func(tx *devTx) error {
+		for _, t := range dead {
+			k := joinKey(t.brandID, t.deviceID)
+			raw := tx.get(classDevice, k)
+			if raw == nil {
+				continue
+			}
+			d, err := decodeDevice(t.brandID, t.deviceID, raw)
+			if err != nil {
+				return err
+			}
+			if d.Token == "" || (!t.since.IsZero() && !d.TokenAt.Before(t.since)) {
+				continue
+			}
+			tx.del(classToken, joinKey(t.brandID, string(d.Provider), d.Token))
+			d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
+			tx.put(classDevice, k, appendDevice(nil, &d))
+		}
+		return nil
+	})
 }
 
 // Release implements hotzone.Outbox.

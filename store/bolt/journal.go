@@ -1,0 +1,411 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/hotzone/hotzone/store/wal"
+)
+
+// Registrations are written ahead to a journal (store/wal) instead of
+// committed to bbolt one group at a time. A bbolt commit of a few
+// devices rewrites every page on the way to each (and syncs twice); a
+// journal group is one write of the changes and one sync. The changes
+// stay in memory (the overlay) until a checkpoint applies them all to
+// bbolt in one transaction and starts the journal over; opening applies
+// what the journal holds before anything else.
+//
+// The overlay covers the devices and tokens buckets and nothing else.
+// Every reader of those buckets looks in it first; every writer of them
+// goes through the journal, or applies the overlay in its own bbolt
+// transaction (devUpdate) so that bbolt is current when it writes.
+
+const (
+	// JournalFile is the journal's name in the data directory.
+	JournalFile = "devices.journal"
+	// checkpointEntries is the overlay size that brings a checkpoint
+	// before the next flush interval does.
+	checkpointEntries = 8192
+)
+
+// metaJournalApplied is the number of the last journal record the bbolt
+// file holds (or that was given up, unwritten).
+var metaJournalApplied = []byte("journal_applied")
+
+// A journal record is a change set: for each change, its bucket
+// (classDevice or classToken), whether it puts or deletes, the key and,
+// for a put, the value, lengths as uvarints.
+const (
+	classDevice = 'd'
+	classToken  = 't'
+	changeDel   = 0
+	changePut   = 1
+)
+
+type journal struct {
+	log *wal.Log
+	// writeMu: one writer of the devices and tokens buckets at a time: a
+	// journal group, a checkpoint, or a writer that goes to bbolt itself.
+	writeMu sync.Mutex
+
+	mu   sync.RWMutex
+	over map[string][]byte // class+key -> value; nil: deleted
+	n    atomic.Int64      // len(over), read without mu
+
+	qmu     sync.Mutex
+	pending []*journalCall
+	running bool
+}
+
+type journalCall struct {
+	fn  func(*devTx) error
+	err chan error
+}
+
+func openJournal(dir string) (*journal, error) {
+	log, err := wal.Open(filepath.Join(dir, JournalFile))
+	if err != nil {
+		return nil, err
+	}
+	return &journal{log: log, over: map[string][]byte{}}, nil
+}
+
+// overKey is class+key in buf.
+func overKey(buf []byte, class byte, key []byte) []byte {
+	return append(append(buf[:0], class), key...)
+}
+
+// lookup answers the overlay's value for key: ok says the overlay has
+// it, and a nil value that it is deleted.
+func (j *journal) lookup(class byte, key []byte) (v []byte, ok bool) {
+	if j.n.Load() == 0 {
+		return nil, false
+	}
+	var buf [160]byte
+	k := overKey(buf[:], class, key)
+	j.mu.RLock()
+	v, ok = j.over[string(k)]
+	j.mu.RUnlock()
+	return v, ok
+}
+
+// getDevice reads a device's record: the overlay's, else tx's. A reader
+// in a read-only transaction must look in the overlay before it begins
+// the transaction (deviceRecord does): a checkpoint may commit and empty
+// the overlay between.
+func (db *DB) getDevice(tx *bbolt.Tx, key []byte) []byte {
+	if v, ok := db.journal.lookup(classDevice, key); ok {
+		return v
+	}
+	return tx.Bucket(bucketDevices).Get(key)
+}
+
+// deviceRecord reads a device's record outside any transaction; the
+// bytes are the caller's.
+func (db *DB) deviceRecord(key []byte) ([]byte, error) {
+	if v, ok := db.journal.lookup(classDevice, key); ok {
+		return v, nil // never changed in place: a change replaces it
+	}
+	var out []byte
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketDevices).Get(key); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// devTx is a journal group's view of the devices and tokens buckets
+// while one call runs: its own changes, then the group's, then the
+// overlay's, then bbolt's.
+type devTx struct {
+	db    *DB
+	btx   *bbolt.Tx
+	group map[string][]byte
+	mine  []change
+}
+
+type change struct {
+	key string // class+key
+	val []byte // nil: delete
+}
+
+func (t *devTx) get(class byte, key []byte) []byte {
+	var buf [160]byte
+	k := overKey(buf[:], class, key)
+	for i := len(t.mine) - 1; i >= 0; i-- {
+		if t.mine[i].key == string(k) {
+			return t.mine[i].val
+		}
+	}
+	if v, ok := t.group[string(k)]; ok {
+		return v
+	}
+	if v, ok := t.db.journal.lookup(class, key); ok {
+		return v
+	}
+	b := bucketDevices
+	if class == classToken {
+		b = bucketTokens
+	}
+	return t.btx.Bucket(b).Get(key)
+}
+
+func (t *devTx) put(class byte, key, val []byte) {
+	t.mine = append(t.mine, change{string(overKey(nil, class, key)), val})
+}
+
+func (t *devTx) del(class byte, key []byte) {
+	t.mine = append(t.mine, change{string(overKey(nil, class, key)), nil})
+}
+
+func encodeChanges(b []byte, cs []change) []byte {
+	for _, c := range cs {
+		op := byte(changePut)
+		if c.val == nil {
+			op = changeDel
+		}
+		b = append(b, c.key[0], op)
+		b = binary.AppendUvarint(b, uint64(len(c.key)-1))
+		b = append(b, c.key[1:]...)
+		if c.val != nil {
+			b = binary.AppendUvarint(b, uint64(len(c.val)))
+			b = append(b, c.val...)
+		}
+	}
+	return b
+}
+
+var errBadRecord = errors.New("store: damaged journal record")
+
+// decodeChanges calls fn with each change of a journal record; the
+// slices are p's.
+func decodeChanges(p []byte, fn func(class, op byte, key, val []byte) error) error {
+	for len(p) > 0 {
+		if len(p) < 2 {
+			return errBadRecord
+		}
+		class, op := p[0], p[1]
+		if class != classDevice && class != classToken || op != changeDel && op != changePut {
+			return errBadRecord
+		}
+		p = p[2:]
+		key, rest, ok := lenPrefixed(p)
+		if !ok || len(key) == 0 {
+			return errBadRecord
+		}
+		p = rest
+		var val []byte
+		if op == changePut {
+			if val, p, ok = lenPrefixed(p); !ok || len(val) == 0 {
+				return errBadRecord
+			}
+		}
+		if err := fn(class, op, key, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lenPrefixed(p []byte) (field, rest []byte, ok bool) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > uint64(len(p)-w) {
+		return nil, nil, false
+	}
+	return p[w : w+int(n)], p[w+int(n):], true
+}
+
+// applyChange writes one change to tx's buckets.
+func applyChange(tx *bbolt.Tx, class, op byte, key, val []byte) error {
+	b := tx.Bucket(bucketDevices)
+	if class == classToken {
+		b = tx.Bucket(bucketTokens)
+	}
+	if op == changeDel {
+		return b.Delete(key)
+	}
+	return b.Put(key, val)
+}
+
+// devGroup runs fn in a journal group and returns once the group's
+// changes are durable in the journal and visible to readers, or failed.
+// fn reads and writes through its devTx only; it runs once, and what it
+// wrote counts only if it returns nil.
+func (db *DB) devGroup(fn func(*devTx) error) error {
+	j := db.journal
+	c := &journalCall{fn: fn, err: make(chan error, 1)}
+	j.qmu.Lock()
+	j.pending = append(j.pending, c)
+	start := !j.running
+	j.running = true
+	j.qmu.Unlock()
+	if start {
+		go db.journalLoop()
+	}
+	return <-c.err
+}
+
+// journalLoop writes the groups that gather while one is written, as
+// the committer does for bbolt.
+func (db *DB) journalLoop() {
+	j := db.journal
+	for {
+		j.qmu.Lock()
+		calls := j.pending
+		j.pending = nil
+		if len(calls) == 0 {
+			j.running = false
+			j.qmu.Unlock()
+			return
+		}
+		j.qmu.Unlock()
+		db.writeGroup(calls)
+		if j.n.Load() >= checkpointEntries {
+			// A failure here is the write-behind loop's to report: it
+			// checkpoints each interval.
+			_ = db.Checkpoint()
+		}
+	}
+}
+
+func (db *DB) writeGroup(calls []*journalCall) {
+	j := db.journal
+	errs := make([]error, len(calls))
+	j.writeMu.Lock()
+	err := func() error {
+		btx, err := db.bolt.Begin(false)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = btx.Rollback() }()
+		t := &devTx{db: db, btx: btx, group: map[string][]byte{}}
+		var payloads [][]byte
+		for i, c := range calls {
+			t.mine = t.mine[:0]
+			if errs[i] = c.fn(t); errs[i] != nil || len(t.mine) == 0 {
+				continue
+			}
+			payloads = append(payloads, encodeChanges(nil, t.mine))
+			for _, ch := range t.mine {
+				t.group[ch.key] = ch.val
+			}
+		}
+		if len(payloads) == 0 {
+			return nil
+		}
+		if _, err := j.log.Append(payloads...); err != nil {
+			return err
+		}
+		j.mu.Lock()
+		for k, v := range t.group {
+			j.over[k] = v
+		}
+		j.n.Store(int64(len(j.over)))
+		j.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		err = fmt.Errorf("store: journal: %w", err)
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		// The journal takes nothing more until what it holds is in
+		// bbolt and it starts over; if that fails too, the next
+		// checkpoint tries again, and registrations fail until then.
+		_ = db.devUpdateLocked(nil)
+	}
+	j.writeMu.Unlock()
+	for i, c := range calls {
+		c.err <- errs[i]
+	}
+}
+
+// devUpdate runs fn in a bbolt write transaction after applying the
+// overlay in it, so fn finds bbolt current and may write the devices
+// and tokens buckets itself; the journal then starts over.
+func (db *DB) devUpdate(fn func(*bbolt.Tx) error) error {
+	db.journal.writeMu.Lock()
+	defer db.journal.writeMu.Unlock()
+	return db.devUpdateLocked(fn)
+}
+
+// Checkpoint applies what the journal holds to the bbolt file and starts
+// the journal over. The write-behind loop calls it each interval, and a
+// journal group when the overlay has grown; Close calls it last.
+func (db *DB) Checkpoint() error {
+	if db.journal.n.Load() == 0 && db.journal.log.Size() == 0 {
+		return nil
+	}
+	return db.devUpdate(nil)
+}
+
+// devUpdateLocked is devUpdate with writeMu held.
+func (db *DB) devUpdateLocked(fn func(*bbolt.Tx) error) error {
+	j := db.journal
+	issued := j.log.Next() - 1 // every number given out is applied or void
+	// Only a holder of writeMu changes the overlay: it is read here
+	// without mu. In key order: bbolt inserts by shifting a node's
+	// entries, so random order costs more copying.
+	keys := slices.Sorted(maps.Keys(j.over))
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		for _, k := range keys {
+			v := j.over[k]
+			op := byte(changePut)
+			if v == nil {
+				op = changeDel
+			}
+			if err := applyChange(tx, k[0], op, []byte(k[1:]), v); err != nil {
+				return err
+			}
+		}
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, issued))
+	})
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	clear(j.over)
+	j.n.Store(0)
+	j.mu.Unlock()
+	j.log.Reset(issued + 1)
+	return nil
+}
+
+// replayJournal applies, inside the opening transaction, every record
+// the journal holds past what bbolt has; the journal starts over once
+// that transaction commits (startJournal).
+func (db *DB) replayJournal(tx *bbolt.Tx) (uint64, error) {
+	var applied uint64
+	if v := tx.Bucket(bucketMeta).Get(metaJournalApplied); len(v) == 8 {
+		applied = binary.BigEndian.Uint64(v)
+	}
+	last, err := db.journal.log.Replay(applied, func(_ uint64, p []byte) error {
+		return decodeChanges(p, func(class, op byte, key, val []byte) error {
+			return applyChange(tx, class, op, key, val)
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: journal: %w", err)
+	}
+	if err := tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, last)); err != nil {
+		return 0, err
+	}
+	return last, nil
+}

@@ -97,19 +97,11 @@ func (j *journal) lookup(class byte, key []byte) (v []byte, ok bool) {
 	return v, ok
 }
 
-// getDevice reads a device's record: the overlay's, else tx's. A reader
-// in a read-only transaction must look in the overlay before it begins
-// the transaction (deviceRecord does): a checkpoint may commit and empty
-// the overlay between.
-func (db *DB) getDevice(tx *bbolt.Tx, key []byte) []byte {
-	if v, ok := db.journal.lookup(classDevice, key); ok {
-		return v
-	}
-	return tx.Bucket(bucketDevices).Get(key)
-}
-
 // deviceRecord reads a device's record outside any transaction; the
-// bytes are the caller's.
+// bytes are the caller's. The overlay is looked in before the read-only
+// transaction begins: a checkpoint may commit and empty the overlay in
+// between, and a transaction begun before that commit would find the
+// record in neither.
 func (db *DB) deviceRecord(key []byte) ([]byte, error) {
 	if v, ok := db.journal.lookup(classDevice, key); ok {
 		return v, nil // never changed in place: a change replaces it

@@ -76,4 +76,3 @@ func FuzzValidFCMToken(f *testing.F) {
 		}
 	})
 }
-

@@ -20,9 +20,9 @@ import (
 // hand, with pooled buffers, instead of through reflection.
 
 type pingCodec struct {
-	r   bytes.Reader
-	d   *jsontext.Decoder
-	buf []byte
+	r    bytes.Reader
+	d    *jsontext.Decoder
+	buf  []byte
 	ans  push.PingAnswer // the engine's answer, reused
 	resp pingResponse    // and ours
 }

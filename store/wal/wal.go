@@ -6,7 +6,11 @@
 //
 // The file is written in place, never appended to: it is grown ahead in
 // steps (growStep) and overwritten from its start after each Reset, so a
-// group's sync writes data pages only, not the file's size. Records are
+// group's write changes data blocks only, not the file's size. A group
+// is one write of whole blocks (the partial block before it rewritten
+// with it) that is durable when it returns (O_DSYNC, and O_DIRECT where
+// the file system allows): one call and one device round trip, not a
+// write and an fdatasync. Records are
 // numbered: replay follows the numbers from the start of the file and
 // stops at the first record that is torn, damaged or out of sequence,
 // which is where the last group ended (what lies beyond is a group that
@@ -29,6 +33,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"unsafe"
 )
 
 // MaxRecord bounds a record's payload, so a damaged length cannot make
@@ -36,8 +41,12 @@ import (
 const MaxRecord = 16 << 20
 
 // growStep is how far ahead of the data the file is grown, with zeros
-// and a full sync, so that a group's sync writes no size change.
+// and a full sync, so that a group's write changes no size.
 const growStep = 4 << 20
+
+// blockSize is what a group's write is aligned to, at both ends, as
+// O_DIRECT wants (no device here has larger logical blocks).
+const blockSize = 4096
 
 // headerSize is a record's length (uint32), CRC-32C (uint32, of the
 // sequence number and the payload) and sequence number (uint64).
@@ -50,36 +59,43 @@ var ErrBroken = errors.New("wal: a write failed; reset before writing again")
 
 // Log is an open journal.
 type Log struct {
-	f      *os.File
-	off    int64  // where the next group goes
-	size   int64  // bytes the file has (grown ahead)
-	next   uint64 // the next record's number
+	f      *os.File // for groups: durable writes
+	plain  *os.File // for replay and growth: ordinary reads and writes
+	off    int64    // where the next group goes
+	size   int64    // bytes the file has (grown ahead)
+	next   uint64   // the next record's number
 	broken bool
-	buf    []byte
+	recs   []byte // the group being written
+	buf    []byte // its blocks, aligned in memory
+	tail   []byte // what the block off is in holds before off
 }
 
 // Open opens (creating if needed) the journal at path. Replay it, apply
 // what it holds, then Reset before appending.
 func Open(path string) (*Log, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	plain, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	st, err := f.Stat()
+	f, _, err := openData(path)
+	if err != nil {
+		_ = plain.Close()
+		return nil, fmt.Errorf("wal: %w", err)
+	}
+	st, err := plain.Stat()
 	if err != nil {
 		_ = f.Close()
+		_ = plain.Close()
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	return &Log{f: f, size: st.Size(), broken: true}, nil
+	return &Log{f: f, plain: plain, size: st.Size(), broken: true}, nil
 }
 
-// Replay calls fn, in order, with every record numbered after applied
-// that the journal holds. It answers the number of the last record it
-// found (applied when there is none after it). A record numbered after
-// applied+1 with nothing between is a gap: records were lost, and it
-// answers an error.
-func (l *Log) Replay(applied uint64, fn func(seq uint64, payload []byte) error) (uint64, error) {
-	last := applied
+// Replay calls fn, in order, with every record of the journal's last
+// pass: the records from the start of the file for as long as they are
+// whole and numbered one after the other. Which of them are already
+// applied elsewhere is the caller's to know.
+func (l *Log) Replay(fn func(seq uint64, payload []byte) error) error {
 	var (
 		off    int64
 		prev   uint64
@@ -87,11 +103,11 @@ func (l *Log) Replay(applied uint64, fn func(seq uint64, payload []byte) error) 
 		header [headerSize]byte
 	)
 	for off+headerSize <= l.size {
-		if _, err := l.f.ReadAt(header[:], off); err != nil {
+		if _, err := l.plain.ReadAt(header[:], off); err != nil {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return last, fmt.Errorf("wal: replay: %w", err)
+			return fmt.Errorf("wal: replay: %w", err)
 		}
 		n := binary.LittleEndian.Uint32(header[0:])
 		sum := binary.LittleEndian.Uint32(header[4:])
@@ -100,32 +116,26 @@ func (l *Log) Replay(applied uint64, fn func(seq uint64, payload []byte) error) 
 			break
 		}
 		payload := make([]byte, n)
-		if _, err := l.f.ReadAt(payload, off+headerSize); err != nil {
-			return last, fmt.Errorf("wal: replay: %w", err)
+		if _, err := l.plain.ReadAt(payload, off+headerSize); err != nil {
+			return fmt.Errorf("wal: replay: %w", err)
 		}
 		if crc32.Update(crc32.Checksum(header[8:], crcTable), crcTable, payload) != sum {
 			break
 		}
-		if seq > applied {
-			if seq != last+1 {
-				return last, fmt.Errorf("wal: replay: record %d follows %d: records are missing", seq, last)
-			}
-			if err := fn(seq, payload); err != nil {
-				return last, err
-			}
-			last = seq
+		if err := fn(seq, payload); err != nil {
+			return err
 		}
 		first, prev = false, seq
 		off += headerSize + int64(n)
 	}
-	return last, nil
+	return nil
 }
 
 // Reset starts the journal over: the next group is written at its start,
 // its first record numbered next. Everything the journal held must be
 // applied (and durable) elsewhere first.
 func (l *Log) Reset(next uint64) {
-	l.off, l.next, l.broken = 0, next, false
+	l.off, l.next, l.broken, l.tail = 0, next, false, l.tail[:0]
 }
 
 // Next is the number the next record gets.
@@ -140,7 +150,7 @@ func (l *Log) Append(payloads ...[]byte) (uint64, error) {
 	if l.broken {
 		return 0, ErrBroken
 	}
-	b := l.buf[:0]
+	b := l.recs[:0]
 	seq := l.next
 	for _, p := range payloads {
 		if len(p) == 0 || len(p) > MaxRecord {
@@ -153,7 +163,7 @@ func (l *Log) Append(payloads ...[]byte) (uint64, error) {
 		b = append(append(b, h[:]...), p...)
 		seq++
 	}
-	l.buf = b
+	l.recs = b
 	if len(b) == 0 {
 		return l.next - 1, nil
 	}
@@ -165,27 +175,49 @@ func (l *Log) Append(payloads ...[]byte) (uint64, error) {
 	}
 	l.off += int64(len(b))
 	l.next = seq
-	if cap(l.buf) > 1<<20 {
-		l.buf = nil // a burst's buffer is not kept
+	if cap(l.recs) > 1<<20 {
+		l.recs, l.buf = nil, nil // a burst's buffers are not kept
 	}
 	return seq - 1, nil
 }
 
-// write puts b at the tail and syncs it, growing the file first when b
-// would not fit.
+// write puts b at the tail, durably: the blocks from the one the tail is
+// in to the one b ends in, the tail block's earlier bytes as earlier
+// groups wrote them (kept in memory), the rest of the last block zeros.
+// It grows the file first when b would not fit.
 func (l *Log) write(b []byte) error {
-	if end := l.off + int64(len(b)); end > l.size {
+	start := l.off &^ (blockSize - 1)
+	end := (l.off + int64(len(b)) + blockSize - 1) &^ (blockSize - 1)
+	if end > l.size {
 		if err := l.grow(end); err != nil {
 			return err
 		}
 	}
-	if _, err := l.f.WriteAt(b, l.off); err != nil {
+	n := int(end - start)
+	if cap(l.buf) < n {
+		l.buf = alignedBuffer(n)
+	}
+	blocks := l.buf[:n]
+	head := copy(blocks, l.tail)
+	copy(blocks[head:], b)
+	clear(blocks[head+len(b):])
+	if _, err := l.f.WriteAt(blocks, start); err != nil {
 		return fmt.Errorf("wal: write: %w", err)
 	}
-	if err := datasync(l.f); err != nil {
-		return fmt.Errorf("wal: sync: %w", err)
-	}
+	last := (l.off + int64(len(b))) &^ (blockSize - 1)
+	l.tail = append(l.tail[:0], blocks[last-start:head+len(b)]...)
 	return nil
+}
+
+// alignedBuffer is n bytes whose start is block aligned, as O_DIRECT
+// needs of memory too.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+blockSize)
+	off := blockSize - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))&(blockSize-1))
+	if off == blockSize {
+		off = 0
+	}
+	return b[off : off+n : off+n]
 }
 
 // grow extends the file with zeros to past end, in steps, and syncs it
@@ -197,11 +229,11 @@ func (l *Log) grow(end int64) error {
 	}
 	zeros := make([]byte, 1<<20)
 	for at := l.size; at < size; at += int64(len(zeros)) {
-		if _, err := l.f.WriteAt(zeros[:min(int64(len(zeros)), size-at)], at); err != nil {
+		if _, err := l.plain.WriteAt(zeros[:min(int64(len(zeros)), size-at)], at); err != nil {
 			return fmt.Errorf("wal: grow: %w", err)
 		}
 	}
-	if err := l.f.Sync(); err != nil {
+	if err := l.plain.Sync(); err != nil {
 		return fmt.Errorf("wal: grow: %w", err)
 	}
 	l.size = size
@@ -212,4 +244,4 @@ func (l *Log) grow(end int64) error {
 func (l *Log) Size() int64 { return l.off }
 
 // Close closes the file.
-func (l *Log) Close() error { return l.f.Close() }
+func (l *Log) Close() error { return errors.Join(l.f.Close(), l.plain.Close()) }

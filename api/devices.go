@@ -64,9 +64,8 @@ func toDeviceJSON(d hotzone.Device) deviceJSON {
 	return out
 }
 
-func (s *Server) handlePutDevice() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		k := keyOf(c)
+func (s *Server) handlePutDevice() func(*gin.Context, *hotzone.Key) {
+	return func(c *gin.Context, k *hotzone.Key) {
 		id := c.Param("device_id")
 		buf := bodyBufs.Get().(*[]byte)
 		defer bodyBufs.Put(buf)

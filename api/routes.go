@@ -60,7 +60,7 @@ func (s *Server) routes() {
 	v1.GET("/events", s.requireKey(admin), s.handleListEvents())
 	v1.GET("/notifications", s.requireKey(admin), s.handleListNotifications())
 
-	v1.PUT("/devices/:device_id", s.requireKey(admin, app), s.handlePutDevice())
+	v1.PUT("/devices/:device_id", s.withKey(s.handlePutDevice(), admin, app))
 	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())
 	v1.POST("/pings", s.withKey(s.handlePing(), admin, app))
 	v1.POST("/pings/batch", s.withKey(s.handlePingBatch(), admin, app))

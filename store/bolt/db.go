@@ -136,7 +136,7 @@ func Open(dir string, opts Options) (*DB, error) {
 		db.now = time.Now
 	}
 	if err := db.load(); err != nil {
-		_ = jn.log.Close()
+		_ = jn.close()
 		_ = plog.Close()
 		_ = b.Close()
 		return nil, err
@@ -181,7 +181,7 @@ func (db *DB) load() error {
 		return err
 	}
 	// bbolt holds what the journal held: it starts over.
-	db.journal.log.Reset(journaled + 1)
+	db.startJournal(journaled)
 	return nil
 }
 
@@ -255,9 +255,10 @@ func (db *DB) brandLock(id string) *sync.Mutex {
 // Close writes the pending positions and closes the files.
 func (db *DB) Close() error {
 	ferr := db.FlushPositions()
+	db.journal.bg.Wait()
 	jerr := db.Checkpoint()
 	perr := db.plog.Close()
-	lerr := db.journal.log.Close()
+	lerr := db.journal.close()
 	cerr := db.bolt.Close()
 	return errors.Join(ferr, jerr, perr, lerr, cerr)
 }

@@ -29,6 +29,19 @@ type devLocks struct {
 	locks [256]sync.Mutex
 }
 
+// lockAll takes every device's lock, in order: a bulk write.
+func (l *devLocks) lockAll() {
+	for i := range l.locks {
+		l.locks[i].Lock()
+	}
+}
+
+func (l *devLocks) unlockAll() {
+	for i := range l.locks {
+		l.locks[i].Unlock()
+	}
+}
+
 func (l *devLocks) lock(brandID, deviceID string) *sync.Mutex {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
@@ -50,14 +63,22 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 	lock.Lock()
 	defer lock.Unlock()
 	now := db.now().UTC()
+	// The device table knows every device (a write of the id holds this
+	// lock until the table has it): an unknown id needs no lookup.
+	_, known := db.devs.Has(d.BrandID, d.ID)
 	var (
 		out     hotzone.Device
 		created bool
 	)
 	err := db.devGroup(func(tx *devTx) error {
 		k := joinKey(d.BrandID, d.ID)
-		var prev hotzone.Device
-		raw := tx.get(classDevice, k)
+		var (
+			prev hotzone.Device
+			raw  []byte
+		)
+		if known {
+			raw = tx.get(classDevice, k)
+		}
 		if raw != nil {
 			var err error
 			if prev, err = decodeDevice(d.BrandID, d.ID, raw); err != nil {
@@ -401,6 +422,10 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	now := db.now().UTC()
 	lock.Lock()
 	defer lock.Unlock()
+	// No registration may run meanwhile: it decides "new" from the
+	// device table, which learns of these only after the commit.
+	db.devLocks.lockAll()
+	defer db.devLocks.unlockAll()
 	for i := range ds {
 		d := &ds[i]
 		d.BrandID, d.CreatedAt, d.UpdatedAt = brandID, now, now

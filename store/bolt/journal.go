@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,19 +19,25 @@ import (
 // Registrations are written ahead to a journal (store/wal) instead of
 // committed to bbolt one group at a time. A bbolt commit of a few
 // devices rewrites every page on the way to each (and syncs twice); a
-// journal group is one write of the changes and one sync. The changes
-// stay in memory (the overlay) until a checkpoint applies them all to
-// bbolt in one transaction and starts the journal over; opening applies
-// what the journal holds before anything else.
+// journal group is one durable write of the changes. The changes stay in
+// memory (the overlay) until a checkpoint applies them to bbolt in one
+// transaction; opening applies what the journal holds before anything
+// else.
+//
+// There are two journal files. A checkpoint freezes the overlay, turns
+// new groups to the other file (started over), and applies the frozen
+// part while registrations go on; once that commits, the first file holds
+// nothing bbolt lacks, and it is the one the next checkpoint starts over.
 //
 // The overlay covers the devices and tokens buckets and nothing else.
 // Every reader of those buckets looks in it first; every writer of them
 // goes through the journal, or applies the overlay in its own bbolt
 // transaction (devUpdate) so that bbolt is current when it writes.
 
+// JournalFiles are the journal's two files in the data directory.
+var JournalFiles = [2]string{"devices-1.journal", "devices-2.journal"}
+
 const (
-	// JournalFile is the journal's name in the data directory.
-	JournalFile = "devices.journal"
 	// checkpointEntries is the overlay size that brings a checkpoint
 	// before the next flush interval does.
 	checkpointEntries = 8192
@@ -51,18 +58,30 @@ const (
 )
 
 type journal struct {
-	log *wal.Log
+	logs   [2]*wal.Log
+	active int // the file groups go to; under writeMu
 	// writeMu: one writer of the devices and tokens buckets at a time: a
-	// journal group, a checkpoint, or a writer that goes to bbolt itself.
+	// journal group, a checkpoint's switch of files, or a writer that
+	// goes to bbolt itself. ckMu: one checkpoint (or such writer) at a
+	// time; taken before writeMu.
 	writeMu sync.Mutex
+	ckMu    sync.Mutex
+	// stale: a checkpoint failed, so the inactive file holds records
+	// bbolt lacks (they are back in the overlay); the next checkpoint
+	// applies everything without switching files. Under ckMu.
+	stale bool
 
-	mu   sync.RWMutex
-	over map[string][]byte // class+key -> value; nil: deleted
-	n    atomic.Int64      // len(over), read without mu
+	mu     sync.RWMutex
+	over   map[string][]byte // class+key -> value; nil: deleted
+	frozen map[string][]byte // what a checkpoint is applying, or nil
+	n      atomic.Int64      // len(over)+len(frozen), read without mu
 
 	qmu     sync.Mutex
 	pending []*journalCall
 	running bool
+
+	checkpointing atomic.Bool    // one started by a group is running
+	bg            sync.WaitGroup // and Close waits for it
 }
 
 type journalCall struct {
@@ -71,12 +90,21 @@ type journalCall struct {
 }
 
 func openJournal(dir string) (*journal, error) {
-	log, err := wal.Open(filepath.Join(dir, JournalFile))
-	if err != nil {
-		return nil, err
+	j := &journal{over: map[string][]byte{}}
+	for i, name := range JournalFiles {
+		log, err := wal.Open(filepath.Join(dir, name))
+		if err != nil {
+			if i == 1 {
+				_ = j.logs[0].Close()
+			}
+			return nil, err
+		}
+		j.logs[i] = log
 	}
-	return &journal{log: log, over: map[string][]byte{}}, nil
+	return j, nil
 }
+
+func (j *journal) close() error { return errors.Join(j.logs[0].Close(), j.logs[1].Close()) }
 
 // overKey is class+key in buf.
 func overKey(buf []byte, class byte, key []byte) []byte {
@@ -92,10 +120,14 @@ func (j *journal) lookup(class byte, key []byte) (v []byte, ok bool) {
 	var buf [160]byte
 	k := overKey(buf[:], class, key)
 	j.mu.RLock()
-	v, ok = j.over[string(k)]
+	if v, ok = j.over[string(k)]; !ok && j.frozen != nil {
+		v, ok = j.frozen[string(k)]
+	}
 	j.mu.RUnlock()
 	return v, ok
 }
+
+func (j *journal) count() { j.n.Store(int64(len(j.over) + len(j.frozen))) }
 
 // deviceRecord reads a device's record outside any transaction; the
 // bytes are the caller's. The overlay is looked in before the read-only
@@ -262,10 +294,16 @@ func (db *DB) journalLoop() {
 		}
 		j.qmu.Unlock()
 		db.writeGroup(calls)
-		if j.n.Load() >= checkpointEntries {
-			// A failure here is the write-behind loop's to report: it
-			// checkpoints each interval.
-			_ = db.Checkpoint()
+		if j.n.Load() >= checkpointEntries && j.checkpointing.CompareAndSwap(false, true) {
+			// Apart, so groups go on while it applies. A failure here is
+			// the write-behind loop's to report: it checkpoints each
+			// interval.
+			j.bg.Add(1)
+			go func() {
+				defer j.bg.Done()
+				defer j.checkpointing.Store(false)
+				_ = db.Checkpoint()
+			}()
 		}
 	}
 }
@@ -275,6 +313,9 @@ func (db *DB) writeGroup(calls []*journalCall) {
 	errs := make([]error, len(calls))
 	j.writeMu.Lock()
 	err := func() error {
+		// Begun with writeMu held: no checkpoint commit changes what
+		// this group reads in bbolt without the same keys being in the
+		// frozen overlay until writeMu is next free.
 		btx, err := db.bolt.Begin(false)
 		if err != nil {
 			return err
@@ -295,17 +336,18 @@ func (db *DB) writeGroup(calls []*journalCall) {
 		if len(payloads) == 0 {
 			return nil
 		}
-		if _, err := j.log.Append(payloads...); err != nil {
+		if _, err := j.logs[j.active].Append(payloads...); err != nil {
 			return err
 		}
 		j.mu.Lock()
 		for k, v := range t.group {
 			j.over[k] = v
 		}
-		j.n.Store(int64(len(j.over)))
+		j.count()
 		j.mu.Unlock()
 		return nil
 	}()
+	j.writeMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("store: journal: %w", err)
 		for i := range errs {
@@ -313,47 +355,112 @@ func (db *DB) writeGroup(calls []*journalCall) {
 				errs[i] = err
 			}
 		}
+	}
+	for i, c := range calls {
+		c.err <- errs[i]
+	}
+	if err != nil {
 		// The journal takes nothing more until what it holds is in
 		// bbolt and it starts over; if that fails too, the next
 		// checkpoint tries again, and registrations fail until then.
-		_ = db.devUpdateLocked(nil)
-	}
-	j.writeMu.Unlock()
-	for i, c := range calls {
-		c.err <- errs[i]
+		_ = db.devUpdate(nil)
 	}
 }
 
 // devUpdate runs fn in a bbolt write transaction after applying the
 // overlay in it, so fn finds bbolt current and may write the devices
-// and tokens buckets itself; the journal then starts over.
+// and tokens buckets itself; the journal then starts over. It holds off
+// registrations until it commits.
 func (db *DB) devUpdate(fn func(*bbolt.Tx) error) error {
-	db.journal.writeMu.Lock()
-	defer db.journal.writeMu.Unlock()
-	return db.devUpdateLocked(fn)
+	j := db.journal
+	j.ckMu.Lock()
+	defer j.ckMu.Unlock()
+	j.writeMu.Lock()
+	defer j.writeMu.Unlock()
+	log := j.logs[j.active]
+	issued := log.Next() - 1 // every number given out is applied or void
+	err := db.applyOverlay(j.over, issued, fn)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	clear(j.over)
+	j.count()
+	j.mu.Unlock()
+	log.Reset(issued + 1)
+	j.stale = false // the other file's records were in the overlay too
+	return nil
 }
 
-// Checkpoint applies what the journal holds to the bbolt file and starts
-// the journal over. The write-behind loop calls it each interval, and a
-// journal group when the overlay has grown; Close calls it last.
+// Checkpoint applies what the journal holds to the bbolt file. Groups go
+// on meanwhile, to the other file. The write-behind loop calls it each
+// interval, and a journal group when the overlay has grown; Close calls
+// it last.
 func (db *DB) Checkpoint() error {
-	if db.journal.n.Load() == 0 && db.journal.log.Size() == 0 {
+	j := db.journal
+	j.ckMu.Lock()
+	if j.stale {
+		j.ckMu.Unlock()
+		return db.devUpdate(nil)
+	}
+	defer j.ckMu.Unlock()
+	j.writeMu.Lock()
+	log := j.logs[j.active]
+	if len(j.over) == 0 && log.Size() == 0 {
+		j.writeMu.Unlock()
 		return nil
 	}
-	return db.devUpdate(nil)
+	issued := log.Next() - 1
+	j.mu.Lock()
+	frozen := j.over
+	j.frozen, j.over = frozen, map[string][]byte{}
+	j.mu.Unlock()
+	// The other file holds nothing bbolt lacks: groups go there now.
+	j.active ^= 1
+	j.logs[j.active].Reset(issued + 1)
+	j.writeMu.Unlock()
+
+	err := db.applyOverlay(frozen, issued, nil)
+
+	j.writeMu.Lock()
+	j.mu.Lock()
+	if err != nil {
+		// Back under what came since; the file they are in may not be
+		// started over until they are applied.
+		for k, v := range frozen {
+			if _, newer := j.over[k]; !newer {
+				j.over[k] = v
+			}
+		}
+		j.stale = true
+	}
+	j.frozen = nil
+	j.count()
+	j.mu.Unlock()
+	j.writeMu.Unlock()
+	return err
 }
 
-// devUpdateLocked is devUpdate with writeMu held.
-func (db *DB) devUpdateLocked(fn func(*bbolt.Tx) error) error {
-	j := db.journal
-	issued := j.log.Next() - 1 // every number given out is applied or void
-	// Only a holder of writeMu changes the overlay: it is read here
-	// without mu. In key order: bbolt inserts by shifting a node's
-	// entries, so random order costs more copying.
-	keys := slices.Sorted(maps.Keys(j.over))
-	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+// failApply, when a test sets it, can fail an overlay's application.
+var failApply func() error
+
+// applyOverlay writes over to bbolt, then runs fn (when not nil), and
+// records that bbolt holds the journal through issued, in one
+// transaction.
+func (db *DB) applyOverlay(over map[string][]byte, issued uint64, fn func(*bbolt.Tx) error) error {
+	// In key order: bbolt inserts by shifting a node's entries, so
+	// random order costs more copying. The map is not written while
+	// this runs (the live overlay is under writeMu; a frozen one is
+	// only read).
+	keys := slices.Sorted(maps.Keys(over))
+	return db.bolt.Update(func(tx *bbolt.Tx) error {
+		if failApply != nil {
+			if err := failApply(); err != nil {
+				return err
+			}
+		}
 		for _, k := range keys {
-			v := j.over[k]
+			v := over[k]
 			op := byte(changePut)
 			if v == nil {
 				op = changeDel
@@ -369,35 +476,54 @@ func (db *DB) devUpdateLocked(fn func(*bbolt.Tx) error) error {
 		}
 		return tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, issued))
 	})
-	if err != nil {
-		return err
-	}
-	j.mu.Lock()
-	clear(j.over)
-	j.n.Store(0)
-	j.mu.Unlock()
-	j.log.Reset(issued + 1)
-	return nil
 }
 
 // replayJournal applies, inside the opening transaction, every record
-// the journal holds past what bbolt has; the journal starts over once
-// that transaction commits (startJournal).
+// the journal's files hold past what bbolt has, in order; the journal
+// starts over once that transaction commits (startJournal).
 func (db *DB) replayJournal(tx *bbolt.Tx) (uint64, error) {
 	var applied uint64
 	if v := tx.Bucket(bucketMeta).Get(metaJournalApplied); len(v) == 8 {
 		applied = binary.BigEndian.Uint64(v)
 	}
-	last, err := db.journal.log.Replay(applied, func(_ uint64, p []byte) error {
-		return decodeChanges(p, func(class, op byte, key, val []byte) error {
-			return applyChange(tx, class, op, key, val)
+	type record struct {
+		seq     uint64
+		payload []byte
+	}
+	var recs []record
+	for _, log := range db.journal.logs {
+		err := log.Replay(func(seq uint64, p []byte) error {
+			if seq > applied {
+				recs = append(recs, record{seq, p})
+			}
+			return nil
 		})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: journal: %w", err)
+		if err != nil {
+			return 0, fmt.Errorf("store: journal: %w", err)
+		}
+	}
+	slices.SortFunc(recs, func(a, b record) int { return cmp.Compare(a.seq, b.seq) })
+	last := applied
+	for _, r := range recs {
+		if r.seq != last+1 {
+			return 0, fmt.Errorf("store: journal: record %d follows %d: records are missing", r.seq, last)
+		}
+		if err := decodeChanges(r.payload, func(class, op byte, key, val []byte) error {
+			return applyChange(tx, class, op, key, val)
+		}); err != nil {
+			return 0, fmt.Errorf("store: journal record %d: %w", r.seq, err)
+		}
+		last = r.seq
 	}
 	if err := tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, last)); err != nil {
 		return 0, err
 	}
 	return last, nil
+}
+
+// startJournal starts the journal over once bbolt holds everything in
+// it, through record last.
+func (db *DB) startJournal(last uint64) {
+	db.journal.active = 0
+	db.journal.logs[0].Reset(last + 1)
 }

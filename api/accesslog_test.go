@@ -54,3 +54,18 @@ func TestHeaderValue(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppendTimeUTC: the hand-made timestamp is what time.RFC3339Nano
+// gives, for any instant and zone.
+func FuzzAppendTimeUTC(f *testing.F) {
+	for _, ns := range []int64{0, 1, 1_700_000_000_123_456_789, 1_700_000_000_100_000_000, -1, 253402300799999999999 % (1 << 62), -62135596800_000_000_0} {
+		f.Add(ns, 0)
+	}
+	f.Add(int64(1_700_000_000_000_000_001), 3600)
+	f.Fuzz(func(t *testing.T, ns int64, offset int) {
+		at := time.Unix(0, ns).In(time.FixedZone("z", offset%100000))
+		if got, want := string(appendTimeUTC(nil, at)), at.UTC().Format(time.RFC3339Nano); got != want {
+			t.Fatalf("appendTimeUTC(%d) = %q, want %q", ns, got, want)
+		}
+	})
+}

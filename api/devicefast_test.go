@@ -1,6 +1,7 @@
 package api
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,22 @@ func FuzzValidFCMToken(f *testing.F) {
 		want := len(tok) <= 4096 && fcmToken.MatchString(tok)
 		if got := validFCMToken(tok); got != want {
 			t.Fatalf("validFCMToken(%q) = %v, the pattern says %v", tok, got, want)
+		}
+	})
+}
+
+// localePattern is the contract's locale rule, the oracle for validLocale.
+var localePattern = regexp.MustCompile(`^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,5}$`)
+
+// FuzzValidLocale: the hand-written check agrees with the pattern on
+// every input.
+func FuzzValidLocale(f *testing.F) {
+	for _, s := range []string{"de", "de-CH", "en_US", "zh-Hant-TW", "a", "abcdefghi", "de-", "de--CH", "de-CH-1-2-3-4", "de-CH-1-2-3-4-5", "de-123456789", "dé", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validLocale(s), localePattern.MatchString(s); got != want {
+			t.Fatalf("validLocale(%q) = %v, the pattern says %v", s, got, want)
 		}
 	})
 }

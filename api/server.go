@@ -20,7 +20,6 @@ import (
 	"unsafe"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
@@ -211,13 +210,13 @@ var accessLines = sync.Pool{New: func() any { b := make([]byte, 0, 256); return 
 func (s *Server) accessLine(at time.Time, id, method, route string, status int, latency time.Duration) {
 	bp := accessLines.Get().(*[]byte)
 	b := append((*bp)[:0], `{"time":"`...)
-	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendTimeUTC(b, at)
 	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
-	b, _ = jsontext.AppendQuote(b, id)
+	b = appendQuote(b, id)
 	b = append(b, `,"method":`...)
-	b, _ = jsontext.AppendQuote(b, method)
+	b = appendQuote(b, method)
 	b = append(b, `,"route":`...)
-	b, _ = jsontext.AppendQuote(b, route)
+	b = appendQuote(b, route)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"latency":`...)
@@ -226,4 +225,45 @@ func (s *Server) accessLine(at time.Time, id, method, route string, status int, 
 	_, _ = s.access.Write(b)
 	*bp = b
 	accessLines.Put(bp)
+}
+
+// appendTimeUTC appends t in UTC as time.RFC3339Nano formats it, by
+// hand: the layout interpreter cost a request line more than the rest
+// of it. Years outside 0000-9999 go to the layout.
+func appendTimeUTC(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	hour, minute, sec := t.Clock()
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-')
+	b = append2(b, int(month), '-')
+	b = append2(b, day, 'T')
+	b = append2(b, hour, ':')
+	b = append2(b, minute, ':')
+	b = append2(b, sec, 0)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
+}
+
+// append2 appends v (0-99) in two digits, then sep unless it is 0.
+func append2(b []byte, v int, sep byte) []byte {
+	b = append(b, byte('0'+v/10), byte('0'+v%10))
+	if sep != 0 {
+		b = append(b, sep)
+	}
+	return b
 }

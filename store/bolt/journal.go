@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -41,6 +42,9 @@ const (
 	// checkpointEntries is the overlay size that brings a checkpoint
 	// before the next flush interval does.
 	checkpointEntries = 8192
+	// lingerMax bounds how long a group waits for more (journalLoop):
+	// a few times a journal write's latency here (about 120 µs).
+	lingerMax = 300 * time.Microsecond
 )
 
 // metaJournalApplied is the number of the last journal record the bbolt
@@ -79,6 +83,10 @@ type journal struct {
 	qmu     sync.Mutex
 	pending []*journalCall
 	running bool
+	spare   []*journalCall    // the last group's slice, for the next
+	group   map[string][]byte // writeGroup's, under writeMu
+	want    int               // arrived is sent when pending reaches it
+	arrived chan struct{}     // buffered 1
 
 	checkpointing atomic.Bool    // one started by a group is running
 	bg            sync.WaitGroup // and Close waits for it
@@ -90,7 +98,7 @@ type journalCall struct {
 }
 
 func openJournal(dir string) (*journal, error) {
-	j := &journal{over: map[string][]byte{}}
+	j := &journal{over: make(map[string][]byte, checkpointEntries), group: map[string][]byte{}, arrived: make(chan struct{}, 1)}
 	for i, name := range JournalFiles {
 		log, err := wal.Open(filepath.Join(dir, name))
 		if err != nil {
@@ -267,33 +275,85 @@ func applyChange(tx *bbolt.Tx, class, op byte, key, val []byte) error {
 // wrote counts only if it returns nil.
 func (db *DB) devGroup(fn func(*devTx) error) error {
 	j := db.journal
-	c := &journalCall{fn: fn, err: make(chan error, 1)}
+	c := journalCalls.Get().(*journalCall)
+	c.fn = fn
 	j.qmu.Lock()
 	j.pending = append(j.pending, c)
+	if j.want > 0 && len(j.pending) >= j.want {
+		j.want = 0
+		select {
+		case j.arrived <- struct{}{}:
+		default:
+		}
+	}
 	start := !j.running
 	j.running = true
 	j.qmu.Unlock()
 	if start {
 		go db.journalLoop()
 	}
-	return <-c.err
+	err := <-c.err
+	c.fn = nil
+	journalCalls.Put(c)
+	return err
 }
 
+// journalCalls are reused: a call is the caller's again once its error
+// is received, as writeGroup sends it last.
+var journalCalls = sync.Pool{New: func() any {
+	return &journalCall{err: make(chan error, 1)}
+}}
+
 // journalLoop writes the groups that gather while one is written, as
-// the committer does for bbolt.
+// the committer does for bbolt. After a group of more than one it
+// lingers: the next is written once as many have arrived as the last
+// held, or lingerMax after, whichever is first. Each write costs the
+// same whatever it holds (on the VM measured, some 30 µs of CPU in the
+// kernel for the write and its flush, and thread hand-offs around the
+// wait), so under many concurrent registrations fewer, fuller groups
+// leave more CPU to answer them; a lone client never waits, and k
+// clients in step wait only for each other.
 func (db *DB) journalLoop() {
 	j := db.journal
+	last := 0
+	var timer *time.Timer
 	for {
 		j.qmu.Lock()
+		if last > 1 && len(j.pending) < last {
+			j.want = last
+			select {
+			case <-j.arrived: // a signal left from a group already taken
+			default:
+			}
+			j.qmu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(lingerMax)
+			} else {
+				timer.Reset(lingerMax)
+			}
+			select {
+			case <-j.arrived:
+			case <-timer.C:
+			}
+			j.qmu.Lock()
+			j.want = 0
+		}
 		calls := j.pending
-		j.pending = nil
 		if len(calls) == 0 {
 			j.running = false
 			j.qmu.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
 			return
 		}
+		// Swapped only here: pending and spare never share an array.
+		j.pending, j.spare = j.spare[:0], nil
 		j.qmu.Unlock()
+		last = len(calls)
 		db.writeGroup(calls)
+		clear(calls)
+		j.spare = calls
 		if j.n.Load() >= checkpointEntries && j.checkpointing.CompareAndSwap(false, true) {
 			// Apart, so groups go on while it applies. A failure here is
 			// the write-behind loop's to report: it checkpoints each
@@ -321,7 +381,10 @@ func (db *DB) writeGroup(calls []*journalCall) {
 			return err
 		}
 		defer func() { _ = btx.Rollback() }()
-		t := &devTx{db: db, btx: btx, group: map[string][]byte{}}
+		// The group map is the journal's, reused: one writeGroup at a
+		// time holds writeMu.
+		clear(j.group)
+		t := &devTx{db: db, btx: btx, group: j.group}
 		var payloads [][]byte
 		for i, c := range calls {
 			t.mine = t.mine[:0]
@@ -413,7 +476,7 @@ func (db *DB) Checkpoint() error {
 	issued := log.Next() - 1
 	j.mu.Lock()
 	frozen := j.over
-	j.frozen, j.over = frozen, map[string][]byte{}
+	j.frozen, j.over = frozen, make(map[string][]byte, checkpointEntries)
 	j.mu.Unlock()
 	// The other file holds nothing bbolt lacks: groups go there now.
 	j.active ^= 1

@@ -35,6 +35,7 @@ type serveConfig struct {
 	PushConcurrency int
 	ShutdownDelay   time.Duration
 	DebugAddr       string
+	GCFloorMB       int
 
 	pingRate  rate.Limit
 	pingBurst int
@@ -63,6 +64,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
+	fs.IntVar(&cfg.GCFloorMB, "gc-floor-mb", 32, "MB the Go heap may grow by before a collection, however small it is (GOGC still rules larger heaps); 0: GOGC alone; ignored when GOGC is set (env "+envName("gc-floor-mb")+")")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
 	if err := parseWithEnv(fs, args, getenv, envName, out, serveHelp); err != nil {
 		return nil, err
@@ -182,6 +184,9 @@ func (cfg *serveConfig) validate() error {
 	}
 	if cfg.ShutdownDelay < 0 || cfg.ShutdownDelay > time.Minute {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %v: must be between 0 and 1m", cfg.ShutdownDelay))
+	}
+	if cfg.GCFloorMB < 0 || cfg.GCFloorMB > 1<<16 {
+		errs = append(errs, fmt.Errorf("--gc-floor-mb %d: must be between 0 and 65536", cfg.GCFloorMB))
 	}
 	if cfg.FlushInterval < 10*time.Millisecond || cfg.FlushInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("--flush-interval %v: must be between 10ms and 1m", cfg.FlushInterval))

@@ -80,6 +80,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// heap is garbage now, and would otherwise stay resident until the
 	// scavenger got to it, minutes later.
 	debug.FreeOSMemory()
+	// The runtime reads GOGC from the process's own environment.
+	defer startGCFloor(uint64(cfg.GCFloorMB)<<20, os.Getenv("GOGC"))()
 	generated, err := db.EnsureOperatorKey(ctx, getenv("HOTZONE_OPERATOR_KEY"))
 	if err != nil {
 		return err

@@ -291,7 +291,7 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 		return errs.err()
 	}
 	pos := hotzone.Position{Lat: req.Lat.v, Lon: req.Lon.v, AccuracyM: req.AccuracyM.v, TS: ts.UTC()}
-	if err := s.engine.Ping(ctx, brandID, req.DeviceID.v, pos, ans); err != nil {
+	if err := s.engine.Ping(ctx, brandID, req.DeviceID.v, pos, now, ans); err != nil {
 		return unknownDevice(err)
 	}
 	resp.Inside, resp.LiveEvents, resp.Notifications = resp.Inside[:0], resp.LiveEvents[:0], resp.Notifications[:0]

@@ -162,10 +162,12 @@ func (s *Server) requestLog() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		end := time.Now()
-		s.metrics.request(c, route, end.Sub(start))
+		// One monotonic reading: the wall time it ended follows from it.
+		took := time.Since(start)
+		end := start.Add(took)
+		s.metrics.request(c, route, took)
 		if s.access != nil {
-			s.accessLine(end, id, c.Request.Method, route, c.Writer.Status(), end.Sub(start))
+			s.accessLine(end, id, c.Request.Method, route, c.Writer.Status(), took)
 			return
 		}
 		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
@@ -173,7 +175,7 @@ func (s *Server) requestLog() gin.HandlerFunc {
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.Int("status", c.Writer.Status()),
-			slog.Duration("latency", time.Since(start)),
+			slog.Duration("latency", took),
 		)
 	}
 }

@@ -60,10 +60,10 @@ func TestEnginePing(t *testing.T) {
 			return hotzone.Position{Lat: lat, Lon: 1, AccuracyM: accuracy, TS: time.Now()}
 		}
 		var ans push.PingAnswer
-		if err := e.Ping(ctx, brandID, "nobody", at(1, 10), &ans); !errors.Is(err, hotzone.ErrNotFound) {
+		if err := e.Ping(ctx, brandID, "nobody", at(1, 10), time.Now(), &ans); !errors.Is(err, hotzone.ErrNotFound) {
 			t.Fatalf("ping of an unknown device = %v, want ErrNotFound", err)
 		}
-		if err := e.Ping(ctx, brandID, "d0", at(5, 10), &ans); err != nil || len(ans.Inside) != 0 {
+		if err := e.Ping(ctx, brandID, "d0", at(5, 10), time.Now(), &ans); err != nil || len(ans.Inside) != 0 {
 			t.Fatalf("ping outside every fence = %+v, %v", ans, err)
 		}
 		ev := hotzone.Event{ID: hotzone.NewID(time.Now()), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour), Status: hotzone.EventLive}
@@ -72,19 +72,19 @@ func TestEnginePing(t *testing.T) {
 		}
 		e.Wait()
 		// Inaccurate: inside, answered, nothing logged.
-		if err := e.Ping(ctx, brandID, "d0", at(1, 900), &ans); err != nil || len(ans.Inside) != 1 || ans.Results[0].Reason != push.ReasonLowAccuracy {
+		if err := e.Ping(ctx, brandID, "d0", at(1, 900), time.Now(), &ans); err != nil || len(ans.Inside) != 1 || ans.Results[0].Reason != push.ReasonLowAccuracy {
 			t.Fatalf("inaccurate ping = %+v, %v", ans, err)
 		}
 		var limited *push.RateLimitedError
-		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); !errors.As(err, &limited) {
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), time.Now(), &ans); !errors.As(err, &limited) {
 			t.Fatalf("third ping within the burst of 2 = %v, want rate limited", err)
 		}
 		time.Sleep(limited.RetryAfter)
-		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); err != nil || ans.Results[0].Status != hotzone.StatusQueued {
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), time.Now(), &ans); err != nil || ans.Results[0].Status != hotzone.StatusQueued {
 			t.Fatalf("qualifying ping = %+v, %v; want queued", ans, err)
 		}
 		time.Sleep(time.Second)
-		if err := e.Ping(ctx, brandID, "d0", at(1, 10), &ans); err != nil || ans.Results[0].Reason != push.ReasonAlreadyNotified {
+		if err := e.Ping(ctx, brandID, "d0", at(1, 10), time.Now(), &ans); err != nil || ans.Results[0].Reason != push.ReasonAlreadyNotified {
 			t.Fatalf("second qualifying ping = %+v, %v; want already notified", ans, err)
 		}
 		ns, _, err := db.Notifications(ctx, brandID, hotzone.NotificationQuery{Limit: 10})

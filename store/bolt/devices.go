@@ -331,7 +331,10 @@ func (db *DB) compactPositionsLocked() error {
 	return nil
 }
 
-// RunWriteBehind flushes positions every interval until ctx ends.
+// RunWriteBehind, every interval until ctx ends, flushes positions,
+// applies the registration journal to bbolt (a checkpoint, which groups
+// also start once the journal holds checkpointEntries changes) and lets
+// go of device memory the table no longer uses.
 func (db *DB) RunWriteBehind(ctx context.Context, interval time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

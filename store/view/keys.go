@@ -2,7 +2,10 @@ package view
 
 import (
 	"crypto/subtle"
+	"hash/maphash"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hotzone/hotzone"
@@ -15,11 +18,31 @@ type Keys struct {
 	mu      sync.Mutex
 	m       sync.Map              // [32]byte -> *hotzone.Key
 	touched map[[32]byte]struct{} // keys whose last use awaits writing
+
+	// recent finds a secret seen before without SHA-256, which cost a
+	// request more than the rest of its authentication: a seeded hash
+	// of the secret (the seed is random, so nobody can aim at a slot)
+	// to the secret, compared in constant time, and its key. Copied on
+	// write (a new secret is rare once the keys in use are in it),
+	// filled under mu only while m still holds the key, and dropped
+	// whole by every change under mu, so a deleted key is never found
+	// through it. It holds secrets that arrive with every request
+	// anyway, at most recentMax of them.
+	recent atomic.Pointer[map[uint64]recentKey]
+	seed   maphash.Seed
 }
+
+type recentKey struct {
+	secret string
+	key    *hotzone.Key
+}
+
+// recentMax bounds recent: past it, further keys are hashed each time.
+const recentMax = 4096
 
 // NewKeys returns an empty table.
 func NewKeys() *Keys {
-	return &Keys{touched: map[[32]byte]struct{}{}}
+	return &Keys{touched: map[[32]byte]struct{}{}, seed: maphash.MakeSeed()}
 }
 
 func (ks *Keys) load(h [32]byte) *hotzone.Key {
@@ -43,6 +66,7 @@ func (ks *Keys) Put(k *hotzone.Key) {
 		})
 	}
 	ks.m.Store(k.Hash, k)
+	ks.recent.Store(nil)
 }
 
 // Delete removes keys by hash and returns the ones it held.
@@ -56,6 +80,7 @@ func (ks *Keys) Delete(hashes ...[32]byte) []*hotzone.Key {
 			delete(ks.touched, h)
 		}
 	}
+	ks.recent.Store(nil)
 	return out
 }
 
@@ -66,12 +91,58 @@ func (ks *Keys) Lookup(secret string) (*hotzone.Key, bool) {
 	if secret == "" {
 		return nil, false
 	}
+	sh := maphash.String(ks.seed, secret)
+	if m := ks.recent.Load(); m != nil {
+		if r, ok := (*m)[sh]; ok && equalSecret(r.secret, secret) {
+			return r.key, true
+		}
+	}
 	h := hotzone.HashKey(secret)
 	k := ks.load(h)
 	if k == nil || subtle.ConstantTimeCompare(k.Hash[:], h[:]) != 1 {
 		return nil, false
 	}
+	ks.remember(sh, secret, k)
 	return k, true
+}
+
+// remember adds a secret just found to recent, unless the key went
+// meanwhile or recent is full.
+func (ks *Keys) remember(sh uint64, secret string, k *hotzone.Key) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.load(k.Hash) != k {
+		return
+	}
+	old := ks.recent.Load()
+	var n int
+	if old != nil {
+		n = len(*old)
+	}
+	if n >= recentMax {
+		return
+	}
+	m := make(map[uint64]recentKey, n+1)
+	if old != nil {
+		for h, r := range *old {
+			m[h] = r
+		}
+	}
+	// Its own copy: the secret is part of a request's header otherwise.
+	m[sh] = recentKey{secret: strings.Clone(secret), key: k}
+	ks.recent.Store(&m)
+}
+
+// equalSecret compares in time that depends on the lengths only.
+func equalSecret(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := 0; i < len(a); i++ {
+		d |= a[i] ^ b[i]
+	}
+	return d == 0
 }
 
 // Get returns a copy of the key with this hash.

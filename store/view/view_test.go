@@ -1,6 +1,7 @@
 package view
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -130,5 +131,60 @@ func TestStores(t *testing.T) {
 	s.Delete("b", "a")
 	if s.Has("b", "a") || s.Len() != 2 {
 		t.Fatalf("after Delete: has %v, len %d", s.Has("b", "a"), s.Len())
+	}
+}
+
+// TestKeysRecent: a secret found once is found again from the recent
+// table, and no change to the table leaves a key findable that is gone:
+// a deleted key, an operator key replaced, a secret that differs in one
+// byte.
+func TestKeysRecent(t *testing.T) {
+	ks := NewKeys()
+	app := &hotzone.Key{Hash: hotzone.HashKey("hza_secret_1"), Kind: hotzone.KindApp, BrandID: "b"}
+	op := &hotzone.Key{Hash: hotzone.HashKey("hzo_secret_1"), Kind: hotzone.KindOperator}
+	ks.Put(app)
+	ks.Put(op)
+	for range 3 {
+		if k, ok := ks.Lookup("hza_secret_1"); !ok || k != app {
+			t.Fatal("the app key is not found")
+		}
+		if k, ok := ks.Lookup("hzo_secret_1"); !ok || k != op {
+			t.Fatal("the operator key is not found")
+		}
+	}
+	if m := ks.recent.Load(); m == nil || len(*m) != 2 {
+		t.Fatalf("recent holds %v, want both secrets", m)
+	}
+	if _, ok := ks.Lookup("hza_secret_2"); ok {
+		t.Fatal("a secret one byte off was accepted")
+	}
+	ks.Delete(app.Hash)
+	if _, ok := ks.Lookup("hza_secret_1"); ok {
+		t.Fatal("a deleted key is still found")
+	}
+	ks.Put(&hotzone.Key{Hash: hotzone.HashKey("hzo_secret_2"), Kind: hotzone.KindOperator})
+	if _, ok := ks.Lookup("hzo_secret_1"); ok {
+		t.Fatal("a replaced operator key is still found")
+	}
+	if _, ok := ks.Lookup("hzo_secret_2"); !ok {
+		t.Fatal("the new operator key is not found")
+	}
+}
+
+// TestKeysRecentBounded: recent stops growing at recentMax, and keys
+// past it are still found (by their hash).
+func TestKeysRecentBounded(t *testing.T) {
+	ks := NewKeys()
+	n := recentMax + 10
+	for i := range n {
+		ks.Put(&hotzone.Key{Hash: hotzone.HashKey(fmt.Sprintf("hza_%d", i)), Kind: hotzone.KindApp, BrandID: "b"})
+	}
+	for i := range n {
+		if _, ok := ks.Lookup(fmt.Sprintf("hza_%d", i)); !ok {
+			t.Fatalf("key %d not found", i)
+		}
+	}
+	if m := ks.recent.Load(); m == nil || len(*m) != recentMax {
+		t.Fatalf("recent holds %d secrets, want %d", len(*ks.recent.Load()), recentMax)
 	}
 }

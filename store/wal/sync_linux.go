@@ -22,3 +22,13 @@ func openData(path string) (f *os.File, direct bool, err error) {
 	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_DSYNC, 0o600)
 	return f, false, err
 }
+
+// asyncWriter is AIO over f (aio_linux.go), or an error when the system
+// has none to give.
+func asyncWriter(f *os.File) (groupWriter, error) {
+	w, err := newAIOWriter(f)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}

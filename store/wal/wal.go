@@ -59,11 +59,12 @@ var ErrBroken = errors.New("wal: a write failed; reset before writing again")
 
 // Log is an open journal.
 type Log struct {
-	f      *os.File // for groups: durable writes
-	plain  *os.File // for replay and growth: ordinary reads and writes
-	off    int64    // where the next group goes
-	size   int64    // bytes the file has (grown ahead)
-	next   uint64   // the next record's number
+	f      *os.File    // for groups: durable writes
+	w      groupWriter // what writes them: f, or AIO over it
+	plain  *os.File    // for replay and growth: ordinary reads and writes
+	off    int64       // where the next group goes
+	size   int64       // bytes the file has (grown ahead)
+	next   uint64      // the next record's number
 	broken bool
 	recs   []byte // the group being written
 	buf    []byte // its blocks, aligned in memory
@@ -77,7 +78,7 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	f, _, err := openData(path)
+	f, direct, err := openData(path)
 	if err != nil {
 		_ = plain.Close()
 		return nil, fmt.Errorf("wal: %w", err)
@@ -88,8 +89,25 @@ func Open(path string) (*Log, error) {
 		_ = plain.Close()
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	return &Log{f: f, plain: plain, size: st.Size(), broken: true}, nil
+	l := &Log{f: f, w: f, plain: plain, size: st.Size(), broken: true}
+	if direct && useAIO {
+		if w, err := asyncWriter(f); err == nil {
+			l.w = w
+		}
+	}
+	return l, nil
 }
+
+// groupWriter writes a group's blocks and returns once they are
+// durable: the file itself (O_DSYNC), or asynchronous I/O over it.
+type groupWriter interface {
+	WriteAt(b []byte, off int64) (int, error)
+	Close() error
+}
+
+// useAIO: a journal opened with O_DIRECT writes through asyncWriter
+// where the system has it; tests turn it off to check the plain path.
+var useAIO = true
 
 // Replay calls fn, in order, with every record of the journal's last
 // pass: the records from the start of the file for as long as they are
@@ -201,7 +219,7 @@ func (l *Log) write(b []byte) error {
 	head := copy(blocks, l.tail)
 	copy(blocks[head:], b)
 	clear(blocks[head+len(b):])
-	if _, err := l.f.WriteAt(blocks, start); err != nil {
+	if _, err := l.w.WriteAt(blocks, start); err != nil {
 		return fmt.Errorf("wal: write: %w", err)
 	}
 	last := (l.off + int64(len(b))) &^ (blockSize - 1)
@@ -244,4 +262,10 @@ func (l *Log) grow(end int64) error {
 func (l *Log) Size() int64 { return l.off }
 
 // Close closes the file.
-func (l *Log) Close() error { return errors.Join(l.f.Close(), l.plain.Close()) }
+func (l *Log) Close() error {
+	var err error
+	if l.w != groupWriter(l.f) {
+		err = l.w.Close()
+	}
+	return errors.Join(err, l.f.Close(), l.plain.Close())
+}

@@ -153,10 +153,10 @@ func (t *Table) Record(brandID, deviceID string, p hotzone.Position, qualifying 
 	if b == nil {
 		return false
 	}
-	s := b.shard(deviceID)
+	s, h := b.shardHashed(deviceID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot, ok := s.find(deviceID)
+	slot, ok := s.findHashed(deviceID, h)
 	if !ok {
 		return false
 	}

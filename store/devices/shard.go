@@ -183,10 +183,15 @@ func (s *shard) id(r *rec) string { return string(s.idBytes(r)) }
 
 // find answers the slot of id.
 func (s *shard) find(id string) (uint32, bool) {
+	return s.findHashed(id, maphash.String(s.seed, id))
+}
+
+// findHashed is find with id's hash, which chose the shard too
+// (brand.shardHashed).
+func (s *shard) findHashed(id string, h uint64) (uint32, bool) {
 	if len(s.table) == 0 {
 		return 0, false
 	}
-	h := maphash.String(s.seed, id)
 	fp := fingerprint(h)
 	mask := uint64(len(s.table) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
@@ -329,7 +334,15 @@ type cell struct {
 }
 
 func (b *brand) shard(id string) *shard {
-	return &b.shards[maphash.String(b.shards[0].seed, id)>>(64-shardBits)]
+	s, _ := b.shardHashed(id)
+	return s
+}
+
+// shardHashed is id's shard and id's hash: every shard of the table has
+// the same seed, so the hash that picks the shard finds the slot too.
+func (b *brand) shardHashed(id string) (*shard, uint64) {
+	h := maphash.String(b.shards[0].seed, id)
+	return &b.shards[h>>(64-shardBits)], h
 }
 
 func (b *brand) len() int {

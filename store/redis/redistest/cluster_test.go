@@ -1,0 +1,74 @@
+package redistest
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCluster: three primaries with a replica each form one cluster; a
+// key written through one node is read through another (redis-cli
+// follows the redirect); a killed primary's replica takes over; and
+// when the test ends every process is gone.
+func TestCluster(t *testing.T) {
+	var pids []int
+	t.Run("run", func(t *testing.T) {
+		c := Start(t, 3, 1)
+		pids = c.PIDs()
+		_, cli := binaries(t)
+		info, err := Cmd(cli, c.Addrs[0], "cluster", "info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"cluster_state:ok", "cluster_size:3", "cluster_known_nodes:6", "cluster_slots_assigned:16384"} {
+			if !strings.Contains(info, want) {
+				t.Errorf("cluster info lacks %s:\n%s", want, info)
+			}
+		}
+		if _, err := Cmd(cli, c.Addrs[1], "-c", "set", "hotzone:k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Cmd(cli, c.Addrs[2], "-c", "get", "hotzone:k"); err != nil || strings.TrimSpace(got) != "v" {
+			t.Fatalf("get through another node = %q, %v", got, err)
+		}
+
+		// The primary holding the key dies; its replica is promoted and
+		// the key is still there.
+		slot, err := Cmd(cli, c.Addrs[0], "cluster", "keyslot", "hotzone:k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := -1
+		for i, a := range c.Addrs[:3] {
+			if out, err := Cmd(cli, a, "cluster", "countkeysinslot", strings.TrimSpace(slot)); err == nil && strings.TrimSpace(out) == "1" {
+				owner = i
+			}
+		}
+		if owner < 0 {
+			t.Fatal("no primary holds the key")
+		}
+		// The write reached the replica before the primary dies.
+		if _, err := Cmd(cli, c.Addrs[owner], "wait", "1", "5000"); err != nil {
+			t.Fatal(err)
+		}
+		c.Kill(owner)
+		other := c.Addrs[(owner+1)%3]
+		err = waitFor(30*time.Second, func() error {
+			got, err := Cmd(cli, other, "-c", "get", "hotzone:k")
+			if err != nil || strings.TrimSpace(got) != "v" {
+				return errors.New("not yet: " + got)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("after the primary died: %v", err)
+		}
+	})
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("redis-server %d still runs after the test (kill 0: %v)", pid, err)
+		}
+	}
+}

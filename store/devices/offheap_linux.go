@@ -20,3 +20,11 @@ func mapAnon(n int) unsafe.Pointer {
 func dropPages(p unsafe.Pointer, n int) {
 	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(p), uintptr(n), syscall.MADV_DONTNEED)
 }
+
+// adviseHuge asks for transparent huge pages over [p, p+n): a hint,
+// ignored where THP is off.
+func adviseHuge(p unsafe.Pointer, n int) {
+	_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, uintptr(p), uintptr(n), madvHugepage)
+}
+
+const madvHugepage = 14 // MADV_HUGEPAGE

@@ -8,3 +8,5 @@ import "unsafe"
 func mapAnon(int) unsafe.Pointer { return nil }
 
 func dropPages(unsafe.Pointer, int) {}
+
+func adviseHuge(unsafe.Pointer, int) {}

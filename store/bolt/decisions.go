@@ -38,9 +38,11 @@ func (db *DB) Consider(_ context.Context, ev hotzone.Event, deviceIDs []string, 
 		// Each device is read here, in the transaction: bbolt runs one
 		// writer at a time, so a device erased before it is gone, and one
 		// erased after has what this writes erased with it. A change in
-		// the journal's overlay is read first; a checkpoint empties the
-		// overlay only after its own commit, which this transaction
-		// either follows or precedes whole.
+		// the journal's overlay is read first. What the overlay holds is
+		// never older than bbolt: a checkpoint drops what it applied only
+		// after its commit (the same values as bbolt has then), and a
+		// direct writer (devUpdate) holds the overlay's readers from its
+		// commit until it has cleared the overlay.
 		devices := tx.Bucket(bucketDevices).Cursor()
 		var kbuf []byte
 		for i, id := range deviceIDs {

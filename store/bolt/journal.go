@@ -442,14 +442,28 @@ func (db *DB) devUpdate(fn func(*bbolt.Tx) error) error {
 	defer j.writeMu.Unlock()
 	log := j.logs[j.active]
 	issued := log.Next() - 1 // every number given out is applied or void
-	err := db.applyOverlay(j.over, issued, fn)
+	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return err
 	}
+	if err := db.applyOverlayTx(tx, j.over, issued, fn); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	// The overlay's readers wait from the commit until it is cleared: a
+	// transaction that follows this one must not find in the overlay
+	// what fn removed (an erased device, which a decision would then
+	// log for). fn ran before, so it may read the overlay itself.
 	j.mu.Lock()
-	clear(j.over)
-	j.count()
+	err = tx.Commit()
+	if err == nil {
+		clear(j.over)
+		j.count()
+	}
 	j.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	log.Reset(issued + 1)
 	j.stale = false // the other file's records were in the overlay too
 	return nil
@@ -511,34 +525,36 @@ var failApply func() error
 // records that bbolt holds the journal through issued, in one
 // transaction.
 func (db *DB) applyOverlay(over map[string][]byte, issued uint64, fn func(*bbolt.Tx) error) error {
+	return db.bolt.Update(func(tx *bbolt.Tx) error { return db.applyOverlayTx(tx, over, issued, fn) })
+}
+
+// applyOverlayTx is applyOverlay's work inside tx.
+func (db *DB) applyOverlayTx(tx *bbolt.Tx, over map[string][]byte, issued uint64, fn func(*bbolt.Tx) error) error {
+	if failApply != nil {
+		if err := failApply(); err != nil {
+			return err
+		}
+	}
 	// In key order: bbolt inserts by shifting a node's entries, so
 	// random order costs more copying. The map is not written while
 	// this runs (the live overlay is under writeMu; a frozen one is
 	// only read).
-	keys := slices.Sorted(maps.Keys(over))
-	return db.bolt.Update(func(tx *bbolt.Tx) error {
-		if failApply != nil {
-			if err := failApply(); err != nil {
-				return err
-			}
+	for _, k := range slices.Sorted(maps.Keys(over)) {
+		v := over[k]
+		op := byte(changePut)
+		if v == nil {
+			op = changeDel
 		}
-		for _, k := range keys {
-			v := over[k]
-			op := byte(changePut)
-			if v == nil {
-				op = changeDel
-			}
-			if err := applyChange(tx, k[0], op, []byte(k[1:]), v); err != nil {
-				return err
-			}
+		if err := applyChange(tx, k[0], op, []byte(k[1:]), v); err != nil {
+			return err
 		}
-		if fn != nil {
-			if err := fn(tx); err != nil {
-				return err
-			}
+	}
+	if fn != nil {
+		if err := fn(tx); err != nil {
+			return err
 		}
-		return tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, issued))
-	})
+	}
+	return tx.Bucket(bucketMeta).Put(metaJournalApplied, binary.BigEndian.AppendUint64(nil, issued))
 }
 
 // replayJournal applies, inside the opening transaction, every record

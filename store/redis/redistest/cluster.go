@@ -37,8 +37,9 @@ type node struct {
 }
 
 // Start runs primaries primary nodes with replicas replicas each and
-// returns once the cluster says cluster_state:ok on every node. The
-// processes are stopped when t ends.
+// returns once the cluster says cluster_state:ok on every node and every
+// replica is in sync with its primary. The processes are stopped when t
+// ends.
 func Start(t testing.TB, primaries, replicas int) *Cluster {
 	t.Helper()
 	server, cli := binaries(t)
@@ -59,13 +60,24 @@ func Start(t testing.TB, primaries, replicas int) *Cluster {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, a := range c.Addrs {
-		if err := waitFor(30*time.Second, func() error {
+		if err := waitFor(60*time.Second, func() error {
 			info, err := Cmd(cli, a, "cluster", "info")
 			if err != nil {
 				return err
 			}
 			if !strings.Contains(info, "cluster_state:ok") {
 				return fmt.Errorf("not ok yet:\n%s", info)
+			}
+			// A replica that has not finished its first sync would
+			// refuse to take over from a dead primary (its data counts
+			// as too old), so the cluster is ready once every replica's
+			// link to its primary is up.
+			repl, err := Cmd(cli, a, "info", "replication")
+			if err != nil {
+				return err
+			}
+			if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+				return fmt.Errorf("replica not in sync yet:\n%s", repl)
 			}
 			return nil
 		}); err != nil {

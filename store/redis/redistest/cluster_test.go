@@ -50,12 +50,12 @@ func TestCluster(t *testing.T) {
 			t.Fatal("no primary holds the key")
 		}
 		// The write reached the replica before the primary dies.
-		if _, err := Cmd(cli, c.Addrs[owner], "wait", "1", "5000"); err != nil {
-			t.Fatal(err)
+		if acked, err := Cmd(cli, c.Addrs[owner], "wait", "1", "10000"); err != nil || strings.TrimSpace(acked) != "1" {
+			t.Fatalf("WAIT 1: %q, %v", acked, err)
 		}
 		c.Kill(owner)
 		other := c.Addrs[(owner+1)%3]
-		err = waitFor(30*time.Second, func() error {
+		err = waitFor(60*time.Second, func() error {
 			got, err := Cmd(cli, other, "-c", "get", "hotzone:k")
 			if err != nil || strings.TrimSpace(got) != "v" {
 				return errors.New("not yet: " + got)

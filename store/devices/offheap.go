@@ -31,7 +31,11 @@ var regions struct {
 
 // allocRegion answers n zeroed bytes outside the heap, or nil when the
 // system cannot map them (the caller then uses the heap).
-func allocRegion(n int) unsafe.Pointer {
+func allocRegion(n int) unsafe.Pointer { return allocFrom(n, mapAnon) }
+
+// allocFrom answers a released region of n bytes, else a fresh one from
+// fresh (nil when it has none), and lists it as handed out.
+func allocFrom(n int, fresh func(int) unsafe.Pointer) unsafe.Pointer {
 	regions.mu.Lock()
 	if l := regions.free[n]; len(l) > 0 {
 		p := l[len(l)-1]
@@ -41,7 +45,7 @@ func allocRegion(n int) unsafe.Pointer {
 		return p // zero: dropPages left it so
 	}
 	regions.mu.Unlock()
-	p := mapAnon(n)
+	p := fresh(n)
 	if p == nil {
 		return nil
 	}
@@ -102,22 +106,16 @@ var arena struct {
 
 // allocChunk answers a zeroed chunk outside the heap: a released one,
 // else the next in the current arena, else nil (the heap then).
-func allocChunk() unsafe.Pointer {
-	n := int(unsafe.Sizeof(chunk{}))
-	regions.mu.Lock()
-	if l := regions.free[n]; len(l) > 0 {
-		p := l[len(l)-1]
-		regions.free[n] = l[:len(l)-1]
-		regions.mapped[uintptr(p)] = n
-		regions.mu.Unlock()
-		return p
-	}
-	regions.mu.Unlock()
+func allocChunk() unsafe.Pointer { return allocFrom(int(unsafe.Sizeof(chunk{})), carve) }
+
+// carve takes n bytes from the current arena, mapping a new one when it
+// is full.
+func carve(n int) unsafe.Pointer {
 	arena.mu.Lock()
+	defer arena.mu.Unlock()
 	if arena.base == nil || arena.used+n > arenaSize {
 		raw := mapAnon(arenaSize + hugePage)
 		if raw == nil {
-			arena.mu.Unlock()
 			return nil
 		}
 		// Aligned up; the unaligned head is never touched.
@@ -127,13 +125,6 @@ func allocChunk() unsafe.Pointer {
 	}
 	p := unsafe.Add(arena.base, arena.used)
 	arena.used += n
-	arena.mu.Unlock()
-	regions.mu.Lock()
-	if regions.mapped == nil {
-		regions.mapped, regions.free = map[uintptr]int{}, map[int][]unsafe.Pointer{}
-	}
-	regions.mapped[uintptr(p)] = n
-	regions.mu.Unlock()
 	return p
 }
 

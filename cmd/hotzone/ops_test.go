@@ -59,7 +59,11 @@ func TestMetricsMove(t *testing.T) {
 	var after map[string]float64
 	for i := 0; ; i++ {
 		after = scrape(t, base)
-		if after[`hotzone_notifications_total{provider="apns",status="dry_run"}`] == 1 {
+		// A scrape gathers each collector on its own, so one scrape can
+		// hold the counted result without the send's duration beside
+		// it: wait for both.
+		const sent = `hotzone_send_duration_seconds_count{provider="apns"}`
+		if after[`hotzone_notifications_total{provider="apns",status="dry_run"}`] == 1 && after[sent]-before[sent] >= 1 {
 			break
 		}
 		if i > 300 {

@@ -88,6 +88,12 @@ type journal struct {
 	want    int               // arrived is sent when pending reaches it
 	arrived chan struct{}     // buffered 1
 
+	// calls are reused: a call is its caller's again once its error is
+	// received, as writeGroup sends it last. The pool is the journal's,
+	// not the process's: a channel made inside a testing/synctest bubble
+	// must not be used from another.
+	calls sync.Pool
+
 	checkpointing atomic.Bool    // one started by a group is running
 	bg            sync.WaitGroup // and Close waits for it
 }
@@ -275,7 +281,10 @@ func applyChange(tx *bbolt.Tx, class, op byte, key, val []byte) error {
 // wrote counts only if it returns nil.
 func (db *DB) devGroup(fn func(*devTx) error) error {
 	j := db.journal
-	c := journalCalls.Get().(*journalCall)
+	c, _ := j.calls.Get().(*journalCall)
+	if c == nil {
+		c = &journalCall{err: make(chan error, 1)}
+	}
 	c.fn = fn
 	j.qmu.Lock()
 	j.pending = append(j.pending, c)
@@ -294,15 +303,9 @@ func (db *DB) devGroup(fn func(*devTx) error) error {
 	}
 	err := <-c.err
 	c.fn = nil
-	journalCalls.Put(c)
+	j.calls.Put(c)
 	return err
 }
-
-// journalCalls are reused: a call is the caller's again once its error
-// is received, as writeGroup sends it last.
-var journalCalls = sync.Pool{New: func() any {
-	return &journalCall{err: make(chan error, 1)}
-}}
 
 // journalLoop writes the groups that gather while one is written, as
 // the committer does for bbolt. After a group of more than one it

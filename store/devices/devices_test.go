@@ -331,20 +331,9 @@ func TestRegionsReused(t *testing.T) {
 	released()
 	fill()
 	released()
-	regions.mu.Lock()
-	pooled := 0
-	for _, l := range regions.free {
-		pooled += len(l)
-	}
-	regions.mu.Unlock()
+	pooled := pooledRegions()
 	fill()
-	regions.mu.Lock()
-	pooledAfter := 0
-	for _, l := range regions.free {
-		pooledAfter += len(l)
-	}
-	regions.mu.Unlock()
-	if pooledAfter >= pooled {
+	if pooledRegions() >= pooled {
 		t.Errorf("the second table took none of the %d pooled regions", pooled)
 	}
 }
@@ -371,4 +360,15 @@ func TestSyncGrid(t *testing.T) {
 	if n := len(tab.Within("b", fence, time.Time{})); n != 10000 {
 		t.Errorf("Within found %d of 10000", n)
 	}
+}
+
+// pooledRegions is how many released regions wait for reuse.
+func pooledRegions() int {
+	regions.mu.Lock()
+	defer regions.mu.Unlock()
+	n := 0
+	for _, l := range regions.free {
+		n += len(l)
+	}
+	return n
 }

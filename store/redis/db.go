@@ -1,0 +1,354 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/seal"
+	"github.com/hotzone/hotzone/store/view"
+)
+
+// DB is the Redis Cluster backend of the storage contract
+// (hotzone.Storage) and this node's views of it. Any number of
+// processes may open the same cluster with the same Prefix; each keeps
+// its own views and keeps them in step (sync.go).
+type DB struct {
+	c      valkey.Client
+	p      string // key prefix
+	now    func() time.Time
+	box    *seal.Box
+	opts   Options
+	closed atomic.Bool
+
+	// The views every node keeps, as in the bbolt backend.
+	brands *view.Brands
+	keys   *view.Keys
+	stores *view.Stores
+	events *view.Events
+
+	// mu guards what this node knows of each brand beyond the views: the
+	// key hashes and store ids last loaded (to take out what went), the
+	// credentials, and the brand versions the views were loaded at.
+	mu       sync.Mutex
+	known    map[string]*brandState
+	opHash    [32]byte // the operator key's hash, zero when none loaded
+	globalVer int64    // the version of the operator key last seen
+	countSeq atomic.Uint64
+
+	devs devCache
+	pos  positions
+
+	loops  sync.WaitGroup
+	stop   context.CancelFunc
+	bg     context.Context
+	wakeCh chan string // brands whose views should be reloaded now
+	countW chan struct{}
+	stats  Metrics
+	tagMap sync.Map // brand id -> *[Shards]string
+	lanes  sync.Map // "brand\x00provider" -> true once added to the lanes set
+	cntMu  sync.Mutex             // guards counts
+	counts map[string]*liveCounts // live event id -> its counts by shard
+	// waitShort counts WAITs that timed out before enough replicas
+	// acknowledged.
+	waitShort atomic.Uint64
+}
+
+// brandState is what a node loaded of one brand.
+type brandState struct {
+	ver    int64
+	keys   map[[32]byte]bool
+	stores map[string]bool
+	live   map[string]hotzone.Event // event id -> live event
+	creds  map[hotzone.Provider]*hotzone.PushCredentials
+	shards [Shards]string // the hash tag of each device shard
+}
+
+// Options tunes Open.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// SecretKey (32 bytes) encrypts push credentials at rest.
+	SecretKey []byte
+	// Prefix starts every key, so several deployments (or tests) can
+	// share one cluster; "hz" when empty. It must not contain braces.
+	Prefix string
+	// Poll is how often the views check the cluster's versions and the
+	// live events' counts; 250 ms when zero. Changes are also published,
+	// so polling only bounds how stale a lost message can leave a node.
+	Poll time.Duration
+	// FlushInterval is how long positions are held before they are
+	// written; 200 ms when zero.
+	FlushInterval time.Duration
+	// WaitReplicas, when positive, makes the writes a failover must not
+	// lose (a queued notification, a sent result, an event starting or
+	// ending) wait until that many replicas of their shard acknowledged
+	// them, at most WaitTimeout.
+	WaitReplicas int
+	// WaitTimeout bounds a WAIT; 100 ms when zero.
+	WaitTimeout time.Duration
+}
+
+// Open connects to the cluster at addrs (host:port each), loads the
+// views and starts keeping them in step. ctx bounds the first load only.
+func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
+	box, err := seal.New(opts.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "hz"
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("redis: prefix %q has a brace", opts.Prefix)
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = 100 * time.Millisecond
+	}
+	c, err := valkey.NewClient(valkey.ClientOption{
+		InitAddress: addrs,
+		// Our views are our cache; the server-assisted one would only
+		// add invalidation traffic.
+		DisableCache: true,
+		// A command sent while a shard fails over is retried by the
+		// client until ctx ends; the API maps a timeout to 503.
+		ConnWriteTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: connect to %s: %w", strings.Join(addrs, ","), err)
+	}
+	db := &DB{c: c, p: opts.Prefix, now: opts.Now, box: box, opts: opts,
+		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
+		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, wakeCh: make(chan string, 64), countW: make(chan struct{}, 1)}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	db.devs.init()
+	db.pos.init()
+	if err := db.loadAll(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	db.bg, db.stop = context.WithCancel(context.Background())
+	db.loops.Go(func() { db.subscribe(db.bg) })
+	db.loops.Go(func() { db.poll(db.bg) })
+	db.loops.Go(func() { db.flushLoop(db.bg) })
+	return db, nil
+}
+
+// Close writes the positions and key uses held behind, stops the loops
+// and disconnects.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
+	db.stop()
+	db.loops.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := db.flush(ctx)
+	db.c.Close()
+	return err
+}
+
+// Ping asks the shard of the global keys to answer; a cluster that
+// cannot serve that slot is not ready.
+func (db *DB) Ping(ctx context.Context) error {
+	err := db.c.Do(ctx, db.c.B().Arbitrary("EXISTS").Keys(db.gkey("ver")).Build()).Error()
+	db.stats.observe(err)
+	return err
+}
+
+// The key layout. Every key starts with the prefix; the part in braces
+// (the hash tag) decides the cluster slot, so what one script touches
+// shares a tag.
+//
+//	{P:g}:…           global: brand ids, versions, operator key, lanes
+//	{P:b:BRAND}:…     a brand's catalog: brand, policy, keys, stores,
+//	                  credentials, events, live events, idempotency keys
+//	{P:s:BRAND:TAG}:… one of a brand's Shards device shards: devices,
+//	                  their history, log entries, outbox, counts
+//	{P:t:BRAND:PROV:TOKEN} a push token's owner
+//	{P:c:BRAND:CELL}  a grid cell's qualifying positions
+
+// gkey is a global key.
+func (db *DB) gkey(name string) string { return "{" + db.p + ":g}:" + name }
+
+// bkey is a key of a brand's catalog.
+func (db *DB) bkey(brandID, name string) string { return "{" + db.p + ":b:" + brandID + "}:" + name }
+
+// tokenKey is the key naming a push token's owner.
+func (db *DB) tokenKey(brandID string, p hotzone.Provider, token string) string {
+	return "{" + db.p + ":t:" + brandID + ":" + string(p) + ":" + token + "}"
+}
+
+// channel is where changes are published.
+func (db *DB) channel() string { return db.p + ":changes" }
+
+// notFound wraps ErrNotFound with what was not found.
+func notFound(what string) error { return fmt.Errorf("redis: %s: %w", what, hotzone.ErrNotFound) }
+
+// do runs one command and counts its latency and errors.
+func (db *DB) do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+	start := time.Now()
+	r := db.c.Do(ctx, cmd)
+	db.stats.took(start, r.Error())
+	return r
+}
+
+// doMulti runs commands in one pipelined batch (split by the client per
+// node) and answers the first error, if any.
+func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.ValkeyResult, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	rs := db.c.DoMulti(ctx, cmds...)
+	var first error
+	for _, r := range rs {
+		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+			first = err
+			break
+		}
+	}
+	db.stats.took(start, first)
+	return rs, first
+}
+
+// exec runs a script.
+func (db *DB) exec(ctx context.Context, s *valkey.Lua, keys, args []string) valkey.ValkeyResult {
+	start := time.Now()
+	r := s.Exec(ctx, db.c, keys, args)
+	db.stats.took(start, r.Error())
+	return r
+}
+
+// execMulti runs a script many times in one pipelined batch.
+func (db *DB) execMulti(ctx context.Context, s *valkey.Lua, calls []valkey.LuaExec) ([]valkey.ValkeyResult, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	rs := s.ExecMulti(ctx, db.c, calls...)
+	var first error
+	for _, r := range rs {
+		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+			first = err
+			break
+		}
+	}
+	db.stats.took(start, first)
+	return rs, first
+}
+
+// cmd builds a command by name; the first keys arguments are keys.
+func (db *DB) cmd(name string, keys []string, args ...string) valkey.Completed {
+	return db.c.B().Arbitrary(name).Keys(keys...).Args(args...).Build()
+}
+
+// str reads a string answer, "" for nil.
+func str(r valkey.ValkeyResult) (string, error) {
+	s, err := r.ToString()
+	if valkey.IsValkeyNil(err) {
+		return "", nil
+	}
+	return s, err
+}
+
+// strMap reads a hash.
+func strMap(r valkey.ValkeyResult) (map[string]string, error) {
+	m, err := r.AsStrMap()
+	if valkey.IsValkeyNil(err) {
+		return map[string]string{}, nil
+	}
+	return m, err
+}
+
+// strs reads an array of strings, nil elements as "".
+func strs(r valkey.ValkeyResult) ([]string, error) {
+	arr, err := r.ToArray()
+	if valkey.IsValkeyNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(arr))
+	for i, m := range arr {
+		s, err := m.ToString()
+		if err != nil && !valkey.IsValkeyNil(err) {
+			return nil, err
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// nanos spells a time as fixed-width nanoseconds, so that scripts can
+// order times by comparing strings (Lua's numbers are doubles and would
+// round them).
+func nanos(t time.Time) string {
+	s := strconv.FormatInt(t.UnixNano(), 10)
+	if len(s) < 20 {
+		s = strings.Repeat("0", 20-len(s)) + s
+	}
+	return s
+}
+
+// millis is t in milliseconds, as scores are kept.
+func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// errClosed answers calls after Close.
+var errClosed = errors.New("redis: closed")
+
+// shard is the key prefix (its hash tag, in braces) of one of a brand's
+// device shards.
+func (db *DB) shard(brandID string, i int) string {
+	v, ok := db.tagMap.Load(brandID)
+	if !ok {
+		tags := shardTags(db.p, brandID)
+		v, _ = db.tagMap.LoadOrStore(brandID, &tags)
+	}
+	return "{" + v.(*[Shards]string)[i] + "}"
+}
+
+// devShard is the key prefix of a device's shard.
+func (db *DB) devShard(brandID, deviceID string) string { return db.shard(brandID, shardOf(deviceID)) }
+
+// wait makes sure, when Options.WaitReplicas asks for it, that the
+// writes made to key's shard so far reached that many replicas: a write
+// on a connection of its own to the same primary, then WAIT there. The
+// replication stream is ordered, so that covers every earlier write of
+// the shard's primary, whichever connection made it. A WAIT that times
+// out is counted and let go: the write stands on the primary.
+func (db *DB) wait(ctx context.Context, key string) {
+	if db.opts.WaitReplicas <= 0 {
+		return
+	}
+	start := time.Now()
+	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
+		if err := c.Do(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build()).Error(); err != nil {
+			return err
+		}
+		n, err := c.Do(ctx, c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build()).AsInt64()
+		if err == nil && n < int64(db.opts.WaitReplicas) {
+			db.waitShort.Add(1)
+		}
+		return err
+	})
+	db.stats.took(start, err)
+}

@@ -1,0 +1,460 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
+)
+
+// A device is one hash in its shard, {S}:d:ID, with fields rec (the
+// registration, JSON), hist (its queue times), last/lts and qual/qts
+// (its last and last qualifying position, each with its time spelt by
+// nanos so scripts can compare). {S}:devs is the shard's set of device
+// ids. A push token's owner is {P:t:BRAND:PROV:TOKEN}. Qualifying
+// positions are also indexed per grid cell, {P:c:BRAND:CELL}, a hash of
+// device id to position, so a fan-out reads only the cells its fence
+// covers.
+
+var errNoDevice = notFound("device")
+
+// devCache remembers devices this node saw exist, so that a ping, which
+// must be refused for an unknown device, costs no round trip. An erasure
+// anywhere is published and forgets the device on every node; a lost
+// message leaves a ping of an erased device accepted, whose position the
+// flush then drops (it writes only to devices that exist).
+type devCache struct {
+	m sync.Map // brand\0device -> struct{}
+	n atomic.Int64
+}
+
+// devCacheMax bounds the cache; past it, it starts over.
+const devCacheMax = 2_000_000
+
+func (c *devCache) init() {}
+
+func (c *devCache) has(brandID, deviceID string) bool {
+	_, ok := c.m.Load(brandID + "\x00" + deviceID)
+	return ok
+}
+
+func (c *devCache) add(brandID, deviceID string) {
+	if c.n.Load() >= devCacheMax {
+		c.m.Clear()
+		c.n.Store(0)
+	}
+	if _, loaded := c.m.LoadOrStore(brandID+"\x00"+deviceID, struct{}{}); !loaded {
+		c.n.Add(1)
+	}
+}
+
+func (c *devCache) forget(brandID, deviceID string) {
+	if _, ok := c.m.LoadAndDelete(brandID + "\x00" + deviceID); ok {
+		c.n.Add(-1)
+	}
+}
+
+// putDevice writes a device's record if it is still as read. KEYS:
+// device hash, shard's device set. ARGV: record read ("" for none), new
+// record, device id.
+var putDevice = valkey.NewLuaScript(`
+if (redis.call('HGET', KEYS[1], 'rec') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1`)
+
+// releaseToken forgets a token's owner if it is still this device.
+var releaseToken = valkey.NewLuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`)
+
+// PutDevice creates or updates a device. Its record is written first
+// (checked against what was read); then the token's owner is set to it,
+// and a previous owner loses its copy of the token before this returns.
+// Two devices racing for one token end with one owner and one copy:
+// whichever set the owner last clears the other. A crash between the
+// record and the owner leaves the device holding a token it does not
+// own until it registers again; the dispatcher sends only to a
+// device's own record, so no other device is pushed with it.
+func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, bool, error) {
+	if _, ok := db.brands.Brand(d.BrandID); !ok {
+		return hotzone.Device{}, false, notFound("brand")
+	}
+	sh := db.devShard(d.BrandID, d.ID)
+	k := sh + ":d:" + d.ID
+	var (
+		nd      hotzone.Device
+		prev    hotzone.Device
+		created bool
+	)
+	for i := 0; ; i++ {
+		if i == casRetries {
+			return hotzone.Device{}, false, errContended
+		}
+		raw, err := str(db.do(ctx, db.cmd("HGET", []string{k}, "rec")))
+		if err != nil {
+			return hotzone.Device{}, false, fmt.Errorf("redis: read device: %w", err)
+		}
+		prev = hotzone.Device{}
+		if raw != "" {
+			if err := json.Unmarshal([]byte(raw), &prev); err != nil {
+				return hotzone.Device{}, false, fmt.Errorf("redis: device %s: %w", d.ID, err)
+			}
+		}
+		now := db.now().UTC()
+		nd = d
+		nd.UpdatedAt, nd.CreatedAt = now, now
+		if raw != "" {
+			nd.CreatedAt = prev.CreatedAt
+		}
+		switch {
+		case nd.Token == "":
+			nd.TokenAt = time.Time{}
+		case prev.Token == nd.Token && prev.Provider == nd.Provider:
+			nd.TokenAt = prev.TokenAt
+		default:
+			nd.TokenAt = now
+		}
+		next, _ := json.Marshal(nd)
+		ok, err := db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), d.ID}).AsBool()
+		if err != nil {
+			return hotzone.Device{}, false, fmt.Errorf("redis: write device: %w", err)
+		}
+		if ok {
+			created = raw == ""
+			break
+		}
+	}
+	nd.BrandID = d.BrandID
+	db.devs.add(d.BrandID, d.ID)
+	if prev.Token != "" && (prev.Token != nd.Token || prev.Provider != nd.Provider) {
+		if err := db.exec(ctx, releaseToken, []string{db.tokenKey(d.BrandID, prev.Provider, prev.Token)}, []string{d.ID}).Error(); err != nil {
+			return hotzone.Device{}, false, fmt.Errorf("redis: release token: %w", err)
+		}
+	}
+	if nd.Token != "" {
+		holder, err := str(db.do(ctx, db.cmd("SET", []string{db.tokenKey(d.BrandID, nd.Provider, nd.Token)}, d.ID, "GET")))
+		if err != nil {
+			return hotzone.Device{}, false, fmt.Errorf("redis: take token: %w", err)
+		}
+		if holder != "" && holder != d.ID {
+			if err := db.dropToken(ctx, d.BrandID, holder, nd.Provider, nd.Token, time.Time{}); err != nil {
+				return hotzone.Device{}, false, err
+			}
+		}
+	}
+	return nd, created, nil
+}
+
+// dropToken clears a device's token if it still has this one, and (when
+// since is set) was registered before since.
+func (db *DB) dropToken(ctx context.Context, brandID, deviceID string, p hotzone.Provider, token string, since time.Time) error {
+	sh := db.devShard(brandID, deviceID)
+	k := sh + ":d:" + deviceID
+	for range casRetries {
+		raw, err := str(db.do(ctx, db.cmd("HGET", []string{k}, "rec")))
+		if err != nil {
+			return fmt.Errorf("redis: read device: %w", err)
+		}
+		if raw == "" {
+			return nil
+		}
+		var d hotzone.Device
+		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+			return fmt.Errorf("redis: device %s: %w", deviceID, err)
+		}
+		if d.Token == "" || (token != "" && (d.Token != token || d.Provider != p)) || (!since.IsZero() && !d.TokenAt.Before(since)) {
+			return nil
+		}
+		old := d.Token
+		oldP := d.Provider
+		d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
+		d.UpdatedAt = db.now().UTC()
+		next, _ := json.Marshal(d)
+		ok, err := db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), deviceID}).AsBool()
+		if err != nil {
+			return fmt.Errorf("redis: write device: %w", err)
+		}
+		if ok {
+			if token == "" { // an invalid token: its owner entry goes too
+				return db.exec(ctx, releaseToken, []string{db.tokenKey(brandID, oldP, old)}, []string{deviceID}).Error()
+			}
+			return nil
+		}
+	}
+	return errContended
+}
+
+// Device returns a device and its position, the one held behind if it
+// is newer than the stored one.
+func (db *DB) Device(ctx context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error) {
+	sh := db.devShard(brandID, deviceID)
+	vals, err := strs(db.do(ctx, db.cmd("HMGET", []string{sh + ":d:" + deviceID}, "rec", "last", "qual")))
+	if err != nil {
+		return hotzone.Device{}, nil, fmt.Errorf("redis: device: %w", err)
+	}
+	if vals[0] == "" {
+		return hotzone.Device{}, nil, errNoDevice
+	}
+	var d hotzone.Device
+	if err := json.Unmarshal([]byte(vals[0]), &d); err != nil {
+		return hotzone.Device{}, nil, fmt.Errorf("redis: device %s: %w", deviceID, err)
+	}
+	d.BrandID = brandID
+	db.devs.add(brandID, deviceID)
+	var pos *hotzone.DevicePosition
+	if last, ok := unpackPos(vals[1]); ok {
+		pos = &hotzone.DevicePosition{Last: last}
+		if q, ok := unpackPos(vals[2]); ok {
+			pos.Qualifying = &q
+		}
+	}
+	return d, db.pos.overlay(brandID, deviceID, pos), nil
+}
+
+// RecordPosition keeps a position in memory until the next flush; a
+// device this node has not seen costs one round trip to check that it
+// exists.
+func (db *DB) RecordPosition(ctx context.Context, brandID, deviceID string, p hotzone.Position, qualifying bool) error {
+	if !db.devs.has(brandID, deviceID) {
+		n, err := db.do(ctx, db.cmd("HEXISTS", []string{db.devShard(brandID, deviceID) + ":d:" + deviceID}, "rec")).AsInt64()
+		if err != nil {
+			return fmt.Errorf("redis: device: %w", err)
+		}
+		if n == 0 {
+			return errNoDevice
+		}
+		db.devs.add(brandID, deviceID)
+	}
+	db.pos.record(brandID, deviceID, p, qualifying)
+	return nil
+}
+
+// eraseDevice removes a device and everything of it in its shard, and
+// takes its entries out of its events' counts. KEYS[1]: the shard.
+// ARGV: device id. Answers nil for an unknown device, else its record
+// and qualifying position.
+var eraseDevice = valkey.NewLuaScript(`
+local p = KEYS[1]
+local d = p .. ':d:' .. ARGV[1]
+local rec = redis.call('HGET', d, 'rec')
+if not rec then return false end
+local qual = redis.call('HGET', d, 'qual') or ''
+local dn = p .. ':dn:' .. ARGV[1]
+local entries = redis.call('HGETALL', dn)
+local buckets = {queued='queued', sent='sent', dry_run='sent', suppressed='suppressed', failed='failed', invalid_token='failed', expired='expired'}
+for i = 1, #entries, 2 do
+  local ev, id = entries[i], entries[i+1]
+  local body = redis.call('HGET', p .. ':n', id)
+  if body then
+    local x = cjson.decode(body)
+    local b = buckets[x.status]
+    if b then redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1) end
+    if type(x.provider) == 'string' and x.provider ~= '' then redis.call('ZREM', p .. ':o:' .. x.provider, id) end
+  end
+  redis.call('HDEL', p .. ':n', id)
+  redis.call('HDEL', p .. ':cl', id)
+  redis.call('ZREM', p .. ':li', id)
+  redis.call('ZREM', p .. ':le:' .. ev, id)
+  redis.call('SREM', p .. ':eq:' .. ev, id)
+  redis.call('ZREM', p .. ':oq', id)
+end
+redis.call('DEL', d, dn)
+redis.call('SREM', p .. ':devs', ARGV[1])
+return {rec, qual}`)
+
+// DeleteDevice erases a device: in its shard at once (record, history,
+// positions, log entries, outbox, counts), then its token's owner entry
+// and its grid cell entry, and every node forgets it.
+func (db *DB) DeleteDevice(ctx context.Context, brandID, deviceID string) error {
+	if _, ok := db.brands.Brand(brandID); !ok {
+		return notFound("brand")
+	}
+	db.pos.drop(brandID, deviceID)
+	res, err := strs(db.exec(ctx, eraseDevice, []string{db.devShard(brandID, deviceID)}, []string{deviceID}))
+	if err != nil {
+		return fmt.Errorf("redis: erase device: %w", err)
+	}
+	if len(res) == 0 {
+		return errNoDevice
+	}
+	var d hotzone.Device
+	if err := json.Unmarshal([]byte(res[0]), &d); err != nil {
+		return fmt.Errorf("redis: device %s: %w", deviceID, err)
+	}
+	cmds := []valkey.Completed{db.c.B().Publish().Channel(db.channel()).Message(msgErase + brandID + "\x00" + deviceID).Build()}
+	if q, ok := unpackPos(res[1]); ok {
+		cmds = append(cmds, db.cmd("HDEL", []string{db.cellKey(brandID, geo.CellOf(q.Point()))}, deviceID))
+	}
+	if _, err := db.doMulti(ctx, cmds); err != nil {
+		return fmt.Errorf("redis: erase device: %w", err)
+	}
+	if d.Token != "" {
+		if err := db.exec(ctx, releaseToken, []string{db.tokenKey(brandID, d.Provider, d.Token)}, []string{deviceID}).Error(); err != nil {
+			return fmt.Errorf("redis: erase device token: %w", err)
+		}
+	}
+	db.devs.forget(brandID, deviceID)
+	db.pos.drop(brandID, deviceID)
+	db.refreshEventCounts(ctx, brandID, db.liveIDs(brandID)...)
+	return nil
+}
+
+// liveIDs are the brand's live events in the view.
+func (db *DB) liveIDs(brandID string) []string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	st := db.known[brandID]
+	if st == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(st.live))
+	for id := range st.live {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// cellKey is the key of a grid cell's qualifying positions.
+func (db *DB) cellKey(brandID string, c geo.Cell) string {
+	return "{" + db.p + ":c:" + brandID + ":" + strconv.FormatUint(uint64(c), 36) + "}"
+}
+
+// packPos spells a position as "lat lon accuracy nanos".
+func packPos(p hotzone.Position) string {
+	return strconv.FormatFloat(p.Lat, 'g', -1, 64) + " " + strconv.FormatFloat(p.Lon, 'g', -1, 64) + " " +
+		strconv.FormatFloat(p.AccuracyM, 'g', -1, 64) + " " + nanos(p.TS)
+}
+
+// unpackPos reads packPos.
+func unpackPos(s string) (hotzone.Position, bool) {
+	f := strings.Fields(s)
+	if len(f) != 4 {
+		return hotzone.Position{}, false
+	}
+	lat, err1 := strconv.ParseFloat(f[0], 64)
+	lon, err2 := strconv.ParseFloat(f[1], 64)
+	acc, err3 := strconv.ParseFloat(f[2], 64)
+	ns, err4 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return hotzone.Position{}, false
+	}
+	return hotzone.Position{Lat: lat, Lon: lon, AccuracyM: acc, TS: time.Unix(0, ns).UTC()}, true
+}
+
+// maxCells bounds the cells a fan-out reads one by one; a fence covering
+// more (tens of kilometres across) reads its brand's shards whole.
+const maxCells = 4096
+
+// DevicesIn finds the devices whose last qualifying position is inside
+// the fence since since: the grid cells the fence covers give the
+// candidates, each device's own record confirms them (a cell entry may
+// be stale, left by a device that moved through another node), and the
+// positions this node holds behind are added.
+func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error) {
+	if _, ok := db.brands.Brand(brandID); !ok {
+		return nil, notFound("brand")
+	}
+	if f == nil {
+		return nil, nil
+	}
+	inside := func(p hotzone.Position) bool { return !p.TS.Before(since) && f.Contains(p.Point()) }
+	cand := map[string]bool{}
+	var cells []geo.Cell
+	n := geo.CellsCovering(f.BBox(), maxCells, func(c geo.Cell) bool {
+		cells = append(cells, c)
+		return true
+	})
+	if n > maxCells {
+		ids, err := db.allDevices(ctx, brandID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			cand[id] = true
+		}
+	} else {
+		cmds := make([]valkey.Completed, len(cells))
+		for i, c := range cells {
+			cmds[i] = db.cmd("HGETALL", []string{db.cellKey(brandID, c)})
+		}
+		rs, err := db.doMulti(ctx, cmds)
+		if err != nil {
+			return nil, fmt.Errorf("redis: read cells: %w", err)
+		}
+		for _, r := range rs {
+			m, err := strMap(r)
+			if err != nil {
+				return nil, err
+			}
+			for id, packed := range m {
+				if p, ok := unpackPos(packed); ok && inside(p) {
+					cand[id] = true
+				}
+			}
+		}
+	}
+	// Confirm each candidate against its record.
+	ids := make([]string, 0, len(cand))
+	for id := range cand {
+		ids = append(ids, id)
+	}
+	cmds := make([]valkey.Completed, len(ids))
+	for i, id := range ids {
+		cmds[i] = db.cmd("HGET", []string{db.devShard(brandID, id) + ":d:" + id}, "qual")
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: read positions: %w", err)
+	}
+	out := make([]string, 0, len(ids))
+	pending := db.pos.brandQual(brandID)
+	for i, id := range ids {
+		packed, _ := str(rs[i])
+		q, ok := unpackPos(packed)
+		if pq, held := pending[id]; held && (!ok || pq.TS.After(q.TS)) {
+			q, ok = pq, true
+		}
+		if ok && inside(q) {
+			out = append(out, id)
+		}
+	}
+	for id, q := range pending {
+		if !cand[id] && inside(q) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// allDevices lists every device of a brand, shard by shard.
+func (db *DB) allDevices(ctx context.Context, brandID string) ([]string, error) {
+	cmds := make([]valkey.Completed, Shards)
+	for i := range Shards {
+		cmds[i] = db.cmd("SMEMBERS", []string{db.shard(brandID, i) + ":devs"})
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: list devices: %w", err)
+	}
+	var out []string
+	for _, r := range rs {
+		ids, err := r.AsStrSlice()
+		if err != nil && !valkey.IsValkeyNil(err) {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}

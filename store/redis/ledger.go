@@ -1,0 +1,787 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/hotzone/hotzone"
+)
+
+// The ledger lives in the device shards. In shard S:
+//
+//	{S}:dn:DEVICE  hash event id -> the device's notification id for it
+//	{S}:n          hash notification id -> the entry (JSON)
+//	{S}:li         the shard's log, ids in a sorted set (score 0: by id)
+//	{S}:le:EVENT   the event's entries in the shard, likewise
+//	{S}:eq:EVENT   the event's queued entries (what ending expires)
+//	{S}:o:PROV     the outbox: queued ids scored by when they are due
+//	               (ms); a claim moves the score to the lease's end
+//	{S}:cl         hash id -> the claim it was last handed out under
+//	{S}:oq         queued ids scored by creation (ms), for the oldest
+//	{S}:c          hash "EVENT:bucket" -> the event's count there, and
+//	               "EVENT:v", moved on by every change of them
+//
+// A decision, a result and an expiry are each one script in one shard,
+// so the log, the outbox and the counts never disagree. The outbox is
+// sorted sets, not streams: the contract's Claim takes the caller's
+// clock for leases and due times (retries back off to a NextAttempt),
+// which stream consumer groups, judging idle time by the server's
+// clock, cannot honour; a dead node's claims come due again when their
+// lease ends, as XAUTOCLAIM would hand them over.
+
+// bucket is the counts bucket of a status.
+func bucket(s hotzone.NotificationStatus) string {
+	switch s {
+	case hotzone.StatusSent, hotzone.StatusDryRun:
+		return "sent"
+	case hotzone.StatusFailed, hotzone.StatusInvalidToken:
+		return "failed"
+	}
+	return string(s)
+}
+
+var bucketNames = []string{"queued", "sent", "suppressed", "failed", "expired"}
+
+// countsLua defines shardCounts(shard, event): it moves the event's
+// counts version in the shard on and answers the shard's counts of the
+// event in bucketNames order, then that version. Scripts that change
+// counts answer it, so a node's view takes the shard's counts as they
+// are, never a difference that a poll may already have counted.
+const countsLua = `
+local function shardCounts(p, ev)
+  local c = p .. ':c'
+  local v = redis.call('HINCRBY', c, ev .. ':v', 1)
+  local r = redis.call('HMGET', c, ev .. ':queued', ev .. ':sent', ev .. ':suppressed', ev .. ':failed', ev .. ':expired')
+  local out = {}
+  for i = 1, 5 do out[i] = tonumber(r[i] or '0') or 0 end
+  out[6] = v
+  return out
+end
+`
+
+// shardCounts is one event's counts in one shard at a version.
+type shardCounts struct {
+	ver int64
+	c   hotzone.Counts
+}
+
+// liveCounts are this node's copies of live events' per-shard counts.
+type liveCounts struct {
+	shards [Shards]shardCounts
+}
+
+// countsFrom reads counts in bucketNames order.
+func countsFrom(vals []int64) hotzone.Counts {
+	var c hotzone.Counts
+	for j, n := range vals[:min(len(vals), len(bucketNames))] {
+		switch j {
+		case 0:
+			c.Queued = int(n)
+		case 1:
+			c.Sent = int(n)
+		case 2:
+			c.Suppressed = int(n)
+		case 3:
+			c.Failed = int(n)
+		case 4:
+			c.Expired = int(n)
+		}
+		c.DevicesInFence += int(n)
+	}
+	return c
+}
+
+// setShardCounts takes a shard's counts of an event at a version (the
+// buckets, then the version) into the view, unless a later version is
+// there; the view's counts are the sum over shards.
+func (db *DB) setShardCounts(eventID string, shard int, vals []int64) {
+	if len(vals) != len(bucketNames)+1 {
+		return
+	}
+	db.cntMu.Lock()
+	defer db.cntMu.Unlock()
+	if _, _, ok := db.events.Get(eventID); !ok {
+		delete(db.counts, eventID)
+		return
+	}
+	lc := db.counts[eventID]
+	if lc == nil {
+		lc = new(liveCounts)
+		db.counts[eventID] = lc
+	}
+	ver := vals[len(bucketNames)]
+	if ver < lc.shards[shard].ver {
+		return
+	}
+	lc.shards[shard] = shardCounts{ver, countsFrom(vals)}
+	var sum hotzone.Counts
+	for _, s := range lc.shards {
+		sum.Merge(s.c)
+	}
+	db.events.SetCounts(eventID, sum, db.countSeq.Add(1))
+}
+
+// readCounts reads events' counts in every shard of a brand, with their
+// versions: [event][shard] -> buckets then version.
+func (db *DB) readCounts(ctx context.Context, brandID string, eventIDs []string) ([][Shards][]int64, error) {
+	per := len(bucketNames) + 1
+	fields := make([]string, 0, len(eventIDs)*per)
+	for _, id := range eventIDs {
+		for _, b := range bucketNames {
+			fields = append(fields, id+":"+b)
+		}
+		fields = append(fields, id+":v")
+	}
+	cmds := make([]valkey.Completed, Shards)
+	for i := range Shards {
+		cmds[i] = db.cmd("HMGET", []string{db.shard(brandID, i) + ":c"}, fields...)
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: read counts: %w", err)
+	}
+	out := make([][Shards][]int64, len(eventIDs))
+	for s, r := range rs {
+		vals, err := strs(r)
+		if err != nil {
+			return nil, err
+		}
+		for i := range eventIDs {
+			v := make([]int64, per)
+			for j := range per {
+				v[j], _ = strconv.ParseInt(vals[i*per+j], 10, 64)
+			}
+			out[i][s] = v
+		}
+	}
+	return out, nil
+}
+
+// countsOf reads events' counts, summed over the brand's shards.
+func (db *DB) countsOf(ctx context.Context, brandID string, eventIDs []string) (map[string]hotzone.Counts, error) {
+	all, err := db.readCounts(ctx, brandID, eventIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]hotzone.Counts, len(eventIDs))
+	for i, id := range eventIDs {
+		var c hotzone.Counts
+		for _, v := range all[i] {
+			c.Merge(countsFrom(v))
+		}
+		out[id] = c
+	}
+	return out, nil
+}
+
+// pollCounts reads live events' counts into the view, shard by shard.
+func (db *DB) pollCounts(ctx context.Context, brandID string, eventIDs []string) error {
+	all, err := db.readCounts(ctx, brandID, eventIDs)
+	if err != nil {
+		return err
+	}
+	for i, id := range eventIDs {
+		for s, v := range all[i] {
+			db.setShardCounts(id, s, v)
+		}
+	}
+	return nil
+}
+
+// peek reads what a decision needs of one device. KEYS[1]: the shard.
+// ARGV: device, event. Answers nil for an unknown device, else its
+// record, history, the notification id it has for the event and that
+// entry ("" for none).
+var peek = valkey.NewLuaScript(`
+local d = KEYS[1] .. ':d:' .. ARGV[1]
+local rec = redis.call('HGET', d, 'rec')
+if not rec then return false end
+local hist = redis.call('HGET', d, 'hist') or ''
+local id = redis.call('HGET', KEYS[1] .. ':dn:' .. ARGV[1], ARGV[2]) or ''
+local body = ''
+if id ~= '' then body = redis.call('HGET', KEYS[1] .. ':n', id) or '' end
+return {rec, hist, id, body}`)
+
+// decide writes one decision if everything it was made on is unchanged.
+// KEYS[1]: the shard. ARGV: device, event, record, history, id and entry
+// as peeked; the entry's id and new JSON; its new bucket and the old one
+// ("" when new); "1" to queue it, with the new history, provider and
+// due time (ms) and creation time (ms). Answers the event's counts in
+// the shard (see countsLua), or 0 when the caller must peek again.
+var decide = valkey.NewLuaScript(countsLua + `
+local p = KEYS[1]
+local d = p .. ':d:' .. ARGV[1]
+if (redis.call('HGET', d, 'rec') or '') ~= ARGV[3] then return 0 end
+if (redis.call('HGET', d, 'hist') or '') ~= ARGV[4] then return 0 end
+local dn = p .. ':dn:' .. ARGV[1]
+local id = redis.call('HGET', dn, ARGV[2]) or ''
+if id ~= ARGV[5] then return 0 end
+if id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[6] then return 0 end
+redis.call('HSET', p .. ':n', ARGV[7], ARGV[8])
+if id == '' then
+  redis.call('HSET', dn, ARGV[2], ARGV[7])
+  redis.call('ZADD', p .. ':li', 0, ARGV[7])
+  redis.call('ZADD', p .. ':le:' .. ARGV[2], 0, ARGV[7])
+end
+if ARGV[10] ~= '' then redis.call('HINCRBY', p .. ':c', ARGV[2] .. ':' .. ARGV[10], -1) end
+redis.call('HINCRBY', p .. ':c', ARGV[2] .. ':' .. ARGV[9], 1)
+if ARGV[11] == '1' then
+  redis.call('HSET', d, 'hist', ARGV[12])
+  redis.call('ZADD', p .. ':o:' .. ARGV[13], ARGV[14], ARGV[7])
+  redis.call('SADD', p .. ':eq:' .. ARGV[2], ARGV[7])
+  redis.call('ZADD', p .. ':oq', ARGV[15], ARGV[7])
+end
+return shardCounts(p, ARGV[2])`)
+
+// Consider decides for each device (see hotzone.Decisions): a peek of
+// every device in one pipelined batch, decide in Go, then one script per
+// device that writes the decision if nothing it was made on changed; the
+// few that lost a race are peeked and decided again. decide may thus run
+// more than once for a device, as the contract allows.
+func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string, decideFn hotzone.DecideFunc) ([]hotzone.Outcome, error) {
+	if _, ok := db.brands.Brand(ev.BrandID); !ok {
+		return nil, notFound("brand")
+	}
+	out := make([]hotzone.Outcome, len(deviceIDs))
+	for i, id := range deviceIDs {
+		out[i] = hotzone.Outcome{DeviceID: id}
+	}
+	liveID, err := str(db.do(ctx, db.cmd("HGET", []string{db.bkey(ev.BrandID, "live")}, ev.StoreID)))
+	if err != nil {
+		return nil, fmt.Errorf("redis: consider: %w", err)
+	}
+	if liveID != ev.ID {
+		return out, nil
+	}
+	now := db.now().UTC()
+	todo := make([]int, len(deviceIDs))
+	for i := range todo {
+		todo[i] = i
+	}
+	queuedShards := map[int]bool{}
+	lanes := map[hotzone.Provider]bool{}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == casRetries {
+			return nil, errContended
+		}
+		calls := make([]valkey.LuaExec, len(todo))
+		for j, i := range todo {
+			calls[j] = valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[i])}, Args: []string{deviceIDs[i], ev.ID}}
+		}
+		rs, err := db.execMulti(ctx, peek, calls)
+		if err != nil {
+			return nil, fmt.Errorf("redis: consider: %w", err)
+		}
+		var (
+			writes  []valkey.LuaExec
+			pending []int
+			results []hotzone.Outcome
+		)
+		for j, i := range todo {
+			id := deviceIDs[i]
+			vals, err := strs(rs[j])
+			if err != nil {
+				return nil, fmt.Errorf("redis: consider: %w", err)
+			}
+			if len(vals) == 0 {
+				continue // unknown or erased
+			}
+			rec, hist, nid, body := vals[0], vals[1], vals[2], vals[3]
+			var d hotzone.Device
+			if err := json.Unmarshal([]byte(rec), &d); err != nil {
+				return nil, fmt.Errorf("redis: device %s: %w", id, err)
+			}
+			d.BrandID = ev.BrandID
+			o := hotzone.Outcome{DeviceID: id}
+			var n hotzone.Notification
+			if nid != "" {
+				if err := json.Unmarshal([]byte(body), &n); err != nil {
+					return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
+				}
+				if n.Status != hotzone.StatusSuppressed {
+					o.Reason = hotzone.ReasonAlreadyNotified
+					out[i] = o
+					continue
+				}
+				o.Prev = n.Status
+			} else {
+				n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
+			}
+			times := decodeHistory(hist)
+			reason := decideFn(d, times)
+			n.Provider = d.Provider
+			queue := "0"
+			newHist := ""
+			if reason != "" {
+				o.Status, o.Reason = hotzone.StatusSuppressed, reason
+				if n.Status == hotzone.StatusSuppressed && n.Reason == reason {
+					out[i] = o // the same hold again: nothing to write
+					continue
+				}
+				n.Status, n.Reason = hotzone.StatusSuppressed, reason
+			} else {
+				o.Status = hotzone.StatusQueued
+				n.Status, n.Reason = hotzone.StatusQueued, ""
+				queue = "1"
+				newHist = encodeHistory(append(times, now), now)
+			}
+			o.Changed = true
+			next, _ := json.Marshal(n)
+			prevBucket := ""
+			if o.Prev != "" {
+				prevBucket = bucket(o.Prev)
+			}
+			writes = append(writes, valkey.LuaExec{Keys: calls[j].Keys, Args: []string{id, ev.ID, rec, hist, nid, body,
+				n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist, string(n.Provider), millis(now), millis(n.CreatedAt)}})
+			pending = append(pending, i)
+			results = append(results, o)
+		}
+		ws, err := db.execMulti(ctx, decide, writes)
+		if err != nil {
+			return nil, fmt.Errorf("redis: consider: %w", err)
+		}
+		todo = todo[:0]
+		for j, r := range ws {
+			i := pending[j]
+			if n, err := r.AsInt64(); err == nil && n == 0 {
+				todo = append(todo, i)
+				continue
+			}
+			vals, err := r.AsIntSlice()
+			if err != nil {
+				return nil, fmt.Errorf("redis: consider: %w", err)
+			}
+			db.setShardCounts(ev.ID, shardOf(deviceIDs[i]), vals)
+			o := results[j]
+			out[i] = o
+			if o.Status == hotzone.StatusQueued {
+				queuedShards[shardOf(deviceIDs[i])] = true
+				if p := writes[j].Args[12]; p != "" {
+					lanes[hotzone.Provider(p)] = true
+				}
+			}
+		}
+	}
+	if err := db.addLanes(ctx, ev.BrandID, lanes); err != nil {
+		return nil, err
+	}
+	db.waitShards(ctx, ev.BrandID, queuedShards)
+	return out, nil
+}
+
+// addLanes adds lanes to the global set of lanes, once per node.
+func (db *DB) addLanes(ctx context.Context, brandID string, ps map[hotzone.Provider]bool) error {
+	var cmds []valkey.Completed
+	for p := range ps {
+		k := brandID + "\x00" + string(p)
+		if _, ok := db.lanes.Load(k); ok {
+			continue
+		}
+		cmds = append(cmds, db.cmd("SADD", []string{db.gkey("lanes")}, k))
+	}
+	if _, err := db.doMulti(ctx, cmds); err != nil {
+		return fmt.Errorf("redis: add lane: %w", err)
+	}
+	for p := range ps {
+		db.lanes.Store(brandID+"\x00"+string(p), true)
+	}
+	return nil
+}
+
+// waitShards waits for the replicas of every shard written (see wait).
+func (db *DB) waitShards(ctx context.Context, brandID string, shards map[int]bool) {
+	if db.opts.WaitReplicas <= 0 || len(shards) == 0 {
+		return
+	}
+	done := make(chan struct{}, len(shards))
+	for i := range shards {
+		go func() {
+			db.wait(ctx, db.shard(brandID, i))
+			done <- struct{}{}
+		}()
+	}
+	for range shards {
+		<-done
+	}
+}
+
+// decodeHistory reads queue times, "nanos,nanos,…", oldest first.
+func decodeHistory(s string) []time.Time {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]time.Time, 0, len(parts)+1)
+	for _, p := range parts {
+		if ns, err := strconv.ParseInt(p, 10, 64); err == nil {
+			out = append(out, time.Unix(0, ns).UTC())
+		}
+	}
+	return out
+}
+
+// encodeHistory spells queue times, dropping those older than the
+// window the contract keeps.
+func encodeHistory(h []time.Time, now time.Time) string {
+	var b strings.Builder
+	for _, t := range h {
+		if now.Sub(t) > hotzone.HistoryWindow {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(t.UnixNano(), 10))
+	}
+	return b.String()
+}
+
+// expire makes an event's queued entries in a shard expired. KEYS[1]:
+// the shard. ARGV: event.
+var expire = valkey.NewLuaScript(`
+local p = KEYS[1]
+local eq = p .. ':eq:' .. ARGV[1]
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', eq)) do
+  local body = redis.call('HGET', p .. ':n', id)
+  if body then
+    local x = cjson.decode(body)
+    if x.status == 'queued' then
+      x.status = 'expired'
+      x.next_attempt = nil
+      redis.call('HSET', p .. ':n', id, cjson.encode(x))
+      redis.call('ZREM', p .. ':o:' .. x.provider, id)
+      redis.call('ZREM', p .. ':oq', id)
+      redis.call('HDEL', p .. ':cl', id)
+      n = n + 1
+    end
+  end
+end
+redis.call('DEL', eq)
+if n > 0 then
+  redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':queued', -n)
+  redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':expired', n)
+end
+return n`)
+
+// expireQueued expires an ended event's queued entries in every shard.
+func (db *DB) expireQueued(ctx context.Context, brandID, eventID string) error {
+	calls := make([]valkey.LuaExec, Shards)
+	for i := range Shards {
+		calls[i] = valkey.LuaExec{Keys: []string{db.shard(brandID, i)}, Args: []string{eventID}}
+	}
+	if _, err := db.execMulti(ctx, expire, calls); err != nil {
+		return fmt.Errorf("redis: expire queued: %w", err)
+	}
+	return nil
+}
+
+// Lanes lists the lanes with queued notifications: those ever queued
+// to (a global set) that have any in some shard now.
+func (db *DB) Lanes(ctx context.Context) ([]hotzone.Lane, error) {
+	all, err := db.do(ctx, db.cmd("SMEMBERS", []string{db.gkey("lanes")})).AsStrSlice()
+	if err != nil && !valkey.IsValkeyNil(err) {
+		return nil, fmt.Errorf("redis: lanes: %w", err)
+	}
+	slices.Sort(all)
+	lanes := make([]hotzone.Lane, len(all))
+	cmds := make([]valkey.Completed, 0, len(all)*Shards)
+	for i, k := range all {
+		b, p, _ := strings.Cut(k, "\x00")
+		lanes[i] = hotzone.Lane{BrandID: b, Provider: hotzone.Provider(p)}
+		for s := range Shards {
+			cmds = append(cmds, db.cmd("ZCARD", []string{db.shard(b, s) + ":o:" + p}))
+		}
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: lanes: %w", err)
+	}
+	var out []hotzone.Lane
+	for i, l := range lanes {
+		for s := range Shards {
+			if n, _ := rs[i*Shards+s].AsInt64(); n > 0 {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// claim leases the given ids of one shard's outbox if they are still
+// due. KEYS[1]: the shard. ARGV: provider, now (ms), lease end (ms),
+// claim, ids…. Answers id, entry, id, entry, … for those it leased.
+var claim = valkey.NewLuaScript(`
+local p = KEYS[1]
+local o = p .. ':o:' .. ARGV[1]
+local out = {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local s = redis.call('ZSCORE', o, id)
+  if s and tonumber(s) <= tonumber(ARGV[2]) then
+    local body = redis.call('HGET', p .. ':n', id)
+    if body then
+      redis.call('ZADD', o, ARGV[3], id)
+      redis.call('HSET', p .. ':cl', id, ARGV[4])
+      out[#out+1] = id
+      out[#out+1] = body
+    end
+  end
+end
+return out`)
+
+// Claim hands out a lane's due notifications, oldest due first, leased
+// until now+lease: every shard's earliest are read, the first limit of
+// them picked, and each shard's picks leased by a script that skips any
+// another consumer took meanwhile.
+func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit int, lease time.Duration) ([]hotzone.Notification, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	type due struct {
+		id    string
+		score float64
+		shard int
+	}
+	nowMS := millis(now)
+	cmds := make([]valkey.Completed, Shards)
+	for i := range Shards {
+		cmds[i] = db.cmd("ZRANGE", []string{db.shard(lane.BrandID, i) + ":o:" + string(lane.Provider)},
+			"-inf", nowMS, "BYSCORE", "LIMIT", "0", strconv.Itoa(limit), "WITHSCORES")
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: claim: %w", err)
+	}
+	var all []due
+	for i, r := range rs {
+		zs, err := r.AsZScores()
+		if err != nil && !valkey.IsValkeyNil(err) {
+			return nil, fmt.Errorf("redis: claim: %w", err)
+		}
+		for _, z := range zs {
+			all = append(all, due{z.Member, z.Score, i})
+		}
+	}
+	slices.SortFunc(all, func(a, b due) int {
+		if a.score != b.score {
+			if a.score < b.score {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	all = all[:min(len(all), limit)]
+	byShard := map[int][]string{}
+	for _, d := range all {
+		byShard[d.shard] = append(byShard[d.shard], d.id)
+	}
+	calls := make([]valkey.LuaExec, 0, len(byShard))
+	claims := make([]string, 0, len(byShard))
+	end := millis(now.Add(lease))
+	for s, ids := range byShard {
+		c := strconv.Itoa(s) + ":" + hotzone.NewID(now)
+		claims = append(claims, c)
+		calls = append(calls, valkey.LuaExec{Keys: []string{db.shard(lane.BrandID, s)},
+			Args: append([]string{string(lane.Provider), nowMS, end, c}, ids...)})
+	}
+	cs, err := db.execMulti(ctx, claim, calls)
+	if err != nil {
+		return nil, fmt.Errorf("redis: claim: %w", err)
+	}
+	order := make(map[string]int, len(all))
+	for i, d := range all {
+		order[d.id] = i
+	}
+	var out []hotzone.Notification
+	for i, r := range cs {
+		vals, err := strs(r)
+		if err != nil {
+			return nil, fmt.Errorf("redis: claim: %w", err)
+		}
+		for j := 0; j+1 < len(vals); j += 2 {
+			var n hotzone.Notification
+			if err := json.Unmarshal([]byte(vals[j+1]), &n); err != nil {
+				return nil, fmt.Errorf("redis: notification %s: %w", vals[j], err)
+			}
+			n.Claim = claims[i]
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b hotzone.Notification) int { return order[a.ID] - order[b.ID] })
+	return out, nil
+}
+
+// record applies one result under its claim. KEYS[1]: the shard. ARGV:
+// id, claim, status, its bucket, error, provider id, next attempt
+// (RFC 3339), due (ms), sent at (RFC 3339 or ""). Answers nil when it
+// does not apply, else the entry's event and device, and for a final
+// result the event's counts in the shard.
+var record = valkey.NewLuaScript(countsLua + `
+local p = KEYS[1]
+local body = redis.call('HGET', p .. ':n', ARGV[1])
+if not body then return false end
+if redis.call('HGET', p .. ':cl', ARGV[1]) ~= ARGV[2] then return false end
+local n = cjson.decode(body)
+if n.status ~= 'queued' then return false end
+n.attempts = (n.attempts or 0) + 1
+if ARGV[5] ~= '' then n.last_error = ARGV[5] end
+if ARGV[6] ~= '' then n.provider_id = ARGV[6] end
+n.status = ARGV[3]
+redis.call('HDEL', p .. ':cl', ARGV[1])
+local o = p .. ':o:' .. n.provider
+if ARGV[3] == 'queued' then
+  n.next_attempt = ARGV[7]
+  redis.call('ZADD', o, ARGV[8], ARGV[1])
+else
+  n.next_attempt = nil
+  redis.call('ZREM', o, ARGV[1])
+  redis.call('ZREM', p .. ':oq', ARGV[1])
+  redis.call('SREM', p .. ':eq:' .. n.event_id, ARGV[1])
+  redis.call('HINCRBY', p .. ':c', n.event_id .. ':queued', -1)
+  redis.call('HINCRBY', p .. ':c', n.event_id .. ':' .. ARGV[4], 1)
+  if ARGV[9] ~= '' then n.sent_at = ARGV[9] end
+end
+redis.call('HSET', p .. ':n', ARGV[1], cjson.encode(n))
+local c = {n.event_id, n.device_id}
+if ARGV[3] ~= 'queued' then
+  for _, v in ipairs(shardCounts(p, n.event_id)) do c[#c+1] = tostring(v) end
+end
+return c`)
+
+// Record applies results (see hotzone.Outbox), one script each, all in
+// one pipelined batch; then clears the tokens found invalid.
+func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
+	calls := make([]valkey.LuaExec, 0, len(ds))
+	idx := make([]int, 0, len(ds))
+	for i, d := range ds {
+		sh, _, ok := strings.Cut(d.Claim, ":")
+		s, err := strconv.Atoi(sh)
+		if !ok || err != nil || s < 0 || s >= Shards {
+			continue // not a claim of ours: nothing to apply
+		}
+		next, sent := "", ""
+		if d.Status == hotzone.StatusQueued {
+			next = d.NextAttempt.UTC().Format(time.RFC3339Nano)
+		}
+		if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
+			sent = d.At.UTC().Format(time.RFC3339Nano)
+		}
+		calls = append(calls, valkey.LuaExec{Keys: []string{db.shard(d.BrandID, s)}, Args: []string{d.NotificationID, d.Claim,
+			string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next, millis(d.NextAttempt), sent}})
+		idx = append(idx, i)
+	}
+	rs, err := db.execMulti(ctx, record, calls)
+	if err != nil {
+		return fmt.Errorf("redis: record: %w", err)
+	}
+	sentShards := map[string]map[int]bool{}
+	for j, r := range rs {
+		vals, err := strs(r)
+		if err != nil {
+			return fmt.Errorf("redis: record: %w", err)
+		}
+		if len(vals) < 2 {
+			continue
+		}
+		d := ds[idx[j]]
+		if d.Status != hotzone.StatusQueued {
+			s, _ := strconv.Atoi(d.Claim[:strings.IndexByte(d.Claim, ':')])
+			counts := make([]int64, 0, len(vals)-2)
+			for _, v := range vals[2:] {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				counts = append(counts, n)
+			}
+			db.setShardCounts(vals[0], s, counts)
+			if sentShards[d.BrandID] == nil {
+				sentShards[d.BrandID] = map[int]bool{}
+			}
+			sentShards[d.BrandID][s] = true
+		}
+		if d.Status == hotzone.StatusInvalidToken {
+			if err := db.dropToken(ctx, d.BrandID, vals[1], "", "", d.TokenInvalidSince); err != nil {
+				return err
+			}
+		}
+	}
+	for brandID, shards := range sentShards {
+		db.waitShards(ctx, brandID, shards)
+	}
+	return nil
+}
+
+// release makes a shard's backing-off entries of a provider due now;
+// those under a live lease stay leased. KEYS[1]: the shard. ARGV:
+// provider, now (ms).
+var release = valkey.NewLuaScript(`
+local p = KEYS[1]
+local o = p .. ':o:' .. ARGV[1]
+for _, id in ipairs(redis.call('ZRANGE', o, '(' .. ARGV[2], '+inf', 'BYSCORE')) do
+  if not redis.call('HGET', p .. ':cl', id) then
+    redis.call('ZADD', o, ARGV[2], id)
+    local body = redis.call('HGET', p .. ':n', id)
+    if body then
+      local x = cjson.decode(body)
+      x.next_attempt = nil
+      redis.call('HSET', p .. ':n', id, cjson.encode(x))
+    end
+  end
+end
+return 1`)
+
+// Release makes every backing-off notification of the lane due now.
+func (db *DB) Release(ctx context.Context, lane hotzone.Lane) error {
+	calls := make([]valkey.LuaExec, Shards)
+	now := millis(db.now())
+	for i := range Shards {
+		calls[i] = valkey.LuaExec{Keys: []string{db.shard(lane.BrandID, i)}, Args: []string{string(lane.Provider), now}}
+	}
+	if _, err := db.execMulti(ctx, release, calls); err != nil {
+		return fmt.Errorf("redis: release: %w", err)
+	}
+	return nil
+}
+
+// Stats counts the views, and the devices and outbox in every shard of
+// every brand, in one pipelined batch.
+func (db *DB) Stats(ctx context.Context) (hotzone.Stats, error) {
+	s := hotzone.Stats{Brands: db.brands.Len(), Stores: db.stores.Len(), LiveEvents: db.events.Len()}
+	ids := db.brands.IDs()
+	const per = 4
+	cmds := make([]valkey.Completed, 0, len(ids)*Shards*per)
+	for _, id := range ids {
+		for i := range Shards {
+			sh := db.shard(id, i)
+			cmds = append(cmds, db.cmd("SCARD", []string{sh + ":devs"}), db.cmd("ZCARD", []string{sh + ":o:apns"}),
+				db.cmd("ZCARD", []string{sh + ":o:fcm"}), db.cmd("ZRANGE", []string{sh + ":oq"}, "0", "0", "WITHSCORES"))
+		}
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return s, fmt.Errorf("redis: stats: %w", err)
+	}
+	oldest := int64(-1)
+	for i := 0; i < len(rs); i += per {
+		n, _ := rs[i].AsInt64()
+		a, _ := rs[i+1].AsInt64()
+		f, _ := rs[i+2].AsInt64()
+		s.Devices += int(n)
+		s.OutboxDepth += int(a + f)
+		if first, _ := rs[i+3].AsZScores(); len(first) > 0 && (oldest < 0 || int64(first[0].Score) < oldest) {
+			oldest = int64(first[0].Score)
+		}
+	}
+	if oldest >= 0 {
+		s.OutboxOldest = time.UnixMilli(oldest).UTC()
+	}
+	return s, nil
+}

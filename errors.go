@@ -43,3 +43,8 @@ func (e *ValidationError) Error() string {
 func Invalid(field, message string) *ValidationError {
 	return &ValidationError{Detail: "the request is not valid", Errors: []FieldError{{Field: field, Message: message}}}
 }
+
+// ErrUnavailable: the storage backend cannot answer just now (a cluster
+// failing over, a node out of reach); the same request may succeed in a
+// moment. api answers it 503 with Retry-After.
+var ErrUnavailable = errors.New("storage unavailable")

@@ -81,6 +81,10 @@ func toProblem(err error) (problem, time.Duration) {
 		p = problem{Status: 403, Detail: "this key may not do that"}
 	case errors.Is(err, hotzone.ErrUnauthorized):
 		p = problem{Status: 401, Detail: "a valid key is required: Authorization: Bearer <key>"}
+	case errors.Is(err, hotzone.ErrUnavailable):
+		// Nothing was accepted: the request may be sent again as it is.
+		p = problem{Status: 503, Detail: "storage is unavailable for a moment (a failover?); the request may be retried as it is"}
+		ra = time.Second
 	default:
 		p = problem{Status: 500, Detail: "internal error"}
 	}

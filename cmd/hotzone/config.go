@@ -36,11 +36,15 @@ type serveConfig struct {
 	ShutdownDelay   time.Duration
 	DebugAddr       string
 	GCFloorMB       int
+	Redis           string
+	RedisPrefix     string
+	RedisWait       int
 
-	pingRate  rate.Limit
-	pingBurst int
-	apnsRate  rate.Limit
-	fcmRate   rate.Limit
+	redisAddrs []string
+	pingRate   rate.Limit
+	pingBurst  int
+	apnsRate   rate.Limit
+	fcmRate    rate.Limit
 }
 
 // parseServeFlags reads flags, each with its HOTZONE_* twin in the
@@ -58,6 +62,9 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	str(&cfg.PushCAFile, "push-ca-file", "", "PEM file of an extra CA to trust for the push providers")
 	str(&cfg.DevicePingRate, "device-ping-rate", "1/s,burst=20", "per-device ping limit as RATE/UNIT,burst=N (UNIT s or m); 0 disables it")
 	str(&cfg.LogFormat, "log-format", "json", "log format: json or text")
+	str(&cfg.Redis, "redis", "", "keep all state in this Redis Cluster instead of --data: redis://HOST:PORT[,HOST:PORT…] (any nodes of it); every node given the same cluster serves as one")
+	str(&cfg.RedisPrefix, "redis-prefix", "hz", "prefix of every key hotzone keeps in the Redis Cluster, so deployments can share one")
+	fs.IntVar(&cfg.RedisWait, "redis-wait", 1, "with --redis: replicas that must acknowledge a queued notification, a sent result and an event's start or end before they count as done (WAIT); 0: none (env "+envName("redis-wait")+")")
 	str(&cfg.DebugAddr, "debug-addr", "", "address for Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback; empty: off")
 	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
@@ -76,8 +83,9 @@ var serveHelp = commandHelp{
 	head: `Usage: hotzone serve [flags]
 
 Runs the API, the pages (/admin, /tablet) and the push dispatcher on one
-bbolt data directory. Each flag has an environment twin, named below; a
-flag on the command line wins over it.
+bbolt data directory, or, with --redis, on a Redis Cluster that any number
+of hotzone serve processes share. Each flag has an environment twin, named
+below; a flag on the command line wins over it.
 `,
 	foot: `
 Environment only:
@@ -87,7 +95,8 @@ Environment only:
   HOTZONE_SECRET_KEY
     	32 random bytes in base64 (openssl rand -base64 32) that encrypt push
     	credentials at rest; unset, one is generated into secret.key in the
-    	data dir (set it if you back the data dir up)
+    	data dir (set it if you back the data dir up); with --redis it must
+    	be set, the same on every node
 `,
 }
 
@@ -147,6 +156,19 @@ func envName(flagName string) string {
 
 func (cfg *serveConfig) validate() error {
 	var errs []error
+	if cfg.Redis != "" {
+		addrs, err := parseRedisURL(cfg.Redis)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--redis %q: %v", cfg.Redis, err))
+		}
+		cfg.redisAddrs = addrs
+	}
+	if cfg.RedisPrefix == "" || strings.ContainsAny(cfg.RedisPrefix, "{}: \t\n") {
+		errs = append(errs, fmt.Errorf("--redis-prefix %q: must be non-empty, without braces, colons or spaces", cfg.RedisPrefix))
+	}
+	if cfg.RedisWait < 0 || cfg.RedisWait > 5 {
+		errs = append(errs, fmt.Errorf("--redis-wait %d: must be between 0 and 5", cfg.RedisWait))
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q: %v", cfg.Addr, err))
 	}
@@ -227,4 +249,38 @@ func parseRate(s string) (rate.Limit, int, error) {
 		burst = v
 	}
 	return rate.Limit(n / per.Seconds()), burst, nil
+}
+
+// parseRedisURL reads --redis: redis://HOST:PORT, with more nodes after
+// commas (redis://a:7000,b:7000); the scheme may be left out. Any nodes
+// of the cluster will do: the client learns the rest from them. TLS
+// (rediss://), users and databases are refused, since a cluster has no
+// databases and the rest is not supported yet.
+func parseRedisURL(s string) ([]string, error) {
+	rest, ok := strings.CutPrefix(s, "redis://")
+	if !ok && strings.Contains(s, "://") {
+		return nil, errors.New("must start with redis:// (rediss:// is not supported)")
+	}
+	rest = strings.TrimSuffix(rest, "/")
+	if rest == "" {
+		return nil, errors.New("names no node: redis://HOST:PORT[,HOST:PORT…]")
+	}
+	var out []string
+	for _, hp := range strings.Split(rest, ",") {
+		if strings.ContainsAny(hp, "@/?# ") {
+			return nil, fmt.Errorf("%q: only HOST:PORT, without user, path or options", hp)
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", hp, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q: port must be 1 to 65535", hp)
+		}
+		if host == "" {
+			return nil, fmt.Errorf("%q: no host", hp)
+		}
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	return out, nil
 }

@@ -216,6 +216,10 @@ func TestServeConfig(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, "--log-format"},
 		{"bad bool env", nil, map[string]string{"HOTZONE_DEMO": "maybe"}, "HOTZONE_DEMO"},
 		{"stray argument", []string{"extra"}, nil, "no arguments"},
+		{"bad redis url", []string{"--redis", "rediss://a:1"}, nil, "--redis"},
+		{"bad redis env", nil, map[string]string{"HOTZONE_REDIS": "redis://a"}, "--redis"},
+		{"bad redis prefix", []string{"--redis-prefix", "a{b}"}, nil, "--redis-prefix"},
+		{"bad redis wait", []string{"--redis-wait", "9"}, nil, "--redis-wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/redis"
 )
 
 // newRegistry is the process's metrics registry: Go and process
@@ -19,6 +20,9 @@ func newRegistry(db hotzone.Storage) (*prometheus.Registry, http.Handler) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statsCollector{db: db})
+	if r, ok := db.(*redis.DB); ok {
+		reg.MustRegister(&backendCollector{m: r.Metrics()})
+	}
 	return reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
@@ -61,4 +65,29 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		{descOutboxDepth, float64(s.OutboxDepth)}, {descOutboxAge, age}} {
 		ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, m.v)
 	}
+}
+
+// backendCollector exports the Redis Cluster backend's round trips:
+// their latency and errors, and the WAITs that timed out.
+type backendCollector struct{ m *redis.Metrics }
+
+var (
+	descBackendLatency = prometheus.NewDesc("hotzone_backend_round_trip_seconds", "Round trips to the Redis Cluster (a pipelined batch is one), by latency.", nil, nil)
+	descBackendErrors  = prometheus.NewDesc("hotzone_backend_errors_total", "Round trips to the Redis Cluster that failed (unreachable, failing over, refused).", nil, nil)
+	descBackendWait    = prometheus.NewDesc("hotzone_backend_wait_short_total", "WAITs that timed out before the asked replicas acknowledged (the write stands on the primary).", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descBackendLatency
+	ch <- descBackendErrors
+	ch <- descBackendWait
+}
+
+// Collect implements prometheus.Collector.
+func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.m.Snapshot()
+	ch <- prometheus.MustNewConstHistogram(descBackendLatency, s.Count, s.Sum, s.Buckets)
+	ch <- prometheus.MustNewConstMetric(descBackendErrors, prometheus.CounterValue, float64(s.Errors))
+	ch <- prometheus.MustNewConstMetric(descBackendWait, prometheus.CounterValue, float64(s.WaitShort))
 }

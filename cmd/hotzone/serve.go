@@ -26,6 +26,7 @@ import (
 	"github.com/hotzone/hotzone/api"
 	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store/bolt"
+	"github.com/hotzone/hotzone/store/redis"
 )
 
 // shutdownGrace bounds how long in-flight requests may take after SIGTERM.
@@ -59,15 +60,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return listenError(cfg.Addr, err)
 	}
 	defer ln.Close()
-	key, err := secretKey(getenv("HOTZONE_SECRET_KEY"), cfg.Data)
-	if err != nil {
-		return err
-	}
-	// bbolt is the one backend so far: the only place that picks one.
-	db, err := bolt.Open(cfg.Data, bolt.Options{SecretKey: key})
-	if errors.Is(err, bolt.ErrLocked) {
-		return fmt.Errorf("another hotzone process is using the data directory %s: stop it, or give this one its own with --data", cfg.Data)
-	}
+	db, err := openStorage(ctx, cfg, getenv)
 	if err != nil {
 		return err
 	}
@@ -123,9 +116,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		db.RunWriteBehind(bg, cfg.FlushInterval, func(err error) { log.Error("write-behind", "err", err) })
-	})
+	if b, ok := db.(*bolt.DB); ok {
+		wg.Go(func() {
+			b.RunWriteBehind(bg, cfg.FlushInterval, func(err error) { log.Error("write-behind", "err", err) })
+		})
+	}
 	wg.Go(func() { disp.Run(bg) })
 	wg.Go(func() { logw.Run(bg) })
 	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
@@ -180,6 +175,38 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// openStorage is the one place a backend is picked: the Redis Cluster
+// with --redis, else bbolt in the data directory.
+func openStorage(ctx context.Context, cfg *serveConfig, getenv func(string) string) (hotzone.Storage, error) {
+	if cfg.Redis != "" {
+		env := getenv("HOTZONE_SECRET_KEY")
+		if env == "" {
+			return nil, errors.New("--redis needs HOTZONE_SECRET_KEY, the same on every node (openssl rand -base64 32): every node must read the push credentials the others stored")
+		}
+		key, err := decodeKey(env)
+		if err != nil {
+			return nil, fmt.Errorf("HOTZONE_SECRET_KEY: %w", err)
+		}
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		db, err := redis.Open(octx, cfg.redisAddrs, redis.Options{SecretKey: key, Prefix: cfg.RedisPrefix,
+			FlushInterval: cfg.FlushInterval, WaitReplicas: cfg.RedisWait})
+		if err != nil {
+			return nil, fmt.Errorf("%w\nIs the Redis Cluster at --redis %s up and reachable?", err, cfg.Redis)
+		}
+		return db, nil
+	}
+	key, err := secretKey(getenv("HOTZONE_SECRET_KEY"), cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(cfg.Data, bolt.Options{SecretKey: key})
+	if errors.Is(err, bolt.ErrLocked) {
+		return nil, fmt.Errorf("another hotzone process is using the data directory %s: stop it, or give this one its own with --data", cfg.Data)
+	}
+	return db, err
 }
 
 // listenError says what to do when the address cannot be had: most often

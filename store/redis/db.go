@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -38,11 +37,11 @@ type DB struct {
 	// mu guards what this node knows of each brand beyond the views: the
 	// key hashes and store ids last loaded (to take out what went), the
 	// credentials, and the brand versions the views were loaded at.
-	mu       sync.Mutex
-	known    map[string]*brandState
+	mu        sync.Mutex
+	known     map[string]*brandState
 	opHash    [32]byte // the operator key's hash, zero when none loaded
 	globalVer int64    // the version of the operator key last seen
-	countSeq atomic.Uint64
+	countSeq  atomic.Uint64
 
 	devs devCache
 	pos  positions
@@ -53,13 +52,10 @@ type DB struct {
 	wakeCh chan string // brands whose views should be reloaded now
 	countW chan struct{}
 	stats  Metrics
-	tagMap sync.Map // brand id -> *[Shards]string
-	lanes  sync.Map // "brand\x00provider" -> true once added to the lanes set
+	tagMap sync.Map               // brand id -> *[Shards]string
+	lanes  sync.Map               // "brand\x00provider" -> true once added to the lanes set
 	cntMu  sync.Mutex             // guards counts
 	counts map[string]*liveCounts // live event id -> its counts by shard
-	// waitShort counts WAITs that timed out before enough replicas
-	// acknowledged.
-	waitShort atomic.Uint64
 }
 
 // brandState is what a node loaded of one brand.
@@ -95,6 +91,9 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds a WAIT; 100 ms when zero.
 	WaitTimeout time.Duration
+	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
+	// over answers within it or the call fails with ErrUnavailable.
+	OpTimeout time.Duration
 }
 
 // Open connects to the cluster at addrs (host:port each), loads the
@@ -115,6 +114,9 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = 5 * time.Second
 	}
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = 100 * time.Millisecond
@@ -168,9 +170,7 @@ func (db *DB) Close() error {
 // Ping asks the shard of the global keys to answer; a cluster that
 // cannot serve that slot is not ready.
 func (db *DB) Ping(ctx context.Context) error {
-	err := db.c.Do(ctx, db.c.B().Arbitrary("EXISTS").Keys(db.gkey("ver")).Build()).Error()
-	db.stats.observe(err)
-	return err
+	return db.do(ctx, db.cmd("EXISTS", []string{db.gkey("ver")})).Error()
 }
 
 // The key layout. Every key starts with the prefix; the part in braces
@@ -203,19 +203,30 @@ func (db *DB) channel() string { return db.p + ":changes" }
 func notFound(what string) error { return fmt.Errorf("redis: %s: %w", what, hotzone.ErrNotFound) }
 
 // do runs one command and counts its latency and errors.
-func (db *DB) do(ctx context.Context, cmd valkey.Completed) valkey.ValkeyResult {
+func (db *DB) do(ctx context.Context, cmd valkey.Completed) result {
+	ctx, cancel := db.opCtx(ctx)
+	defer cancel()
 	start := time.Now()
 	r := db.c.Do(ctx, cmd)
 	db.stats.took(start, r.Error())
-	return r
+	return result{r}
+}
+
+// opCtx bounds one round trip by Options.OpTimeout: during a failover
+// the client retries a shard's commands until its replica takes over,
+// and a caller should rather hear ErrUnavailable (a 503) than hang.
+func (db *DB) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, db.opts.OpTimeout)
 }
 
 // doMulti runs commands in one pipelined batch (split by the client per
 // node) and answers the first error, if any.
-func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.ValkeyResult, error) {
+func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]result, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
+	ctx, cancel := db.opCtx(ctx)
+	defer cancel()
 	start := time.Now()
 	rs := db.c.DoMulti(ctx, cmds...)
 	var first error
@@ -226,22 +237,26 @@ func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]valkey.Va
 		}
 	}
 	db.stats.took(start, first)
-	return rs, first
+	return results(rs), classify(first)
 }
 
 // exec runs a script.
-func (db *DB) exec(ctx context.Context, s *valkey.Lua, keys, args []string) valkey.ValkeyResult {
+func (db *DB) exec(ctx context.Context, s *valkey.Lua, keys, args []string) result {
+	ctx, cancel := db.opCtx(ctx)
+	defer cancel()
 	start := time.Now()
 	r := s.Exec(ctx, db.c, keys, args)
 	db.stats.took(start, r.Error())
-	return r
+	return result{r}
 }
 
 // execMulti runs a script many times in one pipelined batch.
-func (db *DB) execMulti(ctx context.Context, s *valkey.Lua, calls []valkey.LuaExec) ([]valkey.ValkeyResult, error) {
+func (db *DB) execMulti(ctx context.Context, s *valkey.Lua, calls []valkey.LuaExec) ([]result, error) {
 	if len(calls) == 0 {
 		return nil, nil
 	}
+	ctx, cancel := db.opCtx(ctx)
+	defer cancel()
 	start := time.Now()
 	rs := s.ExecMulti(ctx, db.c, calls...)
 	var first error
@@ -252,7 +267,7 @@ func (db *DB) execMulti(ctx context.Context, s *valkey.Lua, calls []valkey.LuaEx
 		}
 	}
 	db.stats.took(start, first)
-	return rs, first
+	return results(rs), classify(first)
 }
 
 // cmd builds a command by name; the first keys arguments are keys.
@@ -261,7 +276,7 @@ func (db *DB) cmd(name string, keys []string, args ...string) valkey.Completed {
 }
 
 // str reads a string answer, "" for nil.
-func str(r valkey.ValkeyResult) (string, error) {
+func str(r result) (string, error) {
 	s, err := r.ToString()
 	if valkey.IsValkeyNil(err) {
 		return "", nil
@@ -270,7 +285,7 @@ func str(r valkey.ValkeyResult) (string, error) {
 }
 
 // strMap reads a hash.
-func strMap(r valkey.ValkeyResult) (map[string]string, error) {
+func strMap(r result) (map[string]string, error) {
 	m, err := r.AsStrMap()
 	if valkey.IsValkeyNil(err) {
 		return map[string]string{}, nil
@@ -279,7 +294,7 @@ func strMap(r valkey.ValkeyResult) (map[string]string, error) {
 }
 
 // strs reads an array of strings, nil elements as "".
-func strs(r valkey.ValkeyResult) ([]string, error) {
+func strs(r result) ([]string, error) {
 	arr, err := r.ToArray()
 	if valkey.IsValkeyNil(err) {
 		return nil, nil
@@ -312,9 +327,6 @@ func nanos(t time.Time) string {
 // millis is t in milliseconds, as scores are kept.
 func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// errClosed answers calls after Close.
-var errClosed = errors.New("redis: closed")
-
 // shard is the key prefix (its hash tag, in braces) of one of a brand's
 // device shards.
 func (db *DB) shard(brandID string, i int) string {
@@ -346,7 +358,7 @@ func (db *DB) wait(ctx context.Context, key string) {
 		}
 		n, err := c.Do(ctx, c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build()).AsInt64()
 		if err == nil && n < int64(db.opts.WaitReplicas) {
-			db.waitShort.Add(1)
+			db.stats.short.Add(1)
 		}
 		return err
 	})

@@ -20,15 +20,19 @@ type Metrics struct {
 	buckets [15]atomic.Uint64 // len(LatencyBuckets)+1, the last for +Inf
 	sumNS   atomic.Uint64
 	errors  atomic.Uint64
+	short   atomic.Uint64
 }
 
 // MetricsSnapshot is Metrics at one moment: cumulative counts per
 // bucket as Prometheus wants them.
 type MetricsSnapshot struct {
 	Count   uint64
-	Sum     float64           // seconds
+	Sum     float64            // seconds
 	Buckets map[float64]uint64 // upper bound -> round trips at most that long
 	Errors  uint64
+	// WaitShort counts WAITs that timed out before enough replicas
+	// acknowledged.
+	WaitShort uint64
 }
 
 // took records one round trip that started at start and ended now.
@@ -55,7 +59,7 @@ func (m *Metrics) observe(err error) {
 
 // Snapshot reads the counters.
 func (m *Metrics) Snapshot() MetricsSnapshot {
-	s := MetricsSnapshot{Buckets: make(map[float64]uint64, len(LatencyBuckets)), Errors: m.errors.Load(),
+	s := MetricsSnapshot{Buckets: make(map[float64]uint64, len(LatencyBuckets)), Errors: m.errors.Load(), WaitShort: m.short.Load(),
 		Sum: time.Duration(m.sumNS.Load()).Seconds()}
 	var cum uint64
 	for i, ub := range LatencyBuckets {

@@ -40,7 +40,33 @@ type Engine struct {
 	// started the event.
 	bg context.Context
 	wg sync.WaitGroup
+
+	// owner names this engine to the fan-out leases; fanning lists the
+	// events it is fanning out now.
+	owner   string
+	fanMu   sync.Mutex
+	fanning map[string]bool
 }
+
+// FanOutLeases is what a backend shared by several nodes offers so that
+// an event's fan-out outlives the node that started it: the node fanning
+// out holds a lease on the event and renews it as it goes; when it dies,
+// the lease lapses and another node's expiry loop takes the fan-out over
+// and runs it again (a device already decided for is skipped by
+// Consider, so running it twice notifies nobody twice). A backend of one
+// process needs none: its fan-out dies with everything else.
+type FanOutLeases interface {
+	// LeaseFanOut takes, or renews, the fan-out of an event for owner
+	// until now+lease; false when another owner's lease is live or the
+	// fan-out is done.
+	LeaseFanOut(ctx context.Context, brandID, eventID, owner string, now time.Time, lease time.Duration) (bool, error)
+	// FanOutDone records that the event's fan-out finished.
+	FanOutDone(ctx context.Context, brandID, eventID string) error
+}
+
+// FanOutLease is how long a fan-out lease lasts unrenewed: a node that
+// died mid fan-out is taken over that long after it stopped.
+const FanOutLease = 10 * time.Second
 
 // EngineOptions are the engine's collaborators; nil ones get defaults.
 type EngineOptions struct {
@@ -59,7 +85,7 @@ type EngineOptions struct {
 // NewEngine builds an engine whose background work runs on bg.
 func NewEngine(bg context.Context, db hotzone.Storage, opts EngineOptions) *Engine {
 	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, metrics: opts.Metrics, bg: bg,
-		limits: newDeviceLimits(opts.PingRate, opts.PingBurst)}
+		limits: newDeviceLimits(opts.PingRate, opts.PingBurst), owner: hotzone.NewKey(""), fanning: map[string]bool{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,15 +108,56 @@ func (e *Engine) StartEvent(ctx context.Context, ev hotzone.Event, idemKey strin
 	if err != nil || !created {
 		return ev, counts, created, err
 	}
+	e.startFanOut(ev)
+	return ev, counts, true, nil
+}
+
+// startFanOut fans ev out in the background, under its lease when the
+// backend keeps them, unless this engine is at it already or another
+// node holds the lease.
+func (e *Engine) startFanOut(ev hotzone.Event) {
+	e.fanMu.Lock()
+	if e.fanning[ev.ID] {
+		e.fanMu.Unlock()
+		return
+	}
+	e.fanning[ev.ID] = true
+	e.fanMu.Unlock()
+	done := func() {
+		e.fanMu.Lock()
+		delete(e.fanning, ev.ID)
+		e.fanMu.Unlock()
+	}
+	leases, shared := e.db.(FanOutLeases)
+	if shared {
+		ok, err := leases.LeaseFanOut(e.bg, ev.BrandID, ev.ID, e.owner, e.now(), FanOutLease)
+		if err != nil || !ok {
+			if err != nil {
+				e.log.Error("fan-out lease", "event_id", ev.ID, "err", err)
+			}
+			done()
+			return
+		}
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer done()
 		if err := e.FanOut(e.bg, ev); err != nil {
 			e.log.Error("fan-out", "event_id", ev.ID, "err", err)
+			return // the lease lapses and a node tries again
+		}
+		if shared {
+			if err := leases.FanOutDone(e.bg, ev.BrandID, ev.ID); err != nil {
+				e.log.Error("fan-out done", "event_id", ev.ID, "err", err)
+			}
 		}
 	}()
-	return ev, counts, true, nil
 }
+
+// errLeaseLost: another node took the fan-out over (this one stalled
+// past its lease); it carries on from there.
+var errLeaseLost = errors.New("fan-out lease taken over by another node")
 
 // EndLiveEvent ends the store's live event now; ErrNotFound when none is
 // live.
@@ -122,9 +189,19 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	// Sorted ids write neighbouring keys: bbolt touches fewer pages.
 	sort.Strings(ids)
 	chunk := fanOutFirstChunk
+	leases, shared := e.db.(FanOutLeases)
 	for len(ids) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if shared {
+			ok, err := leases.LeaseFanOut(ctx, ev.BrandID, ev.ID, e.owner, e.now(), FanOutLease)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errLeaseLost
+			}
 		}
 		n := min(len(ids), chunk)
 		chunk = min(2*chunk, fanOutMaxChunk)
@@ -313,7 +390,8 @@ func (e *Engine) credentialsChanged(ctx context.Context, brandID string, p hotzo
 
 // EndDue ends every live event whose ends_at has passed: events end by
 // themselves, not only when asked. An event another node ended first is
-// not an error.
+// not an error. With a backend shared by several nodes it also takes
+// over the fan-outs of nodes that died (see FanOutLeases).
 func (e *Engine) EndDue(ctx context.Context) error {
 	evs, err := e.db.LiveEvents(ctx)
 	if err != nil {
@@ -321,8 +399,14 @@ func (e *Engine) EndDue(ctx context.Context) error {
 	}
 	now := e.now()
 	var errs []error
+	_, shared := e.db.(FanOutLeases)
 	for _, ev := range evs {
 		if ev.EndsAt.After(now) {
+			if shared {
+				// A fan-out whose node died is taken over here once its
+				// lease lapsed (startFanOut asks for the lease).
+				e.startFanOut(ev)
+			}
 			continue
 		}
 		if _, _, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt); err != nil && !errors.Is(err, hotzone.ErrNotFound) {

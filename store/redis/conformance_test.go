@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"crypto/sha256"
 	"strconv"
 	"sync"
@@ -9,29 +10,26 @@ import (
 	"time"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store/redis/redistest"
 	"github.com/hotzone/hotzone/store/storetest"
 )
 
-// TestConformance runs the storage contract's suite against a real
-// cluster of three primaries with a replica each. Subtests share the
-// cluster, each under a key prefix of its own; a reopen with the same t
-// finds its data again under the same prefix.
-func TestConformance(t *testing.T) {
+// The Redis backend keeps fan-out leases for the engine.
+var _ push.FanOutLeases = (*DB)(nil)
+
+// TestRedis runs everything that needs a cluster on one real cluster of
+// three primaries with a replica each (starting one takes seconds):
+// the storage contract's suite, then the rules only several nodes have.
+// Each subtest keeps its data under a key prefix of its own.
+func TestRedis(t *testing.T) {
 	c := redistest.Start(t, 3, 1)
-	var (
-		prefixes sync.Map // *testing.T -> prefix
-		n        atomic.Int64
-	)
-	storetest.Run(t, func(t *testing.T, now func() time.Time) hotzone.Storage {
+	var n atomic.Int64
+	prefix := func() string { return "t" + strconv.FormatInt(n.Add(1), 10) }
+	open := func(t *testing.T, p string, now func() time.Time) *DB {
 		t.Helper()
-		p, ok := prefixes.Load(t)
-		if !ok {
-			p = "t" + strconv.FormatInt(n.Add(1), 10)
-			prefixes.Store(t, p)
-		}
-		key := sha256.Sum256([]byte(t.Name()))
-		db, err := Open(t.Context(), c.Addrs, Options{Now: now, SecretKey: key[:], Prefix: p.(string), WaitReplicas: 1})
+		key := sha256.Sum256([]byte("test"))
+		db, err := Open(t.Context(), c.Addrs, Options{Now: now, SecretKey: key[:], Prefix: p, WaitReplicas: 1})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -41,5 +39,138 @@ func TestConformance(t *testing.T) {
 			}
 		})
 		return db
+	}
+	t.Run("Conformance", func(t *testing.T) {
+		var prefixes sync.Map // *testing.T -> prefix, so a reopen finds its data
+		storetest.Run(t, func(t *testing.T, now func() time.Time) hotzone.Storage {
+			p, _ := prefixes.LoadOrStore(t, prefix())
+			return open(t, p.(string), now)
+		})
 	})
+	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
+	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
+}
+
+// testFanOutLease: one owner at a time, another once the lease lapsed,
+// nobody once done or ended.
+func testFanOutLease(t *testing.T, db *DB) {
+	ctx := t.Context()
+	now := time.Now()
+	lease := func(owner string, at time.Time) bool {
+		t.Helper()
+		ok, err := db.LeaseFanOut(ctx, "b", "e", owner, at, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !lease("a", now) || !lease("a", now.Add(time.Second)) {
+		t.Fatal("the first owner cannot take and renew its lease")
+	}
+	if lease("b", now.Add(5*time.Second)) {
+		t.Error("a second owner took a live lease")
+	}
+	if !lease("b", now.Add(12*time.Second)) {
+		t.Error("a second owner cannot take a lapsed lease")
+	}
+	if lease("a", now.Add(13*time.Second)) {
+		t.Error("the first owner renewed a lease taken over")
+	}
+	if err := db.FanOutDone(ctx, "b", "e"); err != nil {
+		t.Fatal(err)
+	}
+	if lease("c", now.Add(time.Hour)) {
+		t.Error("a done fan-out was leased again")
+	}
+}
+
+// testViewsInStep: two nodes on one cluster. What one changes (policy,
+// stores, a key's revocation, an event's start, its counts, its end) the
+// other's views show within ViewLag; a published change normally much
+// sooner, and a poll catches what a lost message would miss.
+func testViewsInStep(t *testing.T, open func(*testing.T, string, func() time.Time) *DB, p string) {
+	ctx := t.Context()
+	a, b := open(t, p, time.Now), open(t, p, time.Now)
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > hotzone.ViewLag {
+				t.Fatalf("%s: not seen by the other node within %v", what, hotzone.ViewLag)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Logf("%s: seen by the other node after %v", what, time.Since(start).Round(time.Millisecond))
+	}
+	br, _, _, err := a.CreateBrand(ctx, "Two Nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	within("a new brand", func() bool { _, err := b.Brand(ctx, br.ID); return err == nil })
+	if _, err := a.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error { p.DailyCap = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	within("a policy change", func() bool { p, _ := b.Policy(ctx, br.ID); return p.DailyCap == 7 })
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
+	st.Fence, _ = st.Spec.Build()
+	if _, _, err := a.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	within("a new store's fence", func() bool {
+		hits, _ := b.FencesAt(ctx, br.ID, st.Fence.Circle.Center, nil)
+		return len(hits) == 1
+	})
+	k, secret, err := a.CreateManagerKey(ctx, br.ID, "s", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	within("a new manager key", func() bool { _, err := b.Authenticate(ctx, secret); return err == nil })
+	onB, _ := b.Authenticate(ctx, secret)
+	changed, _ := b.Changed(ctx, br.ID, "s")
+	if err := a.DeleteManagerKey(ctx, br.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	within("a revoked key", func() bool { ok, _ := b.KeyActive(ctx, onB); return !ok })
+	within("a revoked key waking the store's streams", func() bool {
+		select {
+		case <-changed:
+			return true
+		default:
+			return false
+		}
+	})
+
+	// An event started through a, decided through a, is live with its
+	// counts on b; a poll (not a message) brings the counts.
+	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "t"}
+	if _, _, err := b.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
+	if _, _, _, err := a.StartEvent(ctx, ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	within("an event going live", func() bool { _, _, err := b.LiveEvent(ctx, br.ID, "s"); return err == nil })
+	if _, err := a.Consider(ctx, ev, []string{"d"}, func(hotzone.Device, []time.Time) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	within("the event's counts", func() bool { _, c, _ := b.LiveEvent(ctx, br.ID, "s"); return c.Queued == 1 })
+	if _, _, err := a.EndEvent(ctx, br.ID, ev.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	within("the event's end", func() bool { _, _, err := b.LiveEvent(ctx, br.ID, "s"); return err != nil })
+	if _, c, err := b.Event(ctx, br.ID, ev.ID); err != nil || c.Expired != 1 {
+		t.Errorf("the ended event on the other node = %+v, %v; want its one queued notification expired", c, err)
+	}
+
+	// A lost message: the brand's version moves without a word; the poll
+	// alone brings the change.
+	if err := a.do(context.Background(), a.cmd("SET", []string{a.bkey(br.ID, "policy")}, `{"min_interval_s":60,"daily_cap":9,"quiet_hours":null,"max_accuracy_m":100,"presence_ttl_s":600,"max_ping_age_s":60}`)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.do(context.Background(), a.cmd("HINCRBY", []string{a.gkey("ver")}, br.ID, "1")).Error(); err != nil {
+		t.Fatal(err)
+	}
+	within("a change whose message was lost", func() bool { p, _ := b.Policy(ctx, br.ID); return p.DailyCap == 9 })
 }

@@ -175,14 +175,15 @@ func (db *DB) Events(ctx context.Context, brandID string, q hotzone.EventQuery) 
 	return out, more, nil
 }
 
-// endEvent ends an event if it is still as read and live. KEYS: events,
-// live. ARGV: event id, JSON read, ended JSON, store id. Answers 1, 0
+// endEvent ends an event if it is still as read and live, and drops its
+// fan-out lease. KEYS: events, live, fanout. ARGV: event id, JSON read, ended JSON, store id. Answers 1, 0
 // (changed meanwhile: read again) or -1 (not live).
 var endEvent = valkey.NewLuaScript(`
 if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
 if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[4])
+redis.call('HDEL', KEYS[3], ARGV[1])
 return 1`)
 
 // EndEvent ends a live event, then expires what is queued for it in
@@ -214,7 +215,7 @@ func (db *DB) EndEvent(ctx context.Context, brandID, eventID string, at time.Tim
 			ev.EndsAt = at.UTC()
 		}
 		ended, _ := json.Marshal(ev)
-		n, err := db.exec(ctx, endEvent, []string{evKey, liveKey}, []string{eventID, raw, string(ended), ev.StoreID}).AsInt64()
+		n, err := db.exec(ctx, endEvent, []string{evKey, liveKey, db.bkey(brandID, "fanout")}, []string{eventID, raw, string(ended), ev.StoreID}).AsInt64()
 		if err != nil {
 			return hotzone.Event{}, hotzone.Counts{}, fmt.Errorf("redis: end event: %w", err)
 		}

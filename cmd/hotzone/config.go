@@ -33,6 +33,7 @@ type serveConfig struct {
 	APNsRate        float64
 	FCMRate         float64
 	PushConcurrency int
+	PushLease       time.Duration
 	ShutdownDelay   time.Duration
 	DebugAddr       string
 	GCFloorMB       int
@@ -72,6 +73,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
 	fs.IntVar(&cfg.GCFloorMB, "gc-floor-mb", 32, "MB the Go heap may grow by before a collection, however small it is (GOGC still rules larger heaps); 0: GOGC alone; ignored when GOGC is set (env "+envName("gc-floor-mb")+")")
+	fs.DurationVar(&cfg.PushLease, "push-lease", push.DefaultLease, "how long a notification this node claimed stays its own before another node may send it: a node that dies leaves its claims to the others this long after (env "+envName("push-lease")+")")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
 	if err := parseWithEnv(fs, args, getenv, envName, out, serveHelp); err != nil {
 		return nil, err
@@ -165,6 +167,9 @@ func (cfg *serveConfig) validate() error {
 	}
 	if cfg.RedisPrefix == "" || strings.ContainsAny(cfg.RedisPrefix, "{}: \t\n") {
 		errs = append(errs, fmt.Errorf("--redis-prefix %q: must be non-empty, without braces, colons or spaces", cfg.RedisPrefix))
+	}
+	if cfg.PushLease < time.Second || cfg.PushLease > time.Hour {
+		errs = append(errs, fmt.Errorf("--push-lease %v: must be between 1s and 1h", cfg.PushLease))
 	}
 	if cfg.RedisWait < 0 || cfg.RedisWait > 5 {
 		errs = append(errs, fmt.Errorf("--redis-wait %d: must be between 0 and 5", cfg.RedisWait))

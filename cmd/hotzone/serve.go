@@ -95,7 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	pushMetrics := push.NewMetrics(reg)
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
 		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
-	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Metrics: pushMetrics})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Lease: cfg.PushLease, Metrics: pushMetrics})
 	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
 	var stopping atomic.Bool
 	ready := func() error {

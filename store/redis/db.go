@@ -52,10 +52,12 @@ type DB struct {
 	wakeCh chan string // brands whose views should be reloaded now
 	countW chan struct{}
 	stats  Metrics
-	tagMap sync.Map               // brand id -> *[Shards]string
-	lanes  sync.Map               // "brand\x00provider" -> true once added to the lanes set
-	cntMu  sync.Mutex             // guards counts
-	counts map[string]*liveCounts // live event id -> its counts by shard
+	tagMap sync.Map // brand id -> *[Shards]string
+	// waitSkip holds, per key waited on, until when not to WAIT.
+	waitSkip sync.Map
+	lanes    sync.Map               // "brand\x00provider" -> true once added to the lanes set
+	cntMu    sync.Mutex             // guards counts
+	counts   map[string]*liveCounts // live event id -> its counts by shard
 }
 
 // brandState is what a node loaded of one brand.
@@ -341,6 +343,10 @@ func (db *DB) shard(brandID string, i int) string {
 // devShard is the key prefix of a device's shard.
 func (db *DB) devShard(brandID, deviceID string) string { return db.shard(brandID, shardOf(deviceID)) }
 
+// waitBackoff is how long a shard whose WAIT came back short is not
+// waited for.
+const waitBackoff = 2 * time.Second
+
 // wait makes sure, when Options.WaitReplicas asks for it, that the
 // writes made to key's shard so far reached that many replicas: a write
 // on a connection of its own to the same primary, then WAIT there. The
@@ -351,6 +357,13 @@ func (db *DB) wait(ctx context.Context, key string) {
 	if db.opts.WaitReplicas <= 0 {
 		return
 	}
+	// A primary without its replicas (one died, or it was just promoted
+	// from one) would make every write wait out the timeout: after a
+	// short WAIT, its shard is not waited for during waitBackoff.
+	if until, ok := db.waitSkip.Load(key); ok && time.Now().Before(until.(time.Time)) {
+		db.stats.short.Add(1)
+		return
+	}
 	start := time.Now()
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
 		if err := c.Do(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build()).Error(); err != nil {
@@ -359,6 +372,7 @@ func (db *DB) wait(ctx context.Context, key string) {
 		n, err := c.Do(ctx, c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build()).AsInt64()
 		if err == nil && n < int64(db.opts.WaitReplicas) {
 			db.stats.short.Add(1)
+			db.waitSkip.Store(key, time.Now().Add(waitBackoff))
 		}
 		return err
 	})

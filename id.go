@@ -69,3 +69,11 @@ func IDTime(id string) (time.Time, bool) {
 	}
 	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16)), true
 }
+
+// MinID is the smallest id NewID can make at t: every id made before t
+// (by its clock) sorts below it, every id made at t or later does not.
+func MinID(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	return idEncoding.EncodeToString(b[:])
+}

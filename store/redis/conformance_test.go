@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"strconv"
 	"sync"
@@ -49,6 +50,87 @@ func TestRedis(t *testing.T) {
 	})
 	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
 	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
+	t.Run("Retention", func(t *testing.T) {
+		clock := storetest.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+		testRetention(t, open(t, prefix(), clock.Now), clock)
+	})
+}
+
+// testRetention: past the retention, log entries and ended events go,
+// in many pruning steps per shard; recent entries and live events stay.
+func testRetention(t *testing.T, db *DB, clock *storetest.Clock) {
+	ctx := t.Context()
+	defer func(n int) { pruneBatch = n }(pruneBatch)
+	pruneBatch = 3
+	br, _, _, err := db.CreateBrand(ctx, "Old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
+	st.Fence, _ = st.Spec.Build()
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300 // about ten per shard: several steps of three
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "d" + strconv.Itoa(i)
+		if _, _, err := db.PutDevice(ctx, hotzone.Device{ID: ids[i], BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "tok" + ids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func() hotzone.Event {
+		now := clock.Now()
+		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
+		if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	old := start()
+	// All but one suppressed; that one is queued, and expired at the end.
+	if _, err := db.Consider(ctx, old, ids, func(d hotzone.Device, _ []time.Time) string {
+		if d.ID == "d0" {
+			return ""
+		}
+		return "quiet_hours"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.EndEvent(ctx, br.ID, old.ID, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(20 * 24 * time.Hour)
+	recent := start()
+	if _, err := db.Consider(ctx, recent, ids[:10], func(hotzone.Device, []time.Time) string { return "quiet_hours" }); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(11 * 24 * time.Hour) // the old event is 31 days old
+	if err := db.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Event(ctx, br.ID, old.ID); !errors.Is(err, hotzone.ErrNotFound) {
+		t.Errorf("an event ended 31 days ago: %v, want it gone", err)
+	}
+	if _, _, err := db.Event(ctx, br.ID, recent.ID); err != nil {
+		t.Errorf("a live event: %v, want it kept", err)
+	}
+	left, _, err := db.Notifications(ctx, br.ID, hotzone.NotificationQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]int{}
+	for _, e := range left {
+		kept[e.EventID]++
+	}
+	if kept[recent.ID] != 10 || kept[old.ID] != 0 || len(left) != 10 {
+		t.Errorf("after pruning the log holds %v (of %d entries), want the recent event's 10 alone", kept, len(left))
+	}
+	// The expired entry of the old event went too; a device's own log
+	// agrees.
+	if mine, _, err := db.Notifications(ctx, br.ID, hotzone.NotificationQuery{DeviceID: "d0"}); err != nil || len(mine) != 1 {
+		t.Errorf("d0's log after pruning = %d entries, %v; want its recent one", len(mine), err)
+	}
 }
 
 // testFanOutLease: one owner at a time, another once the lease lapsed,

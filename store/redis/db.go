@@ -93,6 +93,9 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds a WAIT; 100 ms when zero.
 	WaitTimeout time.Duration
+	// Retention is how long the delivery log and ended events are kept;
+	// DefaultRetention when zero.
+	Retention time.Duration
 	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
 	// over answers within it or the call fails with ErrUnavailable.
 	OpTimeout time.Duration
@@ -116,6 +119,9 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
 	}
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 5 * time.Second
@@ -151,6 +157,7 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	db.loops.Go(func() { db.subscribe(db.bg) })
 	db.loops.Go(func() { db.poll(db.bg) })
 	db.loops.Go(func() { db.flushLoop(db.bg) })
+	db.loops.Go(func() { db.pruneLoop(db.bg) })
 	return db, nil
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
-	"golang.org/x/time/rate"
 
 	"github.com/hotzone/hotzone"
 )
@@ -25,7 +24,7 @@ const sendTimeout = 15 * time.Second
 type apnsSender struct {
 	client  *apns2.Client
 	topic   string
-	limit   *rate.Limiter
+	limit   waiter
 	retry   RetryPolicy
 	now     func() time.Time
 	broken  func(reason string) // credentials rejected

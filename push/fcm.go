@@ -12,7 +12,6 @@ import (
 	"firebase.google.com/go/v4/messaging"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
-	"golang.org/x/time/rate"
 	"google.golang.org/api/option"
 
 	"github.com/hotzone/hotzone"
@@ -54,7 +53,7 @@ func newFCMClient(ctx context.Context, c hotzone.PushCredentials, endpoint strin
 type fcmSender struct {
 	client  *messaging.Client
 	tokens  oauth2.TokenSource
-	limit   *rate.Limiter
+	limit   waiter
 	retry   RetryPolicy
 	now     func() time.Time
 	broken  func(reason string)

@@ -27,9 +27,12 @@ type SendersOptions struct {
 	// APNsRate and FCMRate cap each brand's sends per second; defaults
 	// stay well inside what Apple and Google allow one sender.
 	APNsRate, FCMRate rate.Limit
-	Retry             RetryPolicy
-	Now               func() time.Time
-	Logger            *slog.Logger
+	// Quota, when set, makes those rates shared by every node of the
+	// backend (see SendQuota) instead of each node's own.
+	Quota  SendQuota
+	Retry  RetryPolicy
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Bg is the context clients live on (token fetches outlive a send).
 	Bg context.Context
 }
@@ -166,7 +169,7 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 				cc.CloseIdleConnections()
 			}
 		}
-		return &apnsSender{client: client, topic: c.Topic, limit: rate.NewLimiter(s.opts.APNsRate, int(s.opts.APNsRate)), retry: s.opts.Retry,
+		return &apnsSender{client: client, topic: c.Topic, limit: s.limiter(lane, s.opts.APNsRate), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, closeFn, nil
 	case hotzone.ProviderFCM:
 		if err := s.CheckTokenURI(c.TokenURI); err != nil {
@@ -176,10 +179,19 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 		if err != nil {
 			return nil, nil, err
 		}
-		return &fcmSender{client: client, tokens: tokens, limit: rate.NewLimiter(s.opts.FCMRate, int(s.opts.FCMRate)), retry: s.opts.Retry,
+		return &fcmSender{client: client, tokens: tokens, limit: s.limiter(lane, s.opts.FCMRate), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, nil, nil
 	}
 	return DryRun{Now: s.opts.Now}, nil, nil
+}
+
+// limiter paces one lane's sends at r: shared by every node when a
+// quota is configured, else this node's own.
+func (s *Senders) limiter(lane hotzone.Lane, r rate.Limit) waiter {
+	if s.opts.Quota != nil {
+		return newSharedLimiter(s.opts.Quota, lane, r)
+	}
+	return rate.NewLimiter(r, int(r))
 }
 
 // GoogleTokenURI is where a real service account's assertions go.

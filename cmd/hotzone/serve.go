@@ -93,8 +93,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	reg, metricsHandler := newRegistry(db)
 	pushMetrics := push.NewMetrics(reg)
+	// With several nodes, the per-brand send rates are the service's.
+	quota, _ := db.(push.SendQuota)
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
-		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Logger: log, Bg: bg})
+		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Quota: quota, Logger: log, Bg: bg})
 	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Lease: cfg.PushLease, Metrics: pushMetrics})
 	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
 	var stopping atomic.Bool

@@ -2,8 +2,8 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,8 +16,11 @@ import (
 	"github.com/hotzone/hotzone/store/storetest"
 )
 
-// The Redis backend keeps fan-out leases for the engine.
-var _ push.FanOutLeases = (*DB)(nil)
+// The Redis backend keeps fan-out leases and the shared send rate.
+var (
+	_ push.FanOutLeases = (*DB)(nil)
+	_ push.SendQuota    = (*DB)(nil)
+)
 
 // TestRedis runs everything that needs a cluster on one real cluster of
 // three primaries with a replica each (starting one takes seconds):
@@ -50,6 +53,10 @@ func TestRedis(t *testing.T) {
 	})
 	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
 	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
+	t.Run("SendQuota", func(t *testing.T) {
+		p := prefix()
+		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
+	})
 	t.Run("Retention", func(t *testing.T) {
 		clock := storetest.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 		testRetention(t, open(t, prefix(), clock.Now), clock)
@@ -255,4 +262,35 @@ func testViewsInStep(t *testing.T, open func(*testing.T, string, func() time.Tim
 		t.Fatal(err)
 	}
 	within("a change whose message was lost", func() bool { p, _ := b.Policy(ctx, br.ID); return p.DailyCap == 9 })
+}
+
+// testSendQuota: two nodes draw on one lane's budget: together they get
+// one second's worth at once, not one each.
+func testSendQuota(t *testing.T, a, b *DB) {
+	ctx := t.Context()
+	lane := hotzone.Lane{BrandID: "b", Provider: hotzone.ProviderAPNs}
+	const perSecond = 1000
+	total := 0
+	start := time.Now()
+	for i := range 100 {
+		db := a
+		if i%2 == 1 {
+			db = b
+		}
+		got, err := db.TakeSends(ctx, lane, perSecond, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += got
+	}
+	// 100 asks of 50 is 5,000; the shared budget holds 1,000 plus what
+	// refilled while the asks ran (the server's clock; ours bounds it).
+	most := perSecond + int(perSecond*time.Since(start).Seconds()) + 1
+	if total < perSecond || total > most {
+		t.Errorf("two nodes got %d sends from a budget of %d per second, want %d to %d", total, perSecond, perSecond, most)
+	}
+	other := hotzone.Lane{BrandID: "b", Provider: hotzone.ProviderFCM}
+	if got, err := b.TakeSends(ctx, other, perSecond, 50); err != nil || got != 50 {
+		t.Errorf("another lane's budget = %d, %v; want its own 50", got, err)
+	}
 }

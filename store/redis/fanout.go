@@ -3,9 +3,12 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/hotzone/hotzone"
 )
 
 // An event's fan-out lease is a field of its brand's {…}:fanout hash:
@@ -41,4 +44,34 @@ func (db *DB) FanOutDone(ctx context.Context, brandID, eventID string) error {
 		return fmt.Errorf("redis: fan-out done: %w", err)
 	}
 	return nil
+}
+
+// takeSends is a token bucket per lane in its brand's slot, timed by the
+// server's clock so nodes' clocks need not agree. KEYS[1]: the bucket.
+// ARGV: rate per second, sends wanted. Answers the sends granted.
+var takeSends = valkey.NewLuaScript(`
+local rate, want = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens, ts = tonumber(v[1]) or rate, tonumber(v[2]) or now
+if now > ts then
+  tokens = math.min(rate, tokens + (now - ts) * rate / 1000)
+  ts = now
+end
+local got = math.min(want, math.floor(tokens))
+tokens = tokens - got
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+redis.call('PEXPIRE', KEYS[1], 60000)
+return got`)
+
+// TakeSends takes sends from a lane's rate shared by every node (see
+// push.SendQuota).
+func (db *DB) TakeSends(ctx context.Context, lane hotzone.Lane, perSecond float64, n int) (int, error) {
+	got, err := db.exec(ctx, takeSends, []string{db.bkey(lane.BrandID, "rate:"+string(lane.Provider))},
+		[]string{strconv.FormatFloat(perSecond, 'f', -1, 64), strconv.Itoa(n)}).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("redis: send quota: %w", err)
+	}
+	return int(got), nil
 }

@@ -130,7 +130,7 @@ func (db *DB) CreateBrand(ctx context.Context, name string) (hotzone.Brand, stri
 	if err := db.do(ctx, db.cmd("SADD", []string{db.gkey("brands")}, br.ID)).Error(); err != nil {
 		return hotzone.Brand{}, "", "", fmt.Errorf("redis: create brand: %w", err)
 	}
-	if err := db.bump(ctx, br.ID); err != nil {
+	if err := db.bump(ctx, br.ID, partAll); err != nil {
 		return hotzone.Brand{}, "", "", err
 	}
 	return br, adminKey, appKey, nil
@@ -181,7 +181,7 @@ func (db *DB) UpdatePolicy(ctx context.Context, brandID string, fn func(*hotzone
 			return hotzone.Policy{}, fmt.Errorf("redis: write policy: %w", err)
 		}
 		if ok {
-			return p, db.bump(ctx, brandID)
+			return p, db.bump(ctx, brandID, partCatalog)
 		}
 	}
 	return hotzone.Policy{}, errContended
@@ -206,7 +206,7 @@ func (db *DB) CreateManagerKey(ctx context.Context, brandID, storeID string, lab
 	if !ok {
 		return hotzone.Key{}, "", notFound("store")
 	}
-	return k, secret, db.bump(ctx, brandID)
+	return k, secret, db.bump(ctx, brandID, partKeys)
 }
 
 var createKey = valkey.NewLuaScript(`
@@ -270,7 +270,7 @@ func (db *DB) DeleteManagerKey(ctx context.Context, brandID, keyID string) error
 	if n == 0 {
 		return notFound("manager key")
 	}
-	return db.bump(ctx, brandID)
+	return db.bump(ctx, brandID, partKeys)
 }
 
 var deleteKey = valkey.NewLuaScript(`
@@ -395,7 +395,7 @@ func (db *DB) putStores(ctx context.Context, brandID string, sts []hotzone.Store
 			return nil, 0, fmt.Errorf("redis: write stores: %w", err)
 		}
 		if ok {
-			return out, created, db.bump(ctx, brandID)
+			return out, created, db.bump(ctx, brandID, partStores)
 		}
 	}
 	return nil, 0, errContended
@@ -455,7 +455,7 @@ func (db *DB) DeleteStore(ctx context.Context, brandID, storeID string) error {
 		case 0:
 			return notFound("store")
 		case 1:
-			return db.bump(ctx, brandID)
+			return db.bump(ctx, brandID, partStores, partKeys)
 		}
 		evID, err := str(db.do(ctx, db.cmd("HGET", []string{keys[2]}, storeID)))
 		if err != nil {
@@ -525,7 +525,7 @@ func (db *DB) PutCredentials(ctx context.Context, brandID string, c hotzone.Push
 			return fmt.Errorf("redis: write credentials: %w", err)
 		}
 		if ok {
-			return db.bump(ctx, brandID)
+			return db.bump(ctx, brandID, partCreds)
 		}
 	}
 	return errContended
@@ -557,7 +557,7 @@ func (db *DB) DeleteCredentials(ctx context.Context, brandID string, p hotzone.P
 			return fmt.Errorf("redis: delete credentials: %w", err)
 		}
 		if ok {
-			return db.bump(ctx, brandID)
+			return db.bump(ctx, brandID, partCreds)
 		}
 	}
 	return errContended
@@ -610,7 +610,7 @@ func (db *DB) MarkCredentials(ctx context.Context, brandID string, p hotzone.Pro
 			return fmt.Errorf("redis: mark credentials: %w", err)
 		}
 		if ok {
-			return db.bump(ctx, brandID)
+			return db.bump(ctx, brandID, partCreds)
 		}
 	}
 	return errContended

@@ -46,13 +46,13 @@ type DB struct {
 	devs devCache
 	pos  positions
 
-	loops  sync.WaitGroup
-	stop   context.CancelFunc
-	bg     context.Context
-	wakeCh chan string // brands whose views should be reloaded now
-	countW chan struct{}
-	stats  Metrics
-	tagMap sync.Map // brand id -> *[Shards]string
+	loops    sync.WaitGroup
+	stop     context.CancelFunc
+	bg       context.Context
+	wakeCh   chan wake  // brands whose views should be reloaded now
+	reloadMu sync.Mutex // one reload at a time
+	stats    Metrics
+	tagMap   sync.Map // brand id -> *[Shards]string
 	// waitSkip holds, per key waited on, until when not to WAIT.
 	waitSkip sync.Map
 	lanes    sync.Map               // "brand\x00provider" -> true once added to the lanes set
@@ -60,14 +60,15 @@ type DB struct {
 	counts   map[string]*liveCounts // live event id -> its counts by shard
 }
 
-// brandState is what a node loaded of one brand.
+// brandState is what a node loaded of one brand: the version of each
+// part its views hold, and what it loaded, as stored, to tell what
+// changed at the next load.
 type brandState struct {
-	ver    int64
-	keys   map[[32]byte]bool
-	stores map[string]bool
+	vers   map[string]int64
+	keys   map[[32]byte]string      // hash -> the key as stored
+	stores map[string]string        // id -> the store as stored
 	live   map[string]hotzone.Event // event id -> live event
 	creds  map[hotzone.Provider]*hotzone.PushCredentials
-	shards [Shards]string // the hash tag of each device shard
 }
 
 // Options tunes Open.
@@ -143,7 +144,7 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	db := &DB{c: c, p: opts.Prefix, now: opts.Now, box: box, opts: opts,
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
-		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, wakeCh: make(chan string, 64), countW: make(chan struct{}, 1)}
+		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, wakeCh: make(chan wake, 256)}
 	if db.now == nil {
 		db.now = time.Now
 	}

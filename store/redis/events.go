@@ -77,7 +77,7 @@ func (db *DB) StartEvent(ctx context.Context, ev hotzone.Event, idemKey string) 
 		return got, c, false, hotzone.ErrConflict
 	}
 	db.wait(ctx, db.bkey(ev.BrandID, "live"))
-	if err := db.bump(ctx, ev.BrandID); err != nil {
+	if err := db.bump(ctx, ev.BrandID, partLive); err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, false, err
 	}
 	return ev, hotzone.Counts{}, true, nil
@@ -230,7 +230,7 @@ func (db *DB) EndEvent(ctx context.Context, brandID, eventID string, at time.Tim
 	if err := db.expireQueued(ctx, brandID, eventID); err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, err
 	}
-	if err := db.bump(ctx, brandID); err != nil {
+	if err := db.bump(ctx, brandID, partLive); err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, err
 	}
 	counts, err := db.countsOf(ctx, brandID, []string{eventID})

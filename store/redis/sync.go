@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,19 +16,19 @@ import (
 )
 
 // How the views stay in step. Every change to a brand's catalog (its
-// policy, stores, keys, credentials, live events) bumps the brand's
-// version in the global hash {P:g}:ver and publishes the brand's id; a
-// node reloads a brand when the message arrives, and also whenever a
-// poll (every Options.Poll) finds a version newer than the one its views
-// hold, so a message lost to a reconnect or a failover leaves a node
-// stale for one poll at most. The node that made a change reloads before
+// policy, stores, keys, credentials, live events) bumps the version of
+// that part of it in the global hash {P:g}:ver and publishes the brand
+// and part; a node reloads that part when the message arrives, and also
+// whenever a poll (every Options.Poll) finds a version newer than the
+// one its views hold, so a message lost to a reconnect or a failover
+// leaves a node stale for one poll at most. The node that made a change reloads before
 // it returns, so it reads its own writes. Live events' counts change
 // with every decision and are polled (one pipelined batch per brand with
 // live events), not published.
 
 // Messages on the changes channel.
 const (
-	msgBrand  = "b:" // + brand id: reload its catalog
+	msgBrand  = "b:" // + brand id, "/", parts: reload them
 	msgGlobal = "g"  // the operator key changed
 	msgErase  = "e:" // + brand id, NUL, device id: forget the device
 )
@@ -42,7 +43,7 @@ func (db *DB) loadAll(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		if err := db.reloadBrand(ctx, id); err != nil {
+		if err := db.reloadBrand(ctx, id, allParts...); err != nil {
 			return err
 		}
 	}
@@ -74,45 +75,89 @@ func (db *DB) reloadGlobal(ctx context.Context) error {
 	return nil
 }
 
-// bump records a change of a brand's catalog: its version moves on and
-// every node is told; this node reloads it before the caller returns.
-func (db *DB) bump(ctx context.Context, brandID string) error {
-	if _, err := db.doMulti(ctx, []valkey.Completed{
-		db.cmd("HINCRBY", []string{db.gkey("ver")}, brandID, "1"),
-		db.c.B().Publish().Channel(db.channel()).Message(msgBrand + brandID).Build(),
-	}); err != nil {
-		return fmt.Errorf("redis: announce a change: %w", err)
-	}
-	return db.reloadBrand(ctx, brandID)
+// The parts of a brand's catalog, each versioned apart ("BRAND/PART" in
+// {P:g}:ver), so that an event starting does not reload ten thousand
+// stores on every node.
+const (
+	partCatalog = "catalog" // the brand and its policy
+	partStores  = "stores"
+	partKeys    = "keys"
+	partCreds   = "creds"
+	partLive    = "live"
+	// partAll, as a bump's argument, is every part.
+	partAll = "all"
+)
+
+var allParts = []string{partCatalog, partStores, partKeys, partCreds, partLive}
+
+// wake asks for a reload of some parts of a brand ("" brand: the
+// operator key).
+type wake struct {
+	brand string
+	parts []string
 }
 
-// reloadBrand loads a brand's catalog into the views and takes out what
-// is gone. Reloads run one at a time, each at a version read first, so
-// an older load never overwrites a newer one.
-func (db *DB) reloadBrand(ctx context.Context, brandID string) error {
+// bump records a change of parts of a brand's catalog: their versions
+// move on and every node is told; this node reloads them before the
+// caller returns.
+func (db *DB) bump(ctx context.Context, brandID string, parts ...string) error {
+	if slices.Contains(parts, partAll) {
+		parts = allParts
+	}
+	cmds := make([]valkey.Completed, 0, len(parts)+1)
+	for _, p := range parts {
+		cmds = append(cmds, db.cmd("HINCRBY", []string{db.gkey("ver")}, brandID+"/"+p, "1"))
+	}
+	cmds = append(cmds, db.c.B().Publish().Channel(db.channel()).Message(msgBrand+brandID+"/"+strings.Join(parts, ",")).Build())
+	if _, err := db.doMulti(ctx, cmds); err != nil {
+		return fmt.Errorf("redis: announce a change: %w", err)
+	}
+	return db.reloadBrand(ctx, brandID, parts...)
+}
+
+// reloadBrand loads parts of a brand's catalog (all of them for a brand
+// this node does not know yet) into the views and takes out what is
+// gone. Reloads run one at a time, each at versions read first, so an
+// older load never overwrites a newer one.
+func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) error {
+	db.reloadMu.Lock()
+	defer db.reloadMu.Unlock()
 	db.mu.Lock()
 	st := db.known[brandID]
 	db.mu.Unlock()
-	verRes := db.do(ctx, db.cmd("HGET", []string{db.gkey("ver")}, brandID))
-	verS, err := str(verRes)
+	if st == nil || len(parts) == 0 {
+		parts = allParts
+	}
+	fields := make([]string, len(parts))
+	for i, p := range parts {
+		fields[i] = brandID + "/" + p
+	}
+	verS, err := strs(db.do(ctx, db.cmd("HMGET", []string{db.gkey("ver")}, fields...)))
 	if err != nil {
 		return fmt.Errorf("redis: load brand %s: %w", brandID, err)
 	}
-	ver, _ := strconv.ParseInt(verS, 10, 64)
-	rs, err := db.doMulti(ctx, []valkey.Completed{
-		db.cmd("GET", []string{db.bkey(brandID, "brand")}),
-		db.cmd("GET", []string{db.bkey(brandID, "policy")}),
-		db.cmd("HGETALL", []string{db.bkey(brandID, "stores")}),
-		db.cmd("HGETALL", []string{db.bkey(brandID, "keys")}),
-		db.cmd("HGETALL", []string{db.bkey(brandID, "creds")}),
-		db.cmd("HGETALL", []string{db.bkey(brandID, "live")}),
-	})
+	vers := map[string]int64{}
+	for i, p := range parts {
+		vers[p], _ = strconv.ParseInt(verS[i], 10, 64)
+	}
+	want := func(p string) bool { return slices.Contains(parts, p) }
+	// The brand itself is read every time: a brand not there (being
+	// created, or never was) is not loaded at all.
+	cmds := []valkey.Completed{db.cmd("GET", []string{db.bkey(brandID, "brand")}), db.cmd("GET", []string{db.bkey(brandID, "policy")})}
+	idx := map[string]int{}
+	for _, p := range []string{partStores, partKeys, partCreds, partLive} {
+		if want(p) {
+			idx[p] = len(cmds)
+			cmds = append(cmds, db.cmd("HGETALL", []string{db.bkey(brandID, p)}))
+		}
+	}
+	rs, err := db.doMulti(ctx, cmds)
 	if err != nil {
 		return fmt.Errorf("redis: load brand %s: %w", brandID, err)
 	}
 	brandRaw, _ := str(rs[0])
 	if brandRaw == "" {
-		return nil // being created, or never was
+		return nil
 	}
 	var br hotzone.Brand
 	if err := json.Unmarshal([]byte(brandRaw), &br); err != nil {
@@ -124,42 +169,58 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string) error {
 			return fmt.Errorf("redis: policy of %s: %w", brandID, err)
 		}
 	}
-	storesRaw, err := strMap(rs[2])
+	hash := func(p string) (map[string]string, error) {
+		if i, ok := idx[p]; ok {
+			return strMap(rs[i])
+		}
+		return nil, nil
+	}
+	storesRaw, err := hash(partStores)
 	if err != nil {
 		return err
 	}
-	keysRaw, err := strMap(rs[3])
+	keysRaw, err := hash(partKeys)
 	if err != nil {
 		return err
 	}
-	credsRaw, err := strMap(rs[4])
+	credsRaw, err := hash(partCreds)
 	if err != nil {
 		return err
 	}
-	liveRaw, err := strMap(rs[5])
+	liveRaw, err := hash(partLive)
 	if err != nil {
 		return err
 	}
-	sts := make([]hotzone.Store, 0, len(storesRaw))
+	if st == nil {
+		st = &brandState{vers: map[string]int64{}, keys: map[[32]byte]string{}, stores: map[string]string{}, live: map[string]hotzone.Event{}}
+	}
+	// What changed, decoded outside the lock.
+	var changedStores []hotzone.Store
 	for id, raw := range storesRaw {
+		if st.stores[id] == raw {
+			continue
+		}
 		s, err := decodeStore(brandID, raw)
 		if err != nil {
 			return fmt.Errorf("redis: store %s/%s: %w", brandID, id, err)
 		}
-		sts = append(sts, s)
+		changedStores = append(changedStores, s)
 	}
-	keys := make(map[[32]byte]*hotzone.Key, len(keysRaw))
+	var changedKeys []*hotzone.Key
 	for h, raw := range keysRaw {
-		k := new(hotzone.Key)
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != 32 {
 			return fmt.Errorf("redis: key of %s: bad hash %q", brandID, h)
 		}
+		if st.keys[[32]byte(b)] == raw {
+			continue
+		}
+		k := new(hotzone.Key)
 		if err := json.Unmarshal([]byte(raw), k); err != nil {
 			return fmt.Errorf("redis: key of %s: %w", brandID, err)
 		}
-		copy(k.Hash[:], b)
-		keys[k.Hash] = k
+		k.Hash = [32]byte(b)
+		changedKeys = append(changedKeys, k)
 	}
 	creds := map[hotzone.Provider]*hotzone.PushCredentials{}
 	for p, sealed := range credsRaw {
@@ -195,79 +256,67 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string) error {
 	}
 
 	db.mu.Lock()
-	defer db.mu.Unlock()
-	if st == nil {
-		st = db.known[brandID]
-	}
-	if st != nil && ver < st.ver {
-		return nil // a newer load got here first
-	}
-	if st == nil {
-		st = &brandState{keys: map[[32]byte]bool{}, stores: map[string]bool{}, live: map[string]hotzone.Event{}}
-		st.shards = shardTags(db.p, brandID)
-		db.known[brandID] = st
-	}
-	st.ver = ver
+	db.known[brandID] = st
 	db.brands.Put(br, policy)
-	db.stores.Put(brandID, sts...)
-	newStores := make(map[string]bool, len(sts))
-	for _, s := range sts {
-		newStores[s.ID] = true
-	}
-	for id := range st.stores {
-		if !newStores[id] {
-			db.stores.Delete(brandID, id)
-			db.events.Signal(brandID, id)
-		}
-	}
-	st.stores = newStores
-	for h := range st.keys {
-		if _, ok := keys[h]; !ok {
-			for _, k := range db.keys.Delete(h) {
-				if k.StoreID != "" {
-					db.events.Signal(k.BrandID, k.StoreID)
-				}
+	if want(partStores) && vers[partStores] >= st.vers[partStores] {
+		st.vers[partStores] = vers[partStores]
+		db.stores.Put(brandID, changedStores...)
+		for id := range st.stores {
+			if _, ok := storesRaw[id]; !ok {
+				db.stores.Delete(brandID, id)
+				db.events.Signal(brandID, id)
 			}
-			delete(st.keys, h)
+		}
+		st.stores = storesRaw
+	}
+	if want(partKeys) && vers[partKeys] >= st.vers[partKeys] {
+		st.vers[partKeys] = vers[partKeys]
+		for h := range st.keys {
+			if _, ok := keysRaw[hex.EncodeToString(h[:])]; !ok {
+				for _, k := range db.keys.Delete(h) {
+					if k.StoreID != "" {
+						db.events.Signal(k.BrandID, k.StoreID)
+					}
+				}
+				delete(st.keys, h)
+			}
+		}
+		for _, k := range changedKeys {
+			db.keys.Put(k)
+			st.keys[k.Hash] = keysRaw[hex.EncodeToString(k.Hash[:])]
 		}
 	}
-	for h, k := range keys {
-		if cur, ok := db.keys.Get(h); ok && st.keys[h] && sameKey(cur, *k) {
-			continue
-		}
-		db.keys.Put(k)
-		st.keys[h] = true
-	}
-	st.creds = creds
-	for id, ev := range st.live {
-		if _, ok := live[id]; !ok {
-			db.events.End(ev)
-			db.cntMu.Lock()
-			delete(db.counts, id)
-			db.cntMu.Unlock()
-		}
+	if want(partCreds) && vers[partCreds] >= st.vers[partCreds] {
+		st.vers[partCreds] = vers[partCreds]
+		st.creds = creds
 	}
 	var started []string
-	for id, ev := range live {
-		if _, ok := st.live[id]; !ok {
-			db.events.Start(ev, hotzone.Counts{})
-			started = append(started, id)
+	if want(partLive) && vers[partLive] >= st.vers[partLive] {
+		st.vers[partLive] = vers[partLive]
+		for id, ev := range st.live {
+			if _, ok := live[id]; !ok {
+				db.events.End(ev)
+				db.cntMu.Lock()
+				delete(db.counts, id)
+				db.cntMu.Unlock()
+			}
 		}
+		for id, ev := range live {
+			if _, ok := st.live[id]; !ok {
+				db.events.Start(ev, hotzone.Counts{})
+				started = append(started, id)
+			}
+		}
+		st.live = live
 	}
-	st.live = live
+	if want(partCatalog) && vers[partCatalog] >= st.vers[partCatalog] {
+		st.vers[partCatalog] = vers[partCatalog]
+	}
 	db.mu.Unlock()
 	// Counts of an event that just went live (on another node, maybe
 	// with decisions made already) are read once it is in the view.
 	db.refreshEventCounts(ctx, brandID, started...)
-	db.mu.Lock()
 	return nil
-}
-
-// sameKey tells whether a loaded key says what the view holds (its last
-// use aside, which is written behind and informational).
-func sameKey(a, b hotzone.Key) bool {
-	return a.Kind == b.Kind && a.BrandID == b.BrandID && a.StoreID == b.StoreID && a.ID == b.ID &&
-		(a.Label == nil) == (b.Label == nil) && (a.Label == nil || *a.Label == *b.Label)
 }
 
 // subscribe listens for changes until ctx ends, reconnecting after a
@@ -277,13 +326,14 @@ func (db *DB) subscribe(ctx context.Context) {
 		err := db.c.Receive(ctx, db.c.B().Subscribe().Channel(db.channel()).Build(), func(m valkey.PubSubMessage) {
 			switch {
 			case strings.HasPrefix(m.Message, msgBrand):
+				brandID, parts, _ := strings.Cut(strings.TrimPrefix(m.Message, msgBrand), "/")
 				select {
-				case db.wakeCh <- strings.TrimPrefix(m.Message, msgBrand):
+				case db.wakeCh <- wake{brandID, strings.Split(parts, ",")}:
 				default: // the poll catches up
 				}
 			case m.Message == msgGlobal:
 				select {
-				case db.wakeCh <- "":
+				case db.wakeCh <- wake{}:
 				default:
 				}
 			case strings.HasPrefix(m.Message, msgErase):
@@ -313,12 +363,12 @@ func (db *DB) poll(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-db.wakeCh:
+		case w := <-db.wakeCh:
 			var err error
-			if id == "" {
+			if w.brand == "" {
 				err = db.reloadGlobal(ctx)
 			} else {
-				err = db.reloadBrand(ctx, id)
+				err = db.reloadBrand(ctx, w.brand, w.parts...)
 			}
 			db.stats.observe(err)
 		case <-t.C:
@@ -328,35 +378,42 @@ func (db *DB) poll(ctx context.Context) {
 	}
 }
 
-// pollVersions reloads every brand whose version moved past the one the
-// views hold, and the operator key.
+// pollVersions reloads every part of a brand whose version moved past
+// the one the views hold, and the operator key.
 func (db *DB) pollVersions(ctx context.Context) error {
 	vers, err := strMap(db.do(ctx, db.cmd("HGETALL", []string{db.gkey("ver")})))
 	if err != nil {
 		return err
 	}
-	for id, v := range vers {
+	stale := map[string][]string{}
+	db.mu.Lock()
+	for field, v := range vers {
 		n, _ := strconv.ParseInt(v, 10, 64)
-		if id == "" {
-			db.mu.Lock()
-			stale := n != db.globalVer
-			db.globalVer = n
-			db.mu.Unlock()
-			if stale {
-				if err := db.reloadGlobal(ctx); err != nil {
-					return err
-				}
+		if field == "" {
+			if n != db.globalVer {
+				db.globalVer = n
+				stale[""] = nil
 			}
 			continue
 		}
-		db.mu.Lock()
-		st := db.known[id]
-		stale := st == nil || st.ver < n
-		db.mu.Unlock()
-		if stale {
-			if err := db.reloadBrand(ctx, id); err != nil {
-				return err
-			}
+		brandID, part, ok := strings.Cut(field, "/")
+		if !ok {
+			continue
+		}
+		if st := db.known[brandID]; st == nil || st.vers[part] < n {
+			stale[brandID] = append(stale[brandID], part)
+		}
+	}
+	db.mu.Unlock()
+	for brandID, parts := range stale {
+		var err error
+		if brandID == "" {
+			err = db.reloadGlobal(ctx)
+		} else {
+			err = db.reloadBrand(ctx, brandID, parts...)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

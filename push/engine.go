@@ -46,6 +46,9 @@ type Engine struct {
 	owner   string
 	fanMu   sync.Mutex
 	fanning map[string]bool
+	// tried is when this engine last asked for the lease of each live
+	// event's fan-out, so it asks every half lease, not every second.
+	tried map[string]time.Time
 }
 
 // FanOutLeases is what a backend shared by several nodes offers so that
@@ -400,13 +403,31 @@ func (e *Engine) EndDue(ctx context.Context) error {
 	now := e.now()
 	var errs []error
 	_, shared := e.db.(FanOutLeases)
+	var takeOver []hotzone.Event
+	if shared {
+		e.fanMu.Lock()
+		tried := make(map[string]time.Time, len(evs))
+		for _, ev := range evs {
+			last, ok := e.tried[ev.ID]
+			if ok && now.Sub(last) < FanOutLease/2 {
+				tried[ev.ID] = last
+				continue
+			}
+			tried[ev.ID] = now
+			takeOver = append(takeOver, ev)
+		}
+		e.tried = tried
+		e.fanMu.Unlock()
+	}
+	for _, ev := range takeOver {
+		if ev.EndsAt.After(now) {
+			// A fan-out whose node died is taken over here once its
+			// lease lapsed (startFanOut asks for the lease).
+			e.startFanOut(ev)
+		}
+	}
 	for _, ev := range evs {
 		if ev.EndsAt.After(now) {
-			if shared {
-				// A fan-out whose node died is taken over here once its
-				// lease lapsed (startFanOut asks for the lease).
-				e.startFanOut(ev)
-			}
 			continue
 		}
 		if _, _, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt); err != nil && !errors.Is(err, hotzone.ErrNotFound) {

@@ -55,9 +55,10 @@ type DB struct {
 	tagMap   sync.Map // brand id -> *[Shards]string
 	// waitSkip holds, per key waited on, until when not to WAIT.
 	waitSkip sync.Map
-	lanes    sync.Map               // "brand\x00provider" -> true once added to the lanes set
-	cntMu    sync.Mutex             // guards counts
-	counts   map[string]*liveCounts // live event id -> its counts by shard
+	lanes    sync.Map                  // "brand\x00provider" -> true once added to the lanes set
+	cntMu    sync.Mutex                // guards counts and cvSeen
+	counts   map[string]*liveCounts    // live event id -> its counts by shard
+	cvSeen   map[string]*[Shards]int64 // brand -> per shard, the counts version polled up to
 }
 
 // brandState is what a node loaded of one brand: the version of each
@@ -144,7 +145,7 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	db := &DB{c: c, p: opts.Prefix, now: opts.Now, box: box, opts: opts,
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
-		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, wakeCh: make(chan wake, 256)}
+		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, cvSeen: map[string]*[Shards]int64{}, wakeCh: make(chan wake, 256)}
 	if db.now == nil {
 		db.now = time.Now
 	}

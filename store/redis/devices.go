@@ -244,7 +244,7 @@ func (db *DB) RecordPosition(ctx context.Context, brandID, deviceID string, p ho
 // takes its entries out of its events' counts. KEYS[1]: the shard.
 // ARGV: device id. Answers nil for an unknown device, else its record
 // and qualifying position.
-var eraseDevice = valkey.NewLuaScript(`
+var eraseDevice = valkey.NewLuaScript(countsLua + `
 local p = KEYS[1]
 local d = p .. ':d:' .. ARGV[1]
 local rec = redis.call('HGET', d, 'rec')
@@ -259,7 +259,10 @@ for i = 1, #entries, 2 do
   if body then
     local x = cjson.decode(body)
     local b = buckets[x.status]
-    if b then redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1) end
+    if b then
+      redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1)
+      shardCounts(p, ev)
+    end
     if type(x.provider) == 'string' and x.provider ~= '' then redis.call('ZREM', p .. ':o:' .. x.provider, id) end
   end
   redis.call('HDEL', p .. ':n', id)

@@ -50,14 +50,18 @@ func bucket(s hotzone.NotificationStatus) string {
 var bucketNames = []string{"queued", "sent", "suppressed", "failed", "expired"}
 
 // countsLua defines shardCounts(shard, event): it moves the event's
-// counts version in the shard on and answers the shard's counts of the
-// event in bucketNames order, then that version. Scripts that change
-// counts answer it, so a node's view takes the shard's counts as they
-// are, never a difference that a poll may already have counted.
+// counts version in the shard on, notes in {S}:cv (scored by the
+// shard's own counts version) that the event changed, and answers the
+// shard's counts of the event in bucketNames order, then its version.
+// Scripts that change counts call it, and those on the ping path answer
+// it, so a node's view takes the shard's counts as they are, never a
+// difference that a poll may already have counted; and a poll reads
+// only the events that changed since its last.
 const countsLua = `
 local function shardCounts(p, ev)
   local c = p .. ':c'
   local v = redis.call('HINCRBY', c, ev .. ':v', 1)
+  redis.call('ZADD', p .. ':cv', redis.call('HINCRBY', c, 'v', 1), ev)
   local r = redis.call('HMGET', c, ev .. ':queued', ev .. ':sent', ev .. ':suppressed', ev .. ':failed', ev .. ':expired')
   local out = {}
   for i = 1, 5 do out[i] = tonumber(r[i] or '0') or 0 end
@@ -181,8 +185,91 @@ func (db *DB) countsOf(ctx context.Context, brandID string, eventIDs []string) (
 	return out, nil
 }
 
-// pollCounts reads live events' counts into the view, shard by shard.
+// pollCounts reads into the view the counts of a brand's live events
+// that changed since this node's last poll: each shard's {S}:cv names
+// the events whose counts changed after a shard version, so a poll costs
+// one small read per shard plus the events that moved, however many are
+// live.
 func (db *DB) pollCounts(ctx context.Context, brandID string, eventIDs []string) error {
+	live := make(map[string]bool, len(eventIDs))
+	for _, id := range eventIDs {
+		live[id] = true
+	}
+	db.cntMu.Lock()
+	seen := db.cvSeen[brandID]
+	if seen == nil {
+		seen = new([Shards]int64)
+		db.cvSeen[brandID] = seen
+	}
+	from := *seen
+	db.cntMu.Unlock()
+	cmds := make([]valkey.Completed, Shards)
+	for i := range Shards {
+		cmds[i] = db.cmd("ZRANGE", []string{db.shard(brandID, i) + ":cv"}, "("+strconv.FormatInt(from[i], 10), "+inf", "BYSCORE", "WITHSCORES")
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return fmt.Errorf("redis: poll counts: %w", err)
+	}
+	var (
+		reads  []valkey.Completed
+		which  []int
+		events [][]string
+		upto   [Shards]int64
+	)
+	per := len(bucketNames) + 1
+	for i, r := range rs {
+		zs, err := r.AsZScores()
+		if err != nil && !valkey.IsValkeyNil(err) {
+			return fmt.Errorf("redis: poll counts: %w", err)
+		}
+		upto[i] = from[i]
+		var ids, fields []string
+		for _, z := range zs {
+			upto[i] = max(upto[i], int64(z.Score))
+			if !live[z.Member] {
+				continue
+			}
+			ids = append(ids, z.Member)
+			for _, b := range bucketNames {
+				fields = append(fields, z.Member+":"+b)
+			}
+			fields = append(fields, z.Member+":v")
+		}
+		if len(ids) > 0 {
+			reads = append(reads, db.cmd("HMGET", []string{db.shard(brandID, i) + ":c"}, fields...))
+			which = append(which, i)
+			events = append(events, ids)
+		}
+	}
+	vs, err := db.doMulti(ctx, reads)
+	if err != nil {
+		return fmt.Errorf("redis: poll counts: %w", err)
+	}
+	for j, r := range vs {
+		vals, err := strs(r)
+		if err != nil {
+			return err
+		}
+		for k, id := range events[j] {
+			v := make([]int64, per)
+			for f := range per {
+				v[f], _ = strconv.ParseInt(vals[k*per+f], 10, 64)
+			}
+			db.setShardCounts(id, which[j], v)
+		}
+	}
+	db.cntMu.Lock()
+	for i := range Shards {
+		seen[i] = max(seen[i], upto[i])
+	}
+	db.cntMu.Unlock()
+	return nil
+}
+
+// readLiveCounts reads live events' counts in every shard into the view
+// (an event that just went live, or this node's own change).
+func (db *DB) readLiveCounts(ctx context.Context, brandID string, eventIDs []string) error {
 	all, err := db.readCounts(ctx, brandID, eventIDs)
 	if err != nil {
 		return err
@@ -446,7 +533,7 @@ func encodeHistory(h []time.Time, now time.Time) string {
 
 // expire makes an event's queued entries in a shard expired. KEYS[1]:
 // the shard. ARGV: event.
-var expire = valkey.NewLuaScript(`
+var expire = valkey.NewLuaScript(countsLua + `
 local p = KEYS[1]
 local eq = p .. ':eq:' .. ARGV[1]
 local n = 0
@@ -469,6 +556,7 @@ redis.call('DEL', eq)
 if n > 0 then
   redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':queued', -n)
   redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':expired', n)
+  shardCounts(p, ARGV[1])
 end
 return n`)
 

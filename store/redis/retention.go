@@ -102,7 +102,8 @@ func (db *DB) pruneEvents(ctx context.Context, brandID string, cutoff time.Time)
 	}
 	cmds := []valkey.Completed{db.cmd("HDEL", []string{db.bkey(brandID, "events")}, old...)}
 	for s := range Shards {
-		cmds = append(cmds, db.cmd("HDEL", []string{db.shard(brandID, s) + ":c"}, fields...))
+		cmds = append(cmds, db.cmd("HDEL", []string{db.shard(brandID, s) + ":c"}, fields...),
+			db.cmd("ZREM", []string{db.shard(brandID, s) + ":cv"}, old...))
 	}
 	if _, err := db.doMulti(ctx, cmds); err != nil {
 		return fmt.Errorf("redis: prune events: %w", err)

@@ -437,6 +437,6 @@ func (db *DB) refreshCounts(ctx context.Context) error {
 // this node changed them, so that it reads its own writes.
 func (db *DB) refreshEventCounts(ctx context.Context, brandID string, eventIDs ...string) {
 	if len(eventIDs) > 0 {
-		db.stats.observe(db.pollCounts(ctx, brandID, eventIDs))
+		db.stats.observe(db.readLiveCounts(ctx, brandID, eventIDs))
 	}
 }

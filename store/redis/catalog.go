@@ -25,7 +25,7 @@ import (
 // if every field still holds what the caller read ("" for absent).
 // ARGV: field, expected, new, field, expected, new, …; answers 1, or 0
 // when anything changed meanwhile.
-var casHash = valkey.NewLuaScript(`
+var casHash = newScript(`
 for i = 1, #ARGV, 3 do
   if (redis.call('HGET', KEYS[1], ARGV[i]) or '') ~= ARGV[i+1] then return 0 end
 end
@@ -35,7 +35,7 @@ end
 return 1`)
 
 // casString is casHash for a string key.
-var casString = valkey.NewLuaScript(`
+var casString = newScript(`
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1`)
@@ -209,7 +209,7 @@ func (db *DB) CreateManagerKey(ctx context.Context, brandID, storeID string, lab
 	return k, secret, db.bump(ctx, brandID, partKeys)
 }
 
-var createKey = valkey.NewLuaScript(`
+var createKey = newScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1`)
@@ -273,7 +273,7 @@ func (db *DB) DeleteManagerKey(ctx context.Context, brandID, keyID string) error
 	return db.bump(ctx, brandID, partKeys)
 }
 
-var deleteKey = valkey.NewLuaScript(`
+var deleteKey = newScript(`
 local ks = redis.call('HGETALL', KEYS[1])
 for i = 1, #ks, 2 do
   local k = cjson.decode(ks[i+1])
@@ -302,7 +302,7 @@ func (db *DB) flushTouches(ctx context.Context) error {
 	return nil
 }
 
-var touchKey = valkey.NewLuaScript(`
+var touchKey = newScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return 0 end
 local k = cjson.decode(v)
@@ -404,7 +404,7 @@ func (db *DB) putStores(ctx context.Context, brandID string, sts []hotzone.Store
 // casHashOnce is casHash where a field may come more than once (an
 // import naming one store twice): each field is checked against what
 // was read before any was written.
-var casHashOnce = valkey.NewLuaScript(`
+var casHashOnce = newScript(`
 local seen = {}
 for i = 1, #ARGV, 3 do
   if not seen[ARGV[i]] then
@@ -470,7 +470,7 @@ func (db *DB) DeleteStore(ctx context.Context, brandID, storeID string) error {
 	return errContended
 }
 
-var deleteStore = valkey.NewLuaScript(`
+var deleteStore = newScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 2 end
 redis.call('HDEL', KEYS[1], ARGV[1])

@@ -53,6 +53,7 @@ func TestRedis(t *testing.T) {
 	})
 	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
 	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
+	t.Run("ScriptsForgotten", func(t *testing.T) { testScriptsForgotten(t, open(t, prefix(), time.Now)) })
 	t.Run("SendQuota", func(t *testing.T) {
 		p := prefix()
 		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
@@ -294,5 +295,32 @@ func testSendQuota(t *testing.T, a, b *DB) {
 	other := hotzone.Lane{BrandID: "b", Provider: hotzone.ProviderFCM}
 	if got, err := b.TakeSends(ctx, other, perSecond, 50); err != nil || got != 50 {
 		t.Errorf("another lane's budget = %d, %v; want its own 50", got, err)
+	}
+}
+
+// testScriptsForgotten: nodes that lost their script cache (a restart, a
+// promoted replica) get each script again by EVAL, and calls succeed.
+func testScriptsForgotten(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _, _, err := db.CreateBrand(ctx, "Forgetful")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush := func() {
+		t.Helper()
+		for addr, n := range db.c.Nodes() {
+			if err := n.Do(ctx, n.B().ScriptFlush().Build()).Error(); err != nil {
+				t.Fatalf("SCRIPT FLUSH on %s: %v", addr, err)
+			}
+		}
+	}
+	flush()
+	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC"}
+	if _, _, err := db.PutDevice(ctx, d); err != nil {
+		t.Fatalf("one script call after the flush: %v", err)
+	}
+	flush()
+	if err := db.Release(ctx, hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}); err != nil {
+		t.Fatalf("a batch of script calls after the flush: %v", err)
 	}
 }

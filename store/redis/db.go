@@ -252,24 +252,24 @@ func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]result, e
 }
 
 // exec runs a script.
-func (db *DB) exec(ctx context.Context, s *valkey.Lua, keys, args []string) result {
+func (db *DB) exec(ctx context.Context, s *script, keys, args []string) result {
 	ctx, cancel := db.opCtx(ctx)
 	defer cancel()
 	start := time.Now()
-	r := s.Exec(ctx, db.c, keys, args)
+	r := db.runScripts(ctx, s, []valkey.LuaExec{{Keys: keys, Args: args}})[0]
 	db.stats.took(start, r.Error())
 	return result{r}
 }
 
 // execMulti runs a script many times in one pipelined batch.
-func (db *DB) execMulti(ctx context.Context, s *valkey.Lua, calls []valkey.LuaExec) ([]result, error) {
+func (db *DB) execMulti(ctx context.Context, s *script, calls []valkey.LuaExec) ([]result, error) {
 	if len(calls) == 0 {
 		return nil, nil
 	}
 	ctx, cancel := db.opCtx(ctx)
 	defer cancel()
 	start := time.Now()
-	rs := s.ExecMulti(ctx, db.c, calls...)
+	rs := db.runScripts(ctx, s, calls)
 	var first error
 	for _, r := range rs {
 		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {

@@ -67,14 +67,14 @@ func (c *devCache) forget(brandID, deviceID string) {
 // putDevice writes a device's record if it is still as read. KEYS:
 // device hash, shard's device set. ARGV: record read ("" for none), new
 // record, device id.
-var putDevice = valkey.NewLuaScript(`
+var putDevice = newScript(`
 if (redis.call('HGET', KEYS[1], 'rec') or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 return 1`)
 
 // releaseToken forgets a token's owner if it is still this device.
-var releaseToken = valkey.NewLuaScript(`
+var releaseToken = newScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`)
 
@@ -244,7 +244,7 @@ func (db *DB) RecordPosition(ctx context.Context, brandID, deviceID string, p ho
 // takes its entries out of its events' counts. KEYS[1]: the shard.
 // ARGV: device id. Answers nil for an unknown device, else its record
 // and qualifying position.
-var eraseDevice = valkey.NewLuaScript(countsLua + `
+var eraseDevice = newScript(countsLua + `
 local p = KEYS[1]
 local d = p .. ':d:' .. ARGV[1]
 local rec = redis.call('HGET', d, 'rec')

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/valkey-io/valkey-go"
-
 	"github.com/hotzone/hotzone"
 )
 
@@ -24,7 +22,7 @@ import (
 // idempotency key replays, or another event is live. KEYS: stores,
 // live, events, idempotency key. ARGV: store id, event id, event JSON,
 // now (ms), window (ms), PX for the idempotency key.
-var startEvent = valkey.NewLuaScript(`
+var startEvent = newScript(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return {'nostore'} end
 if KEYS[4] ~= KEYS[3] then
   local rec = redis.call('GET', KEYS[4])
@@ -178,7 +176,7 @@ func (db *DB) Events(ctx context.Context, brandID string, q hotzone.EventQuery) 
 // endEvent ends an event if it is still as read and live, and drops its
 // fan-out lease. KEYS: events, live, fanout. ARGV: event id, JSON read, ended JSON, store id. Answers 1, 0
 // (changed meanwhile: read again) or -1 (not live).
-var endEvent = valkey.NewLuaScript(`
+var endEvent = newScript(`
 if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return 0 end
 if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])

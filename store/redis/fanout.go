@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/valkey-io/valkey-go"
-
 	"github.com/hotzone/hotzone"
 )
 
@@ -17,7 +15,7 @@ import (
 
 // leaseFanOut takes or renews a lease. KEYS[1]: the fanout hash. ARGV:
 // event, owner, now (ms), until (ms).
-var leaseFanOut = valkey.NewLuaScript(`
+var leaseFanOut = newScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v == 'done' then return 0 end
 if v then
@@ -49,7 +47,7 @@ func (db *DB) FanOutDone(ctx context.Context, brandID, eventID string) error {
 // takeSends is a token bucket per lane in its brand's slot, timed by the
 // server's clock so nodes' clocks need not agree. KEYS[1]: the bucket.
 // ARGV: rate per second, sends wanted. Answers the sends granted.
-var takeSends = valkey.NewLuaScript(`
+var takeSends = newScript(`
 local rate, want = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -286,7 +286,7 @@ func (db *DB) readLiveCounts(ctx context.Context, brandID string, eventIDs []str
 // ARGV: device, event. Answers nil for an unknown device, else its
 // record, history, the notification id it has for the event and that
 // entry ("" for none).
-var peek = valkey.NewLuaScript(`
+var peek = newScript(`
 local d = KEYS[1] .. ':d:' .. ARGV[1]
 local rec = redis.call('HGET', d, 'rec')
 if not rec then return false end
@@ -302,7 +302,7 @@ return {rec, hist, id, body}`)
 // ("" when new); "1" to queue it, with the new history, provider and
 // due time (ms) and creation time (ms). Answers the event's counts in
 // the shard (see countsLua), or 0 when the caller must peek again.
-var decide = valkey.NewLuaScript(countsLua + `
+var decide = newScript(countsLua + `
 local p = KEYS[1]
 local d = p .. ':d:' .. ARGV[1]
 if (redis.call('HGET', d, 'rec') or '') ~= ARGV[3] then return 0 end
@@ -533,7 +533,7 @@ func encodeHistory(h []time.Time, now time.Time) string {
 
 // expire makes an event's queued entries in a shard expired. KEYS[1]:
 // the shard. ARGV: event.
-var expire = valkey.NewLuaScript(countsLua + `
+var expire = newScript(countsLua + `
 local p = KEYS[1]
 local eq = p .. ':eq:' .. ARGV[1]
 local n = 0
@@ -608,7 +608,7 @@ func (db *DB) Lanes(ctx context.Context) ([]hotzone.Lane, error) {
 // claim leases the given ids of one shard's outbox if they are still
 // due. KEYS[1]: the shard. ARGV: provider, now (ms), lease end (ms),
 // claim, ids…. Answers id, entry, id, entry, … for those it leased.
-var claim = valkey.NewLuaScript(`
+var claim = newScript(`
 local p = KEYS[1]
 local o = p .. ':o:' .. ARGV[1]
 local out = {}
@@ -715,7 +715,7 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 // (RFC 3339), due (ms), sent at (RFC 3339 or ""). Answers nil when it
 // does not apply, else the entry's event and device, and for a final
 // result the event's counts in the shard.
-var record = valkey.NewLuaScript(countsLua + `
+var record = newScript(countsLua + `
 local p = KEYS[1]
 local body = redis.call('HGET', p .. ':n', ARGV[1])
 if not body then return false end
@@ -811,7 +811,7 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 // release makes a shard's backing-off entries of a provider due now;
 // those under a live lease stay leased. KEYS[1]: the shard. ARGV:
 // provider, now (ms).
-var release = valkey.NewLuaScript(`
+var release = newScript(`
 local p = KEYS[1]
 local o = p .. ':o:' .. ARGV[1]
 for _, id in ipairs(redis.call('ZRANGE', o, '(' .. ARGV[2], '+inf', 'BYSCORE')) do

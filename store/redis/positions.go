@@ -103,23 +103,38 @@ func (ps *positions) take() map[devRef]*heldPos {
 	return out
 }
 
-// putPosition stores a device's positions where they are newer, and
-// only for a device that exists. KEYS[1]: the device hash. ARGV: last,
-// its nanos, qualifying ("" for none), its nanos. Answers the old
-// qualifying position when the qualifying one changed, else nil.
-var putPosition = valkey.NewLuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-if ARGV[2] > (redis.call('HGET', KEYS[1], 'lts') or '') then
-  redis.call('HSET', KEYS[1], 'last', ARGV[1], 'lts', ARGV[2])
-end
-if ARGV[3] ~= '' then
-  local old = redis.call('HGET', KEYS[1], 'qual') or ''
-  if ARGV[4] > (redis.call('HGET', KEYS[1], 'qts') or '') then
-    redis.call('HSET', KEYS[1], 'qual', ARGV[3], 'qts', ARGV[4])
-    return {old}
+// putPositions stores devices' positions where they are newer, and
+// only for devices that exist; one call per shard and flush carries all
+// of the shard's devices, so a ping costs Redis a few hash operations,
+// not a script call of its own. KEYS[1]: the shard. ARGV: per device,
+// its id, last position, its nanos, qualifying position ("" for none),
+// its nanos. Answers, per device, the old qualifying position when the
+// qualifying one changed, "-" when it did not, "!" for a device that
+// does not exist.
+var putPositions = newScript(`
+local out = {}
+for i = 1, #ARGV, 5 do
+  local d = KEYS[1] .. ':d:' .. ARGV[i]
+  local r = '-'
+  if redis.call('EXISTS', d) == 0 then
+    r = '!'
+  else
+    local cur = redis.call('HMGET', d, 'lts', 'qual', 'qts')
+    if ARGV[i+2] > (cur[1] or '') then
+      redis.call('HSET', d, 'last', ARGV[i+1], 'lts', ARGV[i+2])
+    end
+    if ARGV[i+3] ~= '' and ARGV[i+4] > (cur[3] or '') then
+      redis.call('HSET', d, 'qual', ARGV[i+3], 'qts', ARGV[i+4])
+      r = cur[2] or ''
+    end
   end
+  out[#out+1] = r
 end
-return false`)
+return out`)
+
+// flushBatch bounds the devices one putPositions call carries, so that
+// one script never holds its shard for long.
+const flushBatch = 256
 
 // flushLoop writes what is held behind every FlushInterval until ctx
 // ends (Close flushes the rest).
@@ -145,47 +160,71 @@ func (db *DB) FlushPositions(ctx context.Context) error { return db.flush(ctx) }
 func (db *DB) flush(ctx context.Context) error {
 	held := db.pos.take()
 	if len(held) > 0 {
-		refs := make([]devRef, 0, len(held))
-		calls := make([]valkey.LuaExec, 0, len(held))
+		type call struct {
+			idx  int // in calls and order
+			refs []devRef
+		}
+		byShard := map[string]*call{}
+		var calls []valkey.LuaExec
+		var order []*call
 		for ref, h := range held {
+			sh := db.devShard(ref.brand, ref.device)
+			c := byShard[sh]
+			if c == nil || len(c.refs) == flushBatch {
+				c = &call{idx: len(order)}
+				byShard[sh] = c
+				order = append(order, c)
+				calls = append(calls, valkey.LuaExec{Keys: []string{sh}})
+			}
 			q, qts := "", ""
 			if h.qual != nil {
 				q, qts = packPos(*h.qual), nanos(h.qual.TS)
 			}
-			refs = append(refs, ref)
-			calls = append(calls, valkey.LuaExec{Keys: []string{db.devShard(ref.brand, ref.device) + ":d:" + ref.device},
-				Args: []string{packPos(h.last), nanos(h.last.TS), q, qts}})
+			c.refs = append(c.refs, ref)
+			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, packPos(h.last), nanos(h.last.TS), q, qts)
 		}
-		rs, _ := db.execMulti(ctx, putPosition, calls)
-		var cells []valkey.Completed
+		rs, _ := db.execMulti(ctx, putPositions, calls)
+		cells := map[string][]string{} // cell key -> HSET field, value, …
+		dels := map[string][]string{}  // cell key -> devices to take out
 		var firstErr error
 		for i, r := range rs {
-			ref := refs[i]
-			h := held[ref]
-			old, err := strs(r)
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				// Held again unless something newer arrived meanwhile.
-				db.pos.record(ref.brand, ref.device, h.last, false)
-				if h.qual != nil {
-					db.pos.record(ref.brand, ref.device, *h.qual, true)
-				}
-				continue
+			olds, err := strs(r)
+			if err == nil && len(olds) != len(order[i].refs) {
+				err = fmt.Errorf("putPositions answered %d of %d devices", len(olds), len(order[i].refs))
 			}
-			if len(old) == 0 || h.qual == nil {
-				continue
-			}
-			nc := geo.CellOf(h.qual.Point())
-			cells = append(cells, db.cmd("HSET", []string{db.cellKey(ref.brand, nc)}, ref.device, packPos(*h.qual)))
-			if op, ok := unpackPos(old[0]); ok {
-				if oc := geo.CellOf(op.Point()); oc != nc {
-					cells = append(cells, db.cmd("HDEL", []string{db.cellKey(ref.brand, oc)}, ref.device))
+			for j, ref := range order[i].refs {
+				h := held[ref]
+				if err != nil {
+					// Held again unless something newer arrived meanwhile.
+					db.pos.record(ref.brand, ref.device, h.last, false)
+					if h.qual != nil {
+						db.pos.record(ref.brand, ref.device, *h.qual, true)
+					}
+					continue
 				}
+				if olds[j] == "-" || olds[j] == "!" || h.qual == nil {
+					continue
+				}
+				nk := db.cellKey(ref.brand, geo.CellOf(h.qual.Point()))
+				cells[nk] = append(cells[nk], ref.device, packPos(*h.qual))
+				if op, ok := unpackPos(olds[j]); ok {
+					if oldKey := db.cellKey(ref.brand, geo.CellOf(op.Point())); oldKey != nk {
+						dels[oldKey] = append(dels[oldKey], ref.device)
+					}
+				}
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
 		}
-		if _, err := db.doMulti(ctx, cells); err != nil && firstErr == nil {
+		cmds := make([]valkey.Completed, 0, len(cells)+len(dels))
+		for k, fv := range cells {
+			cmds = append(cmds, db.cmd("HSET", []string{k}, fv...))
+		}
+		for k, ids := range dels {
+			cmds = append(cmds, db.cmd("HDEL", []string{k}, ids...))
+		}
+		if _, err := db.doMulti(ctx, cmds); err != nil && firstErr == nil {
 			firstErr = err
 		}
 		if firstErr != nil {

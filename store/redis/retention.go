@@ -25,7 +25,7 @@ var pruneBatch = 500
 // ("-" from the first) and older than the id ARGV[2], except queued ones
 // (still the outbox's). KEYS[1]: the shard. Answers how many it looked
 // at and the last of them, where the next call goes on.
-var pruneLog = valkey.NewLuaScript(`
+var pruneLog = newScript(`
 local p = KEYS[1]
 local ids = redis.call('ZRANGE', p .. ':li', ARGV[1], '(' .. ARGV[2], 'BYLEX', 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do

@@ -282,56 +282,113 @@ func (db *DB) readLiveCounts(ctx context.Context, brandID string, eventIDs []str
 	return nil
 }
 
-// peek reads what a decision needs of one device. KEYS[1]: the shard.
-// ARGV: device, event. Answers nil for an unknown device, else its
-// record, history, the notification id it has for the event and that
-// entry ("" for none).
+// peek reads what decisions need of a shard's devices. KEYS[1]: the
+// shard. ARGV: the event, then device ids. Answers, per device, its
+// record ("" for an unknown one), history, the notification id it has
+// for the event and that entry ("" for none).
 var peek = newScript(`
-local d = KEYS[1] .. ':d:' .. ARGV[1]
-local rec = redis.call('HGET', d, 'rec')
-if not rec then return false end
-local hist = redis.call('HGET', d, 'hist') or ''
-local id = redis.call('HGET', KEYS[1] .. ':dn:' .. ARGV[1], ARGV[2]) or ''
-local body = ''
-if id ~= '' then body = redis.call('HGET', KEYS[1] .. ':n', id) or '' end
-return {rec, hist, id, body}`)
+local p, ev = KEYS[1], ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local dev = ARGV[i]
+  local v = redis.call('HMGET', p .. ':d:' .. dev, 'rec', 'hist')
+  local rec, hist, id, body = v[1] or '', v[2] or '', '', ''
+  if rec ~= '' then
+    id = redis.call('HGET', p .. ':dn:' .. dev, ev) or ''
+    if id ~= '' then body = redis.call('HGET', p .. ':n', id) or '' end
+  end
+  out[#out+1] = rec
+  out[#out+1] = hist
+  out[#out+1] = id
+  out[#out+1] = body
+end
+return out`)
 
-// decide writes one decision if everything it was made on is unchanged.
-// KEYS[1]: the shard. ARGV: device, event, record, history, id and entry
-// as peeked; the entry's id and new JSON; its new bucket and the old one
-// ("" when new); "1" to queue it, with the new history, provider and
-// due time (ms) and creation time (ms). Answers the event's counts in
-// the shard (see countsLua), or 0 when the caller must peek again.
+// decideArgs is how many arguments decide takes per device.
+const decideArgs = 13
+
+// decide writes decisions for a shard's devices, each only if
+// everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
+// event, the due time (ms), then per device: its id, record, history,
+// notification id and entry as peeked; the entry's id and new JSON; its
+// new bucket and the old one ("" when new); "1" to queue it, with the
+// new history, provider and creation time (ms). Answers, per device, 1
+// or 0 (peek again), then, if any was written, the event's counts in
+// the shard (see countsLua).
 var decide = newScript(countsLua + `
-local p = KEYS[1]
-local d = p .. ':d:' .. ARGV[1]
-if (redis.call('HGET', d, 'rec') or '') ~= ARGV[3] then return 0 end
-if (redis.call('HGET', d, 'hist') or '') ~= ARGV[4] then return 0 end
-local dn = p .. ':dn:' .. ARGV[1]
-local id = redis.call('HGET', dn, ARGV[2]) or ''
-if id ~= ARGV[5] then return 0 end
-if id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[6] then return 0 end
-redis.call('HSET', p .. ':n', ARGV[7], ARGV[8])
-if id == '' then
-  redis.call('HSET', dn, ARGV[2], ARGV[7])
-  redis.call('ZADD', p .. ':li', 0, ARGV[7])
-  redis.call('ZADD', p .. ':le:' .. ARGV[2], 0, ARGV[7])
+local p, ev, due = KEYS[1], ARGV[1], ARGV[2]
+local out = {}
+local changed = false
+for i = 3, #ARGV, 13 do
+  local dev = ARGV[i]
+  local d = p .. ':d:' .. dev
+  local dn = p .. ':dn:' .. dev
+  local ok = 1
+  local v = redis.call('HMGET', d, 'rec', 'hist')
+  if (v[1] or '') ~= ARGV[i+1] or (v[2] or '') ~= ARGV[i+2] then ok = 0 end
+  local id = ''
+  if ok == 1 then
+    id = redis.call('HGET', dn, ev) or ''
+    if id ~= ARGV[i+3] then
+      ok = 0
+    elseif id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[i+4] then
+      ok = 0
+    end
+  end
+  if ok == 1 then
+    local nid = ARGV[i+5]
+    redis.call('HSET', p .. ':n', nid, ARGV[i+6])
+    if id == '' then
+      redis.call('HSET', dn, ev, nid)
+      redis.call('ZADD', p .. ':li', 0, nid)
+      redis.call('ZADD', p .. ':le:' .. ev, 0, nid)
+    end
+    if ARGV[i+8] ~= '' then redis.call('HINCRBY', p .. ':c', ev .. ':' .. ARGV[i+8], -1) end
+    redis.call('HINCRBY', p .. ':c', ev .. ':' .. ARGV[i+7], 1)
+    if ARGV[i+9] == '1' then
+      redis.call('HSET', d, 'hist', ARGV[i+10])
+      redis.call('ZADD', p .. ':o:' .. ARGV[i+11], due, nid)
+      redis.call('SADD', p .. ':eq:' .. ev, nid)
+      redis.call('ZADD', p .. ':oq', ARGV[i+12], nid)
+    end
+    changed = true
+  end
+  out[#out+1] = ok
 end
-if ARGV[10] ~= '' then redis.call('HINCRBY', p .. ':c', ARGV[2] .. ':' .. ARGV[10], -1) end
-redis.call('HINCRBY', p .. ':c', ARGV[2] .. ':' .. ARGV[9], 1)
-if ARGV[11] == '1' then
-  redis.call('HSET', d, 'hist', ARGV[12])
-  redis.call('ZADD', p .. ':o:' .. ARGV[13], ARGV[14], ARGV[7])
-  redis.call('SADD', p .. ':eq:' .. ARGV[2], ARGV[7])
-  redis.call('ZADD', p .. ':oq', ARGV[15], ARGV[7])
+if changed then
+  for _, c in ipairs(shardCounts(p, ev)) do out[#out+1] = c end
 end
-return shardCounts(p, ARGV[2])`)
+return out`)
 
-// Consider decides for each device (see hotzone.Decisions): a peek of
-// every device in one pipelined batch, decide in Go, then one script per
-// device that writes the decision if nothing it was made on changed; the
-// few that lost a race are peeked and decided again. decide may thus run
-// more than once for a device, as the contract allows.
+// considerBatch bounds the devices one peek or decide call carries, so
+// that one script never holds its shard for long.
+const considerBatch = 256
+
+// shardGroups splits device indexes by shard into groups of at most
+// considerBatch.
+func shardGroups(ids []string, idx []int) [][]int {
+	byShard := map[int][]int{}
+	for _, i := range idx {
+		s := shardOf(ids[i])
+		byShard[s] = append(byShard[s], i)
+	}
+	var out [][]int
+	for _, g := range byShard {
+		for len(g) > considerBatch {
+			out = append(out, g[:considerBatch])
+			g = g[considerBatch:]
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// Consider decides for each device (see hotzone.Decisions): one peek
+// call per shard (of up to considerBatch devices) in one pipelined
+// batch, decide in Go, then one call per shard that writes each device's
+// decision if nothing it was made on changed; the few that lost a race
+// are peeked and decided again. decide may thus run more than once for
+// a device, as the contract allows.
 func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string, decideFn hotzone.DecideFunc) ([]hotzone.Outcome, error) {
 	if _, ok := db.brands.Brand(ev.BrandID); !ok {
 		return nil, notFound("brand")
@@ -359,101 +416,125 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		if attempt == casRetries {
 			return nil, errContended
 		}
-		calls := make([]valkey.LuaExec, len(todo))
-		for j, i := range todo {
-			calls[j] = valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[i])}, Args: []string{deviceIDs[i], ev.ID}}
+		groups := shardGroups(deviceIDs, todo)
+		calls := make([]valkey.LuaExec, len(groups))
+		for g, idx := range groups {
+			args := make([]string, 0, 1+len(idx))
+			args = append(args, ev.ID)
+			for _, i := range idx {
+				args = append(args, deviceIDs[i])
+			}
+			calls[g] = valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[idx[0]])}, Args: args}
 		}
 		rs, err := db.execMulti(ctx, peek, calls)
 		if err != nil {
 			return nil, fmt.Errorf("redis: consider: %w", err)
 		}
+		type pending struct {
+			i int
+			o hotzone.Outcome
+		}
 		var (
-			writes  []valkey.LuaExec
-			pending []int
-			results []hotzone.Outcome
+			writes []valkey.LuaExec
+			wrote  [][]pending
 		)
-		for j, i := range todo {
-			id := deviceIDs[i]
-			vals, err := strs(rs[j])
+		for g, idx := range groups {
+			vals, err := strs(rs[g])
 			if err != nil {
 				return nil, fmt.Errorf("redis: consider: %w", err)
 			}
-			if len(vals) == 0 {
-				continue // unknown or erased
+			if len(vals) != 4*len(idx) {
+				return nil, fmt.Errorf("redis: consider: peek answered %d values for %d devices", len(vals), len(idx))
 			}
-			rec, hist, nid, body := vals[0], vals[1], vals[2], vals[3]
-			var d hotzone.Device
-			if err := json.Unmarshal([]byte(rec), &d); err != nil {
-				return nil, fmt.Errorf("redis: device %s: %w", id, err)
-			}
-			d.BrandID = ev.BrandID
-			o := hotzone.Outcome{DeviceID: id}
-			var n hotzone.Notification
-			if nid != "" {
-				if err := json.Unmarshal([]byte(body), &n); err != nil {
-					return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
+			args := []string{ev.ID, millis(now)}
+			var ps []pending
+			for k, i := range idx {
+				id := deviceIDs[i]
+				rec, hist, nid, body := vals[4*k], vals[4*k+1], vals[4*k+2], vals[4*k+3]
+				if rec == "" {
+					continue // unknown or erased
 				}
-				if n.Status != hotzone.StatusSuppressed {
-					o.Reason = hotzone.ReasonAlreadyNotified
-					out[i] = o
-					continue
+				var d hotzone.Device
+				if err := json.Unmarshal([]byte(rec), &d); err != nil {
+					return nil, fmt.Errorf("redis: device %s: %w", id, err)
 				}
-				o.Prev = n.Status
-			} else {
-				n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
-			}
-			times := decodeHistory(hist)
-			reason := decideFn(d, times)
-			n.Provider = d.Provider
-			queue := "0"
-			newHist := ""
-			if reason != "" {
-				o.Status, o.Reason = hotzone.StatusSuppressed, reason
-				if n.Status == hotzone.StatusSuppressed && n.Reason == reason {
-					out[i] = o // the same hold again: nothing to write
-					continue
+				d.BrandID = ev.BrandID
+				o := hotzone.Outcome{DeviceID: id}
+				var n hotzone.Notification
+				if nid != "" {
+					if err := json.Unmarshal([]byte(body), &n); err != nil {
+						return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
+					}
+					if n.Status != hotzone.StatusSuppressed {
+						o.Reason = hotzone.ReasonAlreadyNotified
+						out[i] = o
+						continue
+					}
+					o.Prev = n.Status
+				} else {
+					n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
 				}
-				n.Status, n.Reason = hotzone.StatusSuppressed, reason
-			} else {
-				o.Status = hotzone.StatusQueued
-				n.Status, n.Reason = hotzone.StatusQueued, ""
-				queue = "1"
-				newHist = encodeHistory(append(times, now), now)
+				times := decodeHistory(hist)
+				reason := decideFn(d, times)
+				n.Provider = d.Provider
+				queue, newHist := "0", ""
+				if reason != "" {
+					o.Status, o.Reason = hotzone.StatusSuppressed, reason
+					if n.Status == hotzone.StatusSuppressed && n.Reason == reason {
+						out[i] = o // the same hold again: nothing to write
+						continue
+					}
+					n.Status, n.Reason = hotzone.StatusSuppressed, reason
+				} else {
+					o.Status = hotzone.StatusQueued
+					n.Status, n.Reason = hotzone.StatusQueued, ""
+					queue = "1"
+					newHist = encodeHistory(append(times, now), now)
+				}
+				o.Changed = true
+				next, _ := json.Marshal(n)
+				prevBucket := ""
+				if o.Prev != "" {
+					prevBucket = bucket(o.Prev)
+				}
+				args = append(args, id, rec, hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
+					string(n.Provider), millis(n.CreatedAt))
+				ps = append(ps, pending{i, o})
 			}
-			o.Changed = true
-			next, _ := json.Marshal(n)
-			prevBucket := ""
-			if o.Prev != "" {
-				prevBucket = bucket(o.Prev)
+			if len(ps) > 0 {
+				writes = append(writes, valkey.LuaExec{Keys: calls[g].Keys, Args: args})
+				wrote = append(wrote, ps)
 			}
-			writes = append(writes, valkey.LuaExec{Keys: calls[j].Keys, Args: []string{id, ev.ID, rec, hist, nid, body,
-				n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist, string(n.Provider), millis(now), millis(n.CreatedAt)}})
-			pending = append(pending, i)
-			results = append(results, o)
 		}
 		ws, err := db.execMulti(ctx, decide, writes)
 		if err != nil {
 			return nil, fmt.Errorf("redis: consider: %w", err)
 		}
 		todo = todo[:0]
-		for j, r := range ws {
-			i := pending[j]
-			if n, err := r.AsInt64(); err == nil && n == 0 {
-				todo = append(todo, i)
-				continue
-			}
+		for w, r := range ws {
 			vals, err := r.AsIntSlice()
 			if err != nil {
 				return nil, fmt.Errorf("redis: consider: %w", err)
 			}
-			db.setShardCounts(ev.ID, shardOf(deviceIDs[i]), vals)
-			o := results[j]
-			out[i] = o
-			if o.Status == hotzone.StatusQueued {
-				queuedShards[shardOf(deviceIDs[i])] = true
-				if p := writes[j].Args[12]; p != "" {
-					lanes[hotzone.Provider(p)] = true
+			ps := wrote[w]
+			if len(vals) != len(ps) && len(vals) != len(ps)+len(bucketNames)+1 {
+				return nil, fmt.Errorf("redis: consider: decide answered %d values for %d devices", len(vals), len(ps))
+			}
+			for k, p := range ps {
+				if vals[k] == 0 {
+					todo = append(todo, p.i)
+					continue
 				}
+				out[p.i] = p.o
+				if p.o.Status == hotzone.StatusQueued {
+					queuedShards[shardOf(deviceIDs[p.i])] = true
+					if d := writes[w].Args[2+k*decideArgs+11]; d != "" {
+						lanes[hotzone.Provider(d)] = true
+					}
+				}
+			}
+			if len(vals) > len(ps) {
+				db.setShardCounts(ev.ID, shardOf(deviceIDs[ps[0].i]), vals[len(ps):])
 			}
 		}
 	}

@@ -19,6 +19,17 @@ type Outbox interface {
 	Device(ctx context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
 }
 
+// DeviceBatch is storage that reads many devices of a brand in one round
+// trip: with it, the dispatcher reads a claimed batch's devices at once
+// instead of one after another (a backend across the network would
+// otherwise pay a round trip per send). Devices not found are absent
+// from the answer. A batch's devices are read when it is claimed, so a
+// token that moves while the batch goes out (a fraction of a second)
+// may be used once more, as a send already under way would be.
+type DeviceBatch interface {
+	DevicesByID(ctx context.Context, brandID string, ids []string) (map[string]hotzone.Device, error)
+}
+
 // Message is one notification ready to send, with what the provider
 // needs to know.
 type Message struct {
@@ -387,13 +398,14 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 		if err != nil || len(due) == 0 {
 			return passEnd{handed, err}
 		}
+		devs := d.prefetch(ctx, l.BrandID, due)
 		for _, n := range due {
 			select {
 			case <-stop:
 				return passEnd{handed, nil}
 			default:
 			}
-			m, res, err := d.prepare(ctx, n)
+			m, res, err := d.prepare(ctx, n, devs)
 			switch {
 			case err != nil:
 				// Storage did not answer: the claim is left to lapse, and
@@ -415,11 +427,29 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 	}
 }
 
+// prefetch reads the devices of a claimed batch in one round trip when
+// storage can; nil (each is read by prepare) when it cannot or fails.
+func (d *Dispatcher) prefetch(ctx context.Context, brandID string, due []hotzone.Notification) map[string]hotzone.Device {
+	b, ok := d.box.(DeviceBatch)
+	if !ok {
+		return nil
+	}
+	ids := make([]string, len(due))
+	for i, n := range due {
+		ids[i] = n.DeviceID
+	}
+	devs, err := b.DevicesByID(ctx, brandID, ids)
+	if err != nil {
+		return nil
+	}
+	return devs
+}
+
 // prepare loads what a send needs. A notification that cannot be sent
 // any more (its event ended or is gone, its device erased or without a
 // token) gets its final result instead; an error is storage not
 // answering, which is no reason to give up on the notification.
-func (d *Dispatcher) prepare(ctx context.Context, n hotzone.Notification) (Message, *hotzone.Delivery, error) {
+func (d *Dispatcher) prepare(ctx context.Context, n hotzone.Notification, devs map[string]hotzone.Device) (Message, *hotzone.Delivery, error) {
 	now := d.now()
 	final := func(s hotzone.NotificationStatus, msg string) (Message, *hotzone.Delivery, error) {
 		return Message{}, &hotzone.Delivery{Status: s, Error: msg, At: now}, nil
@@ -433,7 +463,15 @@ func (d *Dispatcher) prepare(ctx context.Context, n hotzone.Notification) (Messa
 	case ev.Status != hotzone.EventLive || !ev.EndsAt.After(now):
 		return final(hotzone.StatusExpired, "event ended before the notification was sent")
 	}
-	dev, _, err := d.box.Device(ctx, n.BrandID, n.DeviceID)
+	var dev hotzone.Device
+	if devs != nil {
+		var ok bool
+		if dev, ok = devs[n.DeviceID]; !ok {
+			err = hotzone.ErrNotFound
+		}
+	} else {
+		dev, _, err = d.box.Device(ctx, n.BrandID, n.DeviceID)
+	}
 	switch {
 	case errors.Is(err, hotzone.ErrNotFound):
 		return final(hotzone.StatusFailed, "device was erased")

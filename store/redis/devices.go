@@ -461,3 +461,33 @@ func (db *DB) allDevices(ctx context.Context, brandID string) ([]string, error) 
 	}
 	return out, nil
 }
+
+// DevicesByID reads many devices of a brand in one pipelined batch (see
+// push.DeviceBatch); unknown ones are absent from the answer.
+func (db *DB) DevicesByID(ctx context.Context, brandID string, ids []string) (map[string]hotzone.Device, error) {
+	cmds := make([]valkey.Completed, len(ids))
+	for i, id := range ids {
+		cmds[i] = db.cmd("HGET", []string{db.devShard(brandID, id) + ":d:" + id}, "rec")
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, fmt.Errorf("redis: devices: %w", err)
+	}
+	out := make(map[string]hotzone.Device, len(ids))
+	for i, r := range rs {
+		raw, err := str(r)
+		if err != nil {
+			return nil, fmt.Errorf("redis: devices: %w", err)
+		}
+		if raw == "" {
+			continue
+		}
+		var d hotzone.Device
+		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+			return nil, fmt.Errorf("redis: device %s: %w", ids[i], err)
+		}
+		d.BrandID = brandID
+		out[ids[i]] = d
+	}
+	return out, nil
+}

@@ -791,96 +791,140 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 	return out, nil
 }
 
-// record applies one result under its claim. KEYS[1]: the shard. ARGV:
-// id, claim, status, its bucket, error, provider id, next attempt
-// (RFC 3339), due (ms), sent at (RFC 3339 or ""). Answers nil when it
-// does not apply, else the entry's event and device, and for a final
-// result the event's counts in the shard.
+// recordArgs is how many arguments record takes per result.
+const recordArgs = 9
+
+// record applies results under their claims in one shard. KEYS[1]: the
+// shard. ARGV, per result: id, claim, status, its bucket, error,
+// provider id, next attempt (RFC 3339), due (ms), sent at (RFC 3339 or
+// ""). Answers, per result, its entry's event and device ("" and "" when
+// it does not apply: gone, claimed again, or no longer queued); then,
+// for each event a final result moved, its id and its counts in the
+// shard (see countsLua).
 var record = newScript(countsLua + `
 local p = KEYS[1]
-local body = redis.call('HGET', p .. ':n', ARGV[1])
-if not body then return false end
-if redis.call('HGET', p .. ':cl', ARGV[1]) ~= ARGV[2] then return false end
-local n = cjson.decode(body)
-if n.status ~= 'queued' then return false end
-n.attempts = (n.attempts or 0) + 1
-if ARGV[5] ~= '' then n.last_error = ARGV[5] end
-if ARGV[6] ~= '' then n.provider_id = ARGV[6] end
-n.status = ARGV[3]
-redis.call('HDEL', p .. ':cl', ARGV[1])
-local o = p .. ':o:' .. n.provider
-if ARGV[3] == 'queued' then
-  n.next_attempt = ARGV[7]
-  redis.call('ZADD', o, ARGV[8], ARGV[1])
-else
-  n.next_attempt = nil
-  redis.call('ZREM', o, ARGV[1])
-  redis.call('ZREM', p .. ':oq', ARGV[1])
-  redis.call('SREM', p .. ':eq:' .. n.event_id, ARGV[1])
-  redis.call('HINCRBY', p .. ':c', n.event_id .. ':queued', -1)
-  redis.call('HINCRBY', p .. ':c', n.event_id .. ':' .. ARGV[4], 1)
-  if ARGV[9] ~= '' then n.sent_at = ARGV[9] end
+local out = {}
+local events = {}
+for i = 1, #ARGV, 9 do
+  local id = ARGV[i]
+  local ev, dev = '', ''
+  local body = redis.call('HGET', p .. ':n', id)
+  if body and redis.call('HGET', p .. ':cl', id) == ARGV[i+1] then
+    local n = cjson.decode(body)
+    if n.status == 'queued' then
+      n.attempts = (n.attempts or 0) + 1
+      if ARGV[i+4] ~= '' then n.last_error = ARGV[i+4] end
+      if ARGV[i+5] ~= '' then n.provider_id = ARGV[i+5] end
+      n.status = ARGV[i+2]
+      redis.call('HDEL', p .. ':cl', id)
+      local o = p .. ':o:' .. n.provider
+      if ARGV[i+2] == 'queued' then
+        n.next_attempt = ARGV[i+6]
+        redis.call('ZADD', o, ARGV[i+7], id)
+      else
+        n.next_attempt = nil
+        redis.call('ZREM', o, id)
+        redis.call('ZREM', p .. ':oq', id)
+        redis.call('SREM', p .. ':eq:' .. n.event_id, id)
+        redis.call('HINCRBY', p .. ':c', n.event_id .. ':queued', -1)
+        redis.call('HINCRBY', p .. ':c', n.event_id .. ':' .. ARGV[i+3], 1)
+        if ARGV[i+8] ~= '' then n.sent_at = ARGV[i+8] end
+        events[n.event_id] = true
+      end
+      redis.call('HSET', p .. ':n', id, cjson.encode(n))
+      ev, dev = n.event_id, n.device_id
+    end
+  end
+  out[#out+1] = ev
+  out[#out+1] = dev
 end
-redis.call('HSET', p .. ':n', ARGV[1], cjson.encode(n))
-local c = {n.event_id, n.device_id}
-if ARGV[3] ~= 'queued' then
-  for _, v in ipairs(shardCounts(p, n.event_id)) do c[#c+1] = tostring(v) end
+for ev in pairs(events) do
+  out[#out+1] = ev
+  for _, c in ipairs(shardCounts(p, ev)) do out[#out+1] = tostring(c) end
 end
-return c`)
+return out`)
 
-// Record applies results (see hotzone.Outbox), one script each, all in
-// one pipelined batch; then clears the tokens found invalid.
+// Record applies results (see hotzone.Outbox): one script call per
+// shard (of up to considerBatch results), all in one pipelined batch;
+// then it clears the tokens found invalid.
 func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
-	calls := make([]valkey.LuaExec, 0, len(ds))
-	idx := make([]int, 0, len(ds))
+	type group struct {
+		brand string
+		shard int
+		idx   []int
+	}
+	groups := map[string]*group{}
+	var order []*group
 	for i, d := range ds {
 		sh, _, ok := strings.Cut(d.Claim, ":")
 		s, err := strconv.Atoi(sh)
 		if !ok || err != nil || s < 0 || s >= Shards {
 			continue // not a claim of ours: nothing to apply
 		}
-		next, sent := "", ""
-		if d.Status == hotzone.StatusQueued {
-			next = d.NextAttempt.UTC().Format(time.RFC3339Nano)
+		k := d.BrandID + "\x00" + sh
+		g := groups[k]
+		if g == nil || len(g.idx) == considerBatch {
+			g = &group{brand: d.BrandID, shard: s}
+			groups[k] = g
+			order = append(order, g)
 		}
-		if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
-			sent = d.At.UTC().Format(time.RFC3339Nano)
+		g.idx = append(g.idx, i)
+	}
+	calls := make([]valkey.LuaExec, len(order))
+	for c, g := range order {
+		args := make([]string, 0, recordArgs*len(g.idx))
+		for _, i := range g.idx {
+			d := ds[i]
+			next, sent := "", ""
+			if d.Status == hotzone.StatusQueued {
+				next = d.NextAttempt.UTC().Format(time.RFC3339Nano)
+			}
+			if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
+				sent = d.At.UTC().Format(time.RFC3339Nano)
+			}
+			args = append(args, d.NotificationID, d.Claim, string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next,
+				millis(d.NextAttempt), sent)
 		}
-		calls = append(calls, valkey.LuaExec{Keys: []string{db.shard(d.BrandID, s)}, Args: []string{d.NotificationID, d.Claim,
-			string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next, millis(d.NextAttempt), sent}})
-		idx = append(idx, i)
+		calls[c] = valkey.LuaExec{Keys: []string{db.shard(g.brand, g.shard)}, Args: args}
 	}
 	rs, err := db.execMulti(ctx, record, calls)
 	if err != nil {
 		return fmt.Errorf("redis: record: %w", err)
 	}
 	sentShards := map[string]map[int]bool{}
-	for j, r := range rs {
+	per := len(bucketNames) + 1
+	for c, r := range rs {
+		g := order[c]
 		vals, err := strs(r)
 		if err != nil {
 			return fmt.Errorf("redis: record: %w", err)
 		}
-		if len(vals) < 2 {
-			continue
+		if len(vals) < 2*len(g.idx) || (len(vals)-2*len(g.idx))%(1+per) != 0 {
+			return fmt.Errorf("redis: record: %d values for %d results", len(vals), len(g.idx))
 		}
-		d := ds[idx[j]]
-		if d.Status != hotzone.StatusQueued {
-			s, _ := strconv.Atoi(d.Claim[:strings.IndexByte(d.Claim, ':')])
-			counts := make([]int64, 0, len(vals)-2)
-			for _, v := range vals[2:] {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				counts = append(counts, n)
+		for k, i := range g.idx {
+			d := ds[i]
+			if vals[2*k] == "" {
+				continue
 			}
-			db.setShardCounts(vals[0], s, counts)
-			if sentShards[d.BrandID] == nil {
-				sentShards[d.BrandID] = map[int]bool{}
+			if d.Status != hotzone.StatusQueued {
+				if sentShards[g.brand] == nil {
+					sentShards[g.brand] = map[int]bool{}
+				}
+				sentShards[g.brand][g.shard] = true
 			}
-			sentShards[d.BrandID][s] = true
+			if d.Status == hotzone.StatusInvalidToken {
+				if err := db.dropToken(ctx, d.BrandID, vals[2*k+1], "", "", d.TokenInvalidSince); err != nil {
+					return err
+				}
+			}
 		}
-		if d.Status == hotzone.StatusInvalidToken {
-			if err := db.dropToken(ctx, d.BrandID, vals[1], "", "", d.TokenInvalidSince); err != nil {
-				return err
+		for rest := vals[2*len(g.idx):]; len(rest) > 0; rest = rest[1+per:] {
+			counts := make([]int64, per)
+			for j := range per {
+				counts[j], _ = strconv.ParseInt(rest[1+j], 10, 64)
 			}
+			db.setShardCounts(rest[0], g.shard, counts)
 		}
 	}
 	for brandID, shards := range sentShards {

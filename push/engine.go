@@ -185,10 +185,17 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 		return err
 	}
 	now := e.now()
+	began := time.Now()
 	ids, err := e.db.DevicesIn(ctx, ev.BrandID, st.Fence, now.Add(-time.Duration(policy.PresenceTTLS)*time.Second))
 	if err != nil {
 		return err
 	}
+	found := time.Since(began)
+	// An operator sees what a fan-out cost, and where.
+	defer func(n int) {
+		e.log.Info("fan-out", "event_id", ev.ID, "devices", n, "find_ms", found.Milliseconds(),
+			"took_ms", time.Since(began).Milliseconds())
+	}(len(ids))
 	// Sorted ids write neighbouring keys: bbolt touches fewer pages.
 	sort.Strings(ids)
 	chunk := fanOutFirstChunk

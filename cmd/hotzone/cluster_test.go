@@ -89,6 +89,36 @@ func TestCluster(t *testing.T) {
 	t.Run("FanOutAcrossNodes", func(t *testing.T) { testClusterFanOut(t, f, f.nodes(t, 3, "fan")) })
 	t.Run("NodeKilledMidFanOut", func(t *testing.T) { testClusterNodeKilled(t, f) })
 	t.Run("PrimaryKilledUnderLoad", func(t *testing.T) { testClusterPrimaryKilled(t, f) })
+	t.Run("ClusterGone", func(t *testing.T) { testClusterGone(t, f) })
+}
+
+// testClusterGone: with every Redis node dead, a node is not ready and
+// its API answers 503 with Retry-After, never a 500.
+func testClusterGone(t *testing.T, f *clusterFixture) {
+	nodes := f.nodes(t, 1, "gone")
+	code, brand := httpCall(t, "POST", nodes[0].base+"/v1/brands", "hzo_cluster-test", `{"name":"Gone"}`)
+	if code != 201 {
+		t.Fatalf("POST /v1/brands = %d %v", code, brand)
+	}
+	app := brand["app_key"].(string)
+	for i := range f.redis.Addrs {
+		f.redis.Kill(i)
+	}
+	eventually(t, "/readyz 503 without the cluster", func() bool {
+		code, _ := httpCall(t, "GET", nodes[0].base+"/readyz", "", "")
+		return code == 503
+	})
+	req, _ := http.NewRequest("PUT", nodes[0].base+"/v1/devices/d", strings.NewReader(`{"platform":"ios","opt_in":true}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+app)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("PUT a device without the cluster = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 }
 
 // testClusterWalkthrough: README.md's walkthrough, each request sent to
@@ -148,6 +178,10 @@ func testClusterWalkthrough(t *testing.T, nodes []*child) {
 	}
 	if code, m := httpCall(t, "DELETE", next()+"/v1/stores/main-st/events/live", admin, ""); code != 200 {
 		t.Errorf("end the event on another node = %d %v", code, m)
+	}
+	// The backend's round trips are on /metrics.
+	if m := scrape(t, nodes[0].base); m["hotzone_backend_round_trip_seconds_count"] == 0 {
+		t.Errorf("/metrics lacks the backend's round trips: %v", m["hotzone_backend_round_trip_seconds_count"])
 	}
 	eventually(t, "the end on every node", func() bool {
 		for range nodes {

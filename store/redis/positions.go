@@ -19,6 +19,9 @@ import (
 type positions struct {
 	mu   sync.Mutex
 	held map[devRef]*heldPos
+	// flushing is what a flush took and is writing: still read from here
+	// until it is in the cluster, or a read in between would miss it.
+	flushing map[devRef]*heldPos
 }
 
 type devRef struct{ brand, device string }
@@ -52,19 +55,38 @@ func (ps *positions) record(brandID, deviceID string, p hotzone.Position, qualif
 func (ps *positions) drop(brandID, deviceID string) {
 	ps.mu.Lock()
 	delete(ps.held, devRef{brandID, deviceID})
+	delete(ps.flushing, devRef{brandID, deviceID})
 	ps.mu.Unlock()
+}
+
+// lookup is what is held for a device, the newest of held and being
+// flushed; callers hold mu.
+func (ps *positions) lookup(ref devRef) (heldPos, bool) {
+	h, f := ps.held[ref], ps.flushing[ref]
+	switch {
+	case h == nil && f == nil:
+		return heldPos{}, false
+	case f == nil:
+		return *h, true
+	case h == nil:
+		return *f, true
+	}
+	out := *f
+	if h.last.TS.After(out.last.TS) {
+		out.last = h.last
+	}
+	if h.qual != nil && (out.qual == nil || h.qual.TS.After(out.qual.TS)) {
+		out.qual = h.qual
+	}
+	return out, true
 }
 
 // overlay answers the stored position with what is held, where newer.
 func (ps *positions) overlay(brandID, deviceID string, stored *hotzone.DevicePosition) *hotzone.DevicePosition {
 	ps.mu.Lock()
-	h := ps.held[devRef{brandID, deviceID}]
-	var cp heldPos
-	if h != nil {
-		cp = *h
-	}
+	cp, ok := ps.lookup(devRef{brandID, deviceID})
 	ps.mu.Unlock()
-	if h == nil {
+	if !ok {
 		return stored
 	}
 	out := &hotzone.DevicePosition{Last: cp.last}
@@ -86,21 +108,35 @@ func (ps *positions) brandQual(brandID string) map[string]hotzone.Position {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := map[string]hotzone.Position{}
-	for ref, h := range ps.held {
-		if ref.brand == brandID && h.qual != nil {
-			out[ref.device] = *h.qual
+	for _, m := range []map[devRef]*heldPos{ps.flushing, ps.held} {
+		for ref, h := range m {
+			if ref.brand == brandID && h.qual != nil {
+				if cur, ok := out[ref.device]; !ok || h.qual.TS.After(cur.TS) {
+					out[ref.device] = *h.qual
+				}
+			}
 		}
 	}
 	return out
 }
 
-// take hands over everything held.
+// take hands over everything held to a flush; it stays readable until
+// the flush calls flushed.
 func (ps *positions) take() map[devRef]*heldPos {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := ps.held
 	ps.held = make(map[devRef]*heldPos, len(out))
+	ps.flushing = out
 	return out
+}
+
+// flushed ends a flush: what it took is in the cluster now (or held
+// again).
+func (ps *positions) flushed() {
+	ps.mu.Lock()
+	ps.flushing = nil
+	ps.mu.Unlock()
 }
 
 // putPositions stores devices' positions where they are newer, and
@@ -158,7 +194,10 @@ func (db *DB) FlushPositions(ctx context.Context) error { return db.flush(ctx) }
 // position between grid cells, then the keys' last uses. What fails is
 // held again for the next flush.
 func (db *DB) flush(ctx context.Context) error {
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
 	held := db.pos.take()
+	defer db.pos.flushed()
 	if len(held) > 0 {
 		type call struct {
 			idx  int // in calls and order

@@ -269,7 +269,6 @@ for i = 1, #entries, 2 do
   redis.call('HDEL', p .. ':cl', id)
   redis.call('ZREM', p .. ':li', id)
   redis.call('ZREM', p .. ':le:' .. ev, id)
-  redis.call('SREM', p .. ':eq:' .. ev, id)
   redis.call('ZREM', p .. ':oq', id)
 end
 redis.call('DEL', d, dn)

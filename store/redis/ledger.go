@@ -20,7 +20,6 @@ import (
 //	{S}:n          hash notification id -> the entry (JSON)
 //	{S}:li         the shard's log, ids in a sorted set (score 0: by id)
 //	{S}:le:EVENT   the event's entries in the shard, likewise
-//	{S}:eq:EVENT   the event's queued entries (what ending expires)
 //	{S}:o:PROV     the outbox: queued ids scored by when they are due
 //	               (ms); a claim moves the score to the lease's end
 //	{S}:cl         hash id -> the claim it was last handed out under
@@ -319,6 +318,8 @@ var decide = newScript(countsLua + `
 local p, ev, due = KEYS[1], ARGV[1], ARGV[2]
 local out = {}
 local changed = false
+local delta = {}
+local function add(b, n) delta[b] = (delta[b] or 0) + n end
 for i = 3, #ARGV, 13 do
   local dev = ARGV[i]
   local d = p .. ':d:' .. dev
@@ -343,12 +344,11 @@ for i = 3, #ARGV, 13 do
       redis.call('ZADD', p .. ':li', 0, nid)
       redis.call('ZADD', p .. ':le:' .. ev, 0, nid)
     end
-    if ARGV[i+8] ~= '' then redis.call('HINCRBY', p .. ':c', ev .. ':' .. ARGV[i+8], -1) end
-    redis.call('HINCRBY', p .. ':c', ev .. ':' .. ARGV[i+7], 1)
+    if ARGV[i+8] ~= '' then add(ARGV[i+8], -1) end
+    add(ARGV[i+7], 1)
     if ARGV[i+9] == '1' then
       redis.call('HSET', d, 'hist', ARGV[i+10])
       redis.call('ZADD', p .. ':o:' .. ARGV[i+11], due, nid)
-      redis.call('SADD', p .. ':eq:' .. ev, nid)
       redis.call('ZADD', p .. ':oq', ARGV[i+12], nid)
     end
     changed = true
@@ -356,6 +356,9 @@ for i = 3, #ARGV, 13 do
   out[#out+1] = ok
 end
 if changed then
+  for b, n in pairs(delta) do
+    if n ~= 0 then redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, n) end
+  end
   for _, c in ipairs(shardCounts(p, ev)) do out[#out+1] = c end
 end
 return out`)
@@ -612,13 +615,14 @@ func encodeHistory(h []time.Time, now time.Time) string {
 	return b.String()
 }
 
-// expire makes an event's queued entries in a shard expired. KEYS[1]:
-// the shard. ARGV: event.
+// expire makes an event's queued entries in a shard expired, going
+// through the event's entries there (ending costs that once, rather than
+// every decision keeping a set of the queued ones). KEYS[1]: the shard.
+// ARGV: event.
 var expire = newScript(countsLua + `
 local p = KEYS[1]
-local eq = p .. ':eq:' .. ARGV[1]
 local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', eq)) do
+for _, id in ipairs(redis.call('ZRANGE', p .. ':le:' .. ARGV[1], 0, -1)) do
   local body = redis.call('HGET', p .. ':n', id)
   if body then
     local x = cjson.decode(body)
@@ -633,7 +637,6 @@ for _, id in ipairs(redis.call('SMEMBERS', eq)) do
     end
   end
 end
-redis.call('DEL', eq)
 if n > 0 then
   redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':queued', -n)
   redis.call('HINCRBY', p .. ':c', ARGV[1] .. ':expired', n)
@@ -825,7 +828,6 @@ for i = 1, #ARGV, 9 do
         n.next_attempt = nil
         redis.call('ZREM', o, id)
         redis.call('ZREM', p .. ':oq', id)
-        redis.call('SREM', p .. ':eq:' .. n.event_id, id)
         redis.call('HINCRBY', p .. ':c', n.event_id .. ':queued', -1)
         redis.call('HINCRBY', p .. ':c', n.event_id .. ':' .. ARGV[i+3], 1)
         if ARGV[i+8] ~= '' then n.sent_at = ARGV[i+8] end

@@ -185,3 +185,52 @@ func (s FenceSpec) Build() (*geo.Fence, error) {
 	}
 	return nil, errors.New("fence has neither circle nor polygon")
 }
+
+// Registered is d as stored when it replaces prev (zero, with existed
+// false, for a new device) at now: created_at stays the first
+// registration's, token_at moves only when the token or its provider
+// changes, and a device without a token has none.
+func (d Device) Registered(prev Device, existed bool, now time.Time) Device {
+	d.UpdatedAt, d.CreatedAt = now, now
+	if existed {
+		d.CreatedAt = prev.CreatedAt
+	}
+	switch {
+	case d.Token == "":
+		d.TokenAt = time.Time{}
+	case prev.Token == d.Token && prev.Provider == d.Provider:
+		d.TokenAt = prev.TokenAt
+	default:
+		d.TokenAt = now
+	}
+	return d
+}
+
+// DecodeStore reads a store as backends keep it (its JSON) and builds
+// its fence.
+func DecodeStore(brandID string, raw []byte) (Store, error) {
+	var st Store
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, err
+	}
+	st.BrandID = brandID
+	f, err := st.Spec.Build()
+	if err != nil {
+		return st, err
+	}
+	st.Fence = f
+	return st, nil
+}
+
+// Stored is st as a backend keeps it when it is put at now: of brandID,
+// its box from its fence, tags never null, created at created (now for
+// a new store).
+func (st Store) Stored(brandID string, created, now time.Time) Store {
+	st.BrandID = brandID
+	st.BBox = st.Fence.BBox()
+	st.UpdatedAt, st.CreatedAt = now, created
+	if st.Tags == nil {
+		st.Tags = []string{}
+	}
+	return st
+}

@@ -220,7 +220,7 @@ func (db *DB) loadStores(tx *bbolt.Tx) error {
 		if _, ok := db.brands.Brand(brandID); !ok {
 			return nil
 		}
-		st, err := decodeStore(brandID, v)
+		st, err := hotzone.DecodeStore(brandID, v)
 		if err != nil {
 			return fmt.Errorf("store: store %q: %w", k, err)
 		}

@@ -85,19 +85,7 @@ func (db *DB) PutDevice(_ context.Context, d hotzone.Device) (hotzone.Device, bo
 				return err
 			}
 		}
-		nd := d
-		nd.UpdatedAt, nd.CreatedAt = now, now
-		if raw != nil {
-			nd.CreatedAt = prev.CreatedAt
-		}
-		switch {
-		case nd.Token == "":
-			nd.TokenAt = time.Time{}
-		case prev.Token == nd.Token && prev.Provider == nd.Provider:
-			nd.TokenAt = prev.TokenAt
-		default:
-			nd.TokenAt = now
-		}
+		nd := d.Registered(prev, raw != nil, now)
 		if prev.Token != "" && (prev.Token != nd.Token || prev.Provider != nd.Provider) {
 			tx.del(classToken, joinKey(d.BrandID, string(prev.Provider), prev.Token))
 		}

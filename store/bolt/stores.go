@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -11,21 +10,6 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/geo"
 )
-
-// decodeStore reads a stored store and rebuilds its fence geometry.
-func decodeStore(brandID string, v []byte) (hotzone.Store, error) {
-	var st hotzone.Store
-	if err := json.Unmarshal(v, &st); err != nil {
-		return st, err
-	}
-	st.BrandID = brandID
-	f, err := st.Spec.Build()
-	if err != nil {
-		return st, err
-	}
-	st.Fence = f
-	return st, nil
-}
 
 // PutStore implements hotzone.Stores.
 func (db *DB) PutStore(ctx context.Context, st hotzone.Store) (hotzone.Store, bool, error) {
@@ -58,18 +42,13 @@ func (db *DB) putStores(_ context.Context, brandID string, sts []hotzone.Store) 
 		b := tx.Bucket(bucketStores)
 		created = 0
 		for i, st := range sts {
-			st.BrandID = brandID
-			st.BBox = st.Fence.BBox()
-			st.UpdatedAt = now
-			if st.Tags == nil {
-				st.Tags = []string{}
-			}
+			createdAt := now
 			if old, ok := db.stores.Get(brandID, st.ID); ok {
-				st.CreatedAt = old.CreatedAt
+				createdAt = old.CreatedAt
 			} else {
-				st.CreatedAt = now
 				created++
 			}
+			st = st.Stored(brandID, createdAt, now)
 			if err := putJSON(b, joinKey(brandID, st.ID), st); err != nil {
 				return err
 			}

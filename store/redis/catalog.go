@@ -310,21 +310,6 @@ k.last_used_at = ARGV[2]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(k))
 return 1`)
 
-// decodeStore reads a stored store and builds its fence.
-func decodeStore(brandID, raw string) (hotzone.Store, error) {
-	var st hotzone.Store
-	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return st, err
-	}
-	st.BrandID = brandID
-	f, err := st.Spec.Build()
-	if err != nil {
-		return st, err
-	}
-	st.Fence = f
-	return st, nil
-}
-
 // PutStore creates or replaces a store.
 func (db *DB) PutStore(ctx context.Context, st hotzone.Store) (hotzone.Store, bool, error) {
 	out, created, err := db.putStores(ctx, st.BrandID, []hotzone.Store{st})
@@ -361,27 +346,22 @@ func (db *DB) putStores(ctx context.Context, brandID string, sts []hotzone.Store
 		created := 0
 		seen := map[string]int{}
 		for i, st := range sts {
-			st.BrandID = brandID
-			st.BBox = st.Fence.BBox()
-			st.UpdatedAt = now
-			if st.Tags == nil {
-				st.Tags = []string{}
-			}
 			old := olds[i]
+			createdAt := now
 			if j, ok := seen[st.ID]; ok {
 				// The same id twice in one import: the later one wins
 				// and keeps the first one's creation.
-				st.CreatedAt = out[j].CreatedAt
+				createdAt = out[j].CreatedAt
 			} else if old != "" {
 				var prev hotzone.Store
 				if err := json.Unmarshal([]byte(old), &prev); err != nil {
 					return nil, 0, fmt.Errorf("redis: store %s: %w", st.ID, err)
 				}
-				st.CreatedAt = prev.CreatedAt
+				createdAt = prev.CreatedAt
 			} else {
-				st.CreatedAt = now
 				created++
 			}
+			st = st.Stored(brandID, createdAt, now)
 			seen[st.ID] = i
 			raw, err := json.Marshal(st)
 			if err != nil {

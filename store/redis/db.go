@@ -241,15 +241,20 @@ func (db *DB) doMulti(ctx context.Context, cmds []valkey.Completed) ([]result, e
 	defer cancel()
 	start := time.Now()
 	rs := db.c.DoMulti(ctx, cmds...)
-	var first error
-	for _, r := range rs {
-		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
-			first = err
-			break
-		}
-	}
+	first := firstError(rs)
 	db.stats.took(start, first)
 	return results(rs), classify(first)
+}
+
+// firstError is the first answer of a batch that is an error (a nil
+// answer is not one).
+func firstError(rs []valkey.ValkeyResult) error {
+	for _, r := range rs {
+		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // exec runs a script.
@@ -271,13 +276,7 @@ func (db *DB) execMulti(ctx context.Context, s *script, calls []valkey.LuaExec) 
 	defer cancel()
 	start := time.Now()
 	rs := db.runScripts(ctx, s, calls)
-	var first error
-	for _, r := range rs {
-		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
-			first = err
-			break
-		}
-	}
+	first := firstError(rs)
 	db.stats.took(start, first)
 	return results(rs), classify(first)
 }

@@ -111,20 +111,7 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 				return hotzone.Device{}, false, fmt.Errorf("redis: device %s: %w", d.ID, err)
 			}
 		}
-		now := db.now().UTC()
-		nd = d
-		nd.UpdatedAt, nd.CreatedAt = now, now
-		if raw != "" {
-			nd.CreatedAt = prev.CreatedAt
-		}
-		switch {
-		case nd.Token == "":
-			nd.TokenAt = time.Time{}
-		case prev.Token == nd.Token && prev.Provider == nd.Provider:
-			nd.TokenAt = prev.TokenAt
-		default:
-			nd.TokenAt = now
-		}
+		nd = d.Registered(prev, raw != "", db.now().UTC())
 		next, _ := json.Marshal(nd)
 		ok, err := db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), d.ID}).AsBool()
 		if err != nil {

@@ -200,7 +200,7 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 		if st.stores[id] == raw {
 			continue
 		}
-		s, err := decodeStore(brandID, raw)
+		s, err := hotzone.DecodeStore(brandID, []byte(raw))
 		if err != nil {
 			return fmt.Errorf("redis: store %s/%s: %w", brandID, id, err)
 		}

@@ -63,7 +63,8 @@ func TestCluster(t *testing.T) {
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("after the primary died: %v", err)
+			nodes, _ := Cmd(cli, other, "cluster", "nodes")
+			t.Fatalf("after the primary died: %v\ncluster nodes as %s sees them:\n%s", err, other, nodes)
 		}
 	})
 	for _, pid := range pids {

@@ -54,6 +54,16 @@ func TestRedis(t *testing.T) {
 	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
 	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
 	t.Run("PositionsReadWhileFlushing", func(t *testing.T) { testPositionsWhileFlushing(t, open(t, prefix(), time.Now)) })
+	t.Run("NotifiedCostsNoRoundTrip", func(t *testing.T) {
+		// No polls or flushes of its own to count in between.
+		key := sha256.Sum256([]byte("test"))
+		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: prefix(), Poll: time.Hour, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		testNotifiedNoRoundTrip(t, db)
+	})
 	t.Run("ScriptsForgotten", func(t *testing.T) { testScriptsForgotten(t, open(t, prefix(), time.Now)) })
 	t.Run("SendQuota", func(t *testing.T) {
 		p := prefix()
@@ -352,5 +362,58 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 	}
 	if ids, err := db.DevicesIn(ctx, br.ID, st.Fence, now.Add(-time.Minute)); err != nil || len(ids) != 1 {
 		t.Errorf("DevicesIn during a flush = %v, %v; want the device", ids, err)
+	}
+}
+
+// testNotifiedNoRoundTrip: once a device is notified for an event, its
+// next decisions for it (a ping that triggers nothing new) make no round
+// trip; erased, it is decided anew.
+func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _, _, err := db.CreateBrand(ctx, "Quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
+	st.Fence, _ = st.Spec.Build()
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "t"}
+	if _, _, err := db.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
+	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	queue := func(hotzone.Device, []time.Time) string { return "" }
+	consider := func() hotzone.Outcome {
+		t.Helper()
+		out, err := db.Consider(ctx, ev, []string{"d"}, queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	if o := consider(); o.Status != hotzone.StatusQueued {
+		t.Fatalf("first decision = %+v, want queued", o)
+	}
+	before := db.Metrics().Snapshot().Count
+	if o := consider(); o.Reason != hotzone.ReasonAlreadyNotified {
+		t.Fatalf("second decision = %+v, want already notified", o)
+	}
+	if n := db.Metrics().Snapshot().Count - before; n != 0 {
+		t.Errorf("a decision for a device already notified made %d round trips, want none", n)
+	}
+	if err := db.DeleteDevice(ctx, br.ID, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.PutDevice(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if o := consider(); o.Status != hotzone.StatusQueued {
+		t.Errorf("after an erasure, the device registered anew = %+v, want queued again", o)
 	}
 }

@@ -43,9 +43,10 @@ type DB struct {
 	globalVer int64    // the version of the operator key last seen
 	countSeq  atomic.Uint64
 
-	devs    devCache
-	pos     positions
-	flushMu sync.Mutex // one flush at a time (the loop's, Close's, a test's)
+	devs     devCache
+	notified notifiedCache
+	pos      positions
+	flushMu  sync.Mutex // one flush at a time (the loop's, Close's, a test's)
 
 	loops    sync.WaitGroup
 	stop     context.CancelFunc

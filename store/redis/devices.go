@@ -294,6 +294,7 @@ func (db *DB) DeleteDevice(ctx context.Context, brandID, deviceID string) error 
 		}
 	}
 	db.devs.forget(brandID, deviceID)
+	db.notified.erased(brandID, deviceID)
 	db.pos.drop(brandID, deviceID)
 	db.refreshEventCounts(ctx, brandID, db.liveIDs(brandID)...)
 	return nil

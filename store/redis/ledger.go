@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -409,9 +410,15 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		return out, nil
 	}
 	now := db.now().UTC()
-	todo := make([]int, len(deviceIDs))
-	for i := range todo {
-		todo[i] = i
+	// A device this node saw notified for the event is answered without
+	// a round trip: a ping that triggers nothing new costs none.
+	todo := make([]int, 0, len(deviceIDs))
+	for i, id := range deviceIDs {
+		if db.notified.has(ev.ID, ev.BrandID, id) {
+			out[i].Reason = hotzone.ReasonAlreadyNotified
+			continue
+		}
+		todo = append(todo, i)
 	}
 	queuedShards := map[int]bool{}
 	lanes := map[hotzone.Provider]bool{}
@@ -471,6 +478,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					if n.Status != hotzone.StatusSuppressed {
 						o.Reason = hotzone.ReasonAlreadyNotified
 						out[i] = o
+						db.notified.add(ev.ID, ev.BrandID, id)
 						continue
 					}
 					o.Prev = n.Status
@@ -530,6 +538,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				}
 				out[p.i] = p.o
 				if p.o.Status == hotzone.StatusQueued {
+					db.notified.add(ev.ID, ev.BrandID, deviceIDs[p.i])
 					queuedShards[shardOf(deviceIDs[p.i])] = true
 					if d := writes[w].Args[2+k*decideArgs+11]; d != "" {
 						lanes[hotzone.Provider(d)] = true
@@ -1000,4 +1009,40 @@ func (db *DB) Stats(ctx context.Context) (hotzone.Stats, error) {
 		s.OutboxOldest = time.UnixMilli(oldest).UTC()
 	}
 	return s, nil
+}
+
+// notifiedCache remembers, per live event, the devices this node saw
+// notified (queued or later: a status that never goes back), so that
+// their next pings in the fence cost no round trip. An event's entries
+// go when it ends here; a device's when it is erased anywhere (the
+// erasure is published; should that message be lost, a device of the
+// same id registered anew would be taken for notified until the event
+// ends).
+type notifiedCache struct {
+	m sync.Map // event id -> *sync.Map of brand\0device -> struct{}
+}
+
+func (c *notifiedCache) has(eventID, brandID, deviceID string) bool {
+	v, ok := c.m.Load(eventID)
+	if !ok {
+		return false
+	}
+	_, ok = v.(*sync.Map).Load(brandID + "\x00" + deviceID)
+	return ok
+}
+
+func (c *notifiedCache) add(eventID, brandID, deviceID string) {
+	v, _ := c.m.LoadOrStore(eventID, new(sync.Map))
+	v.(*sync.Map).Store(brandID+"\x00"+deviceID, struct{}{})
+}
+
+// ended forgets an event.
+func (c *notifiedCache) ended(eventID string) { c.m.Delete(eventID) }
+
+// erased forgets a device in every event.
+func (c *notifiedCache) erased(brandID, deviceID string) {
+	c.m.Range(func(_, v any) bool {
+		v.(*sync.Map).Delete(brandID + "\x00" + deviceID)
+		return true
+	})
 }

@@ -296,6 +296,7 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 		for id, ev := range st.live {
 			if _, ok := live[id]; !ok {
 				db.events.End(ev)
+				db.notified.ended(id)
 				db.cntMu.Lock()
 				delete(db.counts, id)
 				db.cntMu.Unlock()
@@ -339,6 +340,7 @@ func (db *DB) subscribe(ctx context.Context) {
 			case strings.HasPrefix(m.Message, msgErase):
 				brandID, deviceID, _ := strings.Cut(strings.TrimPrefix(m.Message, msgErase), "\x00")
 				db.devs.forget(brandID, deviceID)
+				db.notified.erased(brandID, deviceID)
 			}
 		})
 		if ctx.Err() != nil {

@@ -69,6 +69,7 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
+	t.Run("WaitWithoutReplicas", func(t *testing.T) { testWaitWithoutReplicas(t, c, open(t, prefix(), time.Now)) })
 	t.Run("Retention", func(t *testing.T) {
 		// Ahead of every id made so far: ids never go back in time, and
 		// pruning goes by the time in the id.
@@ -415,5 +416,42 @@ func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
 	}
 	if o := consider(); o.Status != hotzone.StatusQueued {
 		t.Errorf("after an erasure, the device registered anew = %+v, want queued again", o)
+	}
+}
+
+// testWaitWithoutReplicas: with the replicas gone, a queued notification
+// still stands, and its WAIT comes back short (the WAIT runs where the
+// write went: a WAIT on another node, or on a connection that wrote
+// nothing, would answer at once with every replica). It kills the
+// replicas, so it runs after every other subtest that needs them.
+func testWaitWithoutReplicas(t *testing.T, c *redistest.Cluster, db *DB) {
+	ctx := t.Context()
+	br, _, _, err := db.CreateBrand(ctx, "Alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
+	st.Fence, _ = st.Spec.Build()
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.PutDevice(ctx, hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
+	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i < len(c.Addrs); i++ { // the replicas, as created
+		c.Kill(i)
+	}
+	before := db.Metrics().Snapshot().WaitShort
+	out, err := db.Consider(ctx, ev, []string{"d"}, func(hotzone.Device, []time.Time) string { return "" })
+	if err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("Consider without replicas = %+v, %v; want queued", out, err)
+	}
+	if db.Metrics().Snapshot().WaitShort == before {
+		t.Error("a queued notification's WAIT came back with a replica that is dead")
 	}
 }

@@ -376,10 +376,13 @@ func (db *DB) wait(ctx context.Context, key string) {
 	}
 	start := time.Now()
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
-		if err := c.Do(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build()).Error(); err != nil {
+		// Both in one round trip, in order on the one connection.
+		rs := c.DoMulti(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build(),
+			c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build())
+		if err := rs[0].Error(); err != nil {
 			return err
 		}
-		n, err := c.Do(ctx, c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build()).AsInt64()
+		n, err := rs[1].AsInt64()
 		if err == nil && n < int64(db.opts.WaitReplicas) {
 			db.stats.short.Add(1)
 			db.waitSkip.Store(key, time.Now().Add(waitBackoff))

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -66,12 +67,14 @@ func (c *devCache) forget(brandID, deviceID string) {
 
 // putDevice writes a device's record if it is still as read. KEYS:
 // device hash, shard's device set. ARGV: record read ("" for none), new
-// record, device id.
+// record, device id. Answers {"1"}, or {"0", the record as it is} for
+// the caller to decide again on, with no read of its own.
 var putDevice = newScript(`
-if (redis.call('HGET', KEYS[1], 'rec') or '') ~= ARGV[1] then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'rec') or ''
+if cur ~= ARGV[1] then return {'0', cur} end
 redis.call('HSET', KEYS[1], 'rec', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return 1`)
+return {'1'}`)
 
 // releaseToken forgets a token's owner if it is still this device.
 var releaseToken = newScript(`
@@ -96,14 +99,13 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 		nd      hotzone.Device
 		prev    hotzone.Device
 		created bool
+		// First as if the device were new: a new one is written in one
+		// round trip, a known one answers its record with the refusal.
+		raw string
 	)
 	for i := 0; ; i++ {
 		if i == casRetries {
 			return hotzone.Device{}, false, errContended
-		}
-		raw, err := str(db.do(ctx, db.cmd("HGET", []string{k}, "rec")))
-		if err != nil {
-			return hotzone.Device{}, false, fmt.Errorf("redis: read device: %w", err)
 		}
 		prev = hotzone.Device{}
 		if raw != "" {
@@ -113,14 +115,21 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 		}
 		nd = d.Registered(prev, raw != "", db.now().UTC())
 		next, _ := json.Marshal(nd)
-		ok, err := db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), d.ID}).AsBool()
+		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), d.ID}))
+		if err == nil && len(ans) < 1 {
+			err = errors.New("no answer")
+		}
 		if err != nil {
 			return hotzone.Device{}, false, fmt.Errorf("redis: write device: %w", err)
 		}
-		if ok {
+		if ans[0] == "1" {
 			created = raw == ""
 			break
 		}
+		if len(ans) < 2 {
+			return hotzone.Device{}, false, errors.New("redis: write device: refused without the record")
+		}
+		raw = ans[1]
 	}
 	nd.BrandID = d.BrandID
 	db.devs.add(d.BrandID, d.ID)
@@ -168,11 +177,11 @@ func (db *DB) dropToken(ctx context.Context, brandID, deviceID string, p hotzone
 		d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
 		d.UpdatedAt = db.now().UTC()
 		next, _ := json.Marshal(d)
-		ok, err := db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), deviceID}).AsBool()
+		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), deviceID}))
 		if err != nil {
 			return fmt.Errorf("redis: write device: %w", err)
 		}
-		if ok {
+		if len(ans) > 0 && ans[0] == "1" {
 			if token == "" { // an invalid token: its owner entry goes too
 				return db.exec(ctx, releaseToken, []string{db.tokenKey(brandID, oldP, old)}, []string{deviceID}).Error()
 			}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hotzone/hotzone/geo"
@@ -233,4 +234,47 @@ func (st Store) Stored(brandID string, created, now time.Time) Store {
 		st.Tags = []string{}
 	}
 	return st
+}
+
+// NearStore is a store's fence as a circle a phone can monitor (iOS and
+// Android watch circular regions only): a circle fence as it is, a
+// polygon as a circle enclosing it (Exact false: the phone pings to
+// learn whether it is inside), with how far a point is from its edge.
+type NearStore struct {
+	StoreID   string
+	Name      string
+	Center    geo.Point
+	RadiusM   float64
+	Exact     bool
+	DistanceM float64 // from the point asked about to the circle's edge; 0 inside
+}
+
+// NearOf is st's monitorable circle and its distance from p.
+func NearOf(st *Store, p geo.Point) NearStore {
+	n := NearStore{StoreID: st.ID, Name: st.Name}
+	if c := st.Spec.Circle; c != nil {
+		n.Center, n.RadiusM, n.Exact = geo.Point{Lat: c.Lat, Lon: c.Lon}, c.RadiusM, true
+	} else {
+		// The box's centre and its farthest corner enclose the polygon
+		// (not the smallest such circle, but never one that cuts it).
+		bb := st.BBox
+		if st.Fence != nil {
+			bb = st.Fence.BBox()
+		}
+		west, east := bb[0], bb[2]
+		if east < west { // across the antimeridian
+			east += 360
+		}
+		lon := (west + east) / 2
+		if lon > 180 {
+			lon -= 360
+		}
+		n.Center = geo.Point{Lat: (bb[1] + bb[3]) / 2, Lon: lon}
+		for _, corner := range []geo.Point{{Lat: bb[1], Lon: bb[0]}, {Lat: bb[1], Lon: bb[2]}, {Lat: bb[3], Lon: bb[0]}, {Lat: bb[3], Lon: bb[2]}} {
+			n.RadiusM = max(n.RadiusM, geo.DistanceM(n.Center, corner))
+		}
+		n.RadiusM = math.Ceil(n.RadiusM)
+	}
+	n.DistanceM = max(0, geo.DistanceM(p, n.Center)-n.RadiusM)
+	return n
 }

@@ -112,6 +112,11 @@ type Stores interface {
 	// each with the store's name as its Label (a view; no I/O), and
 	// returns it. An unknown brand has no fences.
 	FencesAt(ctx context.Context, brandID string, p geo.Point, dst []geo.Hit) ([]geo.Hit, error)
+	// FencesNear returns up to limit of the brand's stores nearest p as
+	// circles a phone can monitor, nearest first, and how far from p
+	// the nearest store left out is (+Inf when none is) (a view; no I/O).
+	// ErrNotFound for an unknown brand.
+	FencesNear(ctx context.Context, brandID string, p geo.Point, limit int) ([]NearStore, float64, error)
 }
 
 // Devices keeps app installs and where they are.

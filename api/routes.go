@@ -43,6 +43,7 @@ func (s *Server) routes() {
 	v1.DELETE("/push/apns", s.requireKey(admin), s.handleDeleteCredentials(hotzone.ProviderAPNs))
 	v1.DELETE("/push/fcm", s.requireKey(admin), s.handleDeleteCredentials(hotzone.ProviderFCM))
 
+	v1.GET("/fences/nearby", s.requireKey(admin, app), s.handleFencesNearby())
 	v1.GET("/stores", s.requireKey(admin), s.handleListStores())
 	v1.GET("/stores.geojson", s.requireKey(admin), s.handleExportStores())
 	v1.POST("/stores/import", s.requireKey(admin), s.handleImportStores())

@@ -119,3 +119,12 @@ func (db *DB) DeleteStore(ctx context.Context, brandID, storeID string) error {
 	db.events.Signal(brandID, storeID)
 	return nil
 }
+
+// FencesNear implements hotzone.Stores, from the view.
+func (db *DB) FencesNear(_ context.Context, brandID string, p geo.Point, limit int) ([]hotzone.NearStore, float64, error) {
+	if db.brandLock(brandID) == nil {
+		return nil, 0, notFound("brand")
+	}
+	near, left := db.stores.Near(brandID, p, limit)
+	return near, left, nil
+}

@@ -595,3 +595,12 @@ func (db *DB) MarkCredentials(ctx context.Context, brandID string, p hotzone.Pro
 	}
 	return errContended
 }
+
+// FencesNear answers the brand's stores nearest p from the view.
+func (db *DB) FencesNear(_ context.Context, brandID string, p geo.Point, limit int) ([]hotzone.NearStore, float64, error) {
+	if _, ok := db.brands.Brand(brandID); !ok {
+		return nil, 0, notFound("brand")
+	}
+	near, left := db.stores.Near(brandID, p, limit)
+	return near, left, nil
+}

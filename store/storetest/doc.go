@@ -39,7 +39,8 @@
 //     revocation waking the store's watchers.
 //   - Brands, policy and stores: the default policy; concurrent
 //     read-modify-writes losing nothing; stores created or replaced,
-//     listed by id and tag in pages, matched by FencesAt; DeleteStore
+//     listed by id and tag in pages, matched by FencesAt, the nearest
+//     answered by FencesNear as circles; DeleteStore
 //     ending the live event and revoking the store's keys.
 //   - Devices: updates keeping created_at and token_at; out-of-order
 //     positions; DevicesIn by fence and time; a token moving to the

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"Brands", testBrands},
 		{"PolicyConcurrentUpdates", testPolicyConcurrentUpdates},
 		{"Stores", testStores},
+		{"FencesNear", testFencesNear},
 		{"DeleteStore", testDeleteStore},
 		{"Devices", testDevices},
 		{"TokenMoves", testTokenMoves},

@@ -1,6 +1,8 @@
 package view
 
 import (
+	"cmp"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -138,4 +140,33 @@ func (s *Stores) Len() int {
 		return true
 	})
 	return n
+}
+
+// Near returns up to limit of the brand's stores nearest p, nearest
+// first, each with the circle a phone can monitor for it, and how far
+// from p the nearest store left out is (math.Inf(1) when none is). The
+// distance to a store is from p to its circle's edge, 0 inside. It looks
+// at every store of the brand: a phone asks once per refresh circle,
+// not per ping.
+func (s *Stores) Near(brandID string, p geo.Point, limit int) ([]hotzone.NearStore, float64) {
+	b := s.brand(brandID, false)
+	if b == nil || limit <= 0 {
+		return nil, math.Inf(1)
+	}
+	b.mu.RLock()
+	all := make([]hotzone.NearStore, 0, len(b.stores))
+	for _, st := range b.stores {
+		all = append(all, hotzone.NearOf(st, p))
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(all, func(x, y hotzone.NearStore) int {
+		if c := cmp.Compare(x.DistanceM, y.DistanceM); c != 0 {
+			return c
+		}
+		return strings.Compare(x.StoreID, y.StoreID)
+	})
+	if len(all) <= limit {
+		return all, math.Inf(1)
+	}
+	return all[:limit], all[limit].DistanceM
 }

@@ -58,7 +58,11 @@ func (f *clusterFixture) nodes(t *testing.T, n int, prefix string) []*child {
 	out := make([]*child, n)
 	for i := range out {
 		out[i] = startChild(t, env, "--data", t.TempDir(), "--redis-prefix", prefix, "--apns-url", f.fake.URL(),
-			"--push-ca-file", f.caFile, "--push-lease", "3s", "--device-ping-rate", "0")
+			"--push-ca-file", f.caFile, "--push-lease", "3s", "--device-ping-rate", "0",
+			// A loaded test machine may starve a replica past the default
+			// 100 ms; the failover test counts on every queued write
+			// having reached one.
+			"--redis-wait-timeout", "5s")
 	}
 	return out
 }

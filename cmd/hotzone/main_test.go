@@ -220,6 +220,7 @@ func TestServeConfig(t *testing.T) {
 		{"bad redis env", nil, map[string]string{"HOTZONE_REDIS": "redis://a"}, "--redis"},
 		{"bad redis prefix", []string{"--redis-prefix", "a{b}"}, nil, "--redis-prefix"},
 		{"bad redis wait", []string{"--redis-wait", "9"}, nil, "--redis-wait"},
+		{"bad redis wait timeout", []string{"--redis-wait-timeout", "0s"}, nil, "--redis-wait-timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -194,7 +194,7 @@ func openStorage(ctx context.Context, cfg *serveConfig, getenv func(string) stri
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		db, err := redis.Open(octx, cfg.redisAddrs, redis.Options{SecretKey: key, Prefix: cfg.RedisPrefix,
-			FlushInterval: cfg.FlushInterval, WaitReplicas: cfg.RedisWait})
+			FlushInterval: cfg.FlushInterval, WaitReplicas: cfg.RedisWait, WaitTimeout: cfg.RedisWaitTime})
 		if err != nil {
 			return nil, fmt.Errorf("%w\nIs the Redis Cluster at --redis %s up and reachable?", err, cfg.Redis)
 		}

@@ -278,3 +278,21 @@ func NearOf(st *Store, p geo.Point) NearStore {
 	n.DistanceM = max(0, geo.DistanceM(p, n.Center)-n.RadiusM)
 	return n
 }
+
+// Credentials statuses.
+const (
+	CredentialsOK     = "ok"
+	CredentialsBroken = "broken"
+)
+
+// Marked is c with a provider's verdict: broken with its reason, or ok
+// again; false when that is what c says already.
+func (c PushCredentials) Marked(broken bool, reason string) (PushCredentials, bool) {
+	next := c
+	if broken {
+		next.Status, next.Error = CredentialsBroken, &reason
+	} else {
+		next.Status, next.Error = CredentialsOK, nil
+	}
+	return next, next.Status != c.Status
+}

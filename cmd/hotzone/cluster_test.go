@@ -3,11 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -221,18 +218,10 @@ func seedBrand(t *testing.T, f *clusterFixture, db *redis.DB) (br hotzone.Brand,
 	if _, err := db.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error { p.QuietHours = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	f.fake.AddKey("TEAM000001", "KEY0000001", &key.PublicKey)
-	if err := db.PutCredentials(ctx, br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-		KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.cluster", Environment: "production"}); err != nil {
+	if err := db.PutCredentials(ctx, br.ID, apnsCredentials(f.fake, "com.example.cluster")); err != nil {
 		t.Fatal(err)
 	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7128, Lon: -74.006, RadiusM: 1000}}}
-	if st.Fence, err = st.Spec.Build(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.PutStore(ctx, st); err != nil {
+	if _, _, err := db.PutStore(ctx, storeS(t, br.ID)); err != nil {
 		t.Fatal(err)
 	}
 	return br, adminKey, appKey

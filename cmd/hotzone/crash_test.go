@@ -182,18 +182,10 @@ func seedCrashData(t *testing.T, dir string, secret []byte, fake *pushtest.APNs,
 	if _, err := db.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error { p.QuietHours = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	fake.AddKey("TEAM000001", "KEY0000001", &key.PublicKey)
-	if err := db.PutCredentials(ctx, br.ID, hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-		KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: "com.example.crash", Environment: "production"}); err != nil {
+	if err := db.PutCredentials(ctx, br.ID, apnsCredentials(fake, "com.example.crash")); err != nil {
 		t.Fatal(err)
 	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7128, Lon: -74.006, RadiusM: 1000}}}
-	if st.Fence, err = st.Spec.Build(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.PutStore(ctx, st); err != nil {
+	if _, _, err := db.PutStore(ctx, storeS(t, br.ID)); err != nil {
 		t.Fatal(err)
 	}
 	ds := make([]hotzone.Device, n)
@@ -293,4 +285,26 @@ func TestCrashAfterRegistrations(t *testing.T) {
 	if d, _, err := db.Device(ctx, brandID, "thief"); err != nil || d.Token != token(0) {
 		t.Errorf("after the kill, thief = %+v, %v; want it with d-0's token", d, err)
 	}
+}
+
+// apnsCredentials are APNs credentials with a fresh key the fake
+// accepts.
+func apnsCredentials(fake *pushtest.APNs, topic string) hotzone.PushCredentials {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	fake.AddKey("TEAM000001", "KEY0000001", &key.PublicKey)
+	return hotzone.PushCredentials{Provider: hotzone.ProviderAPNs, Secret: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		KeyID: "KEY0000001", TeamID: "TEAM000001", Topic: topic, Environment: "production"}
+}
+
+// storeS is the store "s" of brandID the crash and cluster tests use: a
+// 1 km circle around lower Manhattan.
+func storeS(t *testing.T, brandID string) hotzone.Store {
+	t.Helper()
+	st := hotzone.Store{ID: "s", BrandID: brandID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7128, Lon: -74.006, RadiusM: 1000}}}
+	var err error
+	if st.Fence, err = st.Spec.Build(); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

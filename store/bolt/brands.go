@@ -37,11 +37,7 @@ func (db *DB) EnsureOperatorKey(_ context.Context, fromEnv string) (generated st
 
 // Authenticate implements hotzone.Keys from the key table in memory.
 func (db *DB) Authenticate(_ context.Context, secret string) (*hotzone.Key, error) {
-	k, ok := db.keys.Lookup(secret)
-	if !ok {
-		return nil, hotzone.ErrUnauthorized
-	}
-	return k, nil
+	return db.keys.Authenticate(secret)
 }
 
 // KeyActive implements hotzone.Keys.

@@ -13,12 +13,6 @@ import (
 
 var bucketCreds = []byte("push_creds") // brand\0provider -> seal.Box(PushCredentials)
 
-// Credential statuses.
-const (
-	CredentialsOK     = "ok"
-	CredentialsBroken = "broken"
-)
-
 func (db *DB) loadCredentials(tx *bbolt.Tx) error {
 	return tx.Bucket(bucketCreds).ForEach(func(k, v []byte) error {
 		var c hotzone.PushCredentials
@@ -41,7 +35,7 @@ func (db *DB) PutCredentials(_ context.Context, brandID string, c hotzone.PushCr
 	lane := hotzone.Lane{BrandID: brandID, Provider: c.Provider}
 	db.credMu.Lock()
 	defer db.credMu.Unlock()
-	c.Status, c.Error = CredentialsOK, nil
+	c.Status, c.Error = hotzone.CredentialsOK, nil
 	c.UpdatedAt = db.now().UTC()
 	err := db.bolt.Update(func(tx *bbolt.Tx) error {
 		// Versions go on from the last upload, deleted or not: a verdict
@@ -123,13 +117,8 @@ func (db *DB) MarkCredentials(_ context.Context, brandID string, p hotzone.Provi
 	if c == nil || c.Version != version {
 		return nil
 	}
-	next := *c
-	if broken {
-		next.Status, next.Error = CredentialsBroken, &reason
-	} else {
-		next.Status, next.Error = CredentialsOK, nil
-	}
-	if next.Status == c.Status {
+	next, changed := c.Marked(broken, reason)
+	if !changed {
 		return nil
 	}
 	if err := db.writeCredentials(lane, &next); err != nil {

@@ -89,11 +89,7 @@ func (db *DB) EnsureOperatorKey(ctx context.Context, fromEnv string) (string, er
 
 // Authenticate finds a key by its secret's hash, in the view.
 func (db *DB) Authenticate(_ context.Context, secret string) (*hotzone.Key, error) {
-	k, ok := db.keys.Lookup(secret)
-	if !ok {
-		return nil, hotzone.ErrUnauthorized
-	}
-	return k, nil
+	return db.keys.Authenticate(secret)
 }
 
 // KeyActive tells whether a key is still in the view.
@@ -464,12 +460,6 @@ return 1`)
 // credAD binds sealed credentials to their brand and provider.
 func credAD(brandID string, p hotzone.Provider) []byte { return []byte(brandID + "\x00" + string(p)) }
 
-// CredentialsOK and CredentialsBroken are the statuses credentials carry.
-const (
-	CredentialsOK     = "ok"
-	CredentialsBroken = "broken"
-)
-
 // PutCredentials stores a brand's credentials with a version above any
 // it had, deleted ones included.
 func (db *DB) PutCredentials(ctx context.Context, brandID string, c hotzone.PushCredentials) error {
@@ -486,7 +476,7 @@ func (db *DB) PutCredentials(ctx context.Context, brandID string, c hotzone.Push
 		old, _ := str(rs[0])
 		delVer, _ := rs[1].AsInt64()
 		next := c
-		next.Status, next.Error = CredentialsOK, nil
+		next.Status, next.Error = hotzone.CredentialsOK, nil
 		next.UpdatedAt = db.now().UTC()
 		next.Version = delVer + 1
 		if old != "" {
@@ -572,13 +562,8 @@ func (db *DB) MarkCredentials(ctx context.Context, brandID string, p hotzone.Pro
 		if c.Version != version {
 			return nil
 		}
-		next := c
-		if broken {
-			next.Status, next.Error = CredentialsBroken, &reason
-		} else {
-			next.Status, next.Error = CredentialsOK, nil
-		}
-		if next.Status == c.Status {
+		next, changed := c.Marked(broken, reason)
+		if !changed {
 			return nil
 		}
 		sealed, err := db.box.Seal(credAD(brandID, p), &next)

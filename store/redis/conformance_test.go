@@ -84,32 +84,14 @@ func testRetention(t *testing.T, db *DB, clock *storetest.Clock) {
 	ctx := t.Context()
 	defer func(n int) { pruneBatch = n }(pruneBatch)
 	pruneBatch = 3
-	br, _, _, err := db.CreateBrand(ctx, "Old")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
-	st.Fence, _ = st.Spec.Build()
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
+	br, _ := brandStore(t, db, "Old")
 	const n = 300 // about ten per shard: several steps of three
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = "d" + strconv.Itoa(i)
-		if _, _, err := db.PutDevice(ctx, hotzone.Device{ID: ids[i], BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "tok" + ids[i]}); err != nil {
-			t.Fatal(err)
-		}
+		mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
 	}
-	start := func() hotzone.Event {
-		now := clock.Now()
-		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
-		if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
-			t.Fatal(err)
-		}
-		return ev
-	}
-	old := start()
+	old := mustStartEvent(t, db, br.ID, clock.Now())
 	// All but one suppressed; that one is queued, and expired at the end.
 	if _, err := db.Consider(ctx, old, ids, func(d hotzone.Device, _ []time.Time) string {
 		if d.ID == "d0" {
@@ -123,7 +105,7 @@ func testRetention(t *testing.T, db *DB, clock *storetest.Clock) {
 		t.Fatal(err)
 	}
 	clock.Advance(20 * 24 * time.Hour)
-	recent := start()
+	recent := mustStartEvent(t, db, br.ID, clock.Now())
 	if _, err := db.Consider(ctx, recent, ids[:10], func(hotzone.Device, []time.Time) string { return "quiet_hours" }); err != nil {
 		t.Fatal(err)
 	}
@@ -342,15 +324,8 @@ func testScriptsForgotten(t *testing.T, db *DB) {
 // quarters of its devices).
 func testPositionsWhileFlushing(t *testing.T, db *DB) {
 	ctx := t.Context()
-	br, _, _, err := db.CreateBrand(ctx, "Flushing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
-	st.Fence, _ = st.Spec.Build()
-	if _, _, err := db.PutDevice(ctx, hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC"}); err != nil {
-		t.Fatal(err)
-	}
+	br, st := brandStore(t, db, "Flushing")
+	mustPutDevice(t, db, apnsDevice(br.ID, "d"))
 	now := time.Now().UTC()
 	if err := db.RecordPosition(ctx, br.ID, "d", hotzone.Position{Lat: 52.37, Lon: 4.89, AccuracyM: 5, TS: now}, true); err != nil {
 		t.Fatal(err)
@@ -371,24 +346,10 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 // trip; erased, it is decided anew.
 func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
 	ctx := t.Context()
-	br, _, _, err := db.CreateBrand(ctx, "Quiet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
-	st.Fence, _ = st.Spec.Build()
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	d := hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "t"}
-	if _, _, err := db.PutDevice(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
-	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
-		t.Fatal(err)
-	}
+	br, _ := brandStore(t, db, "Quiet")
+	d := apnsDevice(br.ID, "d")
+	mustPutDevice(t, db, d)
+	ev := mustStartEvent(t, db, br.ID, time.Now().UTC())
 	queue := func(hotzone.Device, []time.Time) string { return "" }
 	consider := func() hotzone.Outcome {
 		t.Helper()
@@ -411,9 +372,7 @@ func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
 	if err := db.DeleteDevice(ctx, br.ID, "d"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.PutDevice(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	mustPutDevice(t, db, d)
 	if o := consider(); o.Status != hotzone.StatusQueued {
 		t.Errorf("after an erasure, the device registered anew = %+v, want queued again", o)
 	}
@@ -426,23 +385,9 @@ func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
 // replicas, so it runs after every other subtest that needs them.
 func testWaitWithoutReplicas(t *testing.T, c *redistest.Cluster, db *DB) {
 	ctx := t.Context()
-	br, _, _, err := db.CreateBrand(ctx, "Alone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
-	st.Fence, _ = st.Spec.Build()
-	if _, _, err := db.PutStore(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := db.PutDevice(ctx, hotzone.Device{ID: "d", BrandID: br.ID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "t"}); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: br.ID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
-	if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
-		t.Fatal(err)
-	}
+	br, _ := brandStore(t, db, "Alone")
+	mustPutDevice(t, db, apnsDevice(br.ID, "d"))
+	ev := mustStartEvent(t, db, br.ID, time.Now().UTC())
 	for i := 3; i < len(c.Addrs); i++ { // the replicas, as created
 		c.Kill(i)
 	}

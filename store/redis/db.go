@@ -160,8 +160,10 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	db.bg, db.stop = context.WithCancel(context.Background())
 	db.loops.Go(func() { db.subscribe(db.bg) })
 	db.loops.Go(func() { db.poll(db.bg) })
-	db.loops.Go(func() { db.flushLoop(db.bg) })
-	db.loops.Go(func() { db.pruneLoop(db.bg) })
+	// Positions and key uses held behind go out every FlushInterval
+	// (Close writes the rest); the retention is applied hourly.
+	db.loops.Go(func() { db.every(db.bg, db.opts.FlushInterval, db.flush) })
+	db.loops.Go(func() { db.every(db.bg, time.Hour, db.Prune) })
 	return db, nil
 }
 
@@ -348,6 +350,39 @@ func (db *DB) shard(brandID string, i int) string {
 		v, _ = db.tagMap.LoadOrStore(brandID, &tags)
 	}
 	return "{" + v.(*[Shards]string)[i] + "}"
+}
+
+// shardCmds builds one command per shard of a brand; fn gets the
+// shard's key prefix and index.
+func (db *DB) shardCmds(brandID string, fn func(sh string, i int) valkey.Completed) []valkey.Completed {
+	cmds := make([]valkey.Completed, Shards)
+	for i := range Shards {
+		cmds[i] = fn(db.shard(brandID, i), i)
+	}
+	return cmds
+}
+
+// shardCalls is one script call per shard of a brand, each with args.
+func (db *DB) shardCalls(brandID string, args ...string) []valkey.LuaExec {
+	calls := make([]valkey.LuaExec, Shards)
+	for i := range Shards {
+		calls[i] = valkey.LuaExec{Keys: []string{db.shard(brandID, i)}, Args: args}
+	}
+	return calls
+}
+
+// every runs fn every d until ctx ends, counting its errors.
+func (db *DB) every(ctx context.Context, d time.Duration, fn func(context.Context) error) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			db.stats.observe(fn(ctx))
+		}
+	}
 }
 
 // devShard is the key prefix of a device's shard.

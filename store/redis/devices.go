@@ -408,19 +408,14 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 	for id := range cand {
 		ids = append(ids, id)
 	}
-	cmds := make([]valkey.Completed, len(ids))
-	for i, id := range ids {
-		cmds[i] = db.cmd("HGET", []string{db.devShard(brandID, id) + ":d:" + id}, "qual")
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	quals, err := db.deviceField(ctx, brandID, ids, "qual")
 	if err != nil {
 		return nil, fmt.Errorf("redis: read positions: %w", err)
 	}
 	out := make([]string, 0, len(ids))
 	pending := db.pos.brandQual(brandID)
 	for i, id := range ids {
-		packed, _ := str(rs[i])
-		q, ok := unpackPos(packed)
+		q, ok := unpackPos(quals[i])
 		if pq, held := pending[id]; held && (!ok || pq.TS.After(q.TS)) {
 			q, ok = pq, true
 		}
@@ -439,11 +434,9 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 
 // allDevices lists every device of a brand, shard by shard.
 func (db *DB) allDevices(ctx context.Context, brandID string) ([]string, error) {
-	cmds := make([]valkey.Completed, Shards)
-	for i := range Shards {
-		cmds[i] = db.cmd("SMEMBERS", []string{db.shard(brandID, i) + ":devs"})
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	rs, err := db.doMulti(ctx, db.shardCmds(brandID, func(sh string, _ int) valkey.Completed {
+		return db.cmd("SMEMBERS", []string{sh + ":devs"})
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("redis: list devices: %w", err)
 	}
@@ -461,20 +454,12 @@ func (db *DB) allDevices(ctx context.Context, brandID string) ([]string, error) 
 // DevicesByID reads many devices of a brand in one pipelined batch (see
 // push.DeviceBatch); unknown ones are absent from the answer.
 func (db *DB) DevicesByID(ctx context.Context, brandID string, ids []string) (map[string]hotzone.Device, error) {
-	cmds := make([]valkey.Completed, len(ids))
-	for i, id := range ids {
-		cmds[i] = db.cmd("HGET", []string{db.devShard(brandID, id) + ":d:" + id}, "rec")
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	recs, err := db.deviceField(ctx, brandID, ids, "rec")
 	if err != nil {
 		return nil, fmt.Errorf("redis: devices: %w", err)
 	}
 	out := make(map[string]hotzone.Device, len(ids))
-	for i, r := range rs {
-		raw, err := str(r)
-		if err != nil {
-			return nil, fmt.Errorf("redis: devices: %w", err)
-		}
+	for i, raw := range recs {
 		if raw == "" {
 			continue
 		}
@@ -484,6 +469,26 @@ func (db *DB) DevicesByID(ctx context.Context, brandID string, ids []string) (ma
 		}
 		d.BrandID = brandID
 		out[ids[i]] = d
+	}
+	return out, nil
+}
+
+// deviceField reads one field of many devices' records in one pipelined
+// batch, "" where a device or the field is missing.
+func (db *DB) deviceField(ctx context.Context, brandID string, ids []string, field string) ([]string, error) {
+	cmds := make([]valkey.Completed, len(ids))
+	for i, id := range ids {
+		cmds[i] = db.cmd("HGET", []string{db.devShard(brandID, id) + ":d:" + id}, field)
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		if out[i], err = str(r); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

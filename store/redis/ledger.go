@@ -143,11 +143,9 @@ func (db *DB) readCounts(ctx context.Context, brandID string, eventIDs []string)
 		}
 		fields = append(fields, id+":v")
 	}
-	cmds := make([]valkey.Completed, Shards)
-	for i := range Shards {
-		cmds[i] = db.cmd("HMGET", []string{db.shard(brandID, i) + ":c"}, fields...)
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	rs, err := db.doMulti(ctx, db.shardCmds(brandID, func(sh string, _ int) valkey.Completed {
+		return db.cmd("HMGET", []string{sh + ":c"}, fields...)
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("redis: read counts: %w", err)
 	}
@@ -203,11 +201,9 @@ func (db *DB) pollCounts(ctx context.Context, brandID string, eventIDs []string)
 	}
 	from := *seen
 	db.cntMu.Unlock()
-	cmds := make([]valkey.Completed, Shards)
-	for i := range Shards {
-		cmds[i] = db.cmd("ZRANGE", []string{db.shard(brandID, i) + ":cv"}, "("+strconv.FormatInt(from[i], 10), "+inf", "BYSCORE", "WITHSCORES")
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	rs, err := db.doMulti(ctx, db.shardCmds(brandID, func(sh string, i int) valkey.Completed {
+		return db.cmd("ZRANGE", []string{sh + ":cv"}, "("+strconv.FormatInt(from[i], 10), "+inf", "BYSCORE", "WITHSCORES")
+	}))
 	if err != nil {
 		return fmt.Errorf("redis: poll counts: %w", err)
 	}
@@ -655,11 +651,7 @@ return n`)
 
 // expireQueued expires an ended event's queued entries in every shard.
 func (db *DB) expireQueued(ctx context.Context, brandID, eventID string) error {
-	calls := make([]valkey.LuaExec, Shards)
-	for i := range Shards {
-		calls[i] = valkey.LuaExec{Keys: []string{db.shard(brandID, i)}, Args: []string{eventID}}
-	}
-	if _, err := db.execMulti(ctx, expire, calls); err != nil {
+	if _, err := db.execMulti(ctx, expire, db.shardCalls(brandID, eventID)); err != nil {
 		return fmt.Errorf("redis: expire queued: %w", err)
 	}
 	return nil
@@ -734,12 +726,9 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 		shard int
 	}
 	nowMS := millis(now)
-	cmds := make([]valkey.Completed, Shards)
-	for i := range Shards {
-		cmds[i] = db.cmd("ZRANGE", []string{db.shard(lane.BrandID, i) + ":o:" + string(lane.Provider)},
-			"-inf", nowMS, "BYSCORE", "LIMIT", "0", strconv.Itoa(limit), "WITHSCORES")
-	}
-	rs, err := db.doMulti(ctx, cmds)
+	rs, err := db.doMulti(ctx, db.shardCmds(lane.BrandID, func(sh string, _ int) valkey.Completed {
+		return db.cmd("ZRANGE", []string{sh + ":o:" + string(lane.Provider)}, "-inf", nowMS, "BYSCORE", "LIMIT", "0", strconv.Itoa(limit), "WITHSCORES")
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("redis: claim: %w", err)
 	}
@@ -965,12 +954,7 @@ return 1`)
 
 // Release makes every backing-off notification of the lane due now.
 func (db *DB) Release(ctx context.Context, lane hotzone.Lane) error {
-	calls := make([]valkey.LuaExec, Shards)
-	now := millis(db.now())
-	for i := range Shards {
-		calls[i] = valkey.LuaExec{Keys: []string{db.shard(lane.BrandID, i)}, Args: []string{string(lane.Provider), now}}
-	}
-	if _, err := db.execMulti(ctx, release, calls); err != nil {
+	if _, err := db.execMulti(ctx, release, db.shardCalls(lane.BrandID, string(lane.Provider), millis(db.now()))); err != nil {
 		return fmt.Errorf("redis: release: %w", err)
 	}
 	return nil

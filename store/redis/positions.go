@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/valkey-io/valkey-go"
 
@@ -171,21 +170,6 @@ return out`)
 // flushBatch bounds the devices one putPositions call carries, so that
 // one script never holds its shard for long.
 const flushBatch = 256
-
-// flushLoop writes what is held behind every FlushInterval until ctx
-// ends (Close flushes the rest).
-func (db *DB) flushLoop(ctx context.Context) {
-	t := time.NewTicker(db.opts.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			db.stats.observe(db.flush(ctx))
-		}
-	}
-}
 
 // FlushPositions writes the positions and key uses held behind now.
 func (db *DB) FlushPositions(ctx context.Context) error { return db.flush(ctx) }

@@ -110,17 +110,3 @@ func (db *DB) pruneEvents(ctx context.Context, brandID string, cutoff time.Time)
 	}
 	return nil
 }
-
-// pruneLoop prunes every hour until ctx ends.
-func (db *DB) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			db.stats.observe(db.Prune(ctx))
-		}
-	}
-}

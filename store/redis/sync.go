@@ -169,28 +169,13 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 			return fmt.Errorf("redis: policy of %s: %w", brandID, err)
 		}
 	}
-	hash := func(p string) (map[string]string, error) {
-		if i, ok := idx[p]; ok {
-			return strMap(rs[i])
+	raws := map[string]map[string]string{} // part -> its hash, for the parts read
+	for p, i := range idx {
+		if raws[p], err = strMap(rs[i]); err != nil {
+			return err
 		}
-		return nil, nil
 	}
-	storesRaw, err := hash(partStores)
-	if err != nil {
-		return err
-	}
-	keysRaw, err := hash(partKeys)
-	if err != nil {
-		return err
-	}
-	credsRaw, err := hash(partCreds)
-	if err != nil {
-		return err
-	}
-	liveRaw, err := hash(partLive)
-	if err != nil {
-		return err
-	}
+	storesRaw, keysRaw, credsRaw, liveRaw := raws[partStores], raws[partKeys], raws[partCreds], raws[partLive]
 	if st == nil {
 		st = &brandState{vers: map[string]int64{}, keys: map[[32]byte]string{}, stores: map[string]string{}, live: map[string]hotzone.Event{}}
 	}

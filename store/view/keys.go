@@ -195,3 +195,13 @@ func (ks *Keys) Retouch(keys []hotzone.Key) {
 		}
 	}
 }
+
+// Authenticate is Lookup as the storage contract answers it: the key,
+// or ErrUnauthorized.
+func (ks *Keys) Authenticate(secret string) (*hotzone.Key, error) {
+	k, ok := ks.Lookup(secret)
+	if !ok {
+		return nil, hotzone.ErrUnauthorized
+	}
+	return k, nil
+}

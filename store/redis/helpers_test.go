@@ -1,0 +1,49 @@
+package redis
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hotzone/hotzone"
+)
+
+// brandStore creates a brand with one store, "s": a 200 m circle in
+// Amsterdam, around (52.37, 4.89).
+func brandStore(t *testing.T, db *DB, name string) (hotzone.Brand, hotzone.Store) {
+	t.Helper()
+	br, _, _, err := db.CreateBrand(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hotzone.Store{ID: "s", BrandID: br.ID, Name: "S", Timezone: "UTC", Spec: hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 200}}}
+	if st.Fence, err = st.Spec.Build(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err = db.PutStore(t.Context(), st); err != nil {
+		t.Fatal(err)
+	}
+	return br, st
+}
+
+// apnsDevice is an opted-in iOS device with an APNs token.
+func apnsDevice(brandID, id string) hotzone.Device {
+	return hotzone.Device{ID: id, BrandID: brandID, Platform: hotzone.PlatformIOS, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderAPNs, Token: "tok-" + id}
+}
+
+// mustPutDevice registers d.
+func mustPutDevice(t *testing.T, db *DB, d hotzone.Device) {
+	t.Helper()
+	if _, _, err := db.PutDevice(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustStartEvent starts an hour-long event at store "s" at now.
+func mustStartEvent(t *testing.T, db *DB, brandID string, now time.Time) hotzone.Event {
+	t.Helper()
+	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
+	if _, _, _, err := db.StartEvent(t.Context(), ev, ""); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}

@@ -70,6 +70,10 @@ func TestRedis(t *testing.T) {
 		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
 	t.Run("WaitWithoutReplicas", func(t *testing.T) { testWaitWithoutReplicas(t, c, open(t, prefix(), time.Now)) })
+	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
+		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
+		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
+	})
 	t.Run("Retention", func(t *testing.T) {
 		// Ahead of every id made so far: ids never go back in time, and
 		// pruning goes by the time in the id.
@@ -398,5 +402,45 @@ func testWaitWithoutReplicas(t *testing.T, c *redistest.Cluster, db *DB) {
 	}
 	if db.Metrics().Snapshot().WaitShort == before {
 		t.Error("a queued notification's WAIT came back with a replica that is dead")
+	}
+}
+
+// testClaimOldest: a claim reads each shard's fair share first; when one
+// shard holds most of what is due, its further entries are read too, so
+// the claims still hand out exactly the oldest due.
+func testClaimOldest(t *testing.T, db *DB, clock *storetest.Clock) {
+	ctx := t.Context()
+	br, _ := brandStore(t, db, "Skewed")
+	var ids []string
+	for i := 0; len(ids) < 240; i++ {
+		id := "d" + strconv.Itoa(i)
+		// Two thirds in shard 5, the rest wherever they fall.
+		if shardOf(id) == 5 || i%64 == 0 {
+			ids = append(ids, id)
+		}
+	}
+	ev := mustStartEvent(t, db, br.ID, clock.Now())
+	for _, id := range ids {
+		mustPutDevice(t, db, apnsDevice(br.ID, id))
+		clock.Advance(time.Millisecond) // each due a millisecond after the last
+		if _, err := db.Consider(ctx, ev, []string{id}, func(hotzone.Device, []time.Time) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lane := hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}
+	for from := 0; from < len(ids); from += 40 {
+		got, err := db.Claim(ctx, lane, clock.Now(), 40, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ids[from:min(from+40, len(ids))]
+		if len(got) != len(want) {
+			t.Fatalf("claim from %d handed out %d, want %d", from, len(got), len(want))
+		}
+		for k, n := range got {
+			if n.DeviceID != want[k] {
+				t.Fatalf("claim from %d: pick %d is %s (shard %d), want %s (shard %d)", from, k, n.DeviceID, shardOf(n.DeviceID), want[k], shardOf(want[k]))
+			}
+		}
 	}
 }

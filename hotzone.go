@@ -130,6 +130,9 @@ type Position struct {
 	Lon       float64   `json:"lon"`
 	AccuracyM float64   `json:"accuracy_m"`
 	TS        time.Time `json:"ts"`
+	// SpeedMPS is the speed the device reported with the ping, if any;
+	// presence and triggers read it, positions do not keep it.
+	SpeedMPS *float64 `json:"-"`
 }
 
 // Point is the position as a geo point.

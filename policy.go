@@ -1,6 +1,9 @@
 package hotzone
 
-import "strconv"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // QuietHours is a daily window, in the device's own time zone, in which
 // nothing is queued. End before Start means the window wraps midnight.
@@ -18,6 +21,46 @@ type Policy struct {
 	MaxAccuracyM float64     `json:"max_accuracy_m"`
 	PresenceTTLS int         `json:"presence_ttl_s"`
 	MaxPingAgeS  int         `json:"max_ping_age_s"`
+	// Trigger is when a device in a live event's fence is notified: on
+	// entering, or once it has stayed DwellS seconds.
+	Trigger Trigger `json:"trigger"`
+	DwellS  int     `json:"dwell_s"`
+	// MaxSpeedMPS, when set, keeps a ping reporting a higher speed from
+	// triggering or entering a fence: a drive-by is not a walk-in.
+	MaxSpeedMPS *float64 `json:"max_speed_mps"`
+}
+
+// Trigger is the policy's moment of notification.
+type Trigger string
+
+// The triggers the contract accepts.
+const (
+	TriggerEnter Trigger = "enter" // the first qualifying ping inside
+	TriggerDwell Trigger = "dwell" // once the device has stayed dwell_s
+)
+
+// DefaultDwellS is a new policy's dwell_s.
+const DefaultDwellS = 120
+
+// UnmarshalJSON reads a policy, giving the members a stored policy of an
+// earlier version lacks their defaults, so nothing needs migrating.
+func (p *Policy) UnmarshalJSON(b []byte) error {
+	type plain Policy
+	v := plain{Trigger: TriggerEnter, DwellS: DefaultDwellS}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Policy(v)
+	return nil
+}
+
+// Dwells tells whether the policy notifies on dwelling.
+func (p *Policy) Dwells() bool { return p.Trigger == TriggerDwell }
+
+// TooFast tells whether a reported speed (nil: none reported) is above
+// the policy's max_speed_mps.
+func (p *Policy) TooFast(speed *float64) bool {
+	return p.MaxSpeedMPS != nil && speed != nil && *speed > *p.MaxSpeedMPS
 }
 
 // DefaultPolicy is the policy of a new brand.
@@ -29,6 +72,8 @@ func DefaultPolicy() Policy {
 		MaxAccuracyM: 500,
 		PresenceTTLS: 1800,
 		MaxPingAgeS:  300,
+		Trigger:      TriggerEnter,
+		DwellS:       DefaultDwellS,
 	}
 }
 
@@ -45,6 +90,13 @@ func (p Policy) Validate() []FieldError {
 	rng("max_accuracy_m", p.MaxAccuracyM, 1, 10000)
 	rng("presence_ttl_s", float64(p.PresenceTTLS), 60, 86400)
 	rng("max_ping_age_s", float64(p.MaxPingAgeS), 10, 86400)
+	rng("dwell_s", float64(p.DwellS), 30, 3600)
+	if p.MaxSpeedMPS != nil {
+		rng("max_speed_mps", *p.MaxSpeedMPS, 1, 100)
+	}
+	if p.Trigger != TriggerEnter && p.Trigger != TriggerDwell {
+		errs = append(errs, FieldError{Field: "trigger", Message: `must be "enter" or "dwell"`})
+	}
 	if q := p.QuietHours; q != nil {
 		if _, ok := ParseClock(q.Start); !ok {
 			errs = append(errs, FieldError{Field: "quiet_hours.start", Message: "must be HH:MM between 00:00 and 23:59"})

@@ -117,6 +117,11 @@ type Stores interface {
 	// the nearest store left out is (+Inf when none is) (a view; no I/O).
 	// ErrNotFound for an unknown brand.
 	FencesNear(ctx context.Context, brandID string, p geo.Point, limit int) ([]NearStore, float64, error)
+	// FencesAround appends to dst the brand's stores whose fence contains
+	// p or whose edge lies within m metres of it, with p's distance
+	// outside each (geo.Fence.OutsideM), and returns it (a view; no I/O).
+	// An unknown brand has none.
+	FencesAround(ctx context.Context, brandID string, p geo.Point, m float64, dst []FenceDistance) ([]FenceDistance, error)
 }
 
 // Devices keeps app installs and where they are.
@@ -313,6 +318,7 @@ type Storage interface {
 	Outbox
 	Log
 	Credentials
+	Presences
 	// Stats counts what the backend holds.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping tells whether the backend answers (readiness).

@@ -86,6 +86,8 @@ func readPing(d *jsontext.Decoder, prefix string) (pingRequest, error) {
 			req.Lon, err = readNumber(d, prefix, "lon")
 		case "accuracy_m":
 			req.AccuracyM, err = readNumber(d, prefix, "accuracy_m")
+		case "speed_mps":
+			req.SpeedMPS, err = readNumber(d, prefix, "speed_mps")
 		default:
 			return req, &hotzone.ValidationError{Detail: "the body does not match the expected shape", Errors: []hotzone.FieldError{{Field: joinPath(prefix, string(name)), Message: "unknown field (names are case-sensitive)"}}}
 		}

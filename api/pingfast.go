@@ -102,6 +102,9 @@ func scanPingAt(b []byte, i int) (req pingRequest, next int, ok bool) {
 			case "accuracy_m":
 				bit = 16
 				req.AccuracyM, i, ok = scanNumberValue(b, i)
+			case "speed_mps":
+				bit = 32
+				req.SpeedMPS, i, ok = scanNumberValue(b, i)
 			default:
 				return req, i, false
 			}

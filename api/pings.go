@@ -24,6 +24,7 @@ import (
 type pingRequest struct {
 	DeviceID, TS        optString
 	Lat, Lon, AccuracyM optFloat
+	SpeedMPS            optFloat // optional (an extension of the contract)
 }
 
 type optString struct {
@@ -275,6 +276,9 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 	checkRange(&errs, field("lat"), req.Lat, -90, 90)
 	checkRange(&errs, field("lon"), req.Lon, -180, 180)
 	checkRange(&errs, field("accuracy_m"), req.AccuracyM, 0, 100000)
+	if req.SpeedMPS.ok {
+		checkRange(&errs, field("speed_mps"), req.SpeedMPS, 0, 1000)
+	}
 	ts := now
 	if req.TS.ok {
 		t, err := time.Parse(time.RFC3339Nano, req.TS.v)
@@ -291,6 +295,9 @@ func (s *Server) ping(ctx context.Context, brandID string, req *pingRequest, pre
 		return errs.err()
 	}
 	pos := hotzone.Position{Lat: req.Lat.v, Lon: req.Lon.v, AccuracyM: req.AccuracyM.v, TS: ts.UTC()}
+	if req.SpeedMPS.ok {
+		pos.SpeedMPS = &req.SpeedMPS.v
+	}
 	if err := s.engine.Ping(ctx, brandID, req.DeviceID.v, pos, now, ans); err != nil {
 		return unknownDevice(err)
 	}

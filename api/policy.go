@@ -18,6 +18,10 @@ type policyPatch struct {
 	MaxAccuracyM *float64       `json:"max_accuracy_m"`
 	PresenceTTLS *int           `json:"presence_ttl_s"`
 	MaxPingAgeS  *int           `json:"max_ping_age_s"`
+	Trigger      *string        `json:"trigger"`
+	DwellS       *int           `json:"dwell_s"`
+	// MaxSpeedMPS is raw for the same reason: null turns the limit off.
+	MaxSpeedMPS jsontext.Value `json:"max_speed_mps"`
 }
 
 type quietHoursJSON struct {
@@ -63,6 +67,15 @@ func (s *Server) handlePatchPolicy() gin.HandlerFunc {
 			}
 			qh = &hotzone.QuietHours{Start: *q.Start, End: *q.End}
 		}
+		var speed *float64
+		if len(req.MaxSpeedMPS) > 0 && req.MaxSpeedMPS.Kind() != 'n' {
+			var v float64
+			if err := decodeJSON(req.MaxSpeedMPS, "max_speed_mps", &v); err != nil {
+				s.fail(c, err)
+				return
+			}
+			speed = &v
+		}
 		p, err := s.db.UpdatePolicy(c, keyOf(c).BrandID, func(p *hotzone.Policy) error {
 			set(&p.MinIntervalS, req.MinIntervalS)
 			set(&p.DailyCap, req.DailyCap)
@@ -71,6 +84,13 @@ func (s *Server) handlePatchPolicy() gin.HandlerFunc {
 			set(&p.MaxPingAgeS, req.MaxPingAgeS)
 			if len(req.QuietHours) > 0 {
 				p.QuietHours = qh
+			}
+			if req.Trigger != nil {
+				p.Trigger = hotzone.Trigger(*req.Trigger)
+			}
+			set(&p.DwellS, req.DwellS)
+			if len(req.MaxSpeedMPS) > 0 {
+				p.MaxSpeedMPS = speed
 			}
 			if errs := p.Validate(); len(errs) > 0 {
 				return &hotzone.ValidationError{Detail: "the policy is not valid", Errors: errs}

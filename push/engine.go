@@ -190,6 +190,13 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	if err != nil {
 		return err
 	}
+	if policy.Dwells() && len(ids) > 0 {
+		// Under the dwell trigger, only those who have dwelled now; the
+		// rest are notified by the ping that completes their dwell.
+		if ids, err = e.dwelledIn(ctx, ev.BrandID, ev.StoreID, ids); err != nil {
+			return err
+		}
+	}
 	found := time.Since(began)
 	// An operator sees what a fan-out cost, and where.
 	defer func(n int) {
@@ -235,6 +242,25 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	return nil
 }
 
+// dwelledIn keeps the devices that have dwelled in a store's fence,
+// reading their presence a chunk at a time.
+func (e *Engine) dwelledIn(ctx context.Context, brandID, storeID string, ids []string) ([]string, error) {
+	kept := ids[:0]
+	for from := 0; from < len(ids); from += fanOutMaxChunk {
+		chunk := ids[from:min(from+fanOutMaxChunk, len(ids))]
+		ps, err := e.db.Presences(ctx, brandID, chunk)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range chunk {
+			if dwelled(&ps[i], storeID) {
+				kept = append(kept, id)
+			}
+		}
+	}
+	return kept, nil
+}
+
 // decider binds the policy and the clock for one decision.
 func (e *Engine) decider(p hotzone.Policy, now time.Time) hotzone.DecideFunc {
 	return func(d hotzone.Device, h []time.Time) string {
@@ -268,6 +294,7 @@ type PingResult struct {
 type PingAnswer struct {
 	Inside  []geo.Hit
 	Results []PingResult
+	around  []hotzone.FenceDistance // reused across pings
 }
 
 // Ping handles one validated ping of a device: the device's rate limit,
@@ -303,18 +330,37 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 		}
 		return err
 	}
-	if ans.Inside, err = e.db.FencesAt(ctx, brandID, pos.Point(), ans.Inside); err != nil || len(ans.Inside) == 0 {
+	if ans.Inside, err = e.db.FencesAt(ctx, brandID, pos.Point(), ans.Inside); err != nil {
 		return err
 	}
-	// Work that outlives the request (the queue write) must not be cut
-	// short by the client hanging up.
-	ans.Results, err = e.onPing(context.WithoutCancel(ctx), brandID, deviceID, ans.Inside, accurate, fresh, &policy, now, ans.Results)
+	// Work that outlives the request (the presence and queue writes)
+	// must not be cut short by the client hanging up.
+	wctx := context.WithoutCancel(ctx)
+	var presence *hotzone.Presence
+	if accurate && fresh {
+		// Inaccurate and stale pings never change presence.
+		if ans.around, err = e.db.FencesAround(ctx, brandID, pos.Point(), hotzone.PresenceBandM(pos.AccuracyM), ans.around[:0]); err != nil {
+			return err
+		}
+		if presence, _, err = e.track(wctx, brandID, deviceID, pos, &policy, ans.around); err != nil {
+			return err
+		}
+	}
+	if len(ans.Inside) == 0 {
+		return nil
+	}
+	ans.Results, err = e.onPing(wctx, brandID, deviceID, ans.Inside, accurate, fresh, policy.TooFast(pos.SpeedMPS), presence, &policy, now, ans.Results)
 	return err
 }
 
 // onPing decides, for each live event at the stores hit, whether the
 // device is queued or why not, appending to out.
-func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh bool, policy *hotzone.Policy, now time.Time, out []PingResult) ([]PingResult, error) {
+//
+// tooFast and presence (nil when it was not looked at: no fence near and
+// no visit open) come from the ping's presence step: a drive-by never
+// triggers, and under the dwell trigger only a device that has dwelled
+// in the store's fence is considered.
+func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh, tooFast bool, presence *hotzone.Presence, policy *hotzone.Policy, now time.Time, out []PingResult) ([]PingResult, error) {
 	for _, h := range hits {
 		ev, _, err := e.db.LiveEvent(ctx, brandID, h.ID)
 		if errors.Is(err, hotzone.ErrNotFound) {
@@ -332,6 +378,10 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 			r.Reason = ReasonLowAccuracy
 		case !fresh:
 			r.Reason = ReasonStale
+		case tooFast:
+			r.Reason = ReasonTooFast
+		case policy.Dwells() && !dwelled(presence, h.ID):
+			r.Reason = ReasonNotDwelled
 		default:
 			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(*policy, now))
 			if err != nil {
@@ -356,6 +406,15 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// dwelled tells whether a presence has dwelled in a store's fence.
+func dwelled(p *hotzone.Presence, storeID string) bool {
+	if p == nil {
+		return false
+	}
+	v, ok := p.Visit(storeID)
+	return ok && v.Dwelled
 }
 
 // DeleteDevice erases a device and forgets its rate limit.

@@ -16,6 +16,7 @@ type Metrics struct {
 	sendLatency    *prometheus.HistogramVec
 	retries        *prometheus.CounterVec
 	providerErrors *prometheus.CounterVec
+	presences      *prometheus.CounterVec
 }
 
 // NewMetrics registers the push series with reg.
@@ -31,8 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sends that will be tried again, by provider."}, []string{"provider"}),
 		providerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotzone_provider_errors_total",
 			Help: "Provider error answers by provider and code."}, []string{"provider", "code"}),
+		presences: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotzone_presence_changes_total",
+			Help: "Devices entering, dwelling in and exiting store fences."}, []string{"type"}),
 	}
-	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors)
+	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors, m.presences)
 	return m
 }
 
@@ -63,4 +66,12 @@ func (m *Metrics) suppressed(reason Reason) {
 		return
 	}
 	m.suppressions.WithLabelValues(string(reason)).Inc()
+}
+
+// presence records a presence change.
+func (m *Metrics) presence(t hotzone.PresenceType) {
+	if m == nil {
+		return
+	}
+	m.presences.WithLabelValues(string(t)).Inc()
 }

@@ -29,6 +29,12 @@ const (
 	ReasonDailyCap        Reason = "daily_cap"
 	ReasonMinInterval     Reason = "min_interval"
 	ReasonAlreadyNotified Reason = "already_notified"
+	// ReasonTooFast: the ping reported a speed above the policy's
+	// max_speed_mps (a drive-by); nothing is written to the log.
+	ReasonTooFast Reason = "too_fast"
+	// ReasonNotDwelled: the policy triggers on dwelling and the device
+	// has not stayed dwell_s yet; a later ping notifies it once it has.
+	ReasonNotDwelled Reason = "not_dwelled"
 )
 
 // History is what the policy needs to know of a device's past

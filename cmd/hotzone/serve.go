@@ -126,6 +126,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	wg.Go(func() { disp.Run(bg) })
 	wg.Go(func() { logw.Run(bg) })
 	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
+	// Visits of devices gone silent time out within presence_ttl_s plus
+	// this.
+	wg.Go(func() { engine.RunPresence(bg, 5*time.Second) })
 
 	hs := &http.Server{
 		Handler:           srv,

@@ -32,7 +32,7 @@ var (
 	bucketStores    = []byte("stores")   // brand\0store -> Store
 	bucketDevices   = []byte("devices")  // brand\0device -> Device
 	bucketTokens    = []byte("tokens")   // brand\0provider\0token -> device
-	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds}
+	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds, bucketPresence}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -68,6 +68,7 @@ type DB struct {
 	erasedAt   time.Time    // a device was erased: compact positions soon
 	flushBlock poslog.Block // reused by each flush
 	devLocks   devLocks
+	present    presences
 	commits    committer
 	// journal holds registrations written ahead of bbolt (journal.go).
 	journal *journal
@@ -175,7 +176,10 @@ func (db *DB) load() error {
 		if err := db.loadCredentials(tx); err != nil {
 			return err
 		}
-		return db.loadDevices(tx)
+		if err := db.loadDevices(tx); err != nil {
+			return err
+		}
+		return db.loadPresence(tx)
 	})
 	if err != nil {
 		return err

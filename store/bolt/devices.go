@@ -205,6 +205,9 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 				return err
 			}
 		}
+		if err := tx.Bucket(bucketPresence).Delete(joinKey(brandID, deviceID)); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketDevices).Delete(joinKey(brandID, deviceID))
 	})
 	if errors.Is(err, hotzone.ErrNotFound) {
@@ -214,6 +217,7 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 		return fmt.Errorf("store: delete device: %w", err)
 	}
 	db.devs.Remove(brandID, deviceID)
+	db.present.set(hotzone.DeviceRef{BrandID: brandID, DeviceID: deviceID}, hotzone.Presence{})
 	db.publishCounts(changes)
 	db.flushMu.Lock()
 	if db.erasedAt.IsZero() {

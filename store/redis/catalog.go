@@ -589,3 +589,8 @@ func (db *DB) FencesNear(_ context.Context, brandID string, p geo.Point, limit i
 	near, left := db.stores.Near(brandID, p, limit)
 	return near, left, nil
 }
+
+// FencesAround implements hotzone.Stores from the view.
+func (db *DB) FencesAround(_ context.Context, brandID string, p geo.Point, m float64, dst []hotzone.FenceDistance) ([]hotzone.FenceDistance, error) {
+	return db.stores.Around(brandID, p, m, dst), nil
+}

@@ -46,6 +46,7 @@ type DB struct {
 	devs     devCache
 	notified notifiedCache
 	pos      positions
+	present  presentCache
 	flushMu  sync.Mutex // one flush at a time (the loop's, Close's, a test's)
 
 	loops    sync.WaitGroup

@@ -269,6 +269,8 @@ for i = 1, #entries, 2 do
 end
 redis.call('DEL', d, dn)
 redis.call('SREM', p .. ':devs', ARGV[1])
+redis.call('ZREM', p .. ':pv', ARGV[1])
+redis.call('SREM', p .. ':pf', ARGV[1])
 return {rec, qual}`)
 
 // DeleteDevice erases a device: in its shard at once (record, history,

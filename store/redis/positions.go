@@ -141,15 +141,20 @@ func (ps *positions) flushed() {
 // putPositions stores devices' positions where they are newer, and
 // only for devices that exist; one call per shard and flush carries all
 // of the shard's devices, so a ping costs Redis a few hash operations,
-// not a script call of its own. KEYS[1]: the shard. ARGV: per device,
-// its id, last position, its nanos, qualifying position ("" for none),
-// its nanos. Answers, per device, the old qualifying position when the
-// qualifying one changed, "-" when it did not, "!" for a device that
-// does not exist.
+// not a script call of its own. A device with visits open (in {S}:pv)
+// has its score there moved to its new qualifying ping; if that ping
+// was far from every fence and went through a node that did not know of
+// the visits, the device is noted in {S}:pf for Lingering. KEYS[1]: the
+// shard. ARGV: per device, its id, last position, its nanos, qualifying
+// position ("" for none), its nanos and ms, and "1" when it is far.
+// Answers, per device, the old qualifying position when the qualifying
+// one changed, "-" when it did not, "!" for a device that does not
+// exist.
 var putPositions = newScript(`
 local out = {}
-for i = 1, #ARGV, 5 do
-  local d = KEYS[1] .. ':d:' .. ARGV[i]
+for i = 1, #ARGV, 7 do
+  local dev = ARGV[i]
+  local d = KEYS[1] .. ':d:' .. dev
   local r = '-'
   if redis.call('EXISTS', d) == 0 then
     r = '!'
@@ -161,6 +166,10 @@ for i = 1, #ARGV, 5 do
     if ARGV[i+3] ~= '' and ARGV[i+4] > (cur[3] or '') then
       redis.call('HSET', d, 'qual', ARGV[i+3], 'qts', ARGV[i+4])
       r = cur[2] or ''
+      if redis.call('ZSCORE', KEYS[1] .. ':pv', dev) then
+        redis.call('ZADD', KEYS[1] .. ':pv', ARGV[i+5], dev)
+        if ARGV[i+6] == '1' then redis.call('SADD', KEYS[1] .. ':pf', dev) end
+      end
     end
   end
   out[#out+1] = r
@@ -199,12 +208,15 @@ func (db *DB) flush(ctx context.Context) error {
 				order = append(order, c)
 				calls = append(calls, valkey.LuaExec{Keys: []string{sh}})
 			}
-			q, qts := "", ""
+			q, qts, qms, far := "", "", "", ""
 			if h.qual != nil {
-				q, qts = packPos(*h.qual), nanos(h.qual.TS)
+				q, qts, qms = packPos(*h.qual), nanos(h.qual.TS), millis(h.qual.TS)
+				if db.farPing(ref, *h.qual) {
+					far = "1"
+				}
 			}
 			c.refs = append(c.refs, ref)
-			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, packPos(h.last), nanos(h.last.TS), q, qts)
+			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, packPos(h.last), nanos(h.last.TS), q, qts, qms, far)
 		}
 		rs, _ := db.execMulti(ctx, putPositions, calls)
 		cells := map[string][]string{} // cell key -> HSET field, value, …
@@ -255,4 +267,16 @@ func (db *DB) flush(ctx context.Context) error {
 		}
 	}
 	return db.flushTouches(ctx)
+}
+
+// farPing tells whether a qualifying ping lies outside every fence's
+// hysteresis band while this node knew of no visit of the device: the
+// presence update a ping near a fence or of a known visitor makes never
+// happened for it, so any visit another node opened must be looked at.
+func (db *DB) farPing(ref devRef, p hotzone.Position) bool {
+	if db.present.has(hotzone.DeviceRef{BrandID: ref.brand, DeviceID: ref.device}) {
+		return false
+	}
+	var buf [4]hotzone.FenceDistance
+	return len(db.stores.Around(ref.brand, p.Point(), hotzone.PresenceBandM(p.AccuracyM), buf[:0])) == 0
 }

@@ -57,6 +57,9 @@ func Run(t *testing.T, open Opener) {
 		{"Stats", testStats},
 		{"BrandsIsolated", testBrandsIsolated},
 		{"NotFound", testNotFound},
+		{"Presence", testPresence},
+		{"PresenceConcurrent", testPresenceConcurrent},
+		{"Lingering", testLingering},
 		{"Restart", testRestart},
 	}
 	for _, r := range rules {

@@ -170,3 +170,42 @@ func (s *Stores) Near(brandID string, p geo.Point, limit int) ([]hotzone.NearSto
 	}
 	return all[:limit], all[limit].DistanceM
 }
+
+// Around appends to dst the brand's stores whose fence contains p or
+// lies within m metres of it, with p's distance outside each, and
+// returns it.
+func (s *Stores) Around(brandID string, p geo.Point, m float64, dst []hotzone.FenceDistance) []hotzone.FenceDistance {
+	b := s.brand(brandID, false)
+	if b == nil || !p.Valid() || !(m >= 0) {
+		return dst
+	}
+	b.fences.SearchRect(aroundBox(p, m), func(id string, f *geo.Fence) bool {
+		if d := f.OutsideM(p); d <= m {
+			dst = append(dst, hotzone.FenceDistance{StoreID: id, OutsideM: d})
+		}
+		return true
+	})
+	return dst
+}
+
+// aroundBox is a box holding every point within m metres of p, as
+// [west, south, east, north]; near a pole it spans every longitude.
+func aroundBox(p geo.Point, m float64) [4]float64 {
+	dlat := m / geo.EarthRadiusM * 180 / math.Pi
+	south, north := p.Lat-dlat, p.Lat+dlat
+	if south <= -90 || north >= 90 {
+		return [4]float64{-180, max(south, -90), 180, min(north, 90)}
+	}
+	dlon := dlat / math.Cos(max(math.Abs(south), math.Abs(north))*math.Pi/180)
+	if dlon >= 180 {
+		return [4]float64{-180, south, 180, north}
+	}
+	west, east := p.Lon-dlon, p.Lon+dlon
+	if west < -180 {
+		west += 360
+	}
+	if east > 180 {
+		east -= 360
+	}
+	return [4]float64{west, south, east, north}
+}

@@ -319,6 +319,7 @@ type Storage interface {
 	Log
 	Credentials
 	Presences
+	Webhooks
 	// Stats counts what the backend holds.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping tells whether the backend answers (readiness).

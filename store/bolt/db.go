@@ -24,15 +24,16 @@ import (
 )
 
 var (
-	bucketMeta      = []byte("meta")
-	bucketBrands    = []byte("brands")
-	bucketKeys      = []byte("keys")     // sha256(key) -> Key
-	bucketMgrKeys   = []byte("mgr_keys") // brand\0store\0id -> sha256(key)
-	bucketPolicies  = []byte("policies") // brand -> Policy
-	bucketStores    = []byte("stores")   // brand\0store -> Store
-	bucketDevices   = []byte("devices")  // brand\0device -> Device
-	bucketTokens    = []byte("tokens")   // brand\0provider\0token -> device
-	allBuckets      = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds, bucketPresence}
+	bucketMeta     = []byte("meta")
+	bucketBrands   = []byte("brands")
+	bucketKeys     = []byte("keys")     // sha256(key) -> Key
+	bucketMgrKeys  = []byte("mgr_keys") // brand\0store\0id -> sha256(key)
+	bucketPolicies = []byte("policies") // brand -> Policy
+	bucketStores   = []byte("stores")   // brand\0store -> Store
+	bucketDevices  = []byte("devices")  // brand\0device -> Device
+	bucketTokens   = []byte("tokens")   // brand\0provider\0token -> device
+	allBuckets     = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds, bucketPresence,
+		bucketHooks, bucketHookDlv, bucketHookDue, bucketHookHead, bucketHookWait}
 	metaOperatorKey = []byte("operator_key_hash")
 )
 
@@ -69,6 +70,7 @@ type DB struct {
 	flushBlock poslog.Block // reused by each flush
 	devLocks   devLocks
 	present    presences
+	hooks      hooks
 	commits    committer
 	// journal holds registrations written ahead of bbolt (journal.go).
 	journal *journal
@@ -179,7 +181,10 @@ func (db *DB) load() error {
 		if err := db.loadDevices(tx); err != nil {
 			return err
 		}
-		return db.loadPresence(tx)
+		if err := db.loadPresence(tx); err != nil {
+			return err
+		}
+		return db.loadWebhooks(tx)
 	})
 	if err != nil {
 		return err

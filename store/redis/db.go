@@ -73,6 +73,7 @@ type brandState struct {
 	stores map[string]string        // id -> the store as stored
 	live   map[string]hotzone.Event // event id -> live event
 	creds  map[hotzone.Provider]*hotzone.PushCredentials
+	hooks  map[string]*hotzone.Webhook // id -> its settings (not its state)
 }
 
 // Options tunes Open.

@@ -84,11 +84,12 @@ const (
 	partKeys    = "keys"
 	partCreds   = "creds"
 	partLive    = "live"
+	partHooks   = "hooks" // the webhooks' settings (their state is in their own slots)
 	// partAll, as a bump's argument, is every part.
 	partAll = "all"
 )
 
-var allParts = []string{partCatalog, partStores, partKeys, partCreds, partLive}
+var allParts = []string{partCatalog, partStores, partKeys, partCreds, partLive, partHooks}
 
 // wake asks for a reload of some parts of a brand ("" brand: the
 // operator key).
@@ -145,7 +146,7 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 	// created, or never was) is not loaded at all.
 	cmds := []valkey.Completed{db.cmd("GET", []string{db.bkey(brandID, "brand")}), db.cmd("GET", []string{db.bkey(brandID, "policy")})}
 	idx := map[string]int{}
-	for _, p := range []string{partStores, partKeys, partCreds, partLive} {
+	for _, p := range []string{partStores, partKeys, partCreds, partLive, partHooks} {
 		if want(p) {
 			idx[p] = len(cmds)
 			cmds = append(cmds, db.cmd("HGETALL", []string{db.bkey(brandID, p)}))
@@ -218,6 +219,14 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 		}
 		creds[hotzone.Provider(p)] = c
 	}
+	hooks := map[string]*hotzone.Webhook{}
+	for id, sealed := range raws[partHooks] {
+		w := new(hotzone.Webhook)
+		if err := db.box.Open(hookAD(brandID, id), []byte(sealed), w); err != nil {
+			return fmt.Errorf("redis: webhook %s/%s: %w", brandID, id, err)
+		}
+		hooks[id] = w
+	}
 	live := map[string]hotzone.Event{}
 	if len(liveRaw) > 0 {
 		ids := make([]string, 0, len(liveRaw))
@@ -274,6 +283,10 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 	if want(partCreds) && vers[partCreds] >= st.vers[partCreds] {
 		st.vers[partCreds] = vers[partCreds]
 		st.creds = creds
+	}
+	if want(partHooks) && vers[partHooks] >= st.vers[partHooks] {
+		st.vers[partHooks] = vers[partHooks]
+		st.hooks = hooks
 	}
 	var started []string
 	if want(partLive) && vers[partLive] >= st.vers[partLive] {

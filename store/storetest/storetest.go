@@ -60,6 +60,9 @@ func Run(t *testing.T, open Opener) {
 		{"Presence", testPresence},
 		{"PresenceConcurrent", testPresenceConcurrent},
 		{"Lingering", testLingering},
+		{"Webhooks", testWebhooks},
+		{"WebhookQueue", testWebhookQueue},
+		{"WebhookDisable", testWebhookDisable},
 		{"Restart", testRestart},
 	}
 	for _, r := range rules {

@@ -483,7 +483,7 @@ func (db *DB) Deliveries(_ context.Context, brandID, webhookID string, q hotzone
 			}
 		} else {
 			// The last key of the prefix: seek past it, step back.
-			if k, v = c.Seek(append([]byte(webhookID), 1)); k == nil {
+			if k, _ = c.Seek(append([]byte(webhookID), 1)); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()

@@ -170,7 +170,7 @@ func testWebhookQueue(t *testing.T, open Opener) {
 		t.Errorf("after a result under a stale claim: %+v, %v; want still pending", d, err)
 	}
 	e.attempt(ds[0], hotzone.DeliveryDelivered, time.Time{}, 204)
-	names, ds = e.claimHooks(10, 10)
+	names, _ = e.claimHooks(10, 10)
 	if !slices.Equal(names, []string{"w2/h2"}) {
 		t.Fatalf("claim after d1's entry got through = %v, want w2/h2 (its exit)", names)
 	}

@@ -99,6 +99,8 @@ type HookDelivery struct {
 	ID        string
 	WebhookID string
 	BrandID   string
+	// CreatedAt is when it was queued: its retries end RetryFor after.
+	CreatedAt time.Time
 	Happening Happening
 	Status    DeliveryStatus
 	Attempts  int
@@ -155,6 +157,9 @@ type Webhooks interface {
 	// SetWebhookStatus turns a webhook on or off; turned on, its
 	// failing stretch starts over. Durable.
 	SetWebhookStatus(ctx context.Context, brandID, id string, s WebhookStatus) (Webhook, error)
+	// Listens tells, without I/O, whether an active webhook of the brand
+	// subscribes to t (a view), so that nothing is built for nobody.
+	Listens(brandID string, t HookType) bool
 	// Emit queues a delivery of each happening to every active webhook
 	// of the brand subscribed to its type, due now: each webhook's
 	// deliveries all or none (a backend sharded by webhook may write
@@ -183,4 +188,74 @@ type Webhooks interface {
 	Deliveries(ctx context.Context, brandID, webhookID string, q DeliveryQuery) ([]HookDelivery, bool, error)
 	// Delivery returns one delivery of a webhook.
 	Delivery(ctx context.Context, brandID, webhookID, deliveryID string) (HookDelivery, error)
+}
+
+// presenceData is the data of entered, dwelled and exited.
+type presenceData struct {
+	DeviceID  string     `json:"device_id"`
+	StoreID   string     `json:"store_id"`
+	At        time.Time  `json:"at"`
+	EnteredAt *time.Time `json:"entered_at,omitempty"`
+	DurationS *int64     `json:"duration_s,omitempty"`
+}
+
+// PresenceHappening is a presence change as webhooks get it, in order
+// per device: {"device_id", "store_id", "at"}, and for dwelled and
+// exited also "entered_at" and "duration_s".
+func PresenceHappening(c PresenceChange, now time.Time) Happening {
+	d := presenceData{DeviceID: c.DeviceID, StoreID: c.StoreID, At: c.At.UTC()}
+	if c.Type != Entered {
+		at, s := c.EnteredAt.UTC(), c.DurationS()
+		d.EnteredAt, d.DurationS = &at, &s
+	}
+	raw, _ := json.Marshal(d) // plain values: never fails
+	return Happening{ID: NewID(now), Type: HookType(c.Type), CreatedAt: now, Data: raw, OrderKey: c.DeviceID}
+}
+
+// EventHappening is an event starting or ending as webhooks get it, in
+// order per store: the event as the API answers it, and when it ended
+// its counts.
+func EventHappening(t HookType, ev Event, counts *Counts, now time.Time) Happening {
+	raw, _ := json.Marshal(struct {
+		EventID  string      `json:"event_id"`
+		StoreID  string      `json:"store_id"`
+		Title    string      `json:"title"`
+		Body     string      `json:"body"`
+		URL      *string     `json:"url"`
+		StartsAt time.Time   `json:"starts_at"`
+		EndsAt   time.Time   `json:"ends_at"`
+		Status   EventStatus `json:"status"`
+		Counts   *Counts     `json:"counts,omitempty"`
+	}{ev.ID, ev.StoreID, ev.Title, ev.Body, ev.URL, ev.StartsAt.UTC(), ev.EndsAt.UTC(), ev.Status, counts})
+	// '@' is in no device id: a store's key never meets a device's.
+	return Happening{ID: NewID(now), Type: t, CreatedAt: now, Data: raw, OrderKey: "@store:" + ev.StoreID}
+}
+
+// NotificationHappening is a notification's final result as webhooks
+// get it (notification.sent for sent and dry_run, notification.failed
+// for failed and invalid_token), in order per device.
+func NotificationHappening(n Notification, d Delivery, now time.Time) (Happening, bool) {
+	var t HookType
+	switch d.Status {
+	case StatusSent, StatusDryRun:
+		t = HookNotificationSent
+	case StatusFailed, StatusInvalidToken:
+		t = HookNotificationFailed
+	default:
+		return Happening{}, false
+	}
+	var errText *string
+	if d.Error != "" {
+		errText = &d.Error
+	}
+	raw, _ := json.Marshal(struct {
+		NotificationID string             `json:"notification_id"`
+		EventID        string             `json:"event_id"`
+		StoreID        string             `json:"store_id"`
+		DeviceID       string             `json:"device_id"`
+		Provider       Provider           `json:"provider"`
+		Status         NotificationStatus `json:"status"`
+		Error          *string            `json:"error"`
+	}{n.ID, n.EventID, n.StoreID, n.DeviceID, n.Provider, d.Status, errText})
+	return Happening{ID: NewID(now), Type: t, CreatedAt: now, Data: raw, OrderKey: n.DeviceID}, true
 }

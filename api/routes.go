@@ -61,6 +61,15 @@ func (s *Server) routes() {
 	v1.GET("/events", s.requireKey(admin), s.handleListEvents())
 	v1.GET("/notifications", s.requireKey(admin), s.handleListNotifications())
 
+	v1.POST("/webhooks", s.requireKey(admin), s.handleCreateWebhook())
+	v1.GET("/webhooks", s.requireKey(admin), s.handleListWebhooks())
+	v1.GET("/webhooks/:webhook_id", s.requireKey(admin), s.handleGetWebhook())
+	v1.PATCH("/webhooks/:webhook_id", s.requireKey(admin), s.handlePatchWebhook())
+	v1.DELETE("/webhooks/:webhook_id", s.requireKey(admin), s.handleDeleteWebhook())
+	v1.POST("/webhooks/:webhook_id/test", s.requireKey(admin), s.handleTestWebhook())
+	v1.GET("/webhooks/:webhook_id/deliveries", s.requireKey(admin), s.handleListDeliveries())
+	v1.POST("/webhooks/:webhook_id/deliveries/:delivery_id/retry", s.requireKey(admin), s.handleRetryDelivery())
+
 	v1.PUT("/devices/:device_id", s.withKey(s.handlePutDevice(), admin, app))
 	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())
 	v1.POST("/pings", s.withKey(s.handlePing(), admin, app))

@@ -51,6 +51,11 @@ type Options struct {
 	// GET /metrics.
 	Metrics        *Metrics
 	MetricsHandler http.Handler
+	// WebhookAllowPrivate accepts webhook URLs on loopback, private and
+	// link-local addresses (--webhook-allow-private).
+	WebhookAllowPrivate bool
+	// WakeHooks is called after webhook deliveries were queued by hand.
+	WakeHooks func()
 }
 
 // Server is the HTTP API. It implements http.Handler.
@@ -69,6 +74,9 @@ type Server struct {
 	checkTokenURI  func(string) error
 	metrics        *Metrics
 	metricsHandler http.Handler
+	// webhookAllowPrivate, wakeHooks: see Options.
+	webhookAllowPrivate bool
+	wakeHooks           func()
 
 	// closing is closed at shutdown so that live streams, which never go
 	// idle, end and let the HTTP server drain.
@@ -87,9 +95,13 @@ func (s *Server) CloseStreams() {
 // New builds the API over open storage and the service layer built on it.
 func New(db hotzone.Storage, engine *push.Engine, opts Options) *Server {
 	s := &Server{db: db, engine: engine, log: opts.Logger, now: opts.Now, ready: opts.Ready, checkTokenURI: opts.CheckTokenURI, metrics: opts.Metrics, metricsHandler: opts.MetricsHandler, closing: make(chan struct{}),
+		webhookAllowPrivate: opts.WebhookAllowPrivate, wakeHooks: opts.WakeHooks,
 		access: opts.AccessLog}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.wakeHooks == nil {
+		s.wakeHooks = func() {}
 	}
 	if s.now == nil {
 		s.now, s.realClock = time.Now, true

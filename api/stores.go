@@ -201,7 +201,7 @@ func (s *Server) handleGetStore() gin.HandlerFunc {
 
 func (s *Server) handleDeleteStore() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if err := s.db.DeleteStore(c, keyOf(c).BrandID, c.Param("store_id")); err != nil {
+		if err := s.engine.DeleteStore(c, keyOf(c).BrandID, c.Param("store_id")); err != nil {
 			s.fail(c, err)
 			return
 		}

@@ -15,6 +15,9 @@ import (
 // outbox, and the event and device a notification is sent for.
 type Outbox interface {
 	hotzone.Outbox
+	// Listens and Emit tell webhooks of results (hotzone.Webhooks).
+	Listens(brandID string, t hotzone.HookType) bool
+	Emit(ctx context.Context, brandID string, hs []hotzone.Happening) error
 	Event(ctx context.Context, brandID, eventID string) (hotzone.Event, hotzone.Counts, error)
 	Device(ctx context.Context, brandID, deviceID string) (hotzone.Device, *hotzone.DevicePosition, error)
 }
@@ -67,6 +70,7 @@ func (d DryRun) Send(_ context.Context, m Message) hotzone.Delivery {
 // one transaction per group. It need not be the only consumer of a lane:
 // other dispatchers (other nodes) claim what this one does not hold.
 type Dispatcher struct {
+	wakeHooks   func()
 	box         Outbox
 	senders     SenderFor
 	log         *slog.Logger
@@ -94,6 +98,9 @@ type DispatcherOptions struct {
 	// before another may take it over (default DefaultLease).
 	Lease   time.Duration
 	Metrics *Metrics
+	// WakeHooks is called after webhook deliveries were queued, so the
+	// webhook sender need not poll to notice them.
+	WakeHooks func()
 }
 
 // DefaultConcurrency is how many pushes a lane may have out but not yet
@@ -115,7 +122,11 @@ const DefaultLease = time.Minute
 // NewDispatcher builds a dispatcher; Run starts it.
 func NewDispatcher(box Outbox, senders SenderFor, opts DispatcherOptions) *Dispatcher {
 	d := &Dispatcher{box: box, senders: senders, log: opts.Logger, now: opts.Now, batch: opts.Batch,
-		concurrency: opts.Concurrency, lease: opts.Lease, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}, metrics: opts.Metrics}
+		concurrency: opts.Concurrency, lease: opts.Lease, wake: make(chan struct{}, 1), lanes: map[hotzone.Lane]bool{}, metrics: opts.Metrics,
+		wakeHooks: opts.WakeHooks}
+	if d.wakeHooks == nil {
+		d.wakeHooks = func() {}
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -278,7 +289,7 @@ func (j *sendJob) run() {
 	r := j.d.senders(j.m.Notification.BrandID, j.m.Device.Provider).Send(j.ctx, j.m)
 	j.d.metrics.delivery(j.m.Device.Provider, r, time.Since(start), true)
 	r.NotificationID, r.Claim, r.BrandID, r.Provider = j.m.Notification.ID, j.m.Notification.Claim, j.m.Notification.BrandID, j.lane.Provider
-	j.results <- result{d: r, job: j}
+	j.results <- result{d: r, n: &j.m.Notification, job: j}
 }
 
 // close lets the workers finish what they hold and waits for them.
@@ -297,6 +308,7 @@ const (
 // result is a delivery and, when it was sent, the slot it holds.
 type result struct {
 	d   hotzone.Delivery
+	n   *hotzone.Notification // what it is the result of, for webhooks
 	job *sendJob
 }
 
@@ -330,6 +342,7 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 
 	var (
 		group    = make([]hotzone.Delivery, 0, min(maxRecord, d.concurrency))
+		notes    []hotzone.Notification
 		held     []*sendJob
 		firstErr error
 		got      int
@@ -339,6 +352,9 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 	take := func(r result) {
 		got++
 		group = append(group, r.d)
+		if r.n != nil {
+			notes = append(notes, *r.n)
+		}
 		if r.job != nil {
 			held = append(held, r.job)
 		}
@@ -351,7 +367,7 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 		}
 	}
 	for more() {
-		group, held = group[:0], held[:0]
+		group, held, notes = group[:0], held[:0], notes[:0]
 		select {
 		case r := <-results:
 			take(r)
@@ -377,8 +393,12 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 			}
 		}
 		deadline.Stop()
-		if err := d.box.Record(ctx, group); err != nil && firstErr == nil {
-			firstErr = err
+		if err := d.box.Record(ctx, group); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+		} else {
+			d.emit(ctx, group, notes)
 		}
 		for _, j := range held {
 			*j = sendJob{} // let go of the message
@@ -416,7 +436,7 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 				d.metrics.delivery(l.Provider, *res, 0, false)
 				res.NotificationID, res.Claim, res.BrandID, res.Provider = n.ID, n.Claim, n.BrandID, l.Provider
 				handed++
-				results <- result{d: *res}
+				results <- result{d: *res, n: &n}
 				continue
 			}
 			handed++
@@ -481,4 +501,34 @@ func (d *Dispatcher) prepare(ctx context.Context, n hotzone.Notification, devs m
 		return final(hotzone.StatusFailed, "device has no push token any more")
 	}
 	return Message{Notification: n, Device: dev, Event: ev}, nil, nil
+}
+
+// emit tells the brand's webhooks of the final results just recorded
+// (notification.sent, notification.failed), when any listens: a
+// failure to queue them is logged, the results stand.
+func (d *Dispatcher) emit(ctx context.Context, group []hotzone.Delivery, notes []hotzone.Notification) {
+	if len(group) == 0 || len(notes) != len(group) {
+		return
+	}
+	brandID := group[0].BrandID
+	sent, failed := d.box.Listens(brandID, hotzone.HookNotificationSent), d.box.Listens(brandID, hotzone.HookNotificationFailed)
+	if !sent && !failed {
+		return
+	}
+	now := d.now()
+	var hs []hotzone.Happening
+	for i, r := range group {
+		h, ok := hotzone.NotificationHappening(notes[i], r, now)
+		if ok && ((h.Type == hotzone.HookNotificationSent && sent) || (h.Type == hotzone.HookNotificationFailed && failed)) {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) == 0 {
+		return
+	}
+	if err := d.box.Emit(ctx, brandID, hs); err != nil {
+		d.log.Warn("webhooks: queue notification results", "brand_id", brandID, "err", err)
+		return
+	}
+	d.wakeHooks()
 }

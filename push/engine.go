@@ -28,13 +28,15 @@ const (
 // its fan-out and its end, and push credentials changing hands. The api
 // package decodes requests and calls it; storage is the contract's.
 type Engine struct {
-	db      hotzone.Storage
-	log     *slog.Logger
-	now     func() time.Time
-	wake    func()
-	metrics *Metrics
-	limits  *deviceLimits
-	zones   sync.Map // name -> *time.Location
+	db   hotzone.Storage
+	log  *slog.Logger
+	now  func() time.Time
+	wake func()
+	// wakeHooks: webhook deliveries were queued.
+	wakeHooks func()
+	metrics   *Metrics
+	limits    *deviceLimits
+	zones     sync.Map // name -> *time.Location
 
 	// bg is the process's context: fan-out outlives the request that
 	// started the event.
@@ -83,6 +85,8 @@ type EngineOptions struct {
 	// disables the limit.
 	PingRate  rate.Limit
 	PingBurst int
+	// WakeHooks is called after webhook deliveries were queued.
+	WakeHooks func()
 }
 
 // NewEngine builds an engine whose background work runs on bg.
@@ -98,6 +102,9 @@ func NewEngine(bg context.Context, db hotzone.Storage, opts EngineOptions) *Engi
 	if e.wake == nil {
 		e.wake = func() {}
 	}
+	if e.wakeHooks = opts.WakeHooks; e.wakeHooks == nil {
+		e.wakeHooks = func() {}
+	}
 	return e
 }
 
@@ -111,6 +118,7 @@ func (e *Engine) StartEvent(ctx context.Context, ev hotzone.Event, idemKey strin
 	if err != nil || !created {
 		return ev, counts, created, err
 	}
+	e.emitEvent(ctx, hotzone.HookEventStarted, ev, nil)
 	e.startFanOut(ev)
 	return ev, counts, true, nil
 }
@@ -169,7 +177,39 @@ func (e *Engine) EndLiveEvent(ctx context.Context, brandID, storeID string) (hot
 	if err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, err
 	}
-	return e.db.EndEvent(ctx, brandID, ev.ID, e.now())
+	ended, counts, err := e.db.EndEvent(ctx, brandID, ev.ID, e.now())
+	if err == nil {
+		e.emitEvent(ctx, hotzone.HookEventEnded, ended, &counts)
+	}
+	return ended, counts, err
+}
+
+// DeleteStore deletes a store, ending its live event (and telling
+// webhooks so).
+func (e *Engine) DeleteStore(ctx context.Context, brandID, storeID string) error {
+	live, _, lerr := e.db.LiveEvent(ctx, brandID, storeID)
+	if err := e.db.DeleteStore(ctx, brandID, storeID); err != nil {
+		return err
+	}
+	if lerr == nil {
+		if ev, counts, err := e.db.Event(ctx, brandID, live.ID); err == nil {
+			e.emitEvent(ctx, hotzone.HookEventEnded, ev, &counts)
+		}
+	}
+	return nil
+}
+
+// emitEvent tells the brand's webhooks that an event started or ended;
+// a failure to queue it is logged, the event stands.
+func (e *Engine) emitEvent(ctx context.Context, t hotzone.HookType, ev hotzone.Event, counts *hotzone.Counts) {
+	if !e.db.Listens(ev.BrandID, t) {
+		return
+	}
+	if err := e.db.Emit(ctx, ev.BrandID, []hotzone.Happening{hotzone.EventHappening(t, ev, counts, e.now())}); err != nil {
+		e.log.Warn("webhooks: queue "+string(t), "event_id", ev.ID, "err", err)
+		return
+	}
+	e.wakeHooks()
 }
 
 // FanOut considers every device of the brand whose last qualifying
@@ -496,7 +536,11 @@ func (e *Engine) EndDue(ctx context.Context) error {
 		if ev.EndsAt.After(now) {
 			continue
 		}
-		if _, _, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt); err != nil && !errors.Is(err, hotzone.ErrNotFound) {
+		ended, counts, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt)
+		switch {
+		case err == nil:
+			e.emitEvent(ctx, hotzone.HookEventEnded, ended, &counts)
+		case !errors.Is(err, hotzone.ErrNotFound):
 			errs = append(errs, err)
 		}
 	}

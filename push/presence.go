@@ -143,18 +143,30 @@ func (e *Engine) track(ctx context.Context, brandID, deviceID string, pos hotzon
 	if err != nil {
 		return nil, nil, err
 	}
-	e.presenceChanged(brandID, changes)
+	e.presenceChanged(ctx, brandID, changes)
 	return &p, changes, nil
 }
 
-// presenceChanged counts what happened (and is where webhooks will hear
-// of it).
-func (e *Engine) presenceChanged(brandID string, changes []hotzone.PresenceChange) {
+// presenceChanged counts what happened and tells the brand's webhooks
+// (queued right after the presence was written: a crash between the two
+// loses these deliveries, never the presence).
+func (e *Engine) presenceChanged(ctx context.Context, brandID string, changes []hotzone.PresenceChange) {
+	var hs []hotzone.Happening
+	now := e.now()
 	for _, c := range changes {
 		e.metrics.presence(c.Type)
-		e.log.Debug("presence", "brand_id", brandID, "device_id", c.DeviceID, "store_id", c.StoreID, "type", string(c.Type),
-			"duration_s", c.DurationS())
+		if e.db.Listens(brandID, hotzone.HookType(c.Type)) {
+			hs = append(hs, hotzone.PresenceHappening(c, now))
+		}
 	}
+	if len(hs) == 0 {
+		return
+	}
+	if err := e.db.Emit(ctx, brandID, hs); err != nil {
+		e.log.Warn("webhooks: queue presence changes", "brand_id", brandID, "err", err)
+		return
+	}
+	e.wakeHooks()
 }
 
 // SweepPresence looks at the devices the backend says linger: one that
@@ -210,7 +222,7 @@ func (e *Engine) SweepPresence(ctx context.Context, limit int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		e.presenceChanged(r.BrandID, changes)
+		e.presenceChanged(ctx, r.BrandID, changes)
 	}
 	return len(refs), nil
 }

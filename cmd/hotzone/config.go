@@ -41,6 +41,9 @@ type serveConfig struct {
 	RedisPrefix     string
 	RedisWait       int
 	RedisWaitTime   time.Duration
+	// Webhooks.
+	WebhookAllowPrivate bool
+	WebhookConcurrency  int
 
 	redisAddrs []string
 	pingRate   rate.Limit
@@ -76,6 +79,8 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
 	fs.IntVar(&cfg.GCFloorMB, "gc-floor-mb", 32, "MB the Go heap may grow by before a collection, however small it is (GOGC still rules larger heaps); 0: GOGC alone; ignored when GOGC is set (env "+envName("gc-floor-mb")+")")
 	fs.DurationVar(&cfg.PushLease, "push-lease", push.DefaultLease, "how long a notification this node claimed stays its own before another node may send it: a node that dies leaves its claims to the others this long after (env "+envName("push-lease")+")")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses, for tests and on-premise receivers; off, such a URL is refused at registration and at every connection (env "+envName("webhook-allow-private")+")")
+	fs.IntVar(&cfg.WebhookConcurrency, "webhook-concurrency", 4, "deliveries in flight at once to one webhook, across nodes: a slow receiver holds only its own (env "+envName("webhook-concurrency")+")")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz 503 this long before closing the listener, so a load balancer stops sending first (env "+envName("shutdown-delay")+")")
 	if err := parseWithEnv(fs, args, getenv, envName, out, serveHelp); err != nil {
 		return nil, err
@@ -169,6 +174,9 @@ func (cfg *serveConfig) validate() error {
 	}
 	if cfg.RedisPrefix == "" || strings.ContainsAny(cfg.RedisPrefix, "{}: \t\n") {
 		errs = append(errs, fmt.Errorf("--redis-prefix %q: must be non-empty, without braces, colons or spaces", cfg.RedisPrefix))
+	}
+	if cfg.WebhookConcurrency < 1 || cfg.WebhookConcurrency > 100 {
+		errs = append(errs, fmt.Errorf("--webhook-concurrency %d: must be between 1 and 100", cfg.WebhookConcurrency))
 	}
 	if cfg.PushLease < time.Second || cfg.PushLease > time.Hour {
 		errs = append(errs, fmt.Errorf("--push-lease %v: must be between 1s and 1h", cfg.PushLease))

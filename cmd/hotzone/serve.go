@@ -24,6 +24,8 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/api"
+	"github.com/hotzone/hotzone/hook"
+	"github.com/hotzone/hotzone/hook/deliver"
 	"github.com/hotzone/hotzone/push"
 	"github.com/hotzone/hotzone/store/bolt"
 	"github.com/hotzone/hotzone/store/redis"
@@ -97,8 +99,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	quota, _ := db.(push.SendQuota)
 	senders := push.NewSenders(db, push.SendersOptions{APNsURL: cfg.APNsURL, FCMURL: cfg.FCMURL, RootCAs: roots,
 		APNsRate: cfg.apnsRate, FCMRate: cfg.fcmRate, Quota: quota, Logger: log, Bg: bg})
-	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Lease: cfg.PushLease, Metrics: pushMetrics})
-	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst})
+	hooks := deliver.New(db, deliver.Options{Logger: log, PerHook: cfg.WebhookConcurrency,
+		Client: hook.NewClient(hook.ClientOptions{AllowPrivate: cfg.WebhookAllowPrivate})})
+	disp := push.NewDispatcher(db, senders.For, push.DispatcherOptions{Logger: log, Concurrency: cfg.PushConcurrency, Lease: cfg.PushLease, Metrics: pushMetrics,
+		WakeHooks: hooks.Wake})
+	engine := push.NewEngine(bg, db, push.EngineOptions{Logger: log, Wake: disp.Wake, Metrics: pushMetrics, PingRate: cfg.pingRate, PingBurst: cfg.pingBurst,
+		WakeHooks: hooks.Wake})
 	var stopping atomic.Bool
 	ready := func() error {
 		switch {
@@ -110,7 +116,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return nil
 	}
 	srv := api.New(db, engine, api.Options{Logger: log, AccessLog: accessLog, Ready: ready, CheckTokenURI: senders.CheckTokenURI,
-		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler})
+		Metrics: api.NewMetrics(reg), MetricsHandler: metricsHandler, WebhookAllowPrivate: cfg.WebhookAllowPrivate, WakeHooks: hooks.Wake})
 	if cfg.Demo {
 		if err := seedDemo(ctx, db, srv, cfg.Data, ln.Addr(), selfCommand(), stdout); err != nil {
 			return err
@@ -124,6 +130,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		})
 	}
 	wg.Go(func() { disp.Run(bg) })
+	wg.Go(func() { hooks.Run(bg) })
 	wg.Go(func() { logw.Run(bg) })
 	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
 	// Visits of devices gone silent time out within presence_ttl_s plus

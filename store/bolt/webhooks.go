@@ -223,7 +223,7 @@ func enqueue(tx *bbolt.Tx, d *hotzone.HookDelivery) error {
 
 // newDelivery is a pending delivery of h to w, due at now.
 func newDelivery(w *hotzone.Webhook, h hotzone.Happening, now time.Time) hotzone.HookDelivery {
-	return hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: w.ID, BrandID: w.BrandID, Happening: h,
+	return hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: w.ID, BrandID: w.BrandID, CreatedAt: now, Happening: h,
 		Status: hotzone.DeliveryPending, NextAttempt: now}
 }
 
@@ -528,4 +528,16 @@ func (db *DB) Delivery(_ context.Context, brandID, webhookID, deliveryID string)
 		return json.Unmarshal(raw, &d)
 	})
 	return d, err
+}
+
+// Listens implements hotzone.Webhooks from memory.
+func (db *DB) Listens(brandID string, t hotzone.HookType) bool {
+	db.hooks.mu.Lock()
+	defer db.hooks.mu.Unlock()
+	for _, w := range db.hooks.byBrand[brandID] {
+		if w.Status == hotzone.WebhookActive && w.Subscribed(t) {
+			return true
+		}
+	}
+	return false
 }

@@ -241,7 +241,7 @@ func (db *DB) Emit(ctx context.Context, brandID string, hs []hotzone.Happening) 
 			if !w.Subscribed(h.Type) {
 				continue
 			}
-			d := hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: w.ID, BrandID: brandID, Happening: h,
+			d := hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: w.ID, BrandID: brandID, CreatedAt: now, Happening: h,
 				Status: hotzone.DeliveryPending, NextAttempt: now}
 			var err error
 			if args, err = hookArgs(args, &d); err != nil {
@@ -267,7 +267,7 @@ func (db *DB) EmitTo(ctx context.Context, brandID, webhookID string, h hotzone.H
 		return hotzone.HookDelivery{}, err
 	}
 	now := db.now()
-	d := hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: webhookID, BrandID: brandID, Happening: h,
+	d := hotzone.HookDelivery{ID: hotzone.NewID(now), WebhookID: webhookID, BrandID: brandID, CreatedAt: now, Happening: h,
 		Status: hotzone.DeliveryPending, NextAttempt: now}
 	args, err := hookArgs([]string{"0"}, &d)
 	if err != nil {
@@ -519,4 +519,19 @@ func (db *DB) Delivery(ctx context.Context, brandID, webhookID, deliveryID strin
 		return hotzone.HookDelivery{}, fmt.Errorf("redis: delivery %s: %w", deliveryID, err)
 	}
 	return d, nil
+}
+
+// Listens implements hotzone.Webhooks from the view: settings only, so
+// a disabled webhook still counts (Emit skips it in its slot).
+func (db *DB) Listens(brandID string, t hotzone.HookType) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if st := db.known[brandID]; st != nil {
+		for _, w := range st.hooks {
+			if w.Subscribed(t) {
+				return true
+			}
+		}
+	}
+	return false
 }

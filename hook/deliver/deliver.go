@@ -150,10 +150,10 @@ func (d *Deliverer) Round(ctx context.Context) (int, error) {
 // Body is a delivery's JSON body.
 func Body(h hotzone.Happening) ([]byte, error) {
 	return json.Marshal(struct {
-		ID        string          `json:"id"`
+		ID        string           `json:"id"`
 		Type      hotzone.HookType `json:"type"`
-		CreatedAt time.Time       `json:"created_at"`
-		Data      json.RawMessage `json:"data"`
+		CreatedAt time.Time        `json:"created_at"`
+		Data      json.RawMessage  `json:"data"`
 	}{h.ID, h.Type, h.CreatedAt.UTC(), h.Data})
 }
 

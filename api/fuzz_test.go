@@ -93,6 +93,11 @@ func FuzzPingDecoder(f *testing.F) {
 		"{\"device_id\":\"d\xff1\",\"lat\":1,\"lon\":2,\"accuracy_m\":1}",
 		`{"device_id":"d\u0031","lat":1,"lon":2,"accuracy_m":1}`,
 		`{"device_id":"d1","lat":1,"lon":2,"accuracy_m":1,"x":{"y":[1,2,{"z":null}]}}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"speed_mps":1.4}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"speed_mps":null}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"speed_mps":-0.1}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"speed_mps":1000.0001}`,
+		`{"device_id":"d1","lat":40.7128,"lon":-74.006,"accuracy_m":10,"speed_mps":"3"}`,
 		`[` + strings.Repeat(`[`, 10000) + `]`,
 		`null`, ``, ` `, `"x"`, `1`, `{`, `}`,
 	} {
@@ -122,7 +127,7 @@ func FuzzPingDecoder(f *testing.F) {
 			}
 			for k := range m {
 				switch k {
-				case "device_id", "lat", "lon", "accuracy_m", "ts":
+				case "device_id", "lat", "lon", "accuracy_m", "ts", "speed_mps":
 				default:
 					t.Fatalf("POST /v1/pings %q = 200 with unknown member %q", body, k)
 				}
@@ -140,6 +145,9 @@ func FuzzPingDecoder(f *testing.F) {
 			inRange("lat", -90, 90)
 			inRange("lon", -180, 180)
 			inRange("accuracy_m", 0, 100000)
+			if v, ok := m["speed_mps"]; ok && v != nil {
+				inRange("speed_mps", 0, 1000)
+			}
 			if m["device_id"] != "d1" {
 				t.Fatalf("POST /v1/pings %q = 200 for device %v, want only d1 known", body, m["device_id"])
 			}
@@ -279,4 +287,88 @@ func FuzzImport(f *testing.F) {
 type hotzoneFieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FuzzWebhookCreate: whatever the body, POST /v1/webhooks answers 201
+// only for an http(s) URL and known, distinct events, else a 4xx; never
+// a 500, and a refused body creates nothing.
+func FuzzWebhookCreate(f *testing.F) {
+	for _, seed := range []string{
+		`{"url":"http://127.0.0.1:9/h","events":["entered"]}`,
+		`{"url":"https://example.invalid/h","events":["entered","exited","dwelled"]}`,
+		`{"url":"http://localhost/h","events":["visit"]}`,
+		`{"url":"http://127.0.0.1:9/h","events":["entered","entered"]}`,
+		`{"url":"http://127.0.0.1:9/h","events":[]}`,
+		`{"url":"javascript:alert(1)","events":["entered"]}`,
+		`{"url":"http://127.0.0.1:9/h","events":[null]}`,
+		`{"url":"http://[fe80::1%25eth0]/h","events":["entered"]}`,
+		`{"url":null,"events":null}`,
+		`{"url":"http://127.0.0.1:9/h","events":"entered"}`,
+		`[]`, `null`, ``, `{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{WebhookAllowPrivate: true}, func(e *env) { b = e.brand("Fuzz") })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		var before page[webhookOut]
+		e.must(200, "GET", "/v1/webhooks?limit=100", b.AdminKey, nil).decode(t, &before)
+		r := e.call("POST", "/v1/webhooks", b.AdminKey, body)
+		checkJSONAnswer(t, "POST /v1/webhooks", r, 201, 400, 409, 413, 503)
+		var after page[webhookOut]
+		e.must(200, "GET", "/v1/webhooks?limit=100", b.AdminKey, nil).decode(t, &after)
+		if r.Code != 201 {
+			if len(after.Items) != len(before.Items) {
+				t.Fatalf("POST /v1/webhooks %q = %d, yet a webhook was created", body, r.Code)
+			}
+			return
+		}
+		var w webhookOut
+		r.decode(t, &w)
+		if !strings.HasPrefix(w.URL, "http://") && !strings.HasPrefix(w.URL, "https://") || len(w.Events) == 0 {
+			t.Fatalf("POST /v1/webhooks %q = 201 with %+v", body, w)
+		}
+		// Room for the next inputs.
+		e.must(204, "DELETE", "/v1/webhooks/"+w.ID, b.AdminKey, nil)
+	})
+}
+
+// FuzzPolicyPatch: whatever the body, PATCH /v1/policy answers 200 with
+// a policy in range or a 4xx that leaves the policy as it was.
+func FuzzPolicyPatch(f *testing.F) {
+	for _, seed := range []string{
+		`{"trigger":"dwell","dwell_s":30,"max_speed_mps":1}`,
+		`{"trigger":"enter","dwell_s":3600,"max_speed_mps":null}`,
+		`{"trigger":"DWELL"}`, `{"dwell_s":29}`, `{"dwell_s":1e9}`, `{"max_speed_mps":100.0001}`,
+		`{"max_speed_mps":"5"}`, `{"trigger":null}`, `{"daily_cap":5,"trigger":"dwell"}`,
+		`{"quiet_hours":null,"max_speed_mps":0.5}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{}, func(e *env) { b = e.brand("Fuzz") })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		before := e.must(200, "GET", "/v1/policy", b.AdminKey, nil).Body
+		r := e.call("PATCH", "/v1/policy", b.AdminKey, body)
+		checkJSONAnswer(t, "PATCH /v1/policy", r, 200, 400, 413)
+		after := e.must(200, "GET", "/v1/policy", b.AdminKey, nil)
+		if r.Code != 200 {
+			if !bytes.Equal(before, after.Body) {
+				t.Fatalf("PATCH /v1/policy %q = %d, yet the policy changed: %s -> %s", body, r.Code, before, after.Body)
+			}
+			return
+		}
+		var p struct {
+			Trigger     string   `json:"trigger"`
+			DwellS      int      `json:"dwell_s"`
+			MaxSpeedMPS *float64 `json:"max_speed_mps"`
+		}
+		after.decode(t, &p)
+		if (p.Trigger != "enter" && p.Trigger != "dwell") || p.DwellS < 30 || p.DwellS > 3600 ||
+			(p.MaxSpeedMPS != nil && (*p.MaxSpeedMPS < 1 || *p.MaxSpeedMPS > 100)) {
+			t.Fatalf("PATCH /v1/policy %q = 200 leaving %s", body, after.Body)
+		}
+	})
 }

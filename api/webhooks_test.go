@@ -80,7 +80,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	b := e.brand("Krispy")
 	var (
 		mu   sync.Mutex
-		got  []string // "type device" in arrival order
+		got  []string            // "type device" in arrival order
 		seen = map[string]bool{} // the first request of each delivery fails with a 503
 	)
 	var secret string

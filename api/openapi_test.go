@@ -52,7 +52,10 @@ var openAPIMethods = []string{"get", "put", "post", "delete", "options", "head",
 // optional route (GET /metrics), so the tests see all of them.
 func openAPIOptions(now func() time.Time) Options {
 	reg := prometheus.NewRegistry()
-	return Options{Now: now, Metrics: NewMetrics(reg), MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
+	// Private addresses allowed: the webhook example's name is never
+	// looked up (no DNS in tests).
+	return Options{Now: now, Metrics: NewMetrics(reg), MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		WebhookAllowPrivate: true}
 }
 
 // openAPIBase is where the tests load the document as a JSON Schema
@@ -806,6 +809,17 @@ var openAPISteps = []openAPIStep{
 	{op: "listEvents", key: hotzone.KindAdmin, query: "status=live&store_id=main-st", want: 200},
 	{op: "listEvents", key: hotzone.KindAdmin, query: "status=over", want: 400},
 	{op: "listNotifications", key: hotzone.KindAdmin, query: "limit=10", want: 200},
+	{op: "createWebhook", key: hotzone.KindAdmin, example: "crm", want: 201},
+	{op: "listWebhooks", key: hotzone.KindAdmin, query: "limit=10", want: 200},
+	{op: "getWebhook", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, want: 200},
+	{op: "getWebhook", key: hotzone.KindAdmin, want: 404},
+	{op: "patchWebhook", key: hotzone.KindAdmin, example: "on", params: map[string]string{"webhook_id": "$webhook_id"}, want: 200},
+	{op: "testWebhook", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, want: 202},
+	{op: "listWebhookDeliveries", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, want: 200},
+	{op: "listWebhookDeliveries", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, query: "status=sent", want: 400},
+	{op: "retryWebhookDelivery", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id", "delivery_id": "$delivery_id"}, want: 409},
+	{op: "deleteWebhook", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, want: 204},
+	{op: "deleteWebhook", key: hotzone.KindAdmin, params: map[string]string{"webhook_id": "$webhook_id"}, want: 404},
 	{op: "endLiveEvent", key: hotzone.KindManager, want: 200},
 	{op: "endLiveEvent", key: hotzone.KindManager, want: 404},
 	{op: "listNotifications", key: hotzone.KindAdmin, query: "status=sent", want: 200},
@@ -877,6 +891,12 @@ func TestOpenAPIExamples(t *testing.T) {
 			var b brandKeys
 			r.decode(t, &b)
 			keys[hotzone.KindAdmin], keys[hotzone.KindApp] = b.AdminKey, b.AppKey
+		case st.op == "createWebhook" || st.op == "testWebhook":
+			var created struct {
+				ID string `json:"id"`
+			}
+			r.decode(t, &created)
+			vars[map[string]string{"createWebhook": "webhook_id", "testWebhook": "delivery_id"}[st.op]] = created.ID
 		case st.op == "createManagerKey" && keys[hotzone.KindManager] == "":
 			var mk managerKeyCreated
 			r.decode(t, &mk)

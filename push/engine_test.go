@@ -2,6 +2,7 @@ package push_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -157,5 +158,84 @@ func TestRunHoldsThenReleases(t *testing.T) {
 		cancel()
 		<-done
 		e.Wait()
+	})
+}
+
+// TestPresenceTimesOutAndTellsWebhooks: a device that enters a fence and
+// goes silent for presence_ttl_s is swept out: it exits at its last
+// ping, and a webhook listening hears entered, then exited with the
+// visit's duration; a device still pinging stays inside.
+func TestPresenceTimesOutAndTellsWebhooks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		db, brandID := bubbleBrand(t, 2)
+		if _, err := db.UpdatePolicy(ctx, brandID, func(p *hotzone.Policy) error { p.PresenceTTLS = 60; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		w := hotzone.Webhook{ID: "w", BrandID: brandID, URL: "https://example.com/h", Events: []hotzone.HookType{hotzone.HookEntered, hotzone.HookExited},
+			Secret: "whsec_x", CreatedAt: time.Now()}
+		if err := db.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		e := push.NewEngine(ctx, db, push.EngineOptions{})
+		inside := func() hotzone.Position { return hotzone.Position{Lat: 1, Lon: 1, AccuracyM: 10, TS: time.Now()} }
+		var ans push.PingAnswer
+		for _, id := range []string{"d0", "d1"} {
+			if err := e.Ping(ctx, brandID, id, inside(), time.Now(), &ans); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entered := time.Now()
+		time.Sleep(30 * time.Second)
+		if err := e.Ping(ctx, brandID, "d0", inside(), time.Now(), &ans); err != nil { // d0 seen again
+			t.Fatal(err)
+		}
+		lastSeen := time.Now()
+		for range 4 { // d1 silent for 120 s; d0 keeps pinging
+			time.Sleep(30 * time.Second)
+			if _, err := e.SweepPresence(ctx, 100); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ps, err := db.Presences(ctx, brandID, []string{"d0", "d1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps[1].Visits) != 0 {
+			t.Errorf("d1, silent for 120 s with a 60 s ttl, still has %+v", ps[1].Visits)
+		}
+		if len(ps[0].Visits) != 0 {
+			// d0 too went silent after its second ping (90 s ago).
+			t.Errorf("d0, silent for 90 s, still has %+v", ps[0].Visits)
+		}
+		ds, _, err := db.Deliveries(ctx, brandID, "w", hotzone.DeliveryQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]string{}
+		for i := len(ds) - 1; i >= 0; i-- {
+			var data struct {
+				DeviceID  string `json:"device_id"`
+				DurationS *int64 `json:"duration_s"`
+			}
+			if err := json.Unmarshal(ds[i].Happening.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+			got[data.DeviceID] = append(got[data.DeviceID], string(ds[i].Happening.Type))
+			if ds[i].Happening.Type == hotzone.HookExited {
+				want := int64(0)
+				if data.DeviceID == "d0" {
+					want = int64(lastSeen.Sub(entered).Seconds())
+				}
+				if data.DurationS == nil || *data.DurationS != want {
+					t.Errorf("%s exited after %v s, want %d (its last ping)", data.DeviceID, data.DurationS, want)
+				}
+			}
+		}
+		for _, id := range []string{"d0", "d1"} {
+			if fmt.Sprint(got[id]) != "[entered exited]" {
+				t.Errorf("%s's webhook deliveries: %v, want entered then exited", id, got[id])
+			}
+		}
 	})
 }

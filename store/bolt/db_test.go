@@ -264,3 +264,42 @@ func TestFlushInBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookSecretSealed: a webhook's secret is encrypted at rest, like
+// push credentials: the file never holds it in the clear, and it opens
+// again with the key.
+func TestWebhookSecretSealed(t *testing.T) {
+	dir := t.TempDir()
+	key := bytes.Repeat([]byte{7}, 32)
+	db, err := Open(dir, Options{SecretKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, _, _, err := db.CreateBrand(t.Context(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "whsec_find-me-if-you-can-0123456789"
+	if err := db.CreateWebhook(t.Context(), hotzone.Webhook{ID: "w", BrandID: br.ID, URL: "https://example.com/h",
+		Events: []hotzone.HookType{hotzone.HookEntered}, Secret: secret, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secret)) || bytes.Contains(raw, []byte("example.com/h")) {
+		t.Error("the data file holds the webhook's secret or URL in the clear")
+	}
+	db, err = Open(dir, Options{SecretKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if w, err := db.Webhook(t.Context(), br.ID, "w"); err != nil || w.Secret != secret {
+		t.Errorf("after a reopen: %+v, %v; want the secret back", w, err)
+	}
+}

@@ -70,6 +70,10 @@ func TestRedis(t *testing.T) {
 		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
 	t.Run("WaitWithoutReplicas", func(t *testing.T) { testWaitWithoutReplicas(t, c, open(t, prefix(), time.Now)) })
+	t.Run("FarPingThroughAnotherNode", func(t *testing.T) {
+		p := prefix()
+		testFarPing(t, open(t, p, time.Now), open(t, p, time.Now))
+	})
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -442,5 +446,59 @@ func testClaimOldest(t *testing.T, db *DB, clock *storetest.Clock) {
 				t.Fatalf("claim from %d: pick %d is %s (shard %d), want %s (shard %d)", from, k, n.DeviceID, shardOf(n.DeviceID), want[k], shardOf(want[k]))
 			}
 		}
+	}
+}
+
+// testFarPing: a visit opened through node a; the device's next ping,
+// far from every fence, goes through node b, which knew of no visit and
+// so made no presence update: b's flush notes it, and Lingering (on any
+// node) lists the device once, so the sweep applies that ping.
+func testFarPing(t *testing.T, a, b *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, a, "Far")
+	mustPutDevice(t, a, apnsDevice(br.ID, "d1"))
+	mustPutDevice(t, a, apnsDevice(br.ID, "d2"))
+	now := time.Now()
+	for _, id := range []string{"d1", "d2"} {
+		if _, err := a.UpdatePresence(ctx, br.ID, id, func(p *hotzone.Presence) bool {
+			p.Visits = []hotzone.Visit{{StoreID: "s", EnteredAt: now, SeenAt: now}}
+			p.AsOf = now
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.reloadBrand(ctx, br.ID); err != nil {
+		t.Fatal(err)
+	}
+	if b.MayBePresent(br.ID, "d1") {
+		t.Fatal("node b knows of a visit it never saw")
+	}
+	far := hotzone.Position{Lat: 52.47, Lon: 4.89, AccuracyM: 10, TS: now.Add(time.Second)}  // 11 km north
+	near := hotzone.Position{Lat: 52.37, Lon: 4.89, AccuracyM: 10, TS: now.Add(time.Second)} // inside
+	if err := b.RecordPosition(ctx, br.ID, "d1", far, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordPosition(ctx, br.ID, "d2", near, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.FlushPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refs, err := a.Lingering(ctx, now.Add(2*time.Second), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range refs {
+		if r.BrandID == br.ID {
+			got = append(got, r.DeviceID)
+		}
+	}
+	if len(got) != 1 || got[0] != "d1" {
+		t.Errorf("Lingering after a far ping through another node = %v, want d1 (d2's ping was near: its node updated presence itself)", got)
+	}
+	if refs, _ := a.Lingering(ctx, now.Add(2*time.Second), 100); len(refs) != 0 {
+		t.Errorf("Lingering again = %v, want none: a far ping is listed once", refs)
 	}
 }

@@ -100,6 +100,15 @@ func authRoutes() []authRoute {
 		{"GET", "/v1/stores/s2/events/live", "", nil, [8]int{401, 401, 403, 404, 403, 403, 404, 404}},
 		{"GET", "/v1/events", "/v1/events", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 200}},
 		{"GET", "/v1/notifications", "/v1/notifications", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 200}},
+		// A loopback receiver is refused (400) past the key check.
+		{"POST", "/v1/webhooks", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/h", "events": []string{"entered"}}, [8]int{401, 401, 403, 400, 403, 403, 403, 400}},
+		{"GET", "/v1/webhooks", "/v1/webhooks", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 200}},
+		{"GET", "/v1/webhooks/nope", "/v1/webhooks/:webhook_id", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
+		{"PATCH", "/v1/webhooks/nope", "/v1/webhooks/:webhook_id", map[string]any{"status": "active"}, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
+		{"DELETE", "/v1/webhooks/nope", "/v1/webhooks/:webhook_id", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
+		{"POST", "/v1/webhooks/nope/test", "/v1/webhooks/:webhook_id/test", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
+		{"GET", "/v1/webhooks/nope/deliveries", "/v1/webhooks/:webhook_id/deliveries", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
+		{"POST", "/v1/webhooks/nope/deliveries/x/retry", "/v1/webhooks/:webhook_id/deliveries/:delivery_id/retry", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
 
 		// Device ids are per brand too: brand B's PUT creates its own d1.
 		{"PUT", "/v1/devices/d1", "/v1/devices/:device_id", device, [8]int{401, 401, 403, 200, 200, 403, 403, 201}},

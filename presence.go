@@ -67,12 +67,14 @@ func (c PresenceChange) DurationS() int64 { return int64(c.At.Sub(c.EnteredAt) /
 // rules of presence (what enters, dwells and exits) are the caller's:
 // the backend keeps the state, atomically per device.
 type Presences interface {
-	// UpdatePresence applies fn to the device's presence and stores the
+	// UpdatePresence applies fn to the device's presence and keeps the
 	// result when fn returns true, atomically per device: fn sees the
-	// presence as stored and no other update of the device comes between
-	// (fn may be called again, so it must be pure). It returns the
-	// presence as it is afterwards. Durable when fn changed it;
-	// ErrNotFound for an unknown device. DeleteDevice erases it.
+	// presence as it stands and no other update of the device comes
+	// between (fn may be called again, so it must be pure). It returns
+	// the presence as it is afterwards; ErrNotFound for an unknown
+	// device. Like positions it may be written behind: visible at once,
+	// durable within the backend's flush interval, so a crash loses at
+	// most that much of presence changes. DeleteDevice erases it.
 	UpdatePresence(ctx context.Context, brandID, deviceID string, fn func(*Presence) bool) (Presence, error)
 	// Presences returns the presence of each device, in order (zero for
 	// one without, or unknown).

@@ -18,6 +18,7 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/store/bolt/ledger"
 	"github.com/hotzone/hotzone/store/devices"
+	"github.com/hotzone/hotzone/store/kvlog"
 	"github.com/hotzone/hotzone/store/poslog"
 	"github.com/hotzone/hotzone/store/seal"
 	"github.com/hotzone/hotzone/store/view"
@@ -32,7 +33,7 @@ var (
 	bucketStores   = []byte("stores")   // brand\0store -> Store
 	bucketDevices  = []byte("devices")  // brand\0device -> Device
 	bucketTokens   = []byte("tokens")   // brand\0provider\0token -> device
-	allBuckets     = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds, bucketPresence,
+	allBuckets     = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds,
 		bucketHooks, bucketHookDlv, bucketHookDue, bucketHookHead, bucketHookWait}
 	metaOperatorKey = []byte("operator_key_hash")
 )
@@ -53,6 +54,8 @@ type DB struct {
 	bolt *bbolt.DB
 	now  func() time.Time
 	box  *seal.Box
+	// presLog keeps presence, written behind (presence.go).
+	presLog *kvlog.Log
 
 	// The views every node keeps; changed after each commit.
 	brands *view.Brands
@@ -126,13 +129,20 @@ func Open(dir string, opts Options) (*DB, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	jn, err := openJournal(dir)
+	pres, err := kvlog.Open(dir, presenceFile)
 	if err != nil {
 		_ = plog.Close()
 		_ = b.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	db := &DB{bolt: b, now: opts.Now, box: box, plog: plog, journal: jn, devLocks: devLocks{seed: maphash.MakeSeed()},
+	jn, err := openJournal(dir)
+	if err != nil {
+		_ = pres.Close()
+		_ = plog.Close()
+		_ = b.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db := &DB{bolt: b, now: opts.Now, box: box, plog: plog, presLog: pres, journal: jn, devLocks: devLocks{seed: maphash.MakeSeed()},
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
 		devs: devices.New(), locks: map[string]*sync.Mutex{}, creds: map[hotzone.Lane]*hotzone.PushCredentials{}}
 	if db.now == nil {
@@ -140,6 +150,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if err := db.load(); err != nil {
 		_ = jn.close()
+		_ = pres.Close()
 		_ = plog.Close()
 		_ = b.Close()
 		return nil, err
@@ -181,9 +192,6 @@ func (db *DB) load() error {
 		if err := db.loadDevices(tx); err != nil {
 			return err
 		}
-		if err := db.loadPresence(tx); err != nil {
-			return err
-		}
 		return db.loadWebhooks(tx)
 	})
 	if err != nil {
@@ -191,7 +199,8 @@ func (db *DB) load() error {
 	}
 	// bbolt holds what the journal held: it starts over.
 	db.startJournal(journaled)
-	return nil
+	// Devices are loaded: presence of one erased since is dropped.
+	return db.loadPresence()
 }
 
 func (db *DB) loadBrands(tx *bbolt.Tx) error {
@@ -266,7 +275,7 @@ func (db *DB) Close() error {
 	ferr := db.FlushPositions()
 	db.journal.bg.Wait()
 	jerr := db.Checkpoint()
-	perr := db.plog.Close()
+	perr := errors.Join(db.plog.Close(), db.presLog.Close())
 	lerr := db.journal.close()
 	cerr := db.bolt.Close()
 	return errors.Join(ferr, jerr, perr, lerr, cerr)

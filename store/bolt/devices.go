@@ -205,9 +205,6 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketPresence).Delete(joinKey(brandID, deviceID)); err != nil {
-			return err
-		}
 		return tx.Bucket(bucketDevices).Delete(joinKey(brandID, deviceID))
 	})
 	if errors.Is(err, hotzone.ErrNotFound) {
@@ -217,7 +214,7 @@ func (db *DB) DeleteDevice(_ context.Context, brandID, deviceID string) error {
 		return fmt.Errorf("store: delete device: %w", err)
 	}
 	db.devs.Remove(brandID, deviceID)
-	db.present.set(hotzone.DeviceRef{BrandID: brandID, DeviceID: deviceID}, hotzone.Presence{})
+	db.present.erase(hotzone.DeviceRef{BrandID: brandID, DeviceID: deviceID})
 	db.publishCounts(changes)
 	db.flushMu.Lock()
 	if db.erasedAt.IsZero() {
@@ -242,8 +239,9 @@ const (
 const flushBlockBytes = 1 << 20
 
 // FlushPositions writes every position recorded since the last flush
-// (blocks appended to the positions log, one disk sync), and the
-// manager keys' last use; it also tidies the fan-out grid.
+// (blocks appended to the positions log, one disk sync), the manager
+// keys' last use and the presences changed; it also tidies the fan-out
+// grid.
 func (db *DB) FlushPositions() error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
@@ -271,6 +269,9 @@ func (db *DB) FlushPositions() error {
 		return fmt.Errorf("store: flush positions: %w", werr)
 	}
 	if err := db.flushKeysUse(); err != nil {
+		return err
+	}
+	if err := db.flushPresence(); err != nil {
 		return err
 	}
 	logBytes, snapBytes := db.plog.Sizes()

@@ -35,6 +35,11 @@
 //     RunWriteBehind (or Close) writes them in one transaction per flush
 //     interval, so a crash loses up to one interval of positions, never
 //     a device, store, key, event or queued notification.
+//   - Presence (each device's open visits) lives in memory and is written
+//     behind with the positions, appended to presence.log (store/kvlog)
+//     rather than put in bbolt: pings entering and leaving fences at
+//     random would rewrite B-tree pages on every flush. A crash loses at
+//     most one flush interval of presence changes.
 //   - Outbox leases live in memory (ledger.Leases): a restart drops them
 //     all, which is what their expiry would do (everything unrecorded is
 //     due again).

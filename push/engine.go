@@ -377,7 +377,7 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 	// must not be cut short by the client hanging up.
 	wctx := context.WithoutCancel(ctx)
 	var presence *hotzone.Presence
-	if accurate && fresh {
+	if accurate && fresh && e.Tracked(brandID, &policy) {
 		// Inaccurate and stale pings never change presence.
 		if ans.around, err = e.db.FencesAround(ctx, brandID, pos.Point(), hotzone.PresenceBandM(pos.AccuracyM), ans.around[:0]); err != nil {
 			return err

@@ -239,3 +239,33 @@ func TestPresenceTimesOutAndTellsWebhooks(t *testing.T) {
 		}
 	})
 }
+
+// TestPresenceKeptOnlyWhenUsed: a brand with neither the dwell trigger
+// nor a presence webhook keeps no presence (its pings pay nothing for
+// it); with the dwell trigger on, the same ping opens a visit.
+func TestPresenceKeptOnlyWhenUsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		db, brandID := bubbleBrand(t, 1)
+		e := push.NewEngine(ctx, db, push.EngineOptions{})
+		var ans push.PingAnswer
+		ping := func() {
+			t.Helper()
+			if err := e.Ping(ctx, brandID, "d0", hotzone.Position{Lat: 1, Lon: 1, AccuracyM: 10, TS: time.Now()}, time.Now(), &ans); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ping()
+		if ps, _ := db.Presences(ctx, brandID, []string{"d0"}); len(ps[0].Visits) != 0 {
+			t.Errorf("presence kept for a brand that does not use it: %+v", ps[0])
+		}
+		if _, err := db.UpdatePolicy(ctx, brandID, func(p *hotzone.Policy) error { p.Trigger = hotzone.TriggerDwell; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		ping()
+		if ps, _ := db.Presences(ctx, brandID, []string{"d0"}); len(ps[0].Visits) != 1 {
+			t.Errorf("no visit under the dwell trigger: %+v", ps[0])
+		}
+	})
+}

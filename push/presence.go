@@ -124,6 +124,16 @@ func TimeOut(p *hotzone.Presence, deviceID string, last time.Time, changes []hot
 	return true, changes
 }
 
+// Tracked tells whether a brand's presence is kept: only when something
+// uses it, the dwell trigger or a webhook for entered, dwelled or
+// exited. Keeping it costs a ping near a fence a presence update (a
+// write behind on bbolt, two round trips on a Redis Cluster), which a
+// brand that never asks for presence should not pay.
+func (e *Engine) Tracked(brandID string, policy *hotzone.Policy) bool {
+	return policy.Dwells() || e.db.Listens(brandID, hotzone.HookEntered) ||
+		e.db.Listens(brandID, hotzone.HookDwelled) || e.db.Listens(brandID, hotzone.HookExited)
+}
+
 // track applies a qualifying ping to the device's presence, when it can
 // change anything: a ping near no fence, of a device with no visit
 // open, costs nothing. It answers the presence (nil when it was not

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,13 +144,14 @@ func (s *Server) handleCreateWebhook() gin.HandlerFunc {
 			return
 		}
 		u, _ := hook.CheckURL(*req.URL)
-		// Advice at registration; the sender checks every connection.
-		if err := hook.CheckHost(c, u, s.webhookAllowPrivate, nil); err != nil {
-			if errors.Is(err, hook.ErrInvalidURL) {
-				s.fail(c, hotzone.Invalid("url", err.Error()))
-			} else {
-				s.fail(c, fmt.Errorf("webhook url: %w: %w", hotzone.ErrUnavailable, err))
-			}
+		// Advice at registration; the sender checks every connection. A
+		// name that does not resolve now (a receiver not deployed yet, or
+		// no DNS here) is accepted: its deliveries resolve it again.
+		dctx, cancel := context.WithTimeout(c, 2*time.Second)
+		err := hook.CheckHost(dctx, u, s.webhookAllowPrivate, nil)
+		cancel()
+		if errors.Is(err, hook.ErrPrivateAddress) {
+			s.fail(c, hotzone.Invalid("url", err.Error()))
 			return
 		}
 		brandID := keyOf(c).BrandID

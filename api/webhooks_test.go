@@ -62,6 +62,11 @@ func TestWebhookURLsRefused(t *testing.T) {
 		checkProblem(t, "POST /v1/webhooks", e.do("POST", "/v1/webhooks", b.AdminKey, c.body), 400, c.fields...)
 	}
 	e.must(403, "POST", "/v1/webhooks", b.AppKey, map[string]any{"url": "https://example.com/x", "events": []string{"entered"}})
+	// A name that does not resolve (here: no such domain, or no DNS at
+	// all) is accepted; its deliveries resolve it again.
+	var w webhookOut
+	e.must(201, "POST", "/v1/webhooks", b.AdminKey, map[string]any{"url": "https://receiver.invalid/hook", "events": []string{"entered"}}).decode(t, &w)
+	e.must(204, "DELETE", "/v1/webhooks/"+w.ID, b.AdminKey, nil)
 	var list page[webhookOut]
 	e.must(200, "GET", "/v1/webhooks", b.AdminKey, nil).decode(t, &list)
 	if len(list.Items) != 0 {

@@ -24,6 +24,9 @@ type Event struct {
 	EndsAt         time.Time   `json:"ends_at"`
 	Status         EventStatus `json:"status"`
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+	// Localized are the title and body in other languages, by BCP 47
+	// tag; a device gets the one its locale picks (ChooseVariant).
+	Localized map[string]Message `json:"localized,omitempty"`
 }
 
 // Counts are an event's notification-log entries by current status, as
@@ -108,6 +111,10 @@ type Notification struct {
 	LastError   *string            `json:"last_error"`
 	NextAttempt time.Time          `json:"next_attempt,omitzero"`
 	ProviderID  string             `json:"provider_id,omitempty"`
+	// Variant is which of the event's texts the device gets (a key of
+	// Event.Localized; "" for the event's own), chosen when it is
+	// queued.
+	Variant string `json:"variant,omitempty"`
 	// Claim is the lease Outbox.Claim handed it out under; it is never
 	// stored with the entry.
 	Claim string `json:"-"`

@@ -3,8 +3,10 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +24,17 @@ type eventRequest struct {
 	Body      *string `json:"body"`
 	DurationS *int    `json:"duration_s"`
 	URL       *string `json:"url"`
+	// Localized: other languages' title and body, by BCP 47 tag.
+	Localized map[string]messageRequest `json:"localized"`
 }
+
+type messageRequest struct {
+	Title *string `json:"title"`
+	Body  *string `json:"body"`
+}
+
+// maxVariants bounds an event's languages.
+const maxVariants = 50
 
 // eventJSON is an event as answered; every member is always present.
 type eventJSON struct {
@@ -35,11 +47,51 @@ type eventJSON struct {
 	EndsAt   time.Time      `json:"ends_at"`
 	Status   string         `json:"status"`
 	Counts   hotzone.Counts `json:"counts"`
+	// Localized is null for an event with one language (a nil map would
+	// be {}).
+	Localized any `json:"localized"`
 }
 
 func toEventJSON(ev hotzone.Event, c hotzone.Counts) eventJSON {
 	return eventJSON{ID: ev.ID, StoreID: ev.StoreID, Title: ev.Title, Body: ev.Body, URL: ev.URL,
-		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c}
+		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c, Localized: localizedJSON(ev.Localized)}
+}
+
+func localizedJSON(m map[string]hotzone.Message) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// checkLocalized validates an event's languages: a BCP 47 tag each, at
+// most one per tag however it is cased, each with a title and a body as
+// the default's.
+func checkLocalized(errs *fieldErrors, in map[string]messageRequest) map[string]hotzone.Message {
+	if len(in) == 0 {
+		return nil
+	}
+	if len(in) > maxVariants {
+		errs.add("localized", "must have at most "+strconv.Itoa(maxVariants)+" languages")
+		return nil
+	}
+	out := make(map[string]hotzone.Message, len(in))
+	seen := map[string]string{}
+	for _, tag := range slices.Sorted(maps.Keys(in)) {
+		m := in[tag]
+		field := "localized." + tag
+		if !hotzone.ValidLanguageTag(tag) {
+			errs.add(field, "must be a BCP 47 language tag such as de or de-CH")
+			continue
+		}
+		if other, dup := seen[strings.ToLower(tag)]; dup {
+			errs.add(field, "names the same language as "+other)
+			continue
+		}
+		seen[strings.ToLower(tag)] = tag
+		out[tag] = hotzone.Message{Title: checkText(errs, field+".title", m.Title, 100), Body: checkText(errs, field+".body", m.Body, 500)}
+	}
+	return out
 }
 
 const (
@@ -67,6 +119,7 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		}
 		title := checkText(&errs, "title", req.Title, 100)
 		body := checkText(&errs, "body", req.Body, 500)
+		localized := checkLocalized(&errs, req.Localized)
 		dur := defaultDuration
 		if req.DurationS != nil {
 			dur = *req.DurationS
@@ -85,10 +138,23 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		}
 		now := s.now().UTC()
 		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: k.BrandID, StoreID: st.ID, Title: title, Body: body, URL: req.URL,
-			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive}
-		if n, fits := push.PayloadFits(ev); !fits {
-			s.fail(c, &hotzone.ValidationError{Detail: fmt.Sprintf("the push payload would be %d bytes; providers accept at most %d", n, push.MaxPayloadBytes),
-				Errors: []hotzone.FieldError{{Field: "body", Message: "title and body together are too long for a push payload (counted in bytes)"}}})
+			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive, Localized: localized}
+		// Every variant's payload must fit, each named by its field.
+		var tooLong []hotzone.FieldError
+		largest := 0
+		for _, v := range append([]string{""}, slices.Sorted(maps.Keys(localized))...) {
+			if n, fits := push.PayloadFits(ev, v); !fits {
+				field := "body"
+				if v != "" {
+					field = "localized." + v
+				}
+				largest = max(largest, n)
+				tooLong = append(tooLong, hotzone.FieldError{Field: field, Message: "title and body together are too long for a push payload (counted in bytes)"})
+			}
+		}
+		if len(tooLong) > 0 {
+			s.fail(c, &hotzone.ValidationError{Detail: fmt.Sprintf("the push payload would be %d bytes; providers accept at most %d", largest, push.MaxPayloadBytes),
+				Errors: tooLong})
 			return
 		}
 		ev, counts, _, err := s.engine.StartEvent(c, ev, idem)

@@ -372,3 +372,40 @@ func FuzzPolicyPatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStartEvent: whatever the body (localized texts included), starting
+// an event answers 201 or a 4xx naming what is wrong, never a 500; a
+// refused start starts nothing.
+func FuzzStartEvent(f *testing.F) {
+	for _, seed := range []string{
+		`{"title":"Hot","body":"Now"}`,
+		`{"title":"Hot","body":"Now","localized":{"de":{"title":"Heiss","body":"Frisch"},"nl-BE":{"title":"Warm","body":"Vers"}}}`,
+		`{"title":"Hot","body":"Now","localized":{"de":{"title":"Heiss"}}}`,
+		`{"title":"Hot","body":"Now","localized":{"de_CH":{"title":"a","body":"b"}}}`,
+		`{"title":"Hot","body":"Now","localized":{"de":{"title":"a","body":"b"},"DE":{"title":"a","body":"b"}}}`,
+		`{"title":"Hot","body":"Now","localized":null}`,
+		`{"title":"Hot","body":"Now","localized":[]}`,
+		`{"title":"Hot","body":"Now","duration_s":60,"url":"app://x"}`,
+		`{}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{}, func(e *env) {
+		b = e.brand("Fuzz")
+		e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
+	})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		r := e.call("POST", "/v1/stores/s/events", b.AdminKey, body)
+		checkJSONAnswer(t, "POST /v1/stores/s/events", r, 201, 400, 413)
+		live := e.call("GET", "/v1/stores/s/events/live", b.AdminKey, nil)
+		if r.Code != 201 {
+			if live.Code != 404 {
+				t.Fatalf("POST events %q = %d, yet an event is live", body, r.Code)
+			}
+			return
+		}
+		e.must(200, "DELETE", "/v1/stores/s/events/live", b.AdminKey, nil)
+	})
+}

@@ -60,11 +60,13 @@ type fcmSender struct {
 	healthy func()
 }
 
-// fcmMessage renders the event for FCM: notification title and body, the
+// fcmMessage renders the event for FCM: notification title and body (of
+// the notification's variant), the
 // ids as data, high priority and a TTL until ends_at on Android, and the
 // APNs block for iOS tokens sent through FCM.
 func fcmMessage(m Message, now time.Time) *messaging.Message {
 	ev := m.Event
+	title, body := ev.Text(m.Notification.Variant)
 	ttl := max(ev.EndsAt.Sub(now), time.Second)
 	data := map[string]string{"event_id": ev.ID, "store_id": ev.StoreID}
 	if ev.URL != nil {
@@ -73,7 +75,7 @@ func fcmMessage(m Message, now time.Time) *messaging.Message {
 	custom := map[string]any{"event_id": ev.ID, "store_id": ev.StoreID, "url": ev.URL}
 	return &messaging.Message{
 		Token:        m.Device.Token,
-		Notification: &messaging.Notification{Title: ev.Title, Body: ev.Body},
+		Notification: &messaging.Notification{Title: title, Body: body},
 		Data:         data,
 		Android:      &messaging.AndroidConfig{Priority: "high", TTL: &ttl, CollapseKey: ev.ID},
 		APNS: &messaging.APNSConfig{
@@ -84,7 +86,7 @@ func fcmMessage(m Message, now time.Time) *messaging.Message {
 				"apns-collapse-id": ev.ID,
 			},
 			Payload: &messaging.APNSPayload{
-				Aps:        &messaging.Aps{Alert: &messaging.ApsAlert{Title: ev.Title, Body: ev.Body}, Sound: "default"},
+				Aps:        &messaging.Aps{Alert: &messaging.ApsAlert{Title: title, Body: body}, Sound: "default"},
 				CustomData: custom,
 			},
 		},

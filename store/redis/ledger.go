@@ -497,6 +497,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				} else {
 					o.Status = hotzone.StatusQueued
 					n.Status, n.Reason = hotzone.StatusQueued, ""
+					n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
 					queue = "1"
 					newHist = encodeHistory(append(times, now), now)
 				}

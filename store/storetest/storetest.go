@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"Changed", testChanged},
 		{"OncePerEventConcurrent", testOncePerEventConcurrent},
 		{"SuppressedUpgraded", testSuppressedUpgraded},
+		{"VariantChosenWhenQueued", testVariantChosenWhenQueued},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},

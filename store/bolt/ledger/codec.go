@@ -23,6 +23,9 @@ const (
 	flagLastError
 	flagNextAttempt
 	flagCreatedAt
+	// flagVariant: the entry names which of the event's texts it gets
+	// (last, after the error); entries from before it have none.
+	flagVariant
 )
 
 var errBadNotification = errors.New("store: malformed notification record")
@@ -41,6 +44,9 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 	}
 	if !n.CreatedAt.IsZero() {
 		flags |= flagCreatedAt
+	}
+	if n.Variant != "" {
+		flags |= flagVariant
 	}
 	buf = append(buf, notifCodecV1, flags)
 	for _, s := range [...]string{n.ID, n.BrandID, n.EventID, n.StoreID, n.DeviceID, string(n.Provider), string(n.Status), n.Reason, n.ProviderID} {
@@ -61,6 +67,10 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 		buf = binary.AppendUvarint(buf, uint64(len(*n.LastError)))
 		buf = append(buf, *n.LastError...)
 	}
+	if flags&flagVariant != 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(n.Variant)))
+		buf = append(buf, n.Variant...)
+	}
 	return buf
 }
 
@@ -74,7 +84,7 @@ func notificationSize(n *hotzone.Notification) int {
 	if n.LastError != nil {
 		size += 10 + len(*n.LastError)
 	}
-	return size
+	return size + 10 + len(n.Variant)
 }
 
 // appendTime keeps seconds and nanoseconds apart, so every time.Time a
@@ -97,7 +107,7 @@ func decodeNotification(b []byte, n *hotzone.Notification) error {
 		return errBadNotification
 	}
 	flags := b[1]
-	if flags&^(flagSentAt|flagLastError|flagNextAttempt|flagCreatedAt) != 0 {
+	if flags&^(flagSentAt|flagLastError|flagNextAttempt|flagCreatedAt|flagVariant) != 0 {
 		return errBadNotification
 	}
 	// One string holds every text field: one allocation per entry,
@@ -127,6 +137,9 @@ func decodeNotification(b []byte, n *hotzone.Notification) error {
 	if flags&flagLastError != 0 {
 		e := r.str()
 		n.LastError = &e
+	}
+	if flags&flagVariant != 0 {
+		n.Variant = r.str()
 	}
 	if r.bad || r.off != len(s) {
 		*n = hotzone.Notification{}

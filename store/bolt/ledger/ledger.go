@@ -182,6 +182,7 @@ func (w *Writer) Consider(ev hotzone.Event, deviceID string, d hotzone.Device, d
 	} else {
 		o.Status = hotzone.StatusQueued
 		n.Status, n.Reason = hotzone.StatusQueued, ""
+		n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
 		if err := w.outbox.Put(outboxKey(w.kbuf2, &n), nil); err != nil {
 			return o, err
 		}

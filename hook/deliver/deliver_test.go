@@ -14,27 +14,14 @@ import (
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/hook"
 	"github.com/hotzone/hotzone/store/bolt"
+	"github.com/hotzone/hotzone/store/storetest"
 )
-
-// clock is a settable clock shared by the queue, the sender and the
-// receiver.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // receiver is a webhook endpoint that verifies every delivery and
 // answers what answer says for the n-th request of a happening.
 type receiver struct {
 	t      *testing.T
-	clock  *clock
+	clock  *storetest.Clock // shared by the queue, the sender and the receiver
 	secret string
 	answer func(id string, n int, w http.ResponseWriter)
 
@@ -54,7 +41,7 @@ func (rc *receiver) seen(device, id string) ([]string, []time.Time) {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	if err := hook.Verify(r.Header.Get(hook.SignatureHeader), body, []byte(rc.secret), rc.clock.now(), hook.DefaultTolerance); err != nil {
+	if err := hook.Verify(r.Header.Get(hook.SignatureHeader), body, []byte(rc.secret), rc.clock.Now(), hook.DefaultTolerance); err != nil {
 		rc.t.Errorf("a delivery failed verification: %v", err)
 		w.WriteHeader(400)
 		return
@@ -72,7 +59,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.tries[msg.ID]++
 	n := rc.tries[msg.ID]
-	rc.attempts[msg.ID] = append(rc.attempts[msg.ID], rc.clock.now())
+	rc.attempts[msg.ID] = append(rc.attempts[msg.ID], rc.clock.Now())
 	rc.mu.Unlock()
 	rec := httptest.NewRecorder()
 	rc.answer(msg.ID, n, rec)
@@ -89,7 +76,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type setup struct {
 	db    *bolt.DB
-	clock *clock
+	clock *storetest.Clock
 	rc    *receiver
 	hook  hotzone.Webhook
 	d     *Deliverer
@@ -97,9 +84,9 @@ type setup struct {
 
 func newSetup(t *testing.T, allowPrivate bool, answer func(id string, n int, w http.ResponseWriter)) *setup {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	key := make([]byte, 32)
-	db, err := bolt.Open(t.TempDir(), bolt.Options{Now: c.now, SecretKey: key})
+	db, err := bolt.Open(t.TempDir(), bolt.Options{Now: c.Now, SecretKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +99,12 @@ func newSetup(t *testing.T, allowPrivate bool, answer func(id string, n int, w h
 	rc := &receiver{t: t, clock: c, secret: secret, answer: answer, tries: map[string]int{}, got: map[string][]string{}, attempts: map[string][]time.Time{}}
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	w := hotzone.Webhook{ID: "w", BrandID: br.ID, URL: srv.URL + "/hook", Events: hotzone.HookTypes, Secret: secret, CreatedAt: c.now()}
+	w := hotzone.Webhook{ID: "w", BrandID: br.ID, URL: srv.URL + "/hook", Events: hotzone.HookTypes, Secret: secret, CreatedAt: c.Now()}
 	if err := db.CreateWebhook(t.Context(), w); err != nil {
 		t.Fatal(err)
 	}
 	client := hook.NewClient(hook.ClientOptions{AllowPrivate: allowPrivate, Timeout: 300 * time.Millisecond})
-	d := New(db, Options{Now: c.now, Client: client, PerHook: 4, Rand: func() float64 { return 0.5 }})
+	d := New(db, Options{Now: c.Now, Client: client, PerHook: 4, Rand: func() float64 { return 0.5 }})
 	return &setup{db: db, clock: c, rc: rc, hook: w, d: d}
 }
 
@@ -125,7 +112,7 @@ func (s *setup) emit(t *testing.T, device string, ids ...string) {
 	t.Helper()
 	var hs []hotzone.Happening
 	for _, id := range ids {
-		hs = append(hs, hotzone.Happening{ID: id, Type: hotzone.HookEntered, CreatedAt: s.clock.now(), OrderKey: device,
+		hs = append(hs, hotzone.Happening{ID: id, Type: hotzone.HookEntered, CreatedAt: s.clock.Now(), OrderKey: device,
 			Data: json.RawMessage(`{"device_id":"` + device + `"}`)})
 	}
 	if err := s.db.Emit(t.Context(), s.hook.BrandID, hs); err != nil {
@@ -149,7 +136,7 @@ func (s *setup) run(t *testing.T, rounds int, step time.Duration) {
 		if len(pending) == 0 {
 			return
 		}
-		s.clock.advance(step)
+		s.clock.Advance(step)
 	}
 	t.Fatalf("deliveries still pending after %d rounds", rounds)
 }

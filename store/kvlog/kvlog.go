@@ -268,7 +268,7 @@ func (l *Log) Compact(each func(yield func(key, value []byte))) error {
 		werr = os.Rename(tmp, l.snapPath())
 	}
 	if werr == nil {
-		werr = syncDir(l.dir)
+		werr = SyncDir(l.dir)
 	}
 	if werr != nil {
 		return fmt.Errorf("kvlog: compact: %w", werr)
@@ -284,7 +284,8 @@ func (l *Log) Compact(each func(yield func(key, value []byte))) error {
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a directory's entries (a rename into it) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -7,7 +7,8 @@
 // the page that holds it: a database's B-tree (bbolt's) rewrites every
 // page a flush touches, and devices pinging at random touch them all.
 //
-// It imports the root package and the standard library only.
+// It imports the root package, store/kvlog (for SyncDir) and the
+// standard library only.
 //
 // # Caveats
 //
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/store/kvlog"
 )
 
 // The files in the data directory.
@@ -238,7 +240,7 @@ func (l *Log) Compact(each func(yield func(Record))) error {
 	if err := os.Rename(tmp, filepath.Join(l.dir, SnapshotFile)); err != nil {
 		return fmt.Errorf("poslog: compact: %w", err)
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := kvlog.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("poslog: compact: %w", err)
 	}
 	l.snapSize = size
@@ -247,15 +249,6 @@ func (l *Log) Compact(each func(yield func(Record))) error {
 	}
 	l.logSize, l.synced = 0, 0
 	return l.log.Sync()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Close closes the log.

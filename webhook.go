@@ -24,6 +24,26 @@ const (
 	HookTest HookType = "webhook.test"
 )
 
+// Bit is t's bit in a set of types (0 for a type no webhook takes), so
+// that a backend can answer Listens from one word per brand.
+func (t HookType) Bit() uint16 {
+	for i, h := range HookTypes {
+		if h == t {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// Bits is the set of types the webhook takes.
+func (w *Webhook) Bits() uint16 {
+	var b uint16
+	for _, t := range w.Events {
+		b |= t.Bit()
+	}
+	return b
+}
+
 // HookTypes are the types a webhook may subscribe to, in the contract's
 // order.
 var HookTypes = []HookType{HookEntered, HookDwelled, HookExited, HookEventStarted, HookEventEnded,
@@ -157,8 +177,10 @@ type Webhooks interface {
 	// SetWebhookStatus turns a webhook on or off; turned on, its
 	// failing stretch starts over. Durable.
 	SetWebhookStatus(ctx context.Context, brandID, id string, s WebhookStatus) (Webhook, error)
-	// Listens tells, without I/O, whether an active webhook of the brand
-	// subscribes to t (a view), so that nothing is built for nobody.
+	// Listens tells, without I/O, whether a webhook of the brand
+	// subscribes to t (a view; with several nodes within ViewLag), so
+	// that nothing is built for nobody. It may answer true for a
+	// disabled webhook, which Emit then skips.
 	Listens(brandID string, t HookType) bool
 	// Emit queues a delivery of each happening to every active webhook
 	// of the brand subscribed to its type, due now: each webhook's

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -44,6 +45,22 @@ type hooks struct {
 	mu      sync.Mutex
 	byBrand map[string]map[string]*hotzone.Webhook
 	leases  map[string]hookLease // delivery id -> its lease
+	// listen is, per brand, the types its active webhooks take, rebuilt
+	// under mu on every change and read without a lock: every ping asks.
+	listen atomic.Pointer[map[string]uint16]
+}
+
+// relisten rebuilds listen; mu is held.
+func (h *hooks) relisten() {
+	m := make(map[string]uint16, len(h.byBrand))
+	for brandID, ws := range h.byBrand {
+		for _, w := range ws {
+			if w.Status == hotzone.WebhookActive {
+				m[brandID] |= w.Bits()
+			}
+		}
+	}
+	h.listen.Store(&m)
 }
 
 type hookLease struct {
@@ -56,6 +73,7 @@ var errNoWebhook = notFound("webhook")
 func (db *DB) loadWebhooks(tx *bbolt.Tx) error {
 	db.hooks.byBrand = map[string]map[string]*hotzone.Webhook{}
 	db.hooks.leases = map[string]hookLease{}
+	defer db.hooks.relisten()
 	return tx.Bucket(bucketHooks).ForEach(func(k, v []byte) error {
 		var w hotzone.Webhook
 		if err := db.box.Open(k, v, &w); err != nil {
@@ -88,6 +106,7 @@ func (db *DB) CreateWebhook(_ context.Context, w hotzone.Webhook) error {
 		return fmt.Errorf("store: webhook: %w", err)
 	}
 	db.hooks.put(&w)
+	db.hooks.relisten()
 	return nil
 }
 
@@ -165,6 +184,7 @@ func (db *DB) DeleteWebhook(_ context.Context, brandID, id string) error {
 		return fmt.Errorf("store: delete webhook: %w", err)
 	}
 	delete(db.hooks.byBrand[brandID], id)
+	db.hooks.relisten()
 	for d, l := range db.hooks.leases {
 		if l.hook == id {
 			delete(db.hooks.leases, d)
@@ -187,6 +207,7 @@ func (db *DB) SetWebhookStatus(_ context.Context, brandID, id string, s hotzone.
 		return hotzone.Webhook{}, fmt.Errorf("store: webhook: %w", err)
 	}
 	*cur = next
+	db.hooks.relisten()
 	return cloneWebhook(cur), nil
 }
 
@@ -414,6 +435,7 @@ func (db *DB) RecordAttempt(_ context.Context, r hotzone.AttemptResult) error {
 	delete(db.hooks.leases, r.DeliveryID)
 	if hookChanged {
 		*w = next
+		db.hooks.relisten()
 	}
 	return nil
 }
@@ -530,14 +552,8 @@ func (db *DB) Delivery(_ context.Context, brandID, webhookID, deliveryID string)
 	return d, err
 }
 
-// Listens implements hotzone.Webhooks from memory.
+// Listens implements hotzone.Webhooks from memory, without a lock.
 func (db *DB) Listens(brandID string, t hotzone.HookType) bool {
-	db.hooks.mu.Lock()
-	defer db.hooks.mu.Unlock()
-	for _, w := range db.hooks.byBrand[brandID] {
-		if w.Status == hotzone.WebhookActive && w.Subscribed(t) {
-			return true
-		}
-	}
-	return false
+	m := db.hooks.listen.Load()
+	return m != nil && (*m)[brandID]&t.Bit() != 0
 }

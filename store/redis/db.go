@@ -47,6 +47,7 @@ type DB struct {
 	notified notifiedCache
 	pos      positions
 	present  presentCache
+	hookBits sync.Map   // brand id -> the types its webhooks take (hotzone.HookType.Bit), for Listens
 	flushMu  sync.Mutex // one flush at a time (the loop's, Close's, a test's)
 
 	loops    sync.WaitGroup

@@ -287,6 +287,11 @@ func (db *DB) reloadBrand(ctx context.Context, brandID string, parts ...string) 
 	if want(partHooks) && vers[partHooks] >= st.vers[partHooks] {
 		st.vers[partHooks] = vers[partHooks]
 		st.hooks = hooks
+		var bits uint16
+		for _, w := range hooks {
+			bits |= w.Bits()
+		}
+		db.hookBits.Store(brandID, bits)
 	}
 	var started []string
 	if want(partLive) && vers[partLive] >= st.vers[partLive] {

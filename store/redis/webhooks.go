@@ -521,17 +521,10 @@ func (db *DB) Delivery(ctx context.Context, brandID, webhookID, deliveryID strin
 	return d, nil
 }
 
-// Listens implements hotzone.Webhooks from the view: settings only, so
-// a disabled webhook still counts (Emit skips it in its slot).
+// Listens implements hotzone.Webhooks from the view, without a lock:
+// settings only, so a disabled webhook still counts (Emit skips it in
+// its slot).
 func (db *DB) Listens(brandID string, t hotzone.HookType) bool {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if st := db.known[brandID]; st != nil {
-		for _, w := range st.hooks {
-			if w.Subscribed(t) {
-				return true
-			}
-		}
-	}
-	return false
+	v, ok := db.hookBits.Load(brandID)
+	return ok && v.(uint16)&t.Bit() != 0
 }

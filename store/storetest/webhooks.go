@@ -104,6 +104,9 @@ func testWebhooks(t *testing.T, open Opener) {
 		}
 	}
 	check("before a restart")
+	if !e.s.Listens(b.ID, hotzone.HookExited) || e.s.Listens(b.ID, hotzone.HookDwelled) || e.s.Listens("no-brand", hotzone.HookEntered) {
+		t.Error("Listens: want exited (w2) heard, dwelled and an unknown brand's not")
+	}
 	e.emit(b.ID, happening("h1", hotzone.HookEntered, "d1", e.now()))
 	e.restart()
 	check("after a restart")
@@ -114,6 +117,15 @@ func testWebhooks(t *testing.T, open Opener) {
 	if err := e.s.DeleteWebhook(e.ctx, b.ID, w1.ID); err != nil {
 		t.Fatal(err)
 	}
+	// With no webhook left, nobody listens; w2 comes back, empty.
+	if err := e.s.DeleteWebhook(e.ctx, b.ID, w2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if e.s.Listens(b.ID, hotzone.HookEntered) {
+		t.Error("Listens(entered) after every webhook of the brand went: true")
+	}
+	w2 = e.newWebhook(b.ID, "w2", hotzone.HookEntered, hotzone.HookExited)
+	e.emit(b.ID, happening("h1", hotzone.HookEntered, "d1", e.now()))
 	if _, err := e.s.Webhook(e.ctx, b.ID, w1.ID); !errors.Is(err, hotzone.ErrNotFound) {
 		t.Errorf("a deleted webhook: %v, want ErrNotFound", err)
 	}

@@ -27,6 +27,9 @@ type Event struct {
 	// Localized are the title and body in other languages, by BCP 47
 	// tag; a device gets the one its locale picks (ChooseVariant).
 	Localized map[string]Message `json:"localized,omitempty"`
+	// Audience, when set, limits who is notified by their tags; the
+	// others are suppressed with reason audience.
+	Audience *Audience `json:"audience,omitempty"`
 }
 
 // Counts are an event's notification-log entries by current status, as

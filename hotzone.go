@@ -111,15 +111,18 @@ const (
 
 // Device is one app install of a brand.
 type Device struct {
-	ID        string    `json:"id"`
-	BrandID   string    `json:"-"`
-	Platform  Platform  `json:"platform"`
-	Provider  Provider  `json:"provider,omitempty"`
-	Token     string    `json:"token,omitempty"`
-	TokenAt   time.Time `json:"token_at"`
-	OptIn     bool      `json:"opt_in"`
-	Timezone  string    `json:"timezone"`
-	Locale    string    `json:"locale,omitempty"`
+	ID       string    `json:"id"`
+	BrandID  string    `json:"-"`
+	Platform Platform  `json:"platform"`
+	Provider Provider  `json:"provider,omitempty"`
+	Token    string    `json:"token,omitempty"`
+	TokenAt  time.Time `json:"token_at"`
+	OptIn    bool      `json:"opt_in"`
+	Timezone string    `json:"timezone"`
+	Locale   string    `json:"locale,omitempty"`
+	// Tags say who the device's user is (persona:commuter,
+	// loyalty:gold), for events' audiences.
+	Tags      []string  `json:"tags,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }

@@ -17,6 +17,7 @@ type deviceBody struct {
 	OptIn                      optBool
 	Push                       byte // 0: absent, 'n': null, '{': an object
 	Provider, Token            optString
+	Tags                       []string // absent or null: none
 }
 
 type optBool struct {
@@ -40,6 +41,9 @@ func decodeDeviceStrict(b []byte) (deviceBody, error) {
 		return deviceBody{}, err
 	}
 	d := deviceBody{Platform: optOf(req.Platform), Timezone: optOf(req.Timezone), Locale: optOf(req.Locale)}
+	if req.Tags != nil {
+		d.Tags = *req.Tags
+	}
 	if req.OptIn != nil {
 		d.OptIn = optBool{*req.OptIn, true}
 	}
@@ -194,7 +198,14 @@ func appendDevice(b []byte, d *hotzone.Device) []byte {
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `,"created_at":"`...)
+	b = append(b, `,"tags":[`...)
+	for i, t := range d.Tags {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuote(b, t)
+	}
+	b = append(b, `],"created_at":"`...)
 	b = d.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","updated_at":"`...)
 	b = d.UpdatedAt.UTC().AppendFormat(b, time.RFC3339Nano)

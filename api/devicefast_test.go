@@ -1,6 +1,7 @@
 package api
 
 import (
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,6 +24,8 @@ func FuzzScanDevice(f *testing.F) {
 		`{"Platform":"ios","opt_in":true}`,
 		`{"platform":"i\u006fs","opt_in":true}`,
 		`{"platform":"ios","opt_in":true,"extra":1}`,
+		`{"platform":"ios","opt_in":true,"tags":["persona:commuter","loyalty:gold"]}`,
+		`{"platform":"ios","opt_in":true,"tags":null}`,
 		`{"platform":"ios","opt_in":"true"}`,
 		`{"push":{"provider":"fcm","token":"x","token":"y"}}`,
 		`{"push":{"provider":"fcm","x":1}}`,
@@ -40,7 +43,7 @@ func FuzzScanDevice(f *testing.F) {
 		if err != nil {
 			t.Fatalf("scanDevice accepted %q, the strict decoder refuses it: %v", body, err)
 		}
-		if fast != strict {
+		if !reflect.DeepEqual(fast, strict) {
 			t.Fatalf("%q: scanDevice read %+v, the strict decoder %+v", body, fast, strict)
 		}
 	})

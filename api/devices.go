@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,7 @@ type deviceRequest struct {
 	OptIn    *bool          `json:"opt_in"`
 	Timezone *string        `json:"timezone"`
 	Locale   *string        `json:"locale"`
+	Tags     *[]string      `json:"tags"`
 }
 
 type deviceJSON struct {
@@ -39,6 +42,7 @@ type deviceJSON struct {
 	OptIn     bool      `json:"opt_in"`
 	Timezone  string    `json:"timezone"`
 	Locale    *string   `json:"locale"`
+	Tags      []string  `json:"tags"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -52,7 +56,10 @@ type pushOut struct {
 // toDeviceJSON is a device as the API answers it, for the encoder;
 // appendDevice writes the same by hand on the registration path.
 func toDeviceJSON(d hotzone.Device) deviceJSON {
-	out := deviceJSON{ID: d.ID, Platform: string(d.Platform), OptIn: d.OptIn, Timezone: d.Timezone, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	out := deviceJSON{ID: d.ID, Platform: string(d.Platform), OptIn: d.OptIn, Timezone: d.Timezone, Tags: d.Tags, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
 	if d.Token != "" {
 		out.Push = &pushOut{Provider: string(d.Provider)}
 	}
@@ -112,6 +119,7 @@ func (s *Server) handlePutDevice() func(*gin.Context, *hotzone.Key) {
 		if req.Push == '{' {
 			d.Provider, d.Token = checkPush(&errs, req.Provider, req.Token, d.Platform)
 		}
+		d.Tags = checkTags(&errs, "tags", req.Tags)
 		if err := errs.err(); err != nil {
 			s.fail(c, err)
 			return
@@ -225,3 +233,25 @@ func validLocale(s string) bool {
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// checkTags validates a device's tags: at most hotzone.MaxDeviceTags,
+// each a valid tag, none twice. Absent is none: a registration is whole.
+func checkTags(errs *fieldErrors, field string, tags []string) []string {
+	if len(tags) > hotzone.MaxDeviceTags {
+		errs.add(field, "must have at most "+strconv.Itoa(hotzone.MaxDeviceTags)+" tags")
+		return nil
+	}
+	for i, t := range tags {
+		f := field + "[" + strconv.Itoa(i) + "]"
+		switch {
+		case !hotzone.ValidTag(t):
+			errs.add(f, "must be 1 to 64 characters of a-z 0-9 : _ -")
+		case slices.Contains(tags[:i], t):
+			errs.add(f, "is listed twice")
+		}
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return tags
+}

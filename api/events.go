@@ -26,6 +26,38 @@ type eventRequest struct {
 	URL       *string `json:"url"`
 	// Localized: other languages' title and body, by BCP 47 tag.
 	Localized map[string]messageRequest `json:"localized"`
+	// Audience: who, by their tags, is notified; absent or null is
+	// everyone.
+	Audience *audienceRequest `json:"audience"`
+}
+
+type audienceRequest struct {
+	Any  []string `json:"any"`
+	All  []string `json:"all"`
+	None []string `json:"none"`
+}
+
+// checkAudience validates an audience: each list of valid tags, none
+// twice in a list, at most 20 a list, and at least one tag in all.
+func checkAudience(errs *fieldErrors, field string, a *audienceRequest) *hotzone.Audience {
+	if a == nil {
+		return nil
+	}
+	out := &hotzone.Audience{}
+	lists := []struct {
+		name string
+		in   []string
+		dst  *[]string
+	}{{"any", a.Any, &out.Any}, {"all", a.All, &out.All}, {"none", a.None, &out.None}}
+	total := 0
+	for _, l := range lists {
+		*l.dst = checkTags(errs, field+"."+l.name, l.in)
+		total += len(l.in)
+	}
+	if total == 0 {
+		errs.add(field, "must name at least one tag in any, all or none (null is everyone)")
+	}
+	return out
 }
 
 type messageRequest struct {
@@ -50,11 +82,34 @@ type eventJSON struct {
 	// Localized is null for an event with one language (a nil map would
 	// be {}).
 	Localized any `json:"localized"`
+	// Audience is null for everyone.
+	Audience *audienceJSON `json:"audience"`
+}
+
+// audienceJSON answers an audience with its three lists always present.
+type audienceJSON struct {
+	Any  []string `json:"any"`
+	All  []string `json:"all"`
+	None []string `json:"none"`
+}
+
+func toAudienceJSON(a *hotzone.Audience) *audienceJSON {
+	if a == nil {
+		return nil
+	}
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return &audienceJSON{Any: nonNil(a.Any), All: nonNil(a.All), None: nonNil(a.None)}
 }
 
 func toEventJSON(ev hotzone.Event, c hotzone.Counts) eventJSON {
 	return eventJSON{ID: ev.ID, StoreID: ev.StoreID, Title: ev.Title, Body: ev.Body, URL: ev.URL,
-		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c, Localized: localizedJSON(ev.Localized)}
+		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c, Localized: localizedJSON(ev.Localized),
+		Audience: toAudienceJSON(ev.Audience)}
 }
 
 func localizedJSON(m map[string]hotzone.Message) any {
@@ -120,6 +175,7 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		title := checkText(&errs, "title", req.Title, 100)
 		body := checkText(&errs, "body", req.Body, 500)
 		localized := checkLocalized(&errs, req.Localized)
+		audience := checkAudience(&errs, "audience", req.Audience)
 		dur := defaultDuration
 		if req.DurationS != nil {
 			dur = *req.DurationS
@@ -138,7 +194,7 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		}
 		now := s.now().UTC()
 		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: k.BrandID, StoreID: st.ID, Title: title, Body: body, URL: req.URL,
-			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive, Localized: localized}
+			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive, Localized: localized, Audience: audience}
 		// Every variant's payload must fit, each named by its field.
 		var tooLong []hotzone.FieldError
 		largest := 0

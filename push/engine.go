@@ -262,7 +262,7 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 		}
 		n := min(len(ids), chunk)
 		chunk = min(2*chunk, fanOutMaxChunk)
-		out, err := e.db.Consider(ctx, ev, ids[:n], e.decider(policy, now))
+		out, err := e.db.Consider(ctx, ev, ids[:n], e.decider(&ev, policy, now))
 		if err != nil {
 			return err
 		}
@@ -301,9 +301,14 @@ func (e *Engine) dwelledIn(ctx context.Context, brandID, storeID string, ids []s
 	return kept, nil
 }
 
-// decider binds the policy and the clock for one decision.
-func (e *Engine) decider(p hotzone.Policy, now time.Time) hotzone.DecideFunc {
+// decider binds the event's audience, the policy and the clock for one
+// decision: a device the audience leaves out is held back first.
+func (e *Engine) decider(ev *hotzone.Event, p hotzone.Policy, now time.Time) hotzone.DecideFunc {
+	audience := ev.Audience
 	return func(d hotzone.Device, h []time.Time) string {
+		if !audience.Admits(d.Tags) {
+			return string(ReasonAudience)
+		}
 		return string(Decide(p, d, e.location(d.Timezone), h, now))
 	}
 }
@@ -423,7 +428,7 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 		case policy.Dwells() && !dwelled(presence, h.ID):
 			r.Reason = ReasonNotDwelled
 		default:
-			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(*policy, now))
+			res, err := e.db.Consider(ctx, ev, []string{deviceID}, e.decider(&ev, *policy, now))
 			if err != nil {
 				return out, err
 			}

@@ -35,6 +35,9 @@ const (
 	// ReasonNotDwelled: the policy triggers on dwelling and the device
 	// has not stayed dwell_s yet; a later ping notifies it once it has.
 	ReasonNotDwelled Reason = "not_dwelled"
+	// ReasonAudience: the event's audience leaves the device out by its
+	// tags.
+	ReasonAudience Reason = "audience"
 )
 
 // History is what the policy needs to know of a device's past

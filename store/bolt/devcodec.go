@@ -22,6 +22,8 @@ const (
 	devAndroid
 	devFCM
 	devTokenAt
+	// devTags: the tags follow the times (a count, then each).
+	devTags
 )
 
 var errBadDevice = errors.New("store: malformed device record")
@@ -41,6 +43,9 @@ func appendDevice(buf []byte, d *hotzone.Device) []byte {
 	if !d.TokenAt.IsZero() {
 		flags |= devTokenAt
 	}
+	if len(d.Tags) > 0 {
+		flags |= devTags
+	}
 	buf = append(buf, devCodecV1, flags)
 	for _, s := range [...]string{d.Token, d.Timezone, d.Locale} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
@@ -50,6 +55,13 @@ func appendDevice(buf []byte, d *hotzone.Device) []byte {
 	buf = appendTime(buf, d.UpdatedAt)
 	if flags&devTokenAt != 0 {
 		buf = appendTime(buf, d.TokenAt)
+	}
+	if flags&devTags != 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(d.Tags)))
+		for _, t := range d.Tags {
+			buf = binary.AppendUvarint(buf, uint64(len(t)))
+			buf = append(buf, t...)
+		}
 	}
 	return buf
 }
@@ -71,7 +83,7 @@ func decodeDevice(brandID, id string, b []byte) (hotzone.Device, error) {
 		d.ID, d.BrandID = id, brandID
 		return d, nil
 	}
-	if len(b) < 2 || b[0] != devCodecV1 || b[1]&^(devOptIn|devAndroid|devFCM|devTokenAt) != 0 {
+	if len(b) < 2 || b[0] != devCodecV1 || b[1]&^(devOptIn|devAndroid|devFCM|devTokenAt|devTags) != 0 {
 		return hotzone.Device{}, errBadDevice
 	}
 	flags := b[1]
@@ -106,6 +118,21 @@ func decodeDevice(brandID, id string, b []byte) (hotzone.Device, error) {
 	if flags&devTokenAt != 0 {
 		if d.TokenAt, b, ok = readTime(b); !ok {
 			return hotzone.Device{}, errBadDevice
+		}
+	}
+	if flags&devTags != 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > uint64(len(b)) {
+			return hotzone.Device{}, errBadDevice
+		}
+		b = b[k:]
+		d.Tags = make([]string, n)
+		for i := range d.Tags {
+			l, k := binary.Uvarint(b)
+			if k <= 0 || l > uint64(len(b)-k) {
+				return hotzone.Device{}, errBadDevice
+			}
+			d.Tags[i], b = string(b[k:k+int(l)]), b[k+int(l):]
 		}
 	}
 	if len(b) != 0 {

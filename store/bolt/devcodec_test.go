@@ -14,7 +14,7 @@ func deviceSamples() []hotzone.Device {
 	return []hotzone.Device{
 		{ID: "a", BrandID: "b", Platform: hotzone.PlatformIOS, Timezone: "UTC", CreatedAt: at, UpdatedAt: at},
 		{ID: "b:1.x", BrandID: "b", Platform: hotzone.PlatformAndroid, Provider: hotzone.ProviderFCM, Token: "tok:ÿ-1", TokenAt: at.Add(time.Second),
-			OptIn: true, Timezone: "Europe/Berlin", Locale: "de-CH", CreatedAt: at, UpdatedAt: at.Add(time.Hour)},
+			OptIn: true, Timezone: "Europe/Berlin", Locale: "de-CH", Tags: []string{"persona:commuter", "loyalty:gold"}, CreatedAt: at, UpdatedAt: at.Add(time.Hour)},
 		{ID: "c", BrandID: "b", Platform: hotzone.PlatformIOS, Provider: hotzone.ProviderAPNs, Token: "abcdef", TokenAt: at, OptIn: true, Timezone: "Pacific/Auckland",
 			CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), UpdatedAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
 	}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open Opener) {
 		{"OncePerEventConcurrent", testOncePerEventConcurrent},
 		{"SuppressedUpgraded", testSuppressedUpgraded},
 		{"VariantChosenWhenQueued", testVariantChosenWhenQueued},
+		{"DeviceTags", testDeviceTags},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},

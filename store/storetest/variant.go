@@ -60,3 +60,28 @@ func testVariantChosenWhenQueued(t *testing.T, open Opener) {
 		}
 	}
 }
+
+// testDeviceTags: a device's tags are kept with its registration, across
+// a restart, and a registration without them leaves it with none.
+func testDeviceTags(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	b := e.newBrand("b")
+	d := newDevice(b.ID, "d1")
+	d.Tags = []string{"persona:commuter", "loyalty:gold"}
+	e.putDevice(d)
+	check := func(when string, want []string) {
+		t.Helper()
+		got, _, err := e.s.Device(e.ctx, b.ID, "d1")
+		if err != nil || len(got.Tags) != len(want) || (len(want) > 0 && (got.Tags[0] != want[0] || got.Tags[1] != want[1])) {
+			t.Errorf("%s: tags %v, %v; want %v", when, got.Tags, err, want)
+		}
+	}
+	check("after the registration", d.Tags)
+	e.restart()
+	check("after a restart", d.Tags)
+	d.Tags = nil
+	e.putDevice(d)
+	check("after a registration without tags", nil)
+	e.restart()
+	check("after that and a restart", nil)
+}

@@ -79,12 +79,16 @@ func (l *Leases) Mine(ds []hotzone.Delivery) []hotzone.Delivery {
 	return out
 }
 
-// Done ends the leases of recorded results.
+// Done ends the leases of results to be tried again, which come due at
+// their next attempt. A final result keeps its lease until it lapses: a
+// Claim reads a snapshot, and one taken before the result's commit still
+// shows the notification queued; the lease is what keeps that Claim from
+// sending it again (two dispatchers of one lane did, under load).
 func (l *Leases) Done(ds []hotzone.Delivery) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, d := range ds {
-		if held, ok := l.m[d.NotificationID]; ok && held.token == d.Claim {
+		if held, ok := l.m[d.NotificationID]; ok && held.token == d.Claim && d.Status == hotzone.StatusQueued {
 			delete(l.m, d.NotificationID)
 		}
 	}

@@ -320,6 +320,7 @@ type Storage interface {
 	Credentials
 	Presences
 	Webhooks
+	Presets
 	// Stats counts what the backend holds.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping tells whether the backend answers (readiness).

@@ -3,6 +3,7 @@ package api
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAudience: devices carry tags; an event's audience notifies only
@@ -110,8 +111,8 @@ func TestTagsAndAudienceValidated(t *testing.T) {
 		audience any
 		field    string
 	}{
-		{map[string]any{}, "audience"},
-		{map[string]any{"any": []string{}}, "audience"},
+		{map[string]any{}, "audience.any"},
+		{map[string]any{"any": []string{}}, "audience.any"},
 		{map[string]any{"any": []string{"Gold"}}, "audience.any[0]"},
 		{map[string]any{"all": []string{"a", "a"}}, "audience.all[1]"},
 		{map[string]any{"none": []string{"x y"}}, "audience.none[0]"},
@@ -126,4 +127,68 @@ func TestTagsAndAudienceValidated(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"audience":null`) {
 		t.Errorf("an event for everyone: %s, want \"audience\":null", r.Body)
 	}
+}
+
+// TestPresets: an admin saves audiences and message templates, each
+// validated as an event's audience and text are; a tablet (manager key)
+// lists and reads them but may not change them.
+func TestPresets(t *testing.T) {
+	clock := newClock("2026-11-22T15:00:00Z")
+	e := newEnv(t, Options{Now: clock.now})
+	b := e.brand("Krispy")
+	e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
+	var mk struct {
+		Key string `json:"manager_key"`
+	}
+	e.must(201, "POST", "/v1/stores/s/manager-keys", b.AdminKey, map[string]any{"label": "tablet"}).decode(t, &mk)
+
+	r := e.must(201, "PUT", "/v1/audiences/gold-commuters", b.AdminKey, map[string]any{"name": "Gold commuters",
+		"any": []string{"persona:commuter"}, "all": []string{"loyalty:gold"}})
+	if !strings.Contains(string(r.Body), `"id":"gold-commuters"`) || !strings.Contains(string(r.Body), `"none":[]`) ||
+		!strings.Contains(string(r.Body), `"created_at":"2026-11-22T15:00:00Z"`) {
+		t.Errorf("PUT /v1/audiences/gold-commuters = %s", r.Body)
+	}
+	clock.advance(time.Minute)
+	r = e.must(200, "PUT", "/v1/audiences/gold-commuters", b.AdminKey, map[string]any{"name": "Gold", "all": []string{"loyalty:gold"}})
+	if !strings.Contains(string(r.Body), `"created_at":"2026-11-22T15:00:00Z"`) || !strings.Contains(string(r.Body), `"updated_at":"2026-11-22T15:01:00Z"`) ||
+		!strings.Contains(string(r.Body), `"any":[]`) {
+		t.Errorf("PUT again = %s, want the creation kept and the lists replaced", r.Body)
+	}
+	e.must(201, "PUT", "/v1/templates/hot-now", b.AdminKey, map[string]any{"name": "Hot now", "title": "Hot now", "body": "Fresh glazed",
+		"url": "app://store", "duration_s": 900, "localized": map[string]any{"de": map[string]any{"title": "Frisch", "body": "Jetzt"}}})
+	for _, path := range []string{"/v1/audiences", "/v1/templates"} {
+		var list page[map[string]any]
+		e.must(200, "GET", path, mk.Key, nil).decode(t, &list)
+		if len(list.Items) != 1 {
+			t.Errorf("GET %s as the tablet: %d items, want 1", path, len(list.Items))
+		}
+	}
+	var tpl map[string]any
+	e.must(200, "GET", "/v1/templates/hot-now", mk.Key, nil).decode(t, &tpl)
+	if tpl["title"] != "Hot now" || tpl["duration_s"] != 900.0 || tpl["localized"] == nil {
+		t.Errorf("GET /v1/templates/hot-now = %v", tpl)
+	}
+	e.must(403, "PUT", "/v1/templates/mine", mk.Key, map[string]any{"name": "x", "title": "x", "body": "x"})
+	e.must(403, "DELETE", "/v1/audiences/gold-commuters", mk.Key, nil)
+	for _, c := range []struct {
+		path  string
+		body  map[string]any
+		field string
+	}{
+		{"/v1/audiences/a", map[string]any{"any": []string{"x"}}, "name"},
+		{"/v1/audiences/a", map[string]any{"name": "A"}, "any"},
+		{"/v1/audiences/a", map[string]any{"name": "A", "all": []string{"Bad"}}, "all[0]"},
+		{"/v1/audiences/a%20b", map[string]any{"name": "A", "all": []string{"ok"}}, "audience_id"},
+		{"/v1/templates/t", map[string]any{"name": "T", "title": "T"}, "body"},
+		{"/v1/templates/t", map[string]any{"name": "T", "title": "T", "body": "B", "duration_s": 5}, "duration_s"},
+		{"/v1/templates/t", map[string]any{"name": "T", "title": "T", "body": "B", "url": "no scheme"}, "url"},
+		{"/v1/templates/t", map[string]any{"name": "T", "title": "T", "body": "B", "localized": map[string]any{"x": map[string]any{"title": "a", "body": "b"}}}, "localized.x"},
+		{"/v1/templates/t", map[string]any{"name": "T", "title": "T", "body": "B", "extra": 1}, "extra"},
+	} {
+		checkProblem(t, "PUT "+c.path, e.do("PUT", c.path, b.AdminKey, c.body), 400, c.field)
+	}
+	e.must(404, "GET", "/v1/templates/t", b.AdminKey, nil)
+	e.must(204, "DELETE", "/v1/audiences/gold-commuters", b.AdminKey, nil)
+	e.must(404, "GET", "/v1/audiences/gold-commuters", b.AdminKey, nil)
+	e.must(404, "DELETE", "/v1/audiences/gold-commuters", b.AdminKey, nil)
 }

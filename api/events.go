@@ -51,11 +51,11 @@ func checkAudience(errs *fieldErrors, field string, a *audienceRequest) *hotzone
 	}{{"any", a.Any, &out.Any}, {"all", a.All, &out.All}, {"none", a.None, &out.None}}
 	total := 0
 	for _, l := range lists {
-		*l.dst = checkTags(errs, field+"."+l.name, l.in)
+		*l.dst = checkTags(errs, joinPath(field, l.name), l.in)
 		total += len(l.in)
 	}
 	if total == 0 {
-		errs.add(field, "must name at least one tag in any, all or none (null is everyone)")
+		errs.add(joinPath(field, "any"), "an audience must name at least one tag in any, all or none")
 	}
 	return out
 }

@@ -412,3 +412,37 @@ func FuzzStartEvent(f *testing.F) {
 		e.must(200, "DELETE", "/v1/stores/s/events/live", b.AdminKey, nil)
 	})
 }
+
+// FuzzPutPreset: whatever the body, saving an audience or a template
+// answers 200/201 or a 4xx, never a 500, and a refused body leaves what
+// was saved as it was.
+func FuzzPutPreset(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"Gold","any":["loyalty:gold"]}`,
+		`{"name":"Gold","all":["Loyalty"]}`,
+		`{"name":"","none":["x"]}`,
+		`{"name":"Hot","title":"Hot","body":"Now","localized":{"de":{"title":"a","body":"b"}}}`,
+		`{"name":"Hot","title":"Hot","body":"Now","duration_s":59}`,
+		`{"name":"Hot","title":"Hot","body":"Now","url":null,"duration_s":null,"localized":null}`,
+		`[]`, `null`, ``, `{`,
+	} {
+		f.Add([]byte(seed), true)
+		f.Add([]byte(seed), false)
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{}, func(e *env) { b = e.brand("Fuzz") })
+	f.Fuzz(func(t *testing.T, body []byte, audience bool) {
+		e := fe.get(t)
+		path := "/v1/templates/t"
+		if audience {
+			path = "/v1/audiences/a"
+		}
+		before := e.call("GET", path, b.AdminKey, nil)
+		r := e.call("PUT", path, b.AdminKey, body)
+		checkJSONAnswer(t, "PUT "+path, r, 200, 201, 400, 413)
+		after := e.call("GET", path, b.AdminKey, nil)
+		if r.Code >= 400 && (before.Code != after.Code || !bytes.Equal(before.Body, after.Body)) {
+			t.Fatalf("PUT %s %q = %d, yet what was saved changed: %s -> %s", path, body, r.Code, before.Body, after.Body)
+		}
+	})
+}

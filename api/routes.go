@@ -61,6 +61,14 @@ func (s *Server) routes() {
 	v1.GET("/events", s.requireKey(admin), s.handleListEvents())
 	v1.GET("/notifications", s.requireKey(admin), s.handleListNotifications())
 
+	for kind, path := range map[hotzone.PresetKind]string{hotzone.PresetAudience: "/audiences", hotzone.PresetTemplate: "/templates"} {
+		param := "/:" + presetParams[kind]
+		v1.GET(path, s.requireKey(admin, manager), s.handleListPresets(kind))
+		v1.GET(path+param, s.requireKey(admin, manager), s.handleGetPreset(kind))
+		v1.PUT(path+param, s.requireKey(admin), s.handlePutPreset(kind))
+		v1.DELETE(path+param, s.requireKey(admin), s.handleDeletePreset(kind))
+	}
+
 	v1.POST("/webhooks", s.requireKey(admin), s.handleCreateWebhook())
 	v1.GET("/webhooks", s.requireKey(admin), s.handleListWebhooks())
 	v1.GET("/webhooks/:webhook_id", s.requireKey(admin), s.handleGetWebhook())

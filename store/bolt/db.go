@@ -33,7 +33,7 @@ var (
 	bucketStores   = []byte("stores")   // brand\0store -> Store
 	bucketDevices  = []byte("devices")  // brand\0device -> Device
 	bucketTokens   = []byte("tokens")   // brand\0provider\0token -> device
-	allBuckets     = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds,
+	allBuckets     = [][]byte{bucketMeta, bucketBrands, bucketKeys, bucketMgrKeys, bucketPolicies, bucketStores, bucketDevices, bucketTokens, bucketCreds, bucketPresets,
 		bucketHooks, bucketHookDlv, bucketHookDue, bucketHookHead, bucketHookWait}
 	metaOperatorKey = []byte("operator_key_hash")
 )

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"SuppressedUpgraded", testSuppressedUpgraded},
 		{"VariantChosenWhenQueued", testVariantChosenWhenQueued},
 		{"DeviceTags", testDeviceTags},
+		{"Presets", testPresets},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},

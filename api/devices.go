@@ -129,10 +129,7 @@ func (s *Server) handlePutDevice() func(*gin.Context, *hotzone.Key) {
 			s.fail(c, err)
 			return
 		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
+		status := putStatus(created)
 		out := appendDevice((*buf)[:0], &d)
 		*buf = out[:0]
 		c.Writer.Header()["Content-Type"] = jsonContentType

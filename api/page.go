@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/base64"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -44,4 +45,13 @@ func readPage(c *gin.Context) (pageRequest, error) {
 
 func encodeCursor(after string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + after))
+}
+
+// putStatus is a PUT's answer: 201 when it created the resource, 200
+// when it replaced it.
+func putStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
 }

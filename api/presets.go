@@ -135,10 +135,7 @@ func (s *Server) handlePutPreset(kind hotzone.PresetKind) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
+		status := putStatus(created)
 		ok(c, status, presetJSON(p))
 	}
 }

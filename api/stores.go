@@ -180,10 +180,7 @@ func (s *Server) handlePutStore() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		status := http.StatusOK
-		if created {
-			status = http.StatusCreated
-		}
+		status := putStatus(created)
 		ok(c, status, toStoreJSON(st))
 	}
 }

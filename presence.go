@@ -114,3 +114,12 @@ type FenceDistance struct {
 	StoreID  string
 	OutsideM float64
 }
+
+// PresenceUsed tells whether a brand keeps presence at all: only when
+// something uses it, the dwell trigger or a webhook for entered, dwelled
+// or exited (listens answers for the brand's webhooks). Keeping it
+// costs a ping near a fence a presence update, which a brand that never
+// asks for presence should not pay.
+func PresenceUsed(p *Policy, listens func(HookType) bool) bool {
+	return p.Dwells() || listens(HookEntered) || listens(HookDwelled) || listens(HookExited)
+}

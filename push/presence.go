@@ -124,14 +124,11 @@ func TimeOut(p *hotzone.Presence, deviceID string, last time.Time, changes []hot
 	return true, changes
 }
 
-// Tracked tells whether a brand's presence is kept: only when something
-// uses it, the dwell trigger or a webhook for entered, dwelled or
-// exited. Keeping it costs a ping near a fence a presence update (a
-// write behind on bbolt, two round trips on a Redis Cluster), which a
-// brand that never asks for presence should not pay.
+// Tracked tells whether a brand's presence is kept (hotzone.PresenceUsed):
+// a write behind on bbolt, two round trips on a Redis Cluster, for each
+// ping near a fence.
 func (e *Engine) Tracked(brandID string, policy *hotzone.Policy) bool {
-	return policy.Dwells() || e.db.Listens(brandID, hotzone.HookEntered) ||
-		e.db.Listens(brandID, hotzone.HookDwelled) || e.db.Listens(brandID, hotzone.HookExited)
+	return hotzone.PresenceUsed(policy, func(t hotzone.HookType) bool { return e.db.Listens(brandID, t) })
 }
 
 // track applies a qualifying ping to the device's presence, when it can

@@ -456,6 +456,10 @@ func testClaimOldest(t *testing.T, db *DB, clock *storetest.Clock) {
 func testFarPing(t *testing.T, a, b *DB) {
 	ctx := t.Context()
 	br, _ := brandStore(t, a, "Far")
+	// Presence is kept for a brand that uses it: the dwell trigger.
+	if _, err := a.UpdatePolicy(ctx, br.ID, func(p *hotzone.Policy) error { p.Trigger = hotzone.TriggerDwell; return nil }); err != nil {
+		t.Fatal(err)
+	}
 	mustPutDevice(t, a, apnsDevice(br.ID, "d1"))
 	mustPutDevice(t, a, apnsDevice(br.ID, "d2"))
 	now := time.Now()

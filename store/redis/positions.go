@@ -277,6 +277,12 @@ func (db *DB) farPing(ref devRef, p hotzone.Position) bool {
 	if db.present.has(hotzone.DeviceRef{BrandID: ref.brand, DeviceID: ref.device}) {
 		return false
 	}
+	// A brand that keeps no presence has no visits to look at: no fence
+	// search for each of its positions.
+	if policy, ok := db.brands.Policy(ref.brand); !ok ||
+		!hotzone.PresenceUsed(&policy, func(t hotzone.HookType) bool { return db.Listens(ref.brand, t) }) {
+		return false
+	}
 	var buf [4]hotzone.FenceDistance
 	return len(db.stores.Around(ref.brand, p.Point(), hotzone.PresenceBandM(p.AccuracyM), buf[:0])) == 0
 }

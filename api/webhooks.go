@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -134,16 +135,18 @@ func (s *Server) handleCreateWebhook() gin.HandlerFunc {
 		}
 		var errs fieldErrors
 		types := checkHookEvents(&errs, req.Events)
+		var u *url.URL
 		if req.URL == nil {
 			errs.add("url", "required")
-		} else if _, err := hook.CheckURL(*req.URL); err != nil {
+		} else if parsed, err := hook.CheckURL(*req.URL); err != nil {
 			errs.add("url", err.Error())
+		} else {
+			u = parsed
 		}
 		if err := errs.err(); err != nil {
 			s.fail(c, err)
 			return
 		}
-		u, _ := hook.CheckURL(*req.URL)
 		// Advice at registration; the sender checks every connection. A
 		// name that does not resolve now (a receiver not deployed yet, or
 		// no DNS here) is accepted: its deliveries resolve it again.

@@ -387,7 +387,7 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 		if ans.around, err = e.db.FencesAround(ctx, brandID, pos.Point(), hotzone.PresenceBandM(pos.AccuracyM), ans.around[:0]); err != nil {
 			return err
 		}
-		if presence, _, err = e.track(wctx, brandID, deviceID, pos, &policy, ans.around); err != nil {
+		if presence, err = e.track(wctx, brandID, deviceID, pos, &policy, ans.around); err != nil {
 			return err
 		}
 	}

@@ -191,7 +191,7 @@ func TestPresenceTimesOutAndTellsWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 		lastSeen := time.Now()
-		for range 4 { // d1 silent for 120 s; d0 keeps pinging
+		for range 4 { // 120 s: d1 silent throughout, d0 for the last 90 s
 			time.Sleep(30 * time.Second)
 			if _, err := e.SweepPresence(ctx, 100); err != nil {
 				t.Fatal(err)

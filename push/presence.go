@@ -134,24 +134,46 @@ func (e *Engine) Tracked(brandID string, policy *hotzone.Policy) bool {
 // track applies a qualifying ping to the device's presence, when it can
 // change anything: a ping near no fence, of a device with no visit
 // open, costs nothing. It answers the presence (nil when it was not
-// looked at) and what changed.
-func (e *Engine) track(ctx context.Context, brandID, deviceID string, pos hotzone.Position, policy *hotzone.Policy, around []hotzone.FenceDistance) (*hotzone.Presence, []hotzone.PresenceChange, error) {
+// looked at).
+func (e *Engine) track(ctx context.Context, brandID, deviceID string, pos hotzone.Position, policy *hotzone.Policy, around []hotzone.FenceDistance) (*hotzone.Presence, error) {
 	if len(around) == 0 && !e.db.MayBePresent(brandID, deviceID) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	s := Sighting{At: pos.TS, AccuracyM: pos.AccuracyM, TooFast: policy.TooFast(pos.SpeedMPS), Around: around}
+	p, err := e.updatePresence(ctx, brandID, deviceID, stepWith(s, policy, deviceID))
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// presenceStep is one of the presence rules (StepPresence, TimeOut)
+// bound to its input: it changes p and appends what happened.
+type presenceStep func(p *hotzone.Presence, changes []hotzone.PresenceChange) (bool, []hotzone.PresenceChange)
+
+// stepWith is StepPresence for a sighting under the policy's dwell_s.
+func stepWith(s Sighting, policy *hotzone.Policy, deviceID string) presenceStep {
 	dwell := time.Duration(policy.DwellS) * time.Second
+	return func(p *hotzone.Presence, changes []hotzone.PresenceChange) (bool, []hotzone.PresenceChange) {
+		return StepPresence(p, s, dwell, deviceID, changes)
+	}
+}
+
+// updatePresence applies step to the device's stored presence and tells
+// what changed (presenceChanged). step may run more than once; only the
+// run that was stored counts.
+func (e *Engine) updatePresence(ctx context.Context, brandID, deviceID string, step presenceStep) (hotzone.Presence, error) {
 	var changes []hotzone.PresenceChange
 	p, err := e.db.UpdatePresence(ctx, brandID, deviceID, func(p *hotzone.Presence) bool {
 		var changed bool
-		changed, changes = StepPresence(p, s, dwell, deviceID, changes[:0])
+		changed, changes = step(p, changes[:0])
 		return changed
 	})
 	if err != nil {
-		return nil, nil, err
+		return hotzone.Presence{}, err
 	}
 	e.presenceChanged(ctx, brandID, changes)
-	return &p, changes, nil
+	return p, nil
 }
 
 // presenceChanged counts what happened and tells the brand's webhooks
@@ -199,16 +221,13 @@ func (e *Engine) SweepPresence(ctx context.Context, limit int) (int, error) {
 			return 0, err
 		}
 		ttl := time.Duration(policy.PresenceTTLS) * time.Second
-		var changes []hotzone.PresenceChange
 		if pos == nil || pos.Qualifying == nil || now.Sub(pos.Qualifying.TS) > ttl {
 			var last time.Time
 			if pos != nil && pos.Qualifying != nil {
 				last = pos.Qualifying.TS
 			}
-			_, err = e.db.UpdatePresence(ctx, r.BrandID, r.DeviceID, func(p *hotzone.Presence) bool {
-				var changed bool
-				changed, changes = TimeOut(p, r.DeviceID, last, changes[:0])
-				return changed
+			_, err = e.updatePresence(ctx, r.BrandID, r.DeviceID, func(p *hotzone.Presence, changes []hotzone.PresenceChange) (bool, []hotzone.PresenceChange) {
+				return TimeOut(p, r.DeviceID, last, changes)
 			})
 		} else {
 			q := *pos.Qualifying
@@ -216,20 +235,11 @@ func (e *Engine) SweepPresence(ctx context.Context, limit int) (int, error) {
 			if aerr != nil {
 				return 0, aerr
 			}
-			dwell := time.Duration(policy.DwellS) * time.Second
-			_, err = e.db.UpdatePresence(ctx, r.BrandID, r.DeviceID, func(p *hotzone.Presence) bool {
-				var changed bool
-				changed, changes = StepPresence(p, Sighting{At: q.TS, AccuracyM: q.AccuracyM, Around: around}, dwell, r.DeviceID, changes[:0])
-				return changed
-			})
+			_, err = e.updatePresence(ctx, r.BrandID, r.DeviceID, stepWith(Sighting{At: q.TS, AccuracyM: q.AccuracyM, Around: around}, &policy, r.DeviceID))
 		}
-		if errors.Is(err, hotzone.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, hotzone.ErrNotFound) {
 			return 0, err
 		}
-		e.presenceChanged(ctx, r.BrandID, changes)
 	}
 	return len(refs), nil
 }

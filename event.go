@@ -30,6 +30,28 @@ type Event struct {
 	// Audience, when set, limits who is notified by their tags; the
 	// others are suppressed with reason audience.
 	Audience *Audience `json:"audience,omitempty"`
+	// HoldoutPct is the share of devices held back for comparison; nil
+	// takes the policy's at each decision.
+	HoldoutPct *int `json:"holdout_pct,omitempty"`
+	// AttributionS is how long after a decision a visit counts, the
+	// policy's when the event started.
+	AttributionS int `json:"attribution_s,omitempty"`
+}
+
+// Holdout is the share of devices the event holds back under policy p.
+func (ev *Event) Holdout(p *Policy) int {
+	if ev.HoldoutPct != nil {
+		return *ev.HoldoutPct
+	}
+	return p.HoldoutPct
+}
+
+// Attribution is how long after a decision a visit counts for ev.
+func (ev *Event) Attribution() time.Duration {
+	if ev.AttributionS > 0 {
+		return time.Duration(ev.AttributionS) * time.Second
+	}
+	return DefaultAttributionS * time.Second
 }
 
 // Counts are an event's notification-log entries by current status, as
@@ -41,6 +63,9 @@ type Counts struct {
 	Suppressed     int `json:"suppressed"`
 	Failed         int `json:"failed"`
 	Expired        int `json:"expired"`
+	// Opened counts the notifications whose tap the app reported; it is
+	// not a status, so not part of DevicesInFence.
+	Opened int `json:"opened"`
 }
 
 // Add moves one entry into (delta 1) or out of (delta -1) the bucket of
@@ -71,6 +96,7 @@ func (c *Counts) Merge(d Counts) {
 	c.Suppressed += d.Suppressed
 	c.Failed += d.Failed
 	c.Expired += d.Expired
+	c.Opened += d.Opened
 }
 
 // NotificationStatus is where a notification stands.
@@ -118,6 +144,15 @@ type Notification struct {
 	// Event.Localized; "" for the event's own), chosen when it is
 	// queued.
 	Variant string `json:"variant,omitempty"`
+	// DecidedAt is when the entry became queued or held back: a visit
+	// counts from then.
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	// OpenedAt is when the app first reported the notification tapped.
+	OpenedAt *time.Time `json:"opened_at,omitempty"`
+	// Visit is VisitVisited or VisitAlreadyThere once the device was
+	// seen in the store's visit area (at VisitAt), VisitNone before.
+	Visit   string    `json:"visit,omitempty"`
+	VisitAt time.Time `json:"visit_at,omitzero"`
 	// Claim is the lease Outbox.Claim handed it out under; it is never
 	// stored with the entry.
 	Claim string `json:"-"`

@@ -79,12 +79,15 @@ type FenceSpec struct {
 // Store is a shop with its geofence. Fence holds the validated geometry
 // built from Spec; it is never serialised.
 type Store struct {
-	ID        string     `json:"id"`
-	BrandID   string     `json:"-"`
-	Name      string     `json:"name"`
-	Timezone  string     `json:"timezone"`
-	Tags      []string   `json:"tags"`
-	Spec      FenceSpec  `json:"fence"`
+	ID       string    `json:"id"`
+	BrandID  string    `json:"-"`
+	Name     string    `json:"name"`
+	Timezone string    `json:"timezone"`
+	Tags     []string  `json:"tags"`
+	Spec     FenceSpec `json:"fence"`
+	// Visit is the store's own visit area (see VisitArea); nil takes
+	// the default.
+	Visit     *FenceSpec `json:"visit"`
 	BBox      [4]float64 `json:"bbox"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`

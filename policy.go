@@ -28,6 +28,12 @@ type Policy struct {
 	// MaxSpeedMPS, when set, keeps a ping reporting a higher speed from
 	// triggering or entering a fence: a drive-by is not a walk-in.
 	MaxSpeedMPS *float64 `json:"max_speed_mps"`
+	// HoldoutPct is the share of devices an event holds back for
+	// comparison, unless the event says otherwise.
+	HoldoutPct int `json:"holdout_pct"`
+	// AttributionS is how long after a device was notified or held back
+	// its visit counts for the event.
+	AttributionS int `json:"attribution_s"`
 }
 
 // Trigger is the policy's moment of notification.
@@ -46,7 +52,7 @@ const DefaultDwellS = 120
 // earlier version lacks their defaults, so nothing needs migrating.
 func (p *Policy) UnmarshalJSON(b []byte) error {
 	type plain Policy
-	v := plain{Trigger: TriggerEnter, DwellS: DefaultDwellS}
+	v := plain{Trigger: TriggerEnter, DwellS: DefaultDwellS, AttributionS: DefaultAttributionS}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
@@ -74,6 +80,7 @@ func DefaultPolicy() Policy {
 		MaxPingAgeS:  300,
 		Trigger:      TriggerEnter,
 		DwellS:       DefaultDwellS,
+		AttributionS: DefaultAttributionS,
 	}
 }
 
@@ -91,6 +98,8 @@ func (p Policy) Validate() []FieldError {
 	rng("presence_ttl_s", float64(p.PresenceTTLS), 60, 86400)
 	rng("max_ping_age_s", float64(p.MaxPingAgeS), 10, 86400)
 	rng("dwell_s", float64(p.DwellS), 30, 3600)
+	rng("holdout_pct", float64(p.HoldoutPct), 0, MaxHoldoutPct)
+	rng("attribution_s", float64(p.AttributionS), MinAttributionS, MaxAttributionS)
 	if p.MaxSpeedMPS != nil {
 		rng("max_speed_mps", *p.MaxSpeedMPS, 1, 100)
 	}

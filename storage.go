@@ -82,6 +82,8 @@ type Brands interface {
 	// when fn returns nil; concurrent updates of one brand never
 	// interleave their read-modify-write. Durable.
 	UpdatePolicy(ctx context.Context, brandID string, fn func(*Policy) error) (Policy, error)
+	// BrandIDs lists every brand's id, in no set order (a view).
+	BrandIDs(ctx context.Context) ([]string, error)
 }
 
 // StoreQuery selects a page of a brand's stores, ordered by id.
@@ -122,6 +124,10 @@ type Stores interface {
 	// outside each (geo.Fence.OutsideM), and returns it (a view; no I/O).
 	// An unknown brand has none.
 	FencesAround(ctx context.Context, brandID string, p geo.Point, m float64, dst []FenceDistance) ([]FenceDistance, error)
+	// VisitsAt appends to dst the brand's stores whose visit area
+	// (Store.VisitArea) contains p, and returns it (a view; no I/O). An
+	// unknown brand has none.
+	VisitsAt(ctx context.Context, brandID string, p geo.Point, dst []geo.Hit) ([]geo.Hit, error)
 }
 
 // Devices keeps app installs and where they are.
@@ -297,6 +303,27 @@ type Credentials interface {
 	MarkCredentials(ctx context.Context, brandID string, p Provider, version int64, broken bool, reason string) error
 }
 
+// Attribution keeps what notifications brought in: the taps the app
+// reports and the visits that followed (see VisitMark).
+type Attribution interface {
+	// Open records that the app reported the notification tapped at at:
+	// the first report sets its OpenedAt and counts in its event's
+	// Opened, and answers true; later ones change nothing. ErrNotFound
+	// unless the notification is the device's, of the brand. Durable
+	// and atomic with the count.
+	Open(ctx context.Context, brandID, notificationID, deviceID string, at time.Time) (bool, error)
+	// Attribute applies visit marks, each to the device's entry for its
+	// event when the mark Attributes to it (an entry takes one mark,
+	// ever), and returns the entries it marked, as marked. A mark for a
+	// device or entry that does not exist is skipped. Durable and atomic
+	// per entry.
+	Attribute(ctx context.Context, brandID string, marks []VisitMark) ([]Notification, error)
+	// EventLog calls fn with each log entry of an event, in no set
+	// order, stopping at fn's first error; an event without entries
+	// calls it never.
+	EventLog(ctx context.Context, brandID, eventID string, fn func(*Notification) error) error
+}
+
 // Stats are the numbers an operator watches.
 type Stats struct {
 	Brands, Stores, Devices, LiveEvents int
@@ -321,6 +348,7 @@ type Storage interface {
 	Presences
 	Webhooks
 	Presets
+	Attribution
 	// Stats counts what the backend holds.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping tells whether the backend answers (readiness).

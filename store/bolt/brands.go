@@ -226,3 +226,6 @@ func deleteStoreKeys(tx *bbolt.Tx, brandID, storeID string) ([][32]byte, error) 
 	}
 	return hashes, nil
 }
+
+// BrandIDs implements hotzone.Brands from the view.
+func (db *DB) BrandIDs(context.Context) ([]string, error) { return db.brands.IDs(), nil }

@@ -133,3 +133,8 @@ func (db *DB) FencesNear(_ context.Context, brandID string, p geo.Point, limit i
 func (db *DB) FencesAround(_ context.Context, brandID string, p geo.Point, m float64, dst []hotzone.FenceDistance) ([]hotzone.FenceDistance, error) {
 	return db.stores.Around(brandID, p, m, dst), nil
 }
+
+// VisitsAt implements hotzone.Stores from the view.
+func (db *DB) VisitsAt(_ context.Context, brandID string, p geo.Point, dst []geo.Hit) ([]geo.Hit, error) {
+	return db.stores.VisitsAt(brandID, p, dst), nil
+}

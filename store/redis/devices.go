@@ -257,6 +257,7 @@ for i = 1, #entries, 2 do
     local b = buckets[x.status]
     if b then
       redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1)
+      if x.opened_at then redis.call('HINCRBY', p .. ':c', ev .. ':opened', -1) end
       shardCounts(p, ev)
     end
     if type(x.provider) == 'string' and x.provider ~= '' then redis.call('ZREM', p .. ':o:' .. x.provider, id) end

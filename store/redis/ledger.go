@@ -49,7 +49,10 @@ func bucket(s hotzone.NotificationStatus) string {
 	return string(s)
 }
 
-var bucketNames = []string{"queued", "sent", "suppressed", "failed", "expired"}
+// bucketNames are the fields of an event's counts in a shard: the
+// statuses' buckets (devices_in_fence is their sum), then opened, which
+// is no status.
+var bucketNames = []string{"queued", "sent", "suppressed", "failed", "expired", "opened"}
 
 // countsLua defines shardCounts(shard, event): it moves the event's
 // counts version in the shard on, notes in {S}:cv (scored by the
@@ -64,10 +67,10 @@ local function shardCounts(p, ev)
   local c = p .. ':c'
   local v = redis.call('HINCRBY', c, ev .. ':v', 1)
   redis.call('ZADD', p .. ':cv', redis.call('HINCRBY', c, 'v', 1), ev)
-  local r = redis.call('HMGET', c, ev .. ':queued', ev .. ':sent', ev .. ':suppressed', ev .. ':failed', ev .. ':expired')
+  local r = redis.call('HMGET', c, ev .. ':queued', ev .. ':sent', ev .. ':suppressed', ev .. ':failed', ev .. ':expired', ev .. ':opened')
   local out = {}
-  for i = 1, 5 do out[i] = tonumber(r[i] or '0') or 0 end
-  out[6] = v
+  for i = 1, 6 do out[i] = tonumber(r[i] or '0') or 0 end
+  out[7] = v
   return out
 end
 `
@@ -98,6 +101,9 @@ func countsFrom(vals []int64) hotzone.Counts {
 			c.Failed = int(n)
 		case 4:
 			c.Expired = int(n)
+		case 5:
+			c.Opened = int(n)
+			continue
 		}
 		c.DevicesInFence += int(n)
 	}
@@ -473,10 +479,11 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					if err := json.Unmarshal([]byte(body), &n); err != nil {
 						return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
 					}
-					if n.Status != hotzone.StatusSuppressed {
-						o.Reason = hotzone.ReasonAlreadyNotified
-						out[i] = o
-						db.notified.add(ev.ID, ev.BrandID, id)
+					if n.Decided() {
+						out[i] = hotzone.Standing(&n)
+						if n.Status != hotzone.StatusSuppressed {
+							db.notified.add(ev.ID, ev.BrandID, id)
+						}
 						continue
 					}
 					o.Prev = n.Status
@@ -494,9 +501,12 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 						continue
 					}
 					n.Status, n.Reason = hotzone.StatusSuppressed, reason
+					if reason == hotzone.ReasonHoldout {
+						n.DecidedAt = now
+					}
 				} else {
 					o.Status = hotzone.StatusQueued
-					n.Status, n.Reason = hotzone.StatusQueued, ""
+					n.Status, n.Reason, n.DecidedAt = hotzone.StatusQueued, "", now
 					n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
 					queue = "1"
 					newHist = encodeHistory(append(times, now), now)

@@ -49,6 +49,10 @@ func Run(t *testing.T, open Opener) {
 		{"VariantChosenWhenQueued", testVariantChosenWhenQueued},
 		{"DeviceTags", testDeviceTags},
 		{"Presets", testPresets},
+		{"HeldBackStays", testHeldBackStays},
+		{"Opens", testOpens},
+		{"Visits", testVisits},
+		{"VisitsAt", testVisitsAt},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},
@@ -356,6 +360,9 @@ func tally(ns []hotzone.Notification) hotzone.Counts {
 	var c hotzone.Counts
 	for _, n := range ns {
 		c.Add(n.Status, 1)
+		if n.OpenedAt != nil {
+			c.Opened++
+		}
 	}
 	return c
 }

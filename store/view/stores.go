@@ -24,6 +24,9 @@ type brandStores struct {
 	// fences is read without mu: it publishes its tree atomically, so a
 	// ping never waits on a writer.
 	fences *geo.Index
+	// visits indexes the stores' visit areas (hotzone.Store.VisitArea)
+	// as fences indexes their fences.
+	visits *geo.Index
 }
 
 // NewStores returns an empty Stores.
@@ -36,7 +39,7 @@ func (s *Stores) brand(brandID string, create bool) *brandStores {
 	if !create {
 		return nil
 	}
-	v, _ := s.brands.LoadOrStore(brandID, &brandStores{stores: map[string]*hotzone.Store{}, fences: geo.NewIndex()})
+	v, _ := s.brands.LoadOrStore(brandID, &brandStores{stores: map[string]*hotzone.Store{}, fences: geo.NewIndex(), visits: geo.NewIndex()})
 	return v.(*brandStores)
 }
 
@@ -50,14 +53,22 @@ func (s *Stores) Put(brandID string, sts ...hotzone.Store) {
 	ids := make([]string, len(sts))
 	names := make([]string, len(sts))
 	fences := make([]*geo.Fence, len(sts))
+	visits := make([]*geo.Fence, len(sts))
 	b.mu.Lock()
 	for i := range sts {
 		st := sts[i]
 		b.stores[st.ID] = &st
 		ids[i], names[i], fences[i] = st.ID, st.Name, st.Fence
+		// A visit area was validated as a fence is; one that no longer
+		// builds (never, short of a damaged record) falls back to the
+		// fence, so the store still counts visits somewhere sensible.
+		if visits[i], _ = st.VisitArea(); visits[i] == nil {
+			visits[i] = st.Fence
+		}
 	}
 	b.mu.Unlock()
 	b.fences.SetManyLabeled(ids, names, fences)
+	b.visits.SetManyLabeled(ids, names, visits)
 }
 
 // Delete removes a store.
@@ -70,6 +81,7 @@ func (s *Stores) Delete(brandID, storeID string) {
 	delete(b.stores, storeID)
 	b.mu.Unlock()
 	b.fences.Delete(storeID)
+	b.visits.Delete(storeID)
 }
 
 // Get returns one store.
@@ -127,6 +139,16 @@ func (s *Stores) Match(brandID string, p geo.Point, dst []geo.Hit) []geo.Hit {
 		return dst
 	}
 	return b.fences.SearchHits(p, dst)
+}
+
+// VisitsAt appends to dst the brand's stores whose visit area contains
+// p, and returns it.
+func (s *Stores) VisitsAt(brandID string, p geo.Point, dst []geo.Hit) []geo.Hit {
+	b := s.brand(brandID, false)
+	if b == nil {
+		return dst
+	}
+	return b.visits.SearchHits(p, dst)
 }
 
 // Len is how many stores all brands have.

@@ -26,7 +26,15 @@ const (
 	// flagVariant: the entry names which of the event's texts it gets
 	// (last, after the error); entries from before it have none.
 	flagVariant
+	// flagDecidedAt, flagOpenedAt, flagVisit: what attribution added
+	// (after the variant, in this order; the visit is its mark, then
+	// its time).
+	flagDecidedAt
+	flagOpenedAt
+	flagVisit
 )
+
+const allFlags = flagSentAt | flagLastError | flagNextAttempt | flagCreatedAt | flagVariant | flagDecidedAt | flagOpenedAt | flagVisit
 
 var errBadNotification = errors.New("store: malformed notification record")
 
@@ -47,6 +55,15 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 	}
 	if n.Variant != "" {
 		flags |= flagVariant
+	}
+	if !n.DecidedAt.IsZero() {
+		flags |= flagDecidedAt
+	}
+	if n.OpenedAt != nil {
+		flags |= flagOpenedAt
+	}
+	if n.Visit != "" {
+		flags |= flagVisit
 	}
 	buf = append(buf, notifCodecV1, flags)
 	for _, s := range [...]string{n.ID, n.BrandID, n.EventID, n.StoreID, n.DeviceID, string(n.Provider), string(n.Status), n.Reason, n.ProviderID} {
@@ -71,20 +88,31 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 		buf = binary.AppendUvarint(buf, uint64(len(n.Variant)))
 		buf = append(buf, n.Variant...)
 	}
+	if flags&flagDecidedAt != 0 {
+		buf = appendTime(buf, n.DecidedAt)
+	}
+	if flags&flagOpenedAt != 0 {
+		buf = appendTime(buf, *n.OpenedAt)
+	}
+	if flags&flagVisit != 0 {
+		buf = binary.AppendUvarint(buf, uint64(len(n.Visit)))
+		buf = append(buf, n.Visit...)
+		buf = appendTime(buf, n.VisitAt)
+	}
 	return buf
 }
 
 // notificationSize bounds the length of n's binary form: each length
 // and number takes at most 10 bytes as a varint.
 func notificationSize(n *hotzone.Notification) int {
-	size := 2 + 10 + 3*20 // version, flags, attempts, three times
+	size := 2 + 10 + 6*20 // version, flags, attempts, six times
 	for _, s := range [...]string{n.ID, n.BrandID, n.EventID, n.StoreID, n.DeviceID, string(n.Provider), string(n.Status), n.Reason, n.ProviderID} {
 		size += 10 + len(s)
 	}
 	if n.LastError != nil {
 		size += 10 + len(*n.LastError)
 	}
-	return size + 10 + len(n.Variant)
+	return size + 10 + len(n.Variant) + 10 + len(n.Visit)
 }
 
 // appendTime keeps seconds and nanoseconds apart, so every time.Time a
@@ -107,7 +135,7 @@ func decodeNotification(b []byte, n *hotzone.Notification) error {
 		return errBadNotification
 	}
 	flags := b[1]
-	if flags&^(flagSentAt|flagLastError|flagNextAttempt|flagCreatedAt|flagVariant) != 0 {
+	if flags&^allFlags != 0 {
 		return errBadNotification
 	}
 	// One string holds every text field: one allocation per entry,
@@ -140,6 +168,17 @@ func decodeNotification(b []byte, n *hotzone.Notification) error {
 	}
 	if flags&flagVariant != 0 {
 		n.Variant = r.str()
+	}
+	if flags&flagDecidedAt != 0 {
+		n.DecidedAt = r.time()
+	}
+	if flags&flagOpenedAt != 0 {
+		t := r.time()
+		n.OpenedAt = &t
+	}
+	if flags&flagVisit != 0 {
+		n.Visit = r.str()
+		n.VisitAt = r.time()
 	}
 	if r.bad || r.off != len(s) {
 		*n = hotzone.Notification{}

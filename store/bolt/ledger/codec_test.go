@@ -20,6 +20,8 @@ func codecSamples() []hotzone.Notification {
 			Attempts: 3, CreatedAt: sent, SentAt: &sent, LastError: &errText, ProviderID: "projects/p/messages/1"},
 		{ID: "03", Status: hotzone.StatusSuppressed, Reason: "quiet_hours", NextAttempt: sent, CreatedAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
 		{ID: "04", Status: hotzone.StatusQueued, CreatedAt: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), SentAt: new(time.Time)},
+		{ID: "05", Status: hotzone.StatusSent, Variant: "de-CH", DecidedAt: sent, OpenedAt: &sent, Visit: hotzone.VisitVisited, VisitAt: sent.Add(time.Hour)},
+		{ID: "06", Status: hotzone.StatusSuppressed, Reason: hotzone.ReasonHoldout, DecidedAt: sent, Visit: hotzone.VisitAlreadyThere, VisitAt: sent},
 	}
 }
 

@@ -10,11 +10,12 @@ import (
 	"github.com/hotzone/hotzone"
 )
 
-// Counts are kept per event as five uvarints (queued, sent, suppressed,
-// failed, expired); devices_in_fence is their sum. They change in the
+// Counts are kept per event as six uvarints (queued, sent, suppressed,
+// failed, expired, opened; records of versions before opens have five);
+// devices_in_fence is the sum of the first five. They change in the
 // same transaction as the entries they count, so they equal the log.
 func appendCounts(buf []byte, c hotzone.Counts) []byte {
-	for _, n := range [...]int{c.Queued, c.Sent, c.Suppressed, c.Failed, c.Expired} {
+	for _, n := range [...]int{c.Queued, c.Sent, c.Suppressed, c.Failed, c.Expired, c.Opened} {
 		buf = binary.AppendUvarint(buf, uint64(max(n, 0)))
 	}
 	return buf
@@ -27,7 +28,10 @@ func decodeCounts(b []byte) (hotzone.Counts, error) {
 	if b == nil {
 		return c, nil
 	}
-	for _, p := range [...]*int{&c.Queued, &c.Sent, &c.Suppressed, &c.Failed, &c.Expired} {
+	for i, p := range [...]*int{&c.Queued, &c.Sent, &c.Suppressed, &c.Failed, &c.Expired, &c.Opened} {
+		if i == 5 && len(b) == 0 {
+			break // written before opens were counted
+		}
 		v, n := binary.Uvarint(b)
 		if n <= 0 || v > 1<<40 {
 			return hotzone.Counts{}, errBadCounts

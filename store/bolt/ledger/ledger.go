@@ -157,8 +157,8 @@ func (w *Writer) Consider(ev hotzone.Event, deviceID string, d hotzone.Device, d
 		if err := decodeNotification(v, &n); err != nil {
 			return o, err
 		}
-		if n.Status != hotzone.StatusSuppressed {
-			o.Reason = hotzone.ReasonAlreadyNotified
+		if n.Decided() {
+			o = hotzone.Standing(&n)
 			return o, nil
 		}
 		o.Prev = n.Status
@@ -179,9 +179,12 @@ func (w *Writer) Consider(ev hotzone.Event, deviceID string, d hotzone.Device, d
 			return o, nil // the same hold again: nothing to write
 		}
 		n.Status, n.Reason = hotzone.StatusSuppressed, reason
+		if reason == hotzone.ReasonHoldout {
+			n.DecidedAt = now
+		}
 	} else {
 		o.Status = hotzone.StatusQueued
-		n.Status, n.Reason = hotzone.StatusQueued, ""
+		n.Status, n.Reason, n.DecidedAt = hotzone.StatusQueued, "", now
 		n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
 		if err := w.outbox.Put(outboxKey(w.kbuf2, &n), nil); err != nil {
 			return o, err

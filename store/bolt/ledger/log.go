@@ -111,6 +111,9 @@ func Erase(tx *bbolt.Tx, brandID, deviceID string, eventIDs []string) (map[strin
 		}
 		d := deltas[n.EventID]
 		d.Add(n.Status, -1)
+		if n.OpenedAt != nil {
+			d.Opened--
+		}
 		deltas[n.EventID] = d
 	}
 	return deltas, ForgetHistory(tx, brandID, deviceID)

@@ -100,6 +100,8 @@ func authRoutes() []authRoute {
 		{"GET", "/v1/stores/s2/events/live", "", nil, [8]int{401, 401, 403, 404, 403, 403, 404, 404}},
 		{"GET", "/v1/events", "/v1/events", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 200}},
 		{"GET", "/v1/notifications", "/v1/notifications", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 200}},
+		{"GET", "/v1/events/nope/report", "/v1/events/:event_id/report", nil, [8]int{401, 401, 403, 404, 403, 404, 404, 404}},
+		{"POST", "/v1/notifications/nope/open", "/v1/notifications/:notification_id/open", map[string]any{"device_id": "d1"}, [8]int{401, 401, 403, 404, 404, 403, 403, 404}},
 		{"GET", "/v1/audiences", "/v1/audiences", nil, [8]int{401, 401, 403, 200, 403, 200, 200, 200}},
 		{"GET", "/v1/audiences/nope", "/v1/audiences/:audience_id", nil, [8]int{401, 401, 403, 404, 403, 404, 404, 404}},
 		{"PUT", "/v1/audiences/gold", "/v1/audiences/:audience_id", map[string]any{"name": "Gold", "all": []string{"loyalty:gold"}}, [8]int{401, 401, 403, 201, 403, 403, 403, 201}},

@@ -29,6 +29,9 @@ type eventRequest struct {
 	// Audience: who, by their tags, is notified; absent or null is
 	// everyone.
 	Audience *audienceRequest `json:"audience"`
+	// HoldoutPct: the share held back for comparison; absent or null
+	// takes the policy's.
+	HoldoutPct *int `json:"holdout_pct"`
 }
 
 type audienceRequest struct {
@@ -84,6 +87,8 @@ type eventJSON struct {
 	Localized any `json:"localized"`
 	// Audience is null for everyone.
 	Audience *audienceJSON `json:"audience"`
+	// HoldoutPct is null when the event takes the policy's.
+	HoldoutPct *int `json:"holdout_pct"`
 }
 
 // audienceJSON answers an audience with its three lists always present.
@@ -109,7 +114,7 @@ func toAudienceJSON(a *hotzone.Audience) *audienceJSON {
 func toEventJSON(ev hotzone.Event, c hotzone.Counts) eventJSON {
 	return eventJSON{ID: ev.ID, StoreID: ev.StoreID, Title: ev.Title, Body: ev.Body, URL: ev.URL,
 		StartsAt: ev.StartsAt.UTC(), EndsAt: ev.EndsAt.UTC(), Status: string(ev.Status), Counts: c, Localized: localizedJSON(ev.Localized),
-		Audience: toAudienceJSON(ev.Audience)}
+		Audience: toAudienceJSON(ev.Audience), HoldoutPct: ev.HoldoutPct}
 }
 
 func localizedJSON(m map[string]hotzone.Message) any {
@@ -176,6 +181,9 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		body := checkText(&errs, "body", req.Body, 500)
 		localized := checkLocalized(&errs, req.Localized)
 		audience := checkAudience(&errs, "audience", req.Audience)
+		if h := req.HoldoutPct; h != nil && (*h < 0 || *h > hotzone.MaxHoldoutPct) {
+			errs.add("holdout_pct", "must be between 0 and "+strconv.Itoa(hotzone.MaxHoldoutPct))
+		}
 		dur := defaultDuration
 		if req.DurationS != nil {
 			dur = *req.DurationS
@@ -194,7 +202,7 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		}
 		now := s.now().UTC()
 		ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: k.BrandID, StoreID: st.ID, Title: title, Body: body, URL: req.URL,
-			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive, Localized: localized, Audience: audience}
+			StartsAt: now, EndsAt: now.Add(time.Duration(dur) * time.Second), Status: hotzone.EventLive, Localized: localized, Audience: audience, HoldoutPct: req.HoldoutPct}
 		// Every variant's payload must fit, each named by its field.
 		var tooLong []hotzone.FieldError
 		largest := 0

@@ -809,6 +809,11 @@ var openAPISteps = []openAPIStep{
 	{op: "listEvents", key: hotzone.KindAdmin, query: "status=live&store_id=main-st", want: 200},
 	{op: "listEvents", key: hotzone.KindAdmin, query: "status=over", want: 400},
 	{op: "listNotifications", key: hotzone.KindAdmin, query: "limit=10", want: 200},
+	{op: "openNotification", key: hotzone.KindApp, example: "tap", params: map[string]string{"notification_id": "$notification_id"}, want: 204},
+	{op: "openNotification", key: hotzone.KindApp, example: "tap", params: map[string]string{"notification_id": "$notification_id"}, want: 204},
+	{op: "openNotification", key: hotzone.KindApp, example: "tap", want: 404},
+	{op: "getEventReport", key: hotzone.KindManager, params: map[string]string{"event_id": "$event_id"}, want: 200},
+	{op: "getEventReport", key: hotzone.KindAdmin, want: 404},
 	{op: "putAudience", key: hotzone.KindAdmin, example: "example", want: 201},
 	{op: "putAudience", key: hotzone.KindAdmin, example: "example", want: 200},
 	{op: "listAudiences", key: hotzone.KindManager, want: 200},
@@ -906,6 +911,25 @@ func TestOpenAPIExamples(t *testing.T) {
 			}
 			r.decode(t, &created)
 			vars[map[string]string{"createWebhook": "webhook_id", "testWebhook": "delivery_id"}[st.op]] = created.ID
+		case st.op == "startEvent" && r.Code == 201:
+			var ev struct {
+				ID string `json:"id"`
+			}
+			r.decode(t, &ev)
+			vars["event_id"] = ev.ID
+		case st.op == "listNotifications" && vars["notification_id"] == "":
+			var pg struct {
+				Items []struct {
+					ID       string `json:"id"`
+					DeviceID string `json:"device_id"`
+				} `json:"items"`
+			}
+			r.decode(t, &pg)
+			for _, n := range pg.Items {
+				if n.DeviceID == "device-1234" { // the open example's device
+					vars["notification_id"] = n.ID
+				}
+			}
 		case st.op == "createManagerKey" && keys[hotzone.KindManager] == "":
 			var mk managerKeyCreated
 			r.decode(t, &mk)

@@ -22,6 +22,11 @@ type policyPatch struct {
 	DwellS       *int           `json:"dwell_s"`
 	// MaxSpeedMPS is raw for the same reason: null turns the limit off.
 	MaxSpeedMPS jsontext.Value `json:"max_speed_mps"`
+	// HoldoutPct: events' default held-back share (0-50).
+	HoldoutPct *int `json:"holdout_pct"`
+	// AttributionS: how long after a decision a visit counts (an
+	// extension; 300-604800, default 7200).
+	AttributionS *int `json:"attribution_s"`
 }
 
 type quietHoursJSON struct {
@@ -89,6 +94,8 @@ func (s *Server) handlePatchPolicy() gin.HandlerFunc {
 				p.Trigger = hotzone.Trigger(*req.Trigger)
 			}
 			set(&p.DwellS, req.DwellS)
+			set(&p.HoldoutPct, req.HoldoutPct)
+			set(&p.AttributionS, req.AttributionS)
 			if len(req.MaxSpeedMPS) > 0 {
 				p.MaxSpeedMPS = speed
 			}

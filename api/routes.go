@@ -59,7 +59,9 @@ func (s *Server) routes() {
 	v1.DELETE("/stores/:store_id/events/live", s.requireKey(admin, manager), s.handleEndLiveEvent())
 	v1.GET("/stores/:store_id/events/live/stream", s.requireKey(admin, manager), s.handleEventStream())
 	v1.GET("/events", s.requireKey(admin), s.handleListEvents())
+	v1.GET("/events/:event_id/report", s.requireKey(admin, manager), s.handleEventReport())
 	v1.GET("/notifications", s.requireKey(admin), s.handleListNotifications())
+	v1.POST("/notifications/:notification_id/open", s.requireKey(admin, app), s.handleOpen())
 
 	for kind, path := range map[hotzone.PresetKind]string{hotzone.PresetAudience: "/audiences", hotzone.PresetTemplate: "/templates"} {
 		param := "/:" + presetParams[kind]

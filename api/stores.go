@@ -39,22 +39,26 @@ type storeRequest struct {
 	Timezone *string    `json:"timezone"`
 	Tags     []string   `json:"tags"`
 	Fence    *fenceJSON `json:"fence"`
+	// Visit is the store's visit area; absent or null takes the
+	// default (see hotzone.Store.VisitArea).
+	Visit *fenceJSON `json:"visit"`
 }
 
 // storeJSON is a store as answered.
 type storeJSON struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	Timezone  string            `json:"timezone"`
-	Tags      []string          `json:"tags"`
-	Fence     hotzone.FenceSpec `json:"fence"`
-	BBox      [4]float64        `json:"bbox"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	ID        string             `json:"id"`
+	Name      string             `json:"name"`
+	Timezone  string             `json:"timezone"`
+	Tags      []string           `json:"tags"`
+	Fence     hotzone.FenceSpec  `json:"fence"`
+	Visit     *hotzone.FenceSpec `json:"visit"`
+	BBox      [4]float64         `json:"bbox"`
+	CreatedAt time.Time          `json:"created_at"`
+	UpdatedAt time.Time          `json:"updated_at"`
 }
 
 func toStoreJSON(st hotzone.Store) storeJSON {
-	return storeJSON{ID: st.ID, Name: st.Name, Timezone: st.Timezone, Tags: st.Tags, Fence: st.Spec, BBox: st.BBox,
+	return storeJSON{ID: st.ID, Name: st.Name, Timezone: st.Timezone, Tags: st.Tags, Fence: st.Spec, Visit: st.Visit, BBox: st.BBox,
 		CreatedAt: st.CreatedAt.UTC(), UpdatedAt: st.UpdatedAt.UTC()}
 }
 
@@ -90,6 +94,19 @@ func checkFence(errs *fieldErrors, prefix string, f *fenceJSON) (hotzone.FenceSp
 		errs.add(prefix, "must have a circle or a polygon")
 	}
 	return hotzone.FenceSpec{}, nil
+}
+
+// checkVisit validates a store's optional visit area: a fence's shapes
+// and rules, nil when absent or null.
+func checkVisit(errs *fieldErrors, prefix string, f *fenceJSON) *hotzone.FenceSpec {
+	if f == nil {
+		return nil
+	}
+	spec, fence := checkFence(errs, prefix, f)
+	if fence == nil {
+		return nil
+	}
+	return &spec
 }
 
 func checkCircle(errs *fieldErrors, prefix string, lat, lon, radius float64) (hotzone.FenceSpec, *geo.Fence) {
@@ -171,11 +188,12 @@ func (s *Server) handlePutStore() gin.HandlerFunc {
 		}
 		name, tz, tags := s.checkStoreFields(&errs, "", req.Name, req.Timezone, req.Tags)
 		spec, fence := checkFence(&errs, "fence", req.Fence)
+		visit := checkVisit(&errs, "visit", req.Visit)
 		if err := errs.err(); err != nil {
 			s.fail(c, err)
 			return
 		}
-		st, created, err := s.db.PutStore(c, hotzone.Store{ID: id, BrandID: k.BrandID, Name: name, Timezone: tz, Tags: tags, Spec: spec, Fence: fence})
+		st, created, err := s.db.PutStore(c, hotzone.Store{ID: id, BrandID: k.BrandID, Name: name, Timezone: tz, Tags: tags, Spec: spec, Fence: fence, Visit: visit})
 		if err != nil {
 			s.fail(c, err)
 			return

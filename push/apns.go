@@ -86,7 +86,7 @@ func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 	n := &apns2.Notification{
 		DeviceToken: m.Device.Token,
 		Topic:       s.topic,
-		Payload:     cachedAPNsPayload(ev, m.Notification.Variant),
+		Payload:     cachedAPNsPayload(ev, m.Notification.Variant, m.Notification.ID),
 		PushType:    apns2.PushTypeAlert,
 		Priority:    apns2.PriorityHigh,
 		// ends_at is always in the future for a live event, so this is

@@ -108,7 +108,7 @@ func newClientRig(b *testing.B) (pushN func(n int) time.Duration, done func()) {
 	client := fake.Client(&token.Token{AuthKey: key, KeyID: "KEY0000001", TeamID: "TEAM000001"})
 	now := time.Now()
 	ev := hotzone.Event{ID: hotzone.NewID(now), StoreID: "s", Title: "Hot", Body: "Now", EndsAt: now.Add(time.Hour)}
-	payload := push.APNsPayload(ev, "")
+	payload := push.APNsPayload(ev, "", hotzone.NewID(time.Now()))
 	next := 0
 	done = func() {
 		if c := fake.Connections(); c != 1 {

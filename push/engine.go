@@ -51,6 +51,8 @@ type Engine struct {
 	// tried is when this engine last asked for the lease of each live
 	// event's fan-out, so it asks every half lease, not every second.
 	tried map[string]time.Time
+	// attr is which events may still count visits.
+	attr *attribution
 }
 
 // FanOutLeases is what a backend shared by several nodes offers so that
@@ -92,7 +94,7 @@ type EngineOptions struct {
 // NewEngine builds an engine whose background work runs on bg.
 func NewEngine(bg context.Context, db hotzone.Storage, opts EngineOptions) *Engine {
 	e := &Engine{db: db, log: opts.Logger, now: opts.Now, wake: opts.Wake, metrics: opts.Metrics, bg: bg,
-		limits: newDeviceLimits(opts.PingRate, opts.PingBurst), owner: hotzone.NewKey(""), fanning: map[string]bool{}}
+		limits: newDeviceLimits(opts.PingRate, opts.PingBurst), owner: hotzone.NewKey(""), fanning: map[string]bool{}, attr: newAttribution()}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,10 +116,20 @@ func (e *Engine) Wait() { e.wg.Wait() }
 // StartEvent starts the event and, if it is new, fans it out in the
 // background: the caller answers at once and the counts show progress.
 func (e *Engine) StartEvent(ctx context.Context, ev hotzone.Event, idemKey string) (hotzone.Event, hotzone.Counts, bool, error) {
+	if ev.AttributionS == 0 {
+		// The window is the policy's when the event starts: a later
+		// change of policy does not move the goalposts of a report.
+		p, err := e.db.Policy(ctx, ev.BrandID)
+		if err != nil {
+			return hotzone.Event{}, hotzone.Counts{}, false, err
+		}
+		ev.AttributionS = p.AttributionS
+	}
 	ev, counts, created, err := e.db.StartEvent(ctx, ev, idemKey)
 	if err != nil || !created {
 		return ev, counts, created, err
 	}
+	e.attr.note(&ev)
 	e.emitEvent(ctx, hotzone.HookEventStarted, ev, nil)
 	e.startFanOut(ev)
 	return ev, counts, true, nil
@@ -179,6 +191,7 @@ func (e *Engine) EndLiveEvent(ctx context.Context, brandID, storeID string) (hot
 	}
 	ended, counts, err := e.db.EndEvent(ctx, brandID, ev.ID, e.now())
 	if err == nil {
+		e.attr.note(&ended)
 		e.emitEvent(ctx, hotzone.HookEventEnded, ended, &counts)
 	}
 	return ended, counts, err
@@ -237,6 +250,9 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 			return err
 		}
 	}
+	// Who is in the store's visit area now is "already there" when
+	// decided: their visit is not the push's doing.
+	there := e.fanOutThere(ctx, &st, now.Add(-time.Duration(policy.PresenceTTLS)*time.Second))
 	found := time.Since(began)
 	// An operator sees what a fan-out cost, and where.
 	defer func(n int) {
@@ -267,7 +283,12 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 			return err
 		}
 		woke := false
-		for _, o := range out {
+		var atStore []string
+		for i := range out {
+			o := &out[i]
+			if there[o.DeviceID] && decidedNow(o) {
+				atStore = append(atStore, o.DeviceID)
+			}
 			switch {
 			case !o.Changed:
 			case o.Status == hotzone.StatusQueued && !woke:
@@ -277,6 +298,7 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 				e.metrics.suppressed(Reason(o.Reason))
 			}
 		}
+		e.attributeDecided(ctx, &ev, atStore, now)
 		ids = ids[n:]
 	}
 	return nil
@@ -301,15 +323,23 @@ func (e *Engine) dwelledIn(ctx context.Context, brandID, storeID string, ids []s
 	return kept, nil
 }
 
-// decider binds the event's audience, the policy and the clock for one
-// decision: a device the audience leaves out is held back first.
+// decider binds the event's audience and holdout, the policy and the
+// clock for one decision: a device the audience leaves out is
+// suppressed first; of those the policy would notify, the event's
+// held-back share is held back, so the groups differ only in the push.
 func (e *Engine) decider(ev *hotzone.Event, p hotzone.Policy, now time.Time) hotzone.DecideFunc {
-	audience := ev.Audience
+	audience, eventID, holdout := ev.Audience, ev.ID, ev.Holdout(&p)
 	return func(d hotzone.Device, h []time.Time) string {
 		if !audience.Admits(d.Tags) {
 			return string(ReasonAudience)
 		}
-		return string(Decide(p, d, e.location(d.Timezone), h, now))
+		if r := Decide(p, d, e.location(d.Timezone), h, now); r != ReasonNone {
+			return string(r)
+		}
+		if hotzone.HeldBack(eventID, d.ID, holdout) {
+			return string(ReasonHoldout)
+		}
+		return ""
 	}
 }
 
@@ -340,6 +370,8 @@ type PingAnswer struct {
 	Inside  []geo.Hit
 	Results []PingResult
 	around  []hotzone.FenceDistance // reused across pings
+	decided []hotzone.Event         // events this ping notified or held the device back for
+	visits  []geo.Hit
 }
 
 // Ping handles one validated ping of a device: the device's rate limit,
@@ -352,7 +384,7 @@ type PingAnswer struct {
 // ping arrived, as the caller's clock read it: a request reads the
 // clock once (a reading cost a ping more than its policy lookup).
 func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone.Position, now time.Time, ans *PingAnswer) error {
-	ans.Inside, ans.Results = ans.Inside[:0], ans.Results[:0]
+	ans.Inside, ans.Results, ans.decided = ans.Inside[:0], ans.Results[:0], ans.decided[:0]
 	policy, err := e.db.Policy(ctx, brandID)
 	if err != nil {
 		return err
@@ -391,11 +423,17 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 			return err
 		}
 	}
-	if len(ans.Inside) == 0 {
-		return nil
+	if len(ans.Inside) > 0 {
+		ans.Results, err = e.onPing(wctx, brandID, deviceID, ans.Inside, accurate, fresh, policy.TooFast(pos.SpeedMPS), presence, &policy, now, ans)
+		if err != nil {
+			return err
+		}
 	}
-	ans.Results, err = e.onPing(wctx, brandID, deviceID, ans.Inside, accurate, fresh, policy.TooFast(pos.SpeedMPS), presence, &policy, now, ans.Results)
-	return err
+	if accurate && fresh {
+		// A visit counts from qualifying pings only, as a trigger does.
+		ans.visits = e.visitPing(wctx, brandID, deviceID, pos.Point(), ans.decided, now, ans.visits)
+	}
+	return nil
 }
 
 // onPing decides, for each live event at the stores hit, whether the
@@ -405,7 +443,8 @@ func (e *Engine) Ping(ctx context.Context, brandID, deviceID string, pos hotzone
 // no visit open) come from the ping's presence step: a drive-by never
 // triggers, and under the dwell trigger only a device that has dwelled
 // in the store's fence is considered.
-func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh, tooFast bool, presence *hotzone.Presence, policy *hotzone.Policy, now time.Time, out []PingResult) ([]PingResult, error) {
+func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []geo.Hit, accurate, fresh, tooFast bool, presence *hotzone.Presence, policy *hotzone.Policy, now time.Time, ans *PingAnswer) ([]PingResult, error) {
+	out := ans.Results
 	for _, h := range hits {
 		ev, _, err := e.db.LiveEvent(ctx, brandID, h.ID)
 		if errors.Is(err, hotzone.ErrNotFound) {
@@ -433,6 +472,9 @@ func (e *Engine) onPing(ctx context.Context, brandID, deviceID string, hits []ge
 				return out, err
 			}
 			o := res[0]
+			if decidedNow(&o) {
+				ans.decided = append(ans.decided, ev)
+			}
 			switch {
 			case o.Status == hotzone.StatusQueued:
 				r.Status = hotzone.StatusQueued
@@ -512,6 +554,10 @@ func (e *Engine) EndDue(ctx context.Context) error {
 		return err
 	}
 	now := e.now()
+	for i := range evs {
+		e.attr.note(&evs[i])
+	}
+	e.attr.sweep(now)
 	var errs []error
 	_, shared := e.db.(FanOutLeases)
 	var takeOver []hotzone.Event
@@ -544,6 +590,7 @@ func (e *Engine) EndDue(ctx context.Context) error {
 		ended, counts, err := e.db.EndEvent(ctx, ev.BrandID, ev.ID, ev.EndsAt)
 		switch {
 		case err == nil:
+			e.attr.note(&ended)
 			e.emitEvent(ctx, hotzone.HookEventEnded, ended, &counts)
 		case !errors.Is(err, hotzone.ErrNotFound):
 			errs = append(errs, err)

@@ -68,11 +68,11 @@ func fcmMessage(m Message, now time.Time) *messaging.Message {
 	ev := m.Event
 	title, body := ev.Text(m.Notification.Variant)
 	ttl := max(ev.EndsAt.Sub(now), time.Second)
-	data := map[string]string{"event_id": ev.ID, "store_id": ev.StoreID}
+	data := map[string]string{"event_id": ev.ID, "store_id": ev.StoreID, "notification_id": m.Notification.ID}
 	if ev.URL != nil {
 		data["url"] = *ev.URL
 	}
-	custom := map[string]any{"event_id": ev.ID, "store_id": ev.StoreID, "url": ev.URL}
+	custom := map[string]any{"event_id": ev.ID, "store_id": ev.StoreID, "url": ev.URL, "notification_id": m.Notification.ID}
 	return &messaging.Message{
 		Token:        m.Device.Token,
 		Notification: &messaging.Notification{Title: title, Body: body},

@@ -17,6 +17,7 @@ type Metrics struct {
 	retries        *prometheus.CounterVec
 	providerErrors *prometheus.CounterVec
 	presences      *prometheus.CounterVec
+	visits         prometheus.Counter
 }
 
 // NewMetrics registers the push series with reg.
@@ -34,8 +35,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Provider error answers by provider and code."}, []string{"provider", "code"}),
 		presences: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hotzone_presence_changes_total",
 			Help: "Devices entering, dwelling in and exiting store fences."}, []string{"type"}),
+		visits: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotzone_visits_total",
+			Help: "Visits attributed to an event: a device notified or held back walked into the store's visit area."}),
 	}
-	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors, m.presences)
+	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors, m.presences, m.visits)
 	return m
 }
 
@@ -74,4 +77,12 @@ func (m *Metrics) presence(t hotzone.PresenceType) {
 		return
 	}
 	m.presences.WithLabelValues(string(t)).Inc()
+}
+
+// visit records a visit attributed to an event.
+func (m *Metrics) visit() {
+	if m == nil {
+		return
+	}
+	m.visits.Inc()
 }

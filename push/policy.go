@@ -38,6 +38,9 @@ const (
 	// ReasonAudience: the event's audience leaves the device out by its
 	// tags.
 	ReasonAudience Reason = "audience"
+	// ReasonHoldout: the device would have been notified but falls in
+	// the event's held-back share, kept for comparison.
+	ReasonHoldout Reason = hotzone.ReasonHoldout
 )
 
 // History is what the policy needs to know of a device's past

@@ -123,6 +123,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	// Events that ended while the node was down still count visits.
+	if err := engine.LoadAttribution(ctx); err != nil {
+		return fmt.Errorf("load attribution windows: %w", err)
+	}
 	var wg sync.WaitGroup
 	if b, ok := db.(*bolt.DB); ok {
 		wg.Go(func() {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hotzone/hotzone"
 )
 
 // fuzzEnv is one env for a whole fuzz run (opening bbolt per input would
@@ -343,6 +345,8 @@ func FuzzPolicyPatch(f *testing.F) {
 		`{"trigger":"DWELL"}`, `{"dwell_s":29}`, `{"dwell_s":1e9}`, `{"max_speed_mps":100.0001}`,
 		`{"max_speed_mps":"5"}`, `{"trigger":null}`, `{"daily_cap":5,"trigger":"dwell"}`,
 		`{"quiet_hours":null,"max_speed_mps":0.5}`, `[]`, `null`, ``,
+		`{"holdout_pct":50,"attribution_s":300}`, `{"holdout_pct":51}`, `{"holdout_pct":-1}`, `{"holdout_pct":"5"}`,
+		`{"attribution_s":604801}`, `{"attribution_s":7200.5}`, `{"holdout_pct":null}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -364,10 +368,13 @@ func FuzzPolicyPatch(f *testing.F) {
 			Trigger     string   `json:"trigger"`
 			DwellS      int      `json:"dwell_s"`
 			MaxSpeedMPS *float64 `json:"max_speed_mps"`
+			HoldoutPct  int      `json:"holdout_pct"`
+			Attribution int      `json:"attribution_s"`
 		}
 		after.decode(t, &p)
 		if (p.Trigger != "enter" && p.Trigger != "dwell") || p.DwellS < 30 || p.DwellS > 3600 ||
-			(p.MaxSpeedMPS != nil && (*p.MaxSpeedMPS < 1 || *p.MaxSpeedMPS > 100)) {
+			(p.MaxSpeedMPS != nil && (*p.MaxSpeedMPS < 1 || *p.MaxSpeedMPS > 100)) ||
+			p.HoldoutPct < 0 || p.HoldoutPct > 50 || p.Attribution < 300 || p.Attribution > 604800 {
 			t.Fatalf("PATCH /v1/policy %q = 200 leaving %s", body, after.Body)
 		}
 	})
@@ -389,6 +396,8 @@ func FuzzStartEvent(f *testing.F) {
 		`{"title":"Hot","body":"Now","audience":{}}`,
 		`{"title":"Hot","body":"Now","localized":[]}`,
 		`{"title":"Hot","body":"Now","duration_s":60,"url":"app://x"}`,
+		`{"title":"Hot","body":"Now","holdout_pct":50}`, `{"title":"Hot","body":"Now","holdout_pct":51}`,
+		`{"title":"Hot","body":"Now","holdout_pct":null}`, `{"title":"Hot","body":"Now","holdout_pct":1.5}`,
 		`{}`, `[]`, `null`, ``,
 	} {
 		f.Add([]byte(seed))
@@ -443,6 +452,89 @@ func FuzzPutPreset(f *testing.F) {
 		after := e.call("GET", path, b.AdminKey, nil)
 		if r.Code >= 400 && (before.Code != after.Code || !bytes.Equal(before.Body, after.Body)) {
 			t.Fatalf("PUT %s %q = %d, yet what was saved changed: %s -> %s", path, body, r.Code, before.Body, after.Body)
+		}
+	})
+}
+
+// FuzzPutStore: whatever the body (its visit area included), PUT
+// /v1/stores/{id} answers 200/201 or a 4xx naming what is wrong, never a
+// 500; a refused body leaves the store as it was.
+func FuzzPutStore(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}}}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":{"circle":{"lat":40.7,"lon":-74,"radius_m":20}}}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":null}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":{}}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":{"polygon":{"type":"Polygon","coordinates":[[[-74,40.7],[-73.99,40.7],[-73.99,40.71],[-74,40.7]]]}}}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":{"circle":{"lat":91,"lon":-74,"radius_m":20}}}`,
+		`{"name":"S","fence":{"circle":{"lat":40.7,"lon":-74,"radius_m":200}},"visit":"here"}`,
+		`[]`, `null`, ``, `{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	var b brandKeys
+	fe := newFuzzEnv(f, Options{}, func(e *env) {
+		b = e.brand("Fuzz")
+		e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
+	})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := fe.get(t)
+		before := e.must(200, "GET", "/v1/stores/s", b.AdminKey, nil).Body
+		r := e.call("PUT", "/v1/stores/s", b.AdminKey, body)
+		checkJSONAnswer(t, "PUT /v1/stores/s", r, 200, 400, 413)
+		after := e.must(200, "GET", "/v1/stores/s", b.AdminKey, nil).Body
+		if r.Code != 200 && !bytes.Equal(before, after) {
+			t.Fatalf("PUT /v1/stores/s %q = %d, yet the store changed: %s -> %s", body, r.Code, before, after)
+		}
+	})
+}
+
+// FuzzOpen: whatever the body and id, reporting a tap answers 204, 400
+// or 404, never a 500, and counts at most the one open.
+func FuzzOpen(f *testing.F) {
+	for _, seed := range []string{`{"device_id":"d1"}`, `{"device_id":"d2"}`, `{"device_id":""}`, `{"device_id":7}`,
+		`{"device_id":"d1","x":1}`, `{}`, `[]`, `null`, ``, `{`} {
+		f.Add([]byte(seed), true)
+		f.Add([]byte(seed), false)
+	}
+	var (
+		b   brandKeys
+		nid string
+	)
+	fe := newFuzzEnv(f, Options{}, func(e *env) {
+		b = e.brand("Fuzz")
+		e.must(200, "PATCH", "/v1/policy", b.AdminKey, map[string]any{"quiet_hours": nil})
+		e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
+		e.device(b.AppKey, "d1")
+		e.must(201, "POST", "/v1/stores/s/events", b.AdminKey, map[string]any{"title": "Hot", "body": "Now"})
+		e.must(200, "POST", "/v1/pings", b.AppKey, ping("d1", 40.7, -74))
+		var log struct {
+			Items []struct{ ID string } `json:"items"`
+		}
+		e.must(200, "GET", "/v1/notifications", b.AdminKey, nil).decode(e.t, &log)
+		if len(log.Items) != 1 {
+			e.t.Fatalf("log: %+v", log)
+		}
+		nid = log.Items[0].ID
+	})
+	f.Fuzz(func(t *testing.T, body []byte, known bool) {
+		e := fe.get(t)
+		id := "nope"
+		if known {
+			id = nid
+		}
+		r := e.call("POST", "/v1/notifications/"+id+"/open", b.AppKey, body)
+		if r.Code == 204 {
+			if len(r.Body) != 0 {
+				t.Fatalf("204 with a body: %q", r.Body)
+			}
+		} else {
+			checkJSONAnswer(t, "POST open", r, 400, 404, 413)
+		}
+		var live struct{ Counts hotzone.Counts }
+		e.must(200, "GET", "/v1/stores/s/events/live", b.AdminKey, nil).decode(t, &live)
+		if live.Counts.Opened > 1 {
+			t.Fatalf("opened %d after %q", live.Counts.Opened, body)
 		}
 	})
 }

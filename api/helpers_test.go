@@ -141,6 +141,9 @@ func (e *env) open() {
 	engineOpts := e.engineOpts
 	engineOpts.Now, engineOpts.Wake = e.opts.Now, disp.Wake
 	e.engine = push.NewEngine(ctx, db, engineOpts)
+	if err := e.engine.LoadAttribution(bg); err != nil {
+		e.t.Fatalf("load attribution: %v", err)
+	}
 	var wg sync.WaitGroup
 	if !e.manual {
 		wg.Go(func() { disp.Run(ctx) })

@@ -49,25 +49,46 @@ func TestLocalizedDelivery(t *testing.T) {
 		t.Errorf("the event's localized as answered: %s", r.Body)
 	}
 	d.waitSettled(len(devices))
-	titles := map[string]string{}
+	titles, nids := map[string]string{}, map[string]string{}
 	for _, p := range d.apns.Received() {
 		var m struct {
 			APS struct {
 				Alert struct{ Title string } `json:"alert"`
 			} `json:"aps"`
+			NotificationID string `json:"notification_id"`
 		}
 		if err := json.Unmarshal(p.Payload, &m); err != nil {
 			t.Fatal(err)
 		}
-		titles[p.Token] = m.APS.Alert.Title
+		titles[p.Token], nids[p.Token] = m.APS.Alert.Title, m.NotificationID
 	}
 	for _, m := range d.fcm.Received() {
-		titles[m.Token] = m.Notification.Title
+		titles[m.Token], nids[m.Token] = m.Notification.Title, m.Data["notification_id"]
 	}
 	for _, dv := range devices {
 		if got := titles[tokens[dv.id]]; got != dv.want {
 			t.Errorf("%s (locale %q) got %q, want %q", dv.id, dv.locale, got, dv.want)
 		}
+	}
+	// Each push carries its own notification's id, which the app hands
+	// back when its user taps it.
+	var log struct {
+		Items []struct {
+			ID       string `json:"id"`
+			DeviceID string `json:"device_id"`
+		} `json:"items"`
+	}
+	d.must(200, "GET", "/v1/notifications?event_id="+ev.ID, d.brand.AdminKey, nil).decode(t, &log)
+	for _, n := range log.Items {
+		if got := nids[tokens[n.DeviceID]]; got != n.ID {
+			t.Errorf("%s's push carries notification_id %q, want %q", n.DeviceID, got, n.ID)
+		}
+		d.must(204, "POST", "/v1/notifications/"+n.ID+"/open", d.brand.AppKey, map[string]any{"device_id": n.DeviceID})
+	}
+	var live struct{ Counts struct{ Opened int } }
+	d.must(200, "GET", "/v1/stores/a/events/live", d.brand.AdminKey, nil).decode(t, &live)
+	if live.Counts.Opened != len(devices) {
+		t.Errorf("opened %d after every device reported its tap, want %d", live.Counts.Opened, len(devices))
 	}
 	// Without localized, answers show null.
 	d.must(200, "DELETE", "/v1/stores/a/events/live", d.brand.AdminKey, nil)

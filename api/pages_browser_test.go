@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/hotzone/hotzone"
 )
 
 // The browser tests drive the real pages in Debian's headless Chromium
@@ -876,5 +879,118 @@ func TestAdminPage(t *testing.T) {
 	if got := b.eval(`localStorage.getItem('hotzone.admin.key')`); got != "null" {
 		t.Errorf("admin key kept after sign-out: %q", got)
 	}
+	b.checkConsole()
+}
+
+// TestTabletReport: the tablet offers the brand's saved template and
+// audience, starts the event with them, shows taps as they come, and
+// after the event "N visits, +X% vs held back" from its report; the
+// admin page shows the report in the event's row.
+func TestTabletReport(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+	admin := f.brand.AdminKey
+	e.must(200, "PATCH", "/v1/policy", admin, map[string]any{"holdout_pct": 50})
+	e.must(201, "PUT", "/v1/templates/glazed", admin, map[string]any{"name": "Glazed are hot", "title": "Glazed are hot",
+		"body": "Come in now", "duration_s": 3600, "url": "app://glazed", "localized": map[string]any{"de": map[string]any{"title": "Heiss", "body": "Jetzt"}}})
+	e.must(201, "PUT", "/v1/audiences/app-users", admin, map[string]any{"name": "App users", "any": []string{"app"}})
+	var ids []string
+	for i := range 120 {
+		id := fmt.Sprintf("phone-%03d", i)
+		ids = append(ids, id)
+		e.must(201, "PUT", "/v1/devices/"+id, f.brand.AppKey, map[string]any{"platform": "ios", "opt_in": true, "tags": []string{"app"},
+			"push": map[string]any{"provider": "apns", "token": tokenFor(id)}})
+		e.must(200, "POST", "/v1/pings", f.brand.AppKey, ping(id, mainLat+0.001, mainLon)) // 110 m north: in range, not in the store
+	}
+	e.arrive(f.brand.AppKey, "untagged", true)
+
+	b.navigate(ls.URL() + f.tabletURL)
+	b.waitText("#conn", "Connected")
+	b.waitVisible("#template-field")
+	b.waitVisible("#audience-field")
+	b.setValue("#ev-template", "glazed")
+	if got := b.eval(`document.getElementById('ev-title').value + '|' + document.querySelector('input[name=duration]:checked').value`); got != "Glazed are hot|3600" {
+		t.Errorf("the template filled %q, want its title and 3600", got)
+	}
+	b.setValue("#ev-audience", "app-users")
+	if bad := b.eval(smallTargetsJS); bad != "" {
+		t.Errorf("touch targets under 48 px with choices: %s", bad)
+	}
+	b.screenshots("tablet-choices")
+	b.click("#start")
+	b.waitVisible("#live")
+	var live struct {
+		ID        string         `json:"id"`
+		URL       *string        `json:"url"`
+		Audience  map[string]any `json:"audience"`
+		Localized map[string]any `json:"localized"`
+	}
+	e.must(200, "GET", "/v1/stores/main-st/events/live", admin, nil).decode(t, &live)
+	if live.URL == nil || *live.URL != "app://glazed" || live.Localized["de"] == nil || fmt.Sprint(live.Audience["any"]) != "[app]" {
+		t.Errorf("the event started from the template and audience: url %v, localized %v, audience %v", live.URL, live.Localized, live.Audience)
+	}
+	b.waitText("#c-in", "121")
+
+	group := map[string]string{}
+	for _, n := range e.eventLog(admin, live.ID) {
+		group[n.DeviceID] = n.Status
+		if n.Reason != nil {
+			group[n.DeviceID] = *n.Reason
+		}
+	}
+	var notified, held []string
+	for _, id := range ids {
+		if group[id] == hotzone.ReasonHoldout {
+			held = append(held, id)
+		} else {
+			notified = append(notified, id)
+		}
+	}
+	if len(notified) < 40 || len(held) < 40 {
+		t.Fatalf("groups of %d and %d", len(notified), len(held))
+	}
+	// Three taps; visits: 30 notified and 6 held back walk in.
+	var log struct {
+		Items []logEntry `json:"items"`
+	}
+	e.must(200, "GET", "/v1/notifications?limit=1000&event_id="+live.ID, admin, nil).decode(t, &log)
+	taps := 0
+	for _, n := range log.Items {
+		if n.DeviceID == notified[0] || n.DeviceID == notified[1] || n.DeviceID == notified[2] {
+			e.must(204, "POST", "/v1/notifications/"+n.ID+"/open", f.brand.AppKey, map[string]any{"device_id": n.DeviceID})
+			taps++
+		}
+	}
+	b.waitText("#c-opened", fmt.Sprint(taps))
+	for _, id := range append(append([]string{}, notified[:30]...), held[:6]...) {
+		e.must(200, "POST", "/v1/pings", f.brand.AppKey, ping(id, mainLat, mainLon))
+	}
+	b.click("#end")
+	b.click("#end-yes")
+	b.waitVisible("#idle")
+	r := e.report(admin, live.ID)
+	if r.Visits != (hotzone.Pair{Notified: 30, HeldBack: 6}) || r.Lift == nil || r.Lift.Ratio == nil {
+		t.Fatalf("report: %+v", r)
+	}
+	pct := int(math.Round((*r.Lift.Ratio - 1) * 100))
+	b.waitTextContains("#ended-report", fmt.Sprintf("30 visits, +%d%% vs held back, 3 opened.", pct))
+	b.screenshots("tablet-report")
+	b.checkConsole()
+
+	// The admin page: the report in the event's row.
+	b.navigate(ls.URL() + "/admin")
+	b.waitVisible("#view-signin")
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+	b.typeInto("#signin-key", admin)
+	b.click("#signin-form button[type=submit]")
+	b.waitText("#brand-name", "Krispy Donuts")
+	b.click(`#tabs a[data-view="events"]`)
+	b.waitTextContains("#events-rows", "Glazed are hot")
+	b.click(`#events-rows .report-btn`)
+	b.waitTextContains(`#events-rows .report`, fmt.Sprintf("Visits within 2 h: 30 notified"))
+	b.waitTextContains(`#events-rows .report`, "95% interval")
+	b.adminScreenshots("admin-report")
 	b.checkConsole()
 }

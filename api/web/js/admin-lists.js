@@ -28,6 +28,8 @@ const REASON_WORDS = {
   low_accuracy: 'Position too inaccurate',
   stale: 'Position too old',
   already_notified: 'Already notified',
+  audience: 'Not in the audience',
+  holdout: 'Held back to measure lift',
 };
 
 // word is a code in words, the code itself in the tooltip; an unknown
@@ -83,8 +85,10 @@ export function eventsView(app) {
     error: '#events-error',
     row: (ev) => {
       const c = ev.counts;
+      const report = h('div', {class: 'report', 'data-event': ev.id, hidden: true});
       const actions = h('div', {class: 'row-actions'},
-        h('button', {type: 'button', class: 'btn secondary small', onclick: () => app.go('deliveries', {event_id: ev.id})}, 'Deliveries'));
+        h('button', {type: 'button', class: 'btn secondary small', onclick: () => app.go('deliveries', {event_id: ev.id})}, 'Deliveries'),
+        h('button', {type: 'button', class: 'btn secondary small report-btn', onclick: () => showReport(ev, report)}, 'Report'));
       if (ev.status === 'live') actions.append(endControl(ev));
       return h('tr', {class: ev.status === 'live' ? 'is-live' : ''},
         td('Store', {class: 'wrap'}, h('code', {}, ev.store_id)),
@@ -93,10 +97,22 @@ export function eventsView(app) {
         td('Time', {class: 'wide'}, h('span', {class: 'block'}, timeEl(ev.starts_at)),
           h('span', {class: 'help block'}, timeEl(ev.ends_at, ev.status === 'live' ? 'ends ' : 'ended '))),
         num('In range', c.devices_in_fence), num('Sent', c.sent), num('Queued', c.queued),
-        num('Suppressed', c.suppressed), num('Failed', c.failed), num('Expired', c.expired),
-        td('', {class: 'wide'}, actions));
+        num('Suppressed', c.suppressed), num('Failed', c.failed), num('Expired', c.expired), num('Opened', c.opened || 0),
+        td('', {class: 'wide'}, actions, report));
     },
   });
+
+  // showReport reads what the event brought in into its row: the groups,
+  // their visits and rates, and the lift with its interval.
+  async function showReport(ev, box) {
+    box.hidden = false;
+    box.replaceChildren(h('p', {class: 'help'}, 'Loading the report…'));
+    try {
+      box.replaceChildren(...reportLines(await app.call('GET', `/v1/events/${seg(ev.id)}/report`)));
+    } catch (err) {
+      box.replaceChildren(h('p', {class: 'field-error'}, `Could not load the report: ${err.message}`));
+    }
+  }
 
   // endControl ends a live event after one in-page confirmation.
   function endControl(ev) {
@@ -181,4 +197,26 @@ export function deliveriesView(app) {
       $('#dl-status').value = '';
     },
   };
+}
+
+const pct = (x) => (x === null ? '—' : `${(x * 100).toFixed(1)}%`);
+const pts = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)} pts`;
+
+// reportLines is an event report in words.
+function reportLines(r) {
+  const hours = Math.round((r.attribution_s / 3600) * 10) / 10;
+  const lines = [
+    h('p', {}, `Notified ${r.notified}, held back ${r.held_back}, opened ${r.opened}.`),
+    h('p', {}, `Visits within ${hours} h: ${r.visits.notified} notified (${pct(r.visit_rate.notified)}), ` +
+      `${r.visits.held_back} held back (${pct(r.visit_rate.held_back)}); ` +
+      `already there: ${r.already_there.notified} and ${r.already_there.held_back}.`),
+  ];
+  if (r.lift) {
+    const ratio = r.lift.ratio === null ? '' : `, ${r.lift.ratio.toFixed(2)}× the held-back rate`;
+    lines.push(h('p', {class: 'lift'}, `Lift ${pts(r.lift.difference)}${ratio} ` +
+      `(95% interval ${pts(r.lift.ci95[0])} to ${pts(r.lift.ci95[1])}).`));
+  } else {
+    lines.push(h('p', {class: 'lift help'}, 'Too few devices in a group to tell the lift (30 needed in each).'));
+  }
+  return lines;
 }

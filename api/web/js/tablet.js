@@ -1,7 +1,9 @@
-// tablet.js is the store manager's counter screen: start a live event,
-// watch its counts, end it. It uses a manager key (hzm_) and the public
-// API only: GET /v1/me, POST and DELETE the store's live event, and the
-// live stream read with fetch so the key stays in a header.
+// tablet.js is the store manager's counter screen: start a live event
+// (typed, or from the brand's saved templates and audiences), watch its
+// counts, end it, and see what it brought in. It uses a manager key
+// (hzm_) and the public API only: GET /v1/me, the saved templates and
+// audiences, POST and DELETE the store's live event, the event's report,
+// and the live stream read with fetch so the key stays in a header.
 
 import {ApiError, NetworkError, randomKey, request, seg} from './api.js';
 import {readEvents} from './sse.js';
@@ -29,6 +31,9 @@ const state = {
   me: null, // {kind, brand, store, live_event}
   event: null, // the live event with counts, or null
   ended: null, // the last event this page saw end
+  templates: [], // the brand's saved templates
+  audiences: [], // the brand's saved audiences
+  report: null, // {id, at, text}: the ended event's report as last shown
   skewMs: 0, // server clock minus ours
   conn: 'connecting',
 };
@@ -45,7 +50,8 @@ const el = {};
 function init() {
   for (const id of ['brand-name', 'store-name', 'conn', 'loading', 'signin', 'signin-msg', 'signin-form', 'signin-key',
     'signin-error', 'idle', 'ended', 'ended-summary', 'start-form', 'ev-title', 'ev-body', 'start', 'live', 'live-title',
-    'live-body', 'live-note', 'countdown', 'ends-at', 'c-in', 'c-sent', 'c-queued', 'c-suppressed', 'c-failed', 'end',
+    'live-body', 'live-note', 'countdown', 'ends-at', 'c-in', 'c-sent', 'c-queued', 'c-suppressed', 'c-failed', 'c-opened', 'end',
+    'ended-report', 'choices', 'template-field', 'ev-template', 'audience-field', 'ev-audience',
     'end-confirm', 'end-yes', 'end-no', 'end-error', 'signout']) {
     el[id] = document.getElementById(id);
   }
@@ -55,6 +61,7 @@ function init() {
   el['end-no'].addEventListener('click', () => askEnd(false));
   el['end-yes'].addEventListener('click', onEnd);
   el.signout.addEventListener('click', onSignOut);
+  el['ev-template'].addEventListener('change', onTemplate);
   for (const id of ['ev-title', 'ev-body']) el[id].addEventListener('change', savePreset);
   document.addEventListener('change', (e) => {
     if (e.target.name === 'duration') savePreset();
@@ -131,9 +138,46 @@ function render() {
       el['ended-summary'].textContent =
         `“${state.ended.title}” reached ${c.devices_in_fence} ${plural(c.devices_in_fence, 'device', 'devices')} in range; ` +
         `${c.sent} sent, ${c.suppressed} suppressed, ${c.failed} failed.`;
+      showReport(state.ended.id);
     }
     el.ended.hidden = !state.ended;
   }
+}
+
+// REPORT_EVERY_MS: visits go on counting for hours after an event ends
+// (the attribution window), so the summary is read again now and then.
+const REPORT_EVERY_MS = 30000;
+
+// showReport shows what the ended event brought in: "N visits, +X% vs
+// held back", read from its report (and again after a while).
+async function showReport(id) {
+  const r = state.report;
+  if (r && r.id === id) {
+    say(el['ended-report'], r.text);
+    if (Date.now() - r.at < REPORT_EVERY_MS) return;
+  }
+  state.report = {id, at: Date.now(), text: r && r.id === id ? r.text : ''};
+  try {
+    const res = await request(state.key, 'GET', `/v1/events/${seg(id)}/report`);
+    if (!state.report || state.report.id !== id) return;
+    state.report.text = reportText(res.data);
+    say(el['ended-report'], state.report.text);
+  } catch {
+    // A report is a nicety: the counts above stand without it.
+  }
+}
+
+// reportText puts a report in the manager's words.
+function reportText(r) {
+  const visits = `${r.visits.notified} ${plural(r.visits.notified, 'visit', 'visits')}`;
+  const opened = r.opened ? `, ${r.opened} opened` : '';
+  if (r.lift && r.lift.ratio !== null) {
+    const pct = Math.round((r.lift.ratio - 1) * 100);
+    return `${visits}, ${pct >= 0 ? '+' : '−'}${Math.abs(pct)}% vs held back${opened}.`;
+  }
+  if (r.lift) return `${visits}; nobody held back came in${opened}.`;
+  if (r.held_back === 0) return `${visits}${opened} (nobody was held back to compare).`;
+  return `${visits}${opened} — too few held back to compare yet.`;
 }
 
 function renderLive(ev) {
@@ -148,6 +192,7 @@ function renderLive(ev) {
   set('c-queued', c.queued);
   set('c-suppressed', c.suppressed);
   set('c-failed', c.failed);
+  set('c-opened', c.opened || 0);
   el['ends-at'].textContent = `Ends at ${storeClock(ev.ends_at)}`;
   tick();
 }
@@ -227,6 +272,7 @@ function applyMe(me) {
     // The start form starts from this manager's last choice.
     presetFor = me.store.id;
     loadPreset();
+    loadChoices();
   }
   if (me.live_event) {
     applyEvent(me.live_event);
@@ -400,6 +446,47 @@ async function onSignIn(e) {
   }
 }
 
+// loadChoices offers the brand's saved templates and audiences; a brand
+// with none keeps the plain form.
+async function loadChoices() {
+  const list = async (path) => {
+    try {
+      return (await request(state.key, 'GET', `${path}?limit=100`)).data.items || [];
+    } catch {
+      return [];
+    }
+  };
+  [state.templates, state.audiences] = await Promise.all([list('/v1/templates'), list('/v1/audiences')]);
+  fillSelect(el['ev-template'], state.templates);
+  fillSelect(el['ev-audience'], state.audiences);
+  el['template-field'].hidden = state.templates.length === 0;
+  el['audience-field'].hidden = state.audiences.length === 0;
+  el.choices.hidden = el['template-field'].hidden && el['audience-field'].hidden;
+}
+
+function fillSelect(sel, items) {
+  const first = sel.options[0];
+  sel.replaceChildren(first, ...items.map((it) => {
+    const o = document.createElement('option');
+    o.value = it.id;
+    o.textContent = it.name;
+    return o;
+  }));
+}
+
+const chosen = (items, sel) => items.find((it) => it.id === sel.value) || null;
+
+// onTemplate fills the form from the chosen template.
+function onTemplate() {
+  const t = chosen(state.templates, el['ev-template']);
+  if (!t) return;
+  el['ev-title'].value = t.title;
+  el['ev-body'].value = t.body;
+  const d = t.duration_s && document.getElementById(`dur-${t.duration_s}`);
+  if (d) d.checked = true;
+  savePreset();
+}
+
 function loadPreset() {
   const st = state.me.store;
   let p = {};
@@ -449,7 +536,7 @@ async function onStart(e) {
     for (let i = 0; ; i++) {
       try {
         const res = await request(state.key, 'POST', path, {
-          body: {title, body, duration_s: duration()},
+          body: eventBody(title, body),
           headers: {'Idempotency-Key': idem},
         });
         applyEvent(res.data);
@@ -479,6 +566,21 @@ async function onStart(e) {
     el.start.disabled = false;
     el.start.textContent = 'Start live event';
   }
+}
+
+// eventBody is the start request: the form's text, the chosen
+// template's link and languages (while its text is unchanged, so no
+// language says something else), and the chosen audience.
+function eventBody(title, body) {
+  const out = {title, body, duration_s: duration()};
+  const t = chosen(state.templates, el['ev-template']);
+  if (t) {
+    if (t.url) out.url = t.url;
+    if (t.localized && t.title === title && t.body === body) out.localized = t.localized;
+  }
+  const a = chosen(state.audiences, el['ev-audience']);
+  if (a) out.audience = {any: a.any, all: a.all, none: a.none};
+  return out;
 }
 
 function askEnd(on) {

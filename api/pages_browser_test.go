@@ -770,12 +770,16 @@ func TestAdminPage(t *testing.T) {
 	b.click("#map")
 	b.waitJS("the centre from the click", `document.getElementById('f-lat').value !== ''`, `document.getElementById('f-lat').value`)
 	b.typeInto("#f-radius", "300")
+	b.typeInto("#f-visit", "40")
 	b.waitJS("the dashed circle", `document.querySelector('.leaflet-marker-icon') !== null`, `''`)
 	b.click("#save-store")
 	b.waitTextContains("#flash", "Saved Corner Cafe")
 	var corner storeJSON
 	e.must(200, "GET", "/v1/stores/corner", admin, nil).decode(t, &corner)
 	lat, lon := b.eval(`document.getElementById('f-lat').value`), b.eval(`document.getElementById('f-lon').value`)
+	if v := corner.Visit; v == nil || v.Circle == nil || v.Circle.RadiusM != 40 || v.Circle.Lat != corner.Fence.Circle.Lat {
+		t.Errorf("saved walk-in area = %+v, want 40 m around the fence's centre", v)
+	}
 	if c := corner.Fence.Circle; c == nil || c.RadiusM != 300 || fmt.Sprint(c.Lat) != lat || fmt.Sprint(c.Lon) != lon ||
 		strings.Join(corner.Tags, ",") != "drive-thru,late" {
 		t.Errorf("saved store = %+v %+v, want a 300 m circle at %s,%s tagged drive-thru,late", corner, corner.Fence.Circle, lat, lon)

@@ -35,6 +35,7 @@ export function storesView(app) {
     circle: null,
     timer: 0,
     importText: null,
+    visitKept: null, // a visit area set through the API that the form cannot show, kept on save
   };
 
   // --- map -----------------------------------------------------------
@@ -232,6 +233,8 @@ export function storesView(app) {
     $('#fk-circle').checked = true;
     $('#f-geojson').value = '';
     $('#f-radius').value = '200';
+    $('#f-visit').value = '';
+    s.visitKept = null;
     $('#f-radius-range').value = '200';
     s.centre = null;
     $('#f-lat').value = '';
@@ -259,6 +262,12 @@ export function storesView(app) {
     $('#f-name').value = st.name;
     $('#f-tz').value = st.timezone;
     $('#f-tags').value = st.tags.join(', ');
+    // A visit area the form can show (a circle at the fence's centre) is
+    // edited here; any other, set through the API, is kept as it is.
+    const v = st.visit && st.visit.circle;
+    const centred = v && st.fence.circle && v.lat === st.fence.circle.lat && v.lon === st.fence.circle.lon;
+    $('#f-visit').value = centred ? String(v.radius_m) : '';
+    s.visitKept = st.visit && !centred ? st.visit : null;
     if (st.fence.circle) {
       $('#fk-circle').checked = true;
       const c = st.fence.circle;
@@ -405,11 +414,15 @@ export function storesView(app) {
       showErrors(form, {message: '', fieldErrors: local});
       return;
     }
+    const walkIn = $('#f-visit').value.trim();
+    let visit = s.visitKept || null;
+    if (fence.circle && walkIn !== '') visit = {circle: {lat: fence.circle.lat, lon: fence.circle.lon, radius_m: Number(walkIn)}};
     const body = {
       name: $('#f-name').value.trim(),
       timezone: $('#f-tz').value.trim() || 'UTC',
       tags: $('#f-tags').value.split(',').map((t) => t.trim()).filter(Boolean),
       fence,
+      visit,
     };
     const btn = $('#save-store');
     btn.disabled = true;

@@ -62,7 +62,9 @@ func appendNotification(buf []byte, n *hotzone.Notification) []byte {
 	if n.OpenedAt != nil {
 		flags |= flagOpenedAt
 	}
-	if n.Visit != "" {
+	// A visit's time goes with its mark; either one alone (only a JSON
+	// entry can have that) is kept as it is, too.
+	if n.Visit != "" || !n.VisitAt.IsZero() {
 		flags |= flagVisit
 	}
 	buf = append(buf, notifCodecV1, flags)

@@ -13,6 +13,7 @@ import (
 // logEntry is a delivery-log entry as the tests read it.
 type logEntry struct {
 	ID       string  `json:"id"`
+	EventID  string  `json:"event_id"`
 	DeviceID string  `json:"device_id"`
 	Status   string  `json:"status"`
 	Reason   *string `json:"reason"`
@@ -430,4 +431,62 @@ func TestVisitArea(t *testing.T) {
 	if r := e.must(200, "PUT", "/v1/stores/s", b.AdminKey, body); !strings.Contains(string(r.Body), `"visit":null`) {
 		t.Errorf("visit null again answers %s", r.Body)
 	}
+}
+
+// TestDeviceData: an admin reads what is stored about a device (its
+// registration, last position and log entries, newest first); an app
+// key cannot; after erasure there is nothing.
+func TestDeviceData(t *testing.T) {
+	clock := newClock("2026-11-22T15:00:00Z")
+	e := newManualEnv(t, Options{Now: clock.now})
+	b := e.brand("Krispy")
+	e.must(200, "PATCH", "/v1/policy", b.AdminKey, map[string]any{"min_interval_s": 0, "daily_cap": 0, "quiet_hours": nil})
+	e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7128, -74.0060, 300))
+	e.device(b.AppKey, "d1")
+	e.device(b.AppKey, "silent")
+	var evs []string
+	for i := range 3 {
+		var ev struct{ ID string }
+		e.must(201, "POST", "/v1/stores/s/events", b.AdminKey, map[string]any{"title": "Hot", "body": fmt.Sprint("Batch ", i)}).decode(t, &ev)
+		evs = append(evs, ev.ID)
+		clock.advance(time.Minute)
+		p := ping("d1", 40.7128+float64(i)/10000, -74.0060)
+		p["accuracy_m"] = 12
+		e.must(200, "POST", "/v1/pings", b.AppKey, p)
+		e.must(200, "DELETE", "/v1/stores/s/events/live", b.AdminKey, nil)
+	}
+	var got struct {
+		ID           string         `json:"id"`
+		Push         map[string]any `json:"push"`
+		Tags         []string       `json:"tags"`
+		LastPosition *struct {
+			Lat, Lon  float64
+			AccuracyM float64 `json:"accuracy_m"`
+			TS        time.Time
+		} `json:"last_position"`
+		Notifications []logEntry `json:"notifications"`
+	}
+	r := e.must(200, "GET", "/v1/devices/d1", b.AdminKey, nil)
+	r.decode(t, &got)
+	if got.ID != "d1" || got.Push["provider"] != "apns" || got.Push["token"] != nil || got.Tags == nil {
+		t.Errorf("the registration: %s", r.Body)
+	}
+	if p := got.LastPosition; p == nil || p.Lat != 40.7130 || p.AccuracyM != 12 || !p.TS.Equal(clock.now()) {
+		t.Errorf("last position %+v, want the third ping's", p)
+	}
+	if len(got.Notifications) != 3 {
+		t.Fatalf("%d notifications, want 3: %s", len(got.Notifications), r.Body)
+	}
+	for i, n := range got.Notifications {
+		if want := evs[2-i]; n.DeviceID != "d1" || n.EventID != want {
+			t.Errorf("entry %d: %+v, want event %s's (newest first)", i, n, want)
+		}
+	}
+	if r := e.must(200, "GET", "/v1/devices/silent", b.AdminKey, nil); !strings.Contains(string(r.Body), `"last_position":null`) || !strings.Contains(string(r.Body), `"notifications":[]`) {
+		t.Errorf("a device that never pinged: %s", r.Body)
+	}
+	e.must(403, "GET", "/v1/devices/d1", b.AppKey, nil)
+	e.must(404, "GET", "/v1/devices/d1", e.brand("Other").AdminKey, nil)
+	e.must(204, "DELETE", "/v1/devices/d1", b.AppKey, nil)
+	e.must(404, "GET", "/v1/devices/d1", b.AdminKey, nil)
 }

@@ -122,6 +122,8 @@ func authRoutes() []authRoute {
 
 		// Device ids are per brand too: brand B's PUT creates its own d1.
 		{"PUT", "/v1/devices/d1", "/v1/devices/:device_id", device, [8]int{401, 401, 403, 200, 200, 403, 403, 201}},
+		{"GET", "/v1/devices/d1", "/v1/devices/:device_id", nil, [8]int{401, 401, 403, 200, 403, 403, 403, 404}},
+		{"GET", "/v1/devices/nope", "/v1/devices/:device_id", nil, [8]int{401, 401, 403, 404, 403, 403, 403, 404}},
 		{"DELETE", "/v1/devices/d1", "/v1/devices/:device_id", nil, [8]int{401, 401, 403, 204, 204, 403, 403, 404}},
 		{"POST", "/v1/pings", "/v1/pings", ping("d1", 40.7128, -74.0060), [8]int{401, 401, 403, 200, 200, 403, 403, 404}},
 		// A batch answers 200; brand B's ping inside it is a 404 problem.
@@ -141,7 +143,7 @@ func authRoutes() []authRoute {
 		{"PUT", "/v1/stores.geojson", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
 		{"PATCH", "/v1/stores/s1", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
 		{"GET", "/v1/manager-keys/x", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
-		{"GET", "/v1/devices/d1", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
+		{"PATCH", "/v1/devices/d1", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
 		{"GET", "/v1/pings", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
 		{"PUT", "/v1/pings/batch", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},
 		{"POST", "/v1/push", "", nil, [8]int{405, 405, 405, 405, 405, 405, 405, 405}},

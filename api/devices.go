@@ -252,3 +252,48 @@ func checkTags(errs *fieldErrors, field string, tags []string) []string {
 	}
 	return tags
 }
+
+// deviceDataJSON is what is stored about a device, for an admin
+// answering its user's request to see their data: the registration as
+// PUT answers it, the last position and the device's log entries.
+type deviceDataJSON struct {
+	deviceJSON
+	LastPosition  *positionJSON      `json:"last_position"`
+	Notifications []notificationJSON `json:"notifications"`
+}
+
+type positionJSON struct {
+	Lat       float64   `json:"lat"`
+	Lon       float64   `json:"lon"`
+	AccuracyM float64   `json:"accuracy_m"`
+	TS        time.Time `json:"ts"`
+}
+
+// deviceDataEntries is how many log entries a device's data answer
+// carries, newest first.
+const deviceDataEntries = 100
+
+func (s *Server) handleGetDevice() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		k := keyOf(c)
+		d, pos, err := s.db.Device(c, k.BrandID, c.Param("device_id"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		ns, _, err := s.db.Notifications(c, k.BrandID, hotzone.NotificationQuery{DeviceID: d.ID, Limit: deviceDataEntries})
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out := deviceDataJSON{deviceJSON: toDeviceJSON(d), Notifications: make([]notificationJSON, len(ns))}
+		for i, n := range ns {
+			out.Notifications[i] = toNotificationJSON(n)
+		}
+		if pos != nil {
+			p := pos.Last
+			out.LastPosition = &positionJSON{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM, TS: p.TS.UTC()}
+		}
+		ok(c, http.StatusOK, out)
+	}
+}

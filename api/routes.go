@@ -81,6 +81,9 @@ func (s *Server) routes() {
 	v1.POST("/webhooks/:webhook_id/deliveries/:delivery_id/retry", s.requireKey(admin), s.handleRetryDelivery())
 
 	v1.PUT("/devices/:device_id", s.withKey(s.handlePutDevice(), admin, app))
+	// A device's data, for its user's request to see it: the admin's
+	// only (the app key is public).
+	v1.GET("/devices/:device_id", s.requireKey(admin), s.handleGetDevice())
 	v1.DELETE("/devices/:device_id", s.requireKey(admin, app), s.handleDeleteDevice())
 	v1.POST("/pings", s.withKey(s.handlePing(), admin, app))
 	v1.POST("/pings/batch", s.withKey(s.handlePingBatch(), admin, app))

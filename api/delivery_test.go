@@ -305,3 +305,54 @@ func TestBrokenCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestGoneTimestampMilliseconds: a 410's timestamp is compared to the
+// millisecond. A token registered earlier in the same second as APNs'
+// timestamp is older than the 410 and is cleared (apns2 truncates the
+// timestamp to the second, which made it look newer); one registered
+// after the timestamp, in that same second, is newer and kept.
+func TestGoneTimestampMilliseconds(t *testing.T) {
+	d := newDeliveryEnv(t)
+	register := func(id string) (string, time.Time) {
+		t.Helper()
+		for {
+			tok := tokenFor(id + time.Now().String())
+			d.must(200, "PUT", "/v1/devices/"+id, d.brand.AppKey, map[string]any{"platform": "ios", "opt_in": true,
+				"push": map[string]any{"provider": "apns", "token": tok}}) // 201, then 200 on a retry
+			dev, _, err := d.db.Device(bg, d.brand.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Room on both sides within its second.
+			if ms := dev.TokenAt.Nanosecond() / 1e6; ms >= 2 && ms <= 997 {
+				return tok, dev.TokenAt
+			}
+		}
+	}
+	d.must(201, "PUT", "/v1/devices/older", d.brand.AppKey, map[string]any{"platform": "ios", "opt_in": true})
+	d.must(201, "PUT", "/v1/devices/newer", d.brand.AppKey, map[string]any{"platform": "ios", "opt_in": true})
+	older, olderAt := register("older")
+	newer, newerAt := register("newer")
+	// APNs says the token went invalid after older's registration and
+	// before newer's, each within the registration's own second.
+	d.apns.Script(older, pushtest.Answer{Status: 410, Timestamp: olderAt.Truncate(time.Second).Add(999 * time.Millisecond)})
+	d.apns.Script(newer, pushtest.Answer{Status: 410, Timestamp: newerAt.Add(-time.Millisecond)})
+	for _, id := range []string{"older", "newer"} {
+		d.must(200, "POST", "/v1/pings", d.brand.AppKey, ping(id, 40.7128, -74.0060))
+	}
+	d.must(201, "POST", "/v1/stores/a/events", d.brand.AdminKey, map[string]any{"title": "Hot", "body": "Now"})
+	d.waitSettled(2)
+	push := func(id string) string {
+		var dev struct {
+			Push map[string]any `json:"push"`
+		}
+		d.must(200, "GET", "/v1/devices/"+id, d.brand.AdminKey, nil).decode(t, &dev)
+		return fmt.Sprint(dev.Push["provider"])
+	}
+	if got := push("older"); got != "<nil>" {
+		t.Errorf("the token registered before the 410's timestamp (same second) is still held for %s", got)
+	}
+	if got := push("newer"); got != "apns" {
+		t.Errorf("the token registered after the 410's timestamp (same second) was cleared: push %s", got)
+	}
+}

@@ -1,8 +1,11 @@
 package push
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -73,7 +76,7 @@ func newAPNsClient(c hotzone.PushCredentials, host string, tlsConf *tls.Config) 
 	// No Client.Timeout: every push carries its own deadline (Send),
 	// and a client timeout over a wrapped transport costs a goroutine
 	// and a timer per request in net/http.
-	client.HTTPClient = &http.Client{Transport: retryAfterTransport{tr}}
+	client.HTTPClient = &http.Client{Transport: answerTransport{tr}}
 	return client, nil
 }
 
@@ -96,8 +99,8 @@ func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	var ra retryAfterHolder
-	res, err := s.client.PushWithContext(withRetryAfter(ctx, &ra), n)
+	var ra answerHolder
+	res, err := s.client.PushWithContext(withAnswer(ctx, &ra), n)
 	now := s.now()
 	attempt := m.Notification.Attempts + 1
 	if err != nil {
@@ -105,7 +108,12 @@ func (s *apnsSender) Send(ctx context.Context, m Message) hotzone.Delivery {
 		d.Code = "network"
 		return d
 	}
-	d := s.classify(res, attempt, ra.get(), now)
+	if gone, ok := ra.goneAt(); ok {
+		// apns2 keeps whole seconds of the 410's timestamp; a token
+		// registered later in that second would look newer than it is.
+		res.Timestamp.Time = gone
+	}
+	d := s.classify(res, attempt, ra.retryAfter(), now)
 	if d.Status != hotzone.StatusSent {
 		d.Code = strconv.Itoa(res.StatusCode) + " " + res.Reason
 	}
@@ -139,30 +147,62 @@ func (s *apnsSender) classify(res *apns2.Response, attempt int, retryAfter time.
 // again; new credentials are picked up at the next look.
 const heldRetry = 10 * time.Second
 
-// retryAfterTransport copies a response's Retry-After into the request's
-// context holder: apns2's Response does not expose headers.
-type retryAfterTransport struct{ next http.RoundTripper }
+// answerTransport copies what apns2's Response leaves out into the
+// request's context holder: the Retry-After header, and a 410's
+// timestamp to the millisecond (apns2 truncates it to the second).
+type answerTransport struct{ next http.RoundTripper }
 
-func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+// maxGoneBody bounds the 410 body read here; APNs sends a few dozen
+// bytes.
+const maxGoneBody = 4 << 10
+
+func (t answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
-	if err == nil {
-		if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {
-			h.set(parseRetryAfter(resp.Header, time.Now()))
+	if err != nil {
+		return resp, err
+	}
+	h, ok := r.Context().Value(answerKey{}).(*answerHolder)
+	if !ok {
+		return resp, nil
+	}
+	h.setRetryAfter(parseRetryAfter(resp.Header, time.Now()))
+	if resp.StatusCode == http.StatusGone {
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxGoneBody))
+		_ = resp.Body.Close()
+		// apns2 reads the same bytes after us.
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr == nil {
+			var v struct {
+				Timestamp *int64 `json:"timestamp"`
+			}
+			if json.Unmarshal(body, &v) == nil && v.Timestamp != nil {
+				h.setGone(time.UnixMilli(*v.Timestamp))
+			}
 		}
 	}
-	return resp, err
+	return resp, nil
 }
 
-type retryAfterKey struct{}
+type answerKey struct{}
 
-type retryAfterHolder struct {
-	mu sync.Mutex
-	d  time.Duration
+// answerHolder is what answerTransport found in one push's answer.
+type answerHolder struct {
+	mu   sync.Mutex
+	ra   time.Duration
+	gone time.Time
 }
 
-func (h *retryAfterHolder) set(d time.Duration) { h.mu.Lock(); h.d = d; h.mu.Unlock() }
-func (h *retryAfterHolder) get() time.Duration  { h.mu.Lock(); defer h.mu.Unlock(); return h.d }
+func (h *answerHolder) setRetryAfter(d time.Duration) { h.mu.Lock(); h.ra = d; h.mu.Unlock() }
+func (h *answerHolder) retryAfter() time.Duration     { h.mu.Lock(); defer h.mu.Unlock(); return h.ra }
+func (h *answerHolder) setGone(t time.Time)           { h.mu.Lock(); h.gone = t; h.mu.Unlock() }
 
-func withRetryAfter(ctx context.Context, h *retryAfterHolder) context.Context {
-	return context.WithValue(ctx, retryAfterKey{}, h)
+// goneAt is a 410's timestamp to the millisecond, if there was one.
+func (h *answerHolder) goneAt() (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gone, !h.gone.IsZero()
+}
+
+func withAnswer(ctx context.Context, h *answerHolder) context.Context {
+	return context.WithValue(ctx, answerKey{}, h)
 }

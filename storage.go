@@ -158,6 +158,9 @@ type Devices interface {
 	// scan of every device. It may include a device erased a moment ago
 	// (Consider skips it).
 	DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error)
+	// DeviceIDs lists every device of a brand, in id order (for an
+	// export: it holds them all in memory).
+	DeviceIDs(ctx context.Context, brandID string) ([]string, error)
 }
 
 // EventQuery selects a page of a brand's events, newest first.

@@ -88,6 +88,7 @@ func TestCluster(t *testing.T) {
 	f := newClusterFixture(t)
 	t.Run("Walkthrough", func(t *testing.T) { testClusterWalkthrough(t, f.nodes(t, 3, "walk")) })
 	t.Run("FanOutAcrossNodes", func(t *testing.T) { testClusterFanOut(t, f, f.nodes(t, 3, "fan")) })
+	t.Run("ExportWhileServing", func(t *testing.T) { testClusterExport(t, f, f.nodes(t, 1, "exp")) })
 	t.Run("NodeKilledMidFanOut", func(t *testing.T) { testClusterNodeKilled(t, f) })
 	t.Run("PrimaryKilledUnderLoad", func(t *testing.T) { testClusterPrimaryKilled(t, f) })
 	t.Run("ClusterGone", func(t *testing.T) { testClusterGone(t, f) })
@@ -547,5 +548,40 @@ func testClusterPrimaryKilled(t *testing.T, f *clusterFixture) {
 		if items, _ := m["items"].([]any); code != 200 || len(items) != 1 {
 			t.Errorf("%s was answered queued, its log after the failover = %d %v", id, code, m)
 		}
+	}
+}
+
+// testClusterExport: hotzone export reads a brand from the cluster while
+// the service runs on it.
+func testClusterExport(t *testing.T, f *clusterFixture, nodes []*child) {
+	base := nodes[0].base
+	_, brand := httpCall(t, "POST", base+"/v1/brands", "hzo_cluster-test", `{"name":"Export"}`)
+	admin, app, brandID := brand["admin_key"].(string), brand["app_key"].(string), brand["id"].(string)
+	eventually(t, "the new admin key", func() bool {
+		code, _ := httpCall(t, "GET", base+"/v1/policy", admin, "")
+		return code == 200
+	})
+	httpCall(t, "PUT", base+"/v1/stores/s", admin, `{"name":"S","fence":{"circle":{"lat":40.7128,"lon":-74.0060,"radius_m":800}}}`)
+	httpCall(t, "PUT", base+"/v1/devices/d1", app, `{"platform":"ios","opt_in":true}`)
+	httpCall(t, "POST", base+"/v1/pings", app, `{"device_id":"d1","lat":40.7130,"lon":-74.0055,"accuracy_m":15}`)
+	getenv := func(k string) string {
+		if k == "HOTZONE_SECRET_KEY" {
+			return base64.StdEncoding.EncodeToString(f.secret)
+		}
+		return ""
+	}
+	var out, summary strings.Builder
+	err := run(t.Context(), []string{"export", "--brand", brandID, "--redis", "redis://" + strings.Join(f.redis.Addrs, ","), "--redis-prefix", "exp"},
+		getenv, &out, &summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"type":"brand"`, `{"type":"store","data":{"id":"s"`, `{"type":"device","data":{"id":"d1"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the export lacks %s:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(summary.String(), "1 device") {
+		t.Errorf("summary: %s", summary.String())
 	}
 }

@@ -30,6 +30,7 @@ Usage:
   hotzone serve [flags]     run the server (hotzone serve --help for flags)
   hotzone healthcheck       exit 0 when the local server is ready (for containers)
   hotzone simulate [flags]  walk devices around a brand's stores and ping a server (load and demo)
+  hotzone export --brand ID write a brand's stores, events, devices and log as JSON Lines (backups, audits)
   hotzone version           print the version, commit and Go version (also --version)
 
 `
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return healthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "simulate":
 		return simulate(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return exportCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		printVersion(stdout)
 		return nil

@@ -473,3 +473,14 @@ func (db *DB) PutDevices(_ context.Context, brandID string, ds []hotzone.Device)
 	}
 	return nil
 }
+
+// DeviceIDs implements hotzone.Devices from the device table, which
+// holds every registered device.
+func (db *DB) DeviceIDs(_ context.Context, brandID string) ([]string, error) {
+	if db.brandLock(brandID) == nil {
+		return nil, notFound("brand")
+	}
+	ids := db.devs.IDs(brandID)
+	slices.Sort(ids)
+	return ids, nil
+}

@@ -324,6 +324,22 @@ func (t *Table) Each(fn func(brandID, deviceID string, gen int64, pos hotzone.De
 	})
 }
 
+// IDs is every device id of a brand, in no set order.
+func (t *Table) IDs(brandID string) []string {
+	b := t.brand(brandID)
+	if b == nil {
+		return nil
+	}
+	var out []string
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		s.walk(func(r *rec) { out = append(out, s.id(r)) })
+		s.mu.Unlock()
+	}
+	return out
+}
+
 // Len is how many devices all brands have.
 func (t *Table) Len() int {
 	n := 0

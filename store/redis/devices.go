@@ -495,3 +495,13 @@ func (db *DB) deviceField(ctx context.Context, brandID string, ids []string, fie
 	}
 	return out, nil
 }
+
+// DeviceIDs implements hotzone.Devices: every shard's set, merged.
+func (db *DB) DeviceIDs(ctx context.Context, brandID string) ([]string, error) {
+	if _, ok := db.brands.Brand(brandID); !ok {
+		return nil, notFound("brand")
+	}
+	ids, err := db.allDevices(ctx, brandID)
+	slices.Sort(ids)
+	return ids, err
+}

@@ -268,3 +268,34 @@ func testVisitsAt(t *testing.T, open Opener) {
 		t.Errorf("a deleted store's visit area still matches: %v", got)
 	}
 }
+
+// testDeviceIDs: a brand's devices, all of them, in id order; not
+// another brand's, not an erased one; after a restart too.
+func testDeviceIDs(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	b, other := e.newBrand("b"), e.newBrand("other")
+	for _, id := range []string{"c", "a", "gone", "b", "never-pinged"} {
+		e.putDevice(newDevice(b.ID, id))
+	}
+	e.putDevice(newDevice(other.ID, "x"))
+	if err := e.s.RecordPosition(e.ctx, b.ID, "a", hotzone.Position{Lat: placeA.Lat, Lon: placeA.Lon, AccuracyM: 5, TS: e.now()}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.DeleteDevice(e.ctx, b.ID, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a", "b", "c", "never-pinged"}
+	check := func(when string) {
+		t.Helper()
+		got, err := e.s.DeviceIDs(e.ctx, b.ID)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: DeviceIDs = %v, %v; want %v", when, got, err, want)
+		}
+	}
+	check("as written")
+	e.restart()
+	check("after a restart")
+	if _, err := e.s.DeviceIDs(e.ctx, "nope"); !errors.Is(err, hotzone.ErrNotFound) {
+		t.Errorf("DeviceIDs of an unknown brand = %v, want ErrNotFound", err)
+	}
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"Opens", testOpens},
 		{"Visits", testVisits},
 		{"VisitsAt", testVisitsAt},
+		{"DeviceIDs", testDeviceIDs},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},

@@ -3,6 +3,7 @@ package hotzone
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 )
 
 // QuietHours is a daily window, in the device's own time zone, in which
@@ -34,6 +35,21 @@ type Policy struct {
 	// AttributionS is how long after a device was notified or held back
 	// its visit counts for the event.
 	AttributionS int `json:"attribution_s"`
+	// RetentionDays is how long the delivery log, ended events and
+	// positions are kept; older ones are pruned in the background.
+	RetentionDays int `json:"retention_days"`
+}
+
+// DefaultRetentionDays is a new policy's retention_days.
+const DefaultRetentionDays = 30
+
+// Retention is how long the policy keeps history.
+func (p *Policy) Retention() time.Duration {
+	days := p.RetentionDays
+	if days <= 0 {
+		days = DefaultRetentionDays
+	}
+	return time.Duration(days) * 24 * time.Hour
 }
 
 // Trigger is the policy's moment of notification.
@@ -52,7 +68,7 @@ const DefaultDwellS = 120
 // earlier version lacks their defaults, so nothing needs migrating.
 func (p *Policy) UnmarshalJSON(b []byte) error {
 	type plain Policy
-	v := plain{Trigger: TriggerEnter, DwellS: DefaultDwellS, AttributionS: DefaultAttributionS}
+	v := plain{Trigger: TriggerEnter, DwellS: DefaultDwellS, AttributionS: DefaultAttributionS, RetentionDays: DefaultRetentionDays}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
@@ -72,15 +88,16 @@ func (p *Policy) TooFast(speed *float64) bool {
 // DefaultPolicy is the policy of a new brand.
 func DefaultPolicy() Policy {
 	return Policy{
-		MinIntervalS: 14400,
-		DailyCap:     3,
-		QuietHours:   &QuietHours{Start: "21:00", End: "08:00"},
-		MaxAccuracyM: 500,
-		PresenceTTLS: 1800,
-		MaxPingAgeS:  300,
-		Trigger:      TriggerEnter,
-		DwellS:       DefaultDwellS,
-		AttributionS: DefaultAttributionS,
+		MinIntervalS:  14400,
+		DailyCap:      3,
+		QuietHours:    &QuietHours{Start: "21:00", End: "08:00"},
+		MaxAccuracyM:  500,
+		PresenceTTLS:  1800,
+		MaxPingAgeS:   300,
+		Trigger:       TriggerEnter,
+		DwellS:        DefaultDwellS,
+		AttributionS:  DefaultAttributionS,
+		RetentionDays: DefaultRetentionDays,
 	}
 }
 
@@ -100,6 +117,7 @@ func (p Policy) Validate() []FieldError {
 	rng("dwell_s", float64(p.DwellS), 30, 3600)
 	rng("holdout_pct", float64(p.HoldoutPct), 0, MaxHoldoutPct)
 	rng("attribution_s", float64(p.AttributionS), MinAttributionS, MaxAttributionS)
+	rng("retention_days", float64(p.RetentionDays), 1, 365)
 	if p.MaxSpeedMPS != nil {
 		rng("max_speed_mps", *p.MaxSpeedMPS, 1, 100)
 	}

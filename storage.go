@@ -354,6 +354,13 @@ type Storage interface {
 	Attribution
 	// Stats counts what the backend holds.
 	Stats(ctx context.Context) (Stats, error)
+	// Prune deletes what each brand keeps longer than its policy's
+	// retention_days: ended events that ended before then with their log
+	// entries and counts, and device positions reported before then. It
+	// works in small steps (never one transaction or script over all of
+	// it), so requests are not held up; callers run it in the
+	// background.
+	Prune(ctx context.Context) error
 	// Ping tells whether the backend answers (readiness).
 	Ping(ctx context.Context) error
 	// Close writes what is held behind and releases the backend; nothing

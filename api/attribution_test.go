@@ -270,6 +270,14 @@ func TestHoldout(t *testing.T) {
 			t.Errorf("PATCH attribution_s %v = %d %s, want 400 naming it", v, r.Code, r.Body)
 		}
 	}
+	for _, v := range []any{0, 366, 1.5, "30"} {
+		if r := e.do("PATCH", "/v1/policy", b.AdminKey, map[string]any{"retention_days": v}); r.Code != 400 || !strings.Contains(string(r.Body), `"field":"retention_days"`) {
+			t.Errorf("PATCH retention_days %v = %d %s, want 400 naming it", v, r.Code, r.Body)
+		}
+	}
+	if r := e.must(200, "PATCH", "/v1/policy", b.AdminKey, map[string]any{"retention_days": 365}); !strings.Contains(string(r.Body), `"retention_days":365`) {
+		t.Errorf("PATCH retention_days 365 answered %s", r.Body)
+	}
 }
 
 // TestVisitLift is a scripted event with known visits in each group:

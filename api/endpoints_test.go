@@ -260,7 +260,7 @@ func TestMe(t *testing.T) {
 	}
 }
 
-const defaultPolicyJSON = `{"min_interval_s":14400,"daily_cap":3,"quiet_hours":{"start":"21:00","end":"08:00"},"max_accuracy_m":500,"presence_ttl_s":1800,"max_ping_age_s":300,"trigger":"enter","dwell_s":120,"max_speed_mps":null,"holdout_pct":0,"attribution_s":7200}`
+const defaultPolicyJSON = `{"min_interval_s":14400,"daily_cap":3,"quiet_hours":{"start":"21:00","end":"08:00"},"max_accuracy_m":500,"presence_ttl_s":1800,"max_ping_age_s":300,"trigger":"enter","dwell_s":120,"max_speed_mps":null,"holdout_pct":0,"attribution_s":7200,"retention_days":30}`
 
 func TestPolicyDefaults(t *testing.T) {
 	e := newEnv(t, Options{})

@@ -347,6 +347,7 @@ func FuzzPolicyPatch(f *testing.F) {
 		`{"quiet_hours":null,"max_speed_mps":0.5}`, `[]`, `null`, ``,
 		`{"holdout_pct":50,"attribution_s":300}`, `{"holdout_pct":51}`, `{"holdout_pct":-1}`, `{"holdout_pct":"5"}`,
 		`{"attribution_s":604801}`, `{"attribution_s":7200.5}`, `{"holdout_pct":null}`,
+		`{"retention_days":1}`, `{"retention_days":366}`, `{"retention_days":0}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -370,11 +371,13 @@ func FuzzPolicyPatch(f *testing.F) {
 			MaxSpeedMPS *float64 `json:"max_speed_mps"`
 			HoldoutPct  int      `json:"holdout_pct"`
 			Attribution int      `json:"attribution_s"`
+			Retention   int      `json:"retention_days"`
 		}
 		after.decode(t, &p)
 		if (p.Trigger != "enter" && p.Trigger != "dwell") || p.DwellS < 30 || p.DwellS > 3600 ||
 			(p.MaxSpeedMPS != nil && (*p.MaxSpeedMPS < 1 || *p.MaxSpeedMPS > 100)) ||
-			p.HoldoutPct < 0 || p.HoldoutPct > 50 || p.Attribution < 300 || p.Attribution > 604800 {
+			p.HoldoutPct < 0 || p.HoldoutPct > 50 || p.Attribution < 300 || p.Attribution > 604800 ||
+			p.Retention < 1 || p.Retention > 365 {
 			t.Fatalf("PATCH /v1/policy %q = 200 leaving %s", body, after.Body)
 		}
 	})

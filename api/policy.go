@@ -27,6 +27,8 @@ type policyPatch struct {
 	// AttributionS: how long after a decision a visit counts (an
 	// extension; 300-604800, default 7200).
 	AttributionS *int `json:"attribution_s"`
+	// RetentionDays: how long history is kept (1-365, default 30).
+	RetentionDays *int `json:"retention_days"`
 }
 
 type quietHoursJSON struct {
@@ -96,6 +98,7 @@ func (s *Server) handlePatchPolicy() gin.HandlerFunc {
 			set(&p.DwellS, req.DwellS)
 			set(&p.HoldoutPct, req.HoldoutPct)
 			set(&p.AttributionS, req.AttributionS)
+			set(&p.RetentionDays, req.RetentionDays)
 			if len(req.MaxSpeedMPS) > 0 {
 				p.MaxSpeedMPS = speed
 			}

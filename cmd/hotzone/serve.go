@@ -137,6 +137,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	wg.Go(func() { hooks.Run(bg) })
 	wg.Go(func() { logw.Run(bg) })
 	wg.Go(func() { engine.RunExpiry(bg, time.Second) })
+	// History past each brand's retention_days goes, in small steps.
+	wg.Go(func() {
+		push.RunPrune(bg, db, push.PruneEvery, func(err error) { log.Error("prune history", "err", err) })
+	})
 	// Visits of devices gone silent time out within presence_ttl_s plus
 	// this.
 	wg.Go(func() { engine.RunPresence(bg, 5*time.Second) })

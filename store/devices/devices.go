@@ -324,6 +324,33 @@ func (t *Table) Each(fn func(brandID, deviceID string, gen int64, pos hotzone.De
 	})
 }
 
+// ForgetBefore drops the positions of a brand's devices last reported
+// before cutoff (a retention), and answers how many. The write-behind
+// is not told: a backend rewrites its positions (a compaction) so the
+// dropped ones leave the disk too.
+func (t *Table) ForgetBefore(brandID string, cutoff time.Time) int {
+	b := t.brand(brandID)
+	if b == nil {
+		return 0
+	}
+	n := 0
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		s.walk(func(r *rec) {
+			if r.flags&flagLast != 0 && r.last.position().TS.Before(cutoff) {
+				// The grid's refs to it go stale: a search checks the
+				// qualifying flag, and a compaction drops them.
+				r.flags &^= flagLast | flagQual | flagDirty
+				r.last, r.qual = pos{}, pos{}
+				n++
+			}
+		})
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // IDs is every device id of a brand, in no set order.
 func (t *Table) IDs(brandID string) []string {
 	b := t.brand(brandID)

@@ -100,9 +100,6 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds a WAIT; 100 ms when zero.
 	WaitTimeout time.Duration
-	// Retention is how long the delivery log and ended events are kept;
-	// DefaultRetention when zero.
-	Retention time.Duration
 	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
 	// over answers within it or the call fails with ErrUnavailable.
 	OpTimeout time.Duration
@@ -126,9 +123,6 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
-	}
-	if opts.Retention <= 0 {
-		opts.Retention = DefaultRetention
 	}
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 5 * time.Second
@@ -164,9 +158,9 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	db.loops.Go(func() { db.subscribe(db.bg) })
 	db.loops.Go(func() { db.poll(db.bg) })
 	// Positions and key uses held behind go out every FlushInterval
-	// (Close writes the rest); the retention is applied hourly.
+	// (Close writes the rest). Retention is the caller's to run
+	// (hotzone.Storage.Prune; serve runs it hourly).
 	db.loops.Go(func() { db.every(db.bg, db.opts.FlushInterval, db.flush) })
-	db.loops.Go(func() { db.every(db.bg, time.Hour, db.Prune) })
 	return db, nil
 }
 

@@ -10,11 +10,8 @@ import (
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
 )
-
-// DefaultRetention is how long the delivery log and ended events are
-// kept when Options.Retention is zero.
-const DefaultRetention = 30 * 24 * time.Hour
 
 // pruneBatch is how many log entries one script deletes at most: small
 // steps, so a shard's other work never waits long behind pruning. A
@@ -49,14 +46,23 @@ for _, id in ipairs(ids) do
 end
 return {tostring(#ids), ids[#ids] or ''}`)
 
-// Prune deletes what is older than the retention: delivery-log entries
-// (shard by shard, in small scripts) and ended events with their counts.
-// It runs in the background every hour; tests call it.
+// Prune implements hotzone.Storage: what is older than each brand's
+// retention goes: delivery-log entries (shard by shard, in small
+// scripts), ended events with their counts, and positions.
 func (db *DB) Prune(ctx context.Context) error {
+	// Positions held behind go out first, so old ones among them are
+	// pruned now rather than written back after.
+	if err := db.flush(ctx); err != nil {
+		return err
+	}
 	now := db.now()
-	cutoff := now.Add(-db.opts.Retention)
-	cutID := hotzone.MinID(cutoff)
 	for _, brandID := range db.brands.IDs() {
+		p, ok := db.brands.Policy(brandID)
+		if !ok {
+			continue
+		}
+		cutoff := now.Add(-p.Retention())
+		cutID := hotzone.MinID(cutoff)
 		for s := range Shards {
 			for from := "-"; ; {
 				r, err := strs(db.exec(ctx, pruneLog, []string{db.shard(brandID, s)}, []string{from, cutID, strconv.Itoa(pruneBatch)}))
@@ -71,6 +77,59 @@ func (db *DB) Prune(ctx context.Context) error {
 		}
 		if err := db.pruneEvents(ctx, brandID, cutoff); err != nil {
 			return err
+		}
+		if err := db.prunePositions(ctx, brandID, cutoff); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prunePositions forgets a batch of a shard's devices' positions last
+// reported before ARGV[3] (nanos), walking the shard's device set from
+// the SSCAN cursor ARGV[1], ARGV[2] at a time. KEYS[1]: the shard.
+// Answers the next cursor, then each forgotten device with its
+// qualifying position ("" for none), whose grid cell the caller cleans.
+var prunePositions = newScript(`
+local p = KEYS[1]
+local r = redis.call('SSCAN', p .. ':devs', ARGV[1], 'COUNT', tonumber(ARGV[2]))
+local out = {r[1]}
+local cut = tonumber(ARGV[3])
+for _, id in ipairs(r[2]) do
+  local d = p .. ':d:' .. id
+  local lts = redis.call('HGET', d, 'lts')
+  if lts and tonumber(lts) < cut then
+    out[#out+1] = id
+    out[#out+1] = redis.call('HGET', d, 'qual') or ''
+    redis.call('HDEL', d, 'last', 'lts', 'qual', 'qts')
+    redis.call('ZREM', p .. ':pv', id)
+  end
+end
+return out`)
+
+// prunePositions forgets a brand's positions reported before cutoff,
+// shard by shard, a batch per script, and takes them out of their grid
+// cells.
+func (db *DB) prunePositions(ctx context.Context, brandID string, cutoff time.Time) error {
+	for s := range Shards {
+		for cursor := "0"; ; {
+			r, err := strs(db.exec(ctx, prunePositions, []string{db.shard(brandID, s)}, []string{cursor, strconv.Itoa(pruneBatch), nanos(cutoff)}))
+			if err != nil || len(r) == 0 {
+				return fmt.Errorf("redis: prune positions: %v", err)
+			}
+			var cmds []valkey.Completed
+			for i := 1; i+1 < len(r); i += 2 {
+				db.pos.drop(brandID, r[i])
+				if q, ok := unpackPos(r[i+1]); ok {
+					cmds = append(cmds, db.cmd("HDEL", []string{db.cellKey(brandID, geo.CellOf(q.Point()))}, r[i]))
+				}
+			}
+			if _, err := db.doMulti(ctx, cmds); err != nil {
+				return fmt.Errorf("redis: prune positions: %w", err)
+			}
+			if cursor = r[0]; cursor == "0" {
+				break
+			}
 		}
 	}
 	return nil

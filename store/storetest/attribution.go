@@ -299,3 +299,79 @@ func testDeviceIDs(t *testing.T, open Opener) {
 		t.Errorf("DeviceIDs of an unknown brand = %v, want ErrNotFound", err)
 	}
 }
+
+// testRetention: past a brand's retention_days, ended events go with
+// their log entries and counts, and positions reported before then go
+// (also from disk: a restart does not bring them back); live and recent
+// ones stay, and another brand keeps its own longer retention.
+func testRetention(t *testing.T, open Opener) {
+	e := newEnv(t, open)
+	b, other := e.newBrand("b"), e.newBrand("other")
+	if _, err := e.s.UpdatePolicy(e.ctx, b.ID, func(p *hotzone.Policy) error { p.RetentionDays = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, br := range []string{b.ID, other.ID} {
+		e.putStore(circleStore(br, "a", placeA))
+		for _, id := range []string{"d1", "d2", "d3", "d4", "d5"} {
+			e.putDevice(newDevice(br, id))
+		}
+	}
+	at := func(br, id string) {
+		t.Helper()
+		if err := e.s.RecordPosition(e.ctx, br, id, hotzone.Position{Lat: placeA.Lat, Lon: placeA.Lon, AccuracyM: 5, TS: e.now()}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var olds []hotzone.Event
+	for _, br := range []string{b.ID, other.ID} {
+		ev := e.startEvent(br, "a")
+		e.queue(ev, "d1")
+		e.suppress(ev, "quiet_hours", "d2")
+		e.endEvent(ev)
+		at(br, "d4")
+		olds = append(olds, ev)
+	}
+	e.clock.Advance(50 * time.Hour)
+	recent := e.startEvent(b.ID, "a")
+	e.queue(recent, "d3")
+	at(b.ID, "d5")
+	if err := e.s.Prune(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if _, _, err := e.s.Event(e.ctx, b.ID, olds[0].ID); !errors.Is(err, hotzone.ErrNotFound) {
+			t.Errorf("%s: an event ended 50 h ago under a 1-day retention: %v, want it gone", when, err)
+		}
+		if got := e.logOf(b.ID, hotzone.NotificationQuery{}); len(got) != 1 || got[0].EventID != recent.ID {
+			t.Errorf("%s: the log holds %d entries, want the live event's one", when, len(got))
+		}
+		e.countsMatchLog(recent, when)
+		if _, _, err := e.s.Event(e.ctx, other.ID, olds[1].ID); err != nil {
+			t.Errorf("%s: another brand's event under its 30 days: %v", when, err)
+		}
+		if got := e.logOf(other.ID, hotzone.NotificationQuery{}); len(got) != 2 {
+			t.Errorf("%s: another brand's log holds %d entries, want 2", when, len(got))
+		}
+		for _, c := range []struct {
+			brand, id string
+			kept      bool
+		}{{b.ID, "d4", false}, {b.ID, "d5", true}, {other.ID, "d4", true}} {
+			_, pos, err := e.s.Device(e.ctx, c.brand, c.id)
+			if err != nil || (pos != nil) != c.kept {
+				t.Errorf("%s: %s's position %+v, %v; kept %v wanted", when, c.id, pos, err, c.kept)
+			}
+		}
+		ids, err := e.s.DevicesIn(e.ctx, b.ID, circleStore(b.ID, "a", placeA).Fence, epoch)
+		if err != nil || !slices.Equal(ids, []string{"d5"}) {
+			t.Errorf("%s: DevicesIn = %v, %v; want d5 alone", when, ids, err)
+		}
+	}
+	check("after pruning")
+	e.restart()
+	check("after a restart")
+	if err := e.s.Prune(e.ctx); err != nil {
+		t.Errorf("pruning again: %v", err)
+	}
+	check("after pruning again")
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"Visits", testVisits},
 		{"VisitsAt", testVisitsAt},
 		{"DeviceIDs", testDeviceIDs},
+		{"Retention", testRetention},
 		{"CapsAcrossLocalMidnight", testCapsAcrossLocalMidnight},
 		{"OutboxLeases", testOutboxLeases},
 		{"OutboxRetries", testOutboxRetries},

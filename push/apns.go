@@ -28,6 +28,7 @@ type apnsSender struct {
 	client  *apns2.Client
 	topic   string
 	limit   waiter
+	pace    float64 // the limit's rate, per second (Paced)
 	retry   RetryPolicy
 	now     func() time.Time
 	broken  func(reason string) // credentials rejected
@@ -206,3 +207,6 @@ func (h *answerHolder) goneAt() (time.Time, bool) {
 func withAnswer(ctx context.Context, h *answerHolder) context.Context {
 	return context.WithValue(ctx, answerKey{}, h)
 }
+
+// Pace implements Paced: the lane's send rate limit.
+func (s *apnsSender) Pace() float64 { return s.pace }

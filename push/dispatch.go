@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,7 @@ type DispatcherOptions struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
 	Batch       int // most notifications claimed at a time (default: Concurrency)
-	Concurrency int // sends in flight at once per lane (default DefaultConcurrency)
+	Concurrency int // the most sends in flight at once per lane (default DefaultConcurrency)
 	// Lease is how long a claimed notification is this dispatcher's
 	// before another may take it over (default DefaultLease).
 	Lease   time.Duration
@@ -103,8 +104,9 @@ type DispatcherOptions struct {
 	WakeHooks func()
 }
 
-// DefaultConcurrency is how many pushes a lane may have out but not yet
-// recorded, which is also the most a crash can send twice per lane. A
+// DefaultConcurrency is the most pushes a lane may have out but not yet
+// recorded (a lane keeps fewer out when fewer do: see inflight), which
+// is also the most a crash can send twice per lane. A
 // result holds its slot until its group is committed, so about half are
 // on the wire while the other half is being recorded: 512 keeps some 256
 // streams busy on the connection (APNs allows 1,000) and lets a group
@@ -259,6 +261,7 @@ type sendJob struct {
 	m       Message
 	lane    hotzone.Lane
 	results chan<- result
+	start   time.Time // when it took its slot
 }
 
 func newPool(n int) *pool { return &pool{jobs: make(chan *sendJob), max: n} }
@@ -334,9 +337,19 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 	results := make(chan result, 2*d.concurrency)
 	slots := make(chan *sendJob, d.concurrency)
 	jobs := make([]sendJob, d.concurrency)
-	for i := range jobs {
-		slots <- &jobs[i]
+	pace := 0.0
+	if p, ok := d.senders(l.BrandID, l.Provider).(Paced); ok {
+		pace = p.Pace()
 	}
+	lim := newInflight(d.concurrency, pace, time.Now())
+	for i := range jobs {
+		if i < lim.limit {
+			slots <- &jobs[i]
+		} else {
+			lim.spare = append(lim.spare, &jobs[i])
+		}
+	}
+	lim.issued = lim.limit
 	ended := make(chan passEnd, 1)
 	go func() { ended <- d.feed(ctx, stop, l, p, results, slots) }()
 
@@ -382,7 +395,7 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 		// keeps the other half sending meanwhile.
 		deadline := time.NewTimer(gatherFor)
 	gather:
-		for len(group) < min(maxRecord, max(1, d.concurrency/2)) && more() {
+		for len(group) < min(maxRecord, max(1, lim.limit/2)) && more() {
 			select {
 			case r := <-results:
 				take(r)
@@ -400,12 +413,122 @@ func (d *Dispatcher) roundLane(ctx context.Context, stop <-chan struct{}, l hotz
 		} else {
 			d.emit(ctx, group, notes)
 		}
+		now := time.Now()
 		for _, j := range held {
+			lim.observe(now.Sub(j.start))
 			*j = sendJob{} // let go of the message
-			slots <- j
+			if lim.issued > lim.limit {
+				lim.spare = append(lim.spare, j) // the limit came down
+				lim.issued--
+			} else {
+				slots <- j
+			}
+		}
+		if lim.adapt(now) {
+			d.metrics.inflightLimit(l.Provider, lim.limit)
+			for lim.issued < lim.limit && len(lim.spare) > 0 {
+				slots <- lim.spare[len(lim.spare)-1]
+				lim.spare = lim.spare[:len(lim.spare)-1]
+				lim.issued++
+			}
 		}
 	}
 	return handed, firstErr
+}
+
+// inflight is how many sends a lane keeps out but unrecorded: as many
+// as the lane's throughput needs and no more, since each is one a crash
+// could send twice. By Little's law a lane needs rate × hold time slots
+// (a slot is held from a send's start until its result is recorded).
+// The rate is the lane's send rate limit when its sender has one (the
+// most it will ever send), else the throughput of the last window; the
+// hold time is the shortest mean hold of the last few windows: the
+// round trip and the record without queueing. (A mean, not the shortest
+// single hold: results wait for their group's commit, so within a
+// window holds range from a send's round trip to that plus the
+// gathering and the commit.) The limit is that product times a
+// headroom (1.2 with a rate limit, 4 without), within the ceiling
+// (--push-concurrency). Without a rate
+// limit, while slots are what limits the lane (its throughput is limit
+// ÷ hold), that grows the limit each window until holds reach the
+// headroom times the shortest (more slots would only queue) or the
+// ceiling: TCP Vegas' window sized by the base round trip, applied to a
+// pool of sends. The recorder owns it: no lock.
+type inflight struct {
+	max, limit int
+	pace       float64       // the lane's send rate limit per second; 0: none known
+	issued     int           // slots in the pool or out: limit, once settled
+	spare      []*sendJob    // slots kept back while the limit is lower
+	winStart   time.Time     // this window's start
+	done       int           // results recorded in it
+	holds      time.Duration // their hold times, summed
+	means      [8]time.Duration
+	next       int
+}
+
+// The limiter's constants: where it starts, its floor, how often it
+// adapts, and its headroom over the need: with the rate known, enough
+// for the holds' spread; with the rate measured, also room to grow
+// while slots are what limits the lane.
+const (
+	firstInflight  = 16 // without a rate limit
+	minInflight    = 8
+	adaptEvery     = 100 * time.Millisecond
+	pacedHeadroom  = 1.2
+	probedHeadroom = 4
+)
+
+// Paced is what a Sender with a send rate limit tells the dispatcher:
+// its rate, in sends per second, which sizes how many sends it keeps in
+// flight (see inflight).
+type Paced interface {
+	Pace() float64
+}
+
+// firstHold is the hold a lane with a rate limit is sized for before
+// it has measured one: a loopback round trip and a group commit.
+const firstHold = 5 * time.Millisecond
+
+func newInflight(ceiling int, pace float64, now time.Time) *inflight {
+	first := firstInflight
+	if pace > 0 {
+		first = int(math.Ceil(pace * firstHold.Seconds() * pacedHeadroom))
+	}
+	return &inflight{max: ceiling, limit: max(minInflight, min(ceiling, first)), pace: pace, winStart: now}
+}
+
+// observe notes one recorded send's hold time.
+func (f *inflight) observe(hold time.Duration) {
+	f.done++
+	f.holds += hold
+}
+
+// adapt sets the limit anew once a window is over, and tells whether it
+// did.
+func (f *inflight) adapt(now time.Time) bool {
+	elapsed := now.Sub(f.winStart)
+	if elapsed < adaptEvery || f.done < minInflight {
+		return false
+	}
+	f.means[f.next%len(f.means)] = f.holds / time.Duration(f.done)
+	f.next++
+	base := time.Duration(0)
+	for _, m := range f.means {
+		if m > 0 && (base == 0 || m < base) {
+			base = m
+		}
+	}
+	rate, headroom := f.pace, pacedHeadroom
+	if rate <= 0 {
+		rate, headroom = float64(f.done)/elapsed.Seconds(), probedHeadroom
+	}
+	need := rate * base.Seconds() * headroom
+	// It comes down at once but goes up at most twofold a window: the
+	// first windows' holds include connecting (TLS, tokens), which a
+	// lane pays once.
+	f.limit = max(minInflight, min(f.max, 2*f.limit, int(math.Ceil(need))))
+	f.winStart, f.done, f.holds = now, 0, 0
+	return true
 }
 
 // feed claims the lane's due notifications batch after batch and hands
@@ -441,7 +564,7 @@ func (d *Dispatcher) feed(ctx context.Context, stop <-chan struct{}, l hotzone.L
 			}
 			handed++
 			j := <-slots
-			*j = sendJob{d: d, ctx: ctx, m: m, lane: l, results: results}
+			*j = sendJob{d: d, ctx: ctx, m: m, lane: l, results: results, start: time.Now()}
 			p.submit(j)
 		}
 	}

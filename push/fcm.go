@@ -54,6 +54,7 @@ type fcmSender struct {
 	client  *messaging.Client
 	tokens  oauth2.TokenSource
 	limit   waiter
+	pace    float64 // the limit's rate, per second (Paced)
 	retry   RetryPolicy
 	now     func() time.Time
 	broken  func(reason string)
@@ -175,3 +176,6 @@ func retryAfterOf(err error, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// Pace implements Paced: the lane's send rate limit.
+func (s *fcmSender) Pace() float64 { return s.pace }

@@ -18,6 +18,7 @@ type Metrics struct {
 	providerErrors *prometheus.CounterVec
 	presences      *prometheus.CounterVec
 	visits         prometheus.Counter
+	inflight       *prometheus.GaugeVec
 }
 
 // NewMetrics registers the push series with reg.
@@ -38,7 +39,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		visits: prometheus.NewCounter(prometheus.CounterOpts{Name: "hotzone_visits_total",
 			Help: "Visits attributed to an event: a device notified or held back walked into the store's visit area."}),
 	}
-	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors, m.presences, m.visits)
+	m.inflight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hotzone_push_inflight_limit",
+		Help: "Sends a lane keeps out but unrecorded, as last adapted to the measured round trip (at most --push-concurrency); also the most a crash can send twice."}, []string{"provider"})
+	reg.MustRegister(m.notifications, m.suppressions, m.sendLatency, m.retries, m.providerErrors, m.presences, m.visits, m.inflight)
 	return m
 }
 
@@ -85,4 +88,12 @@ func (m *Metrics) visit() {
 		return
 	}
 	m.visits.Inc()
+}
+
+// inflightLimit records a lane's adapted in-flight limit.
+func (m *Metrics) inflightLimit(p hotzone.Provider, n int) {
+	if m == nil {
+		return
+	}
+	m.inflight.WithLabelValues(string(p)).Set(float64(n))
 }

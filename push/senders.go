@@ -169,7 +169,7 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 				cc.CloseIdleConnections()
 			}
 		}
-		return &apnsSender{client: client, topic: c.Topic, limit: s.limiter(lane, s.opts.APNsRate), retry: s.opts.Retry,
+		return &apnsSender{client: client, topic: c.Topic, limit: s.limiter(lane, s.opts.APNsRate), pace: float64(s.opts.APNsRate), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, closeFn, nil
 	case hotzone.ProviderFCM:
 		if err := s.CheckTokenURI(c.TokenURI); err != nil {
@@ -179,7 +179,7 @@ func (s *Senders) build(lane hotzone.Lane, c hotzone.PushCredentials) (Sender, f
 		if err != nil {
 			return nil, nil, err
 		}
-		return &fcmSender{client: client, tokens: tokens, limit: s.limiter(lane, s.opts.FCMRate), retry: s.opts.Retry,
+		return &fcmSender{client: client, tokens: tokens, limit: s.limiter(lane, s.opts.FCMRate), pace: float64(s.opts.FCMRate), retry: s.opts.Retry,
 			now: s.opts.Now, broken: broken, healthy: healthy}, nil, nil
 	}
 	return DryRun{Now: s.opts.Now}, nil, nil

@@ -76,7 +76,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
 	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
-	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "sends in flight at once per brand and provider (env "+envName("push-concurrency")+")")
+	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "the most sends in flight per brand and provider; fewer are kept out when the measured round trip needs fewer at the send rate (env "+envName("push-concurrency")+")")
 	fs.IntVar(&cfg.GCFloorMB, "gc-floor-mb", 32, "MB the Go heap may grow by before a collection, however small it is (GOGC still rules larger heaps); 0: GOGC alone; ignored when GOGC is set (env "+envName("gc-floor-mb")+")")
 	fs.DurationVar(&cfg.PushLease, "push-lease", push.DefaultLease, "how long a notification this node claimed stays its own before another node may send it: a node that dies leaves its claims to the others this long after (env "+envName("push-lease")+")")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback, private and link-local addresses, for tests and on-premise receivers; off, such a URL is refused at registration and at every connection (env "+envName("webhook-allow-private")+")")

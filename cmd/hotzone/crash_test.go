@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -307,4 +308,137 @@ func storeS(t *testing.T, brandID string) hotzone.Store {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestCrashDuplicatesBounded: SIGKILL in the middle of a 3,000-device
+// send to the local fakes, half APNs and half FCM, with the defaults,
+// then a restart on the same data dir: every device gets its push, and
+// at most 200 get it twice. What can be sent twice is what was sent but
+// not yet recorded, which the dispatcher keeps to what each lane's
+// measured round trip needs (push.Paced, the in-flight limit) rather
+// than --push-concurrency's ceiling of 512 a lane.
+//
+// The bound is a figure of the server as users run it, so the test runs
+// without the race detector (scripts/test runs it on its own so): with
+// it, every send and commit takes several times longer, and so many
+// more are out at once.
+func TestCrashDuplicatesBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test starts real processes")
+	}
+	if raceDetector {
+		t.Skip("measured without the race detector: scripts/test runs it so")
+	}
+	const devices = 3000
+	apns, fcm := pushtest.NewAPNs(t), pushtest.NewFCM(t)
+	dir := t.TempDir()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	caFile := filepath.Join(t.TempDir(), "apns-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: apns.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminKey, apnsTokens := seedCrashData(t, dir, secret, apns, devices)
+	// Every other device moves to FCM.
+	var fcmTokens []string
+	db, err := bolt.Open(dir, bolt.Options{SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	br, err := db.Authenticate(ctx, adminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved []hotzone.Device
+	for i := 1; i < devices; i += 2 {
+		id := fmt.Sprintf("dev-%05d", i)
+		tok := "fcm-" + id
+		fcmTokens = append(fcmTokens, tok)
+		moved = append(moved, hotzone.Device{ID: id, Platform: hotzone.PlatformAndroid, OptIn: true, Timezone: "UTC", Provider: hotzone.ProviderFCM, Token: tok})
+	}
+	for _, d := range moved {
+		d.BrandID = br.BrandID
+		if _, _, err := db.PutDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var tokens []string
+	for i, tok := range apnsTokens {
+		if i%2 == 0 {
+			tokens = append(tokens, tok)
+		}
+	}
+	tokens = append(tokens, fcmTokens...)
+	received := func(tok string) int {
+		if strings.HasPrefix(tok, "fcm-") {
+			return fcm.Count(tok)
+		}
+		return apns.Count(tok)
+	}
+	total := func() int { return len(apns.Received()) + len(fcm.Received()) }
+
+	env := []string{"HOTZONE_SECRET_KEY=" + base64.StdEncoding.EncodeToString(secret), "HOTZONE_OPERATOR_KEY=hzo_crash-test"}
+	args := []string{"--data", dir, "--apns-url", apns.URL(), "--push-ca-file", caFile, "--fcm-url", fcm.Endpoint()}
+	c := startChild(t, env, args...)
+	sa, _ := fcm.NewServiceAccount("crash-app")
+	body, _ := json.Marshal(map[string]string{"service_account_json": string(sa)})
+	if code, m := httpCall(t, "PUT", c.base+"/v1/push/fcm", adminKey, string(body)); code != 204 {
+		t.Fatalf("PUT /v1/push/fcm = %d %v", code, m)
+	}
+	if code, m := httpCall(t, "POST", c.base+"/v1/stores/s/events", adminKey, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
+		t.Fatalf("start event = %d %v", code, m)
+	}
+	for i, prev := 0, 0; ; i++ {
+		n := total()
+		if n >= devices/4 && n > prev {
+			break
+		}
+		if i > 6000 {
+			t.Fatalf("only %d pushes arrived before the kill deadline", n)
+		}
+		prev = n
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+	atKill := total()
+
+	c = startChild(t, env, args...)
+	for i := 0; ; i++ {
+		missing := 0
+		for _, tok := range tokens {
+			if received(tok) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if i > 6000 {
+			t.Fatalf("%d devices never got their push after the restart", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	twice, twiceFCM := 0, 0
+	for _, tok := range tokens {
+		switch n := received(tok); {
+		case n == 2:
+			twice++
+			if strings.HasPrefix(tok, "fcm-") {
+				twiceFCM++
+			}
+		case n > 2:
+			t.Errorf("token %s received %d pushes", tok, n)
+		}
+	}
+	t.Logf("SIGKILL after %d of %d pushes (half APNs, half FCM); %d devices received theirs twice (%d APNs, %d FCM)", atKill, devices, twice, twice-twiceFCM, twiceFCM)
+	if twice > 200 {
+		t.Errorf("%d devices pushed twice, more than 200", twice)
+	}
 }

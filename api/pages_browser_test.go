@@ -993,7 +993,7 @@ func TestTabletReport(t *testing.T) {
 	b.click(`#tabs a[data-view="events"]`)
 	b.waitTextContains("#events-rows", "Glazed are hot")
 	b.click(`#events-rows .report-btn`)
-	b.waitTextContains(`#events-rows .report`, fmt.Sprintf("Visits within 2 h: 30 notified"))
+	b.waitTextContains(`#events-rows .report`, "Visits within 2 h: 30 notified")
 	b.waitTextContains(`#events-rows .report`, "95% interval")
 	b.adminScreenshots("admin-report")
 	b.checkConsole()

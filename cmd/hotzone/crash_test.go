@@ -409,7 +409,7 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 	_ = c.cmd.Wait()
 	atKill := total()
 
-	c = startChild(t, env, args...)
+	startChild(t, env, args...) // the restart: it sends the rest
 	for i := 0; ; i++ {
 		missing := 0
 		for _, tok := range tokens {

@@ -107,50 +107,9 @@ func TestCrashMidFanOut(t *testing.T) {
 	if code, m := httpCall(t, "POST", c.base+"/v1/stores/s/events", adminKey, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
 		t.Fatalf("start event = %d %v", code, m)
 	}
-	// Kill in the middle of sending: past a quarter, at a moment when
-	// pushes are arriving (not in a pause between batches).
-	for i, prev := 0, 0; ; i++ {
-		n := len(fake.Received())
-		if n >= devices/4 && n > prev {
-			break
-		}
-		if i > 6000 {
-			t.Fatalf("only %d pushes arrived before the kill deadline", n)
-		}
-		prev = n
-		time.Sleep(time.Millisecond)
-	}
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.cmd.Wait()
-	atKill := len(fake.Received())
-
+	atKill := killMidSend(t, c, func() int { return len(fake.Received()) }, devices/4)
 	c = startChild(t, env, args...)
-	for i := 0; ; i++ {
-		missing := 0
-		for _, tok := range tokens {
-			if fake.Count(tok) == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if i > 6000 {
-			t.Fatalf("%d devices never got their push after the restart", missing)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	twice := 0
-	for _, tok := range tokens {
-		switch n := fake.Count(tok); {
-		case n == 2:
-			twice++
-		case n > 2:
-			t.Errorf("token %s received %d pushes", tok, n)
-		}
-	}
+	twice := countTwice(t, tokens, fake.Count)
 	// In flight at the kill: sent, but not yet recorded as sent. A send's
 	// slot frees only once its result is recorded, so that is at most the
 	// dispatcher's concurrency per lane.
@@ -392,9 +351,24 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 	if code, m := httpCall(t, "POST", c.base+"/v1/stores/s/events", adminKey, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
 		t.Fatalf("start event = %d %v", code, m)
 	}
+	atKill := killMidSend(t, c, total, devices/4)
+	startChild(t, env, args...) // the restart: it sends the rest
+	twice := countTwice(t, tokens, received)
+	twiceFCM := countTwice(t, fcmTokens, fcm.Count)
+	t.Logf("SIGKILL after %d of %d pushes (half APNs, half FCM); %d devices received theirs twice (%d APNs, %d FCM)", atKill, devices, twice, twice-twiceFCM, twiceFCM)
+	if twice > 200 {
+		t.Errorf("%d devices pushed twice, more than 200", twice)
+	}
+}
+
+// killMidSend SIGKILLs c in the middle of sending: once at least from
+// pushes have arrived, at a moment when they are arriving (not in a
+// pause between batches). It answers how many had arrived.
+func killMidSend(t *testing.T, c *child, arrived func() int, from int) int {
+	t.Helper()
 	for i, prev := 0, 0; ; i++ {
-		n := total()
-		if n >= devices/4 && n > prev {
+		n := arrived()
+		if n >= from && n > prev {
 			break
 		}
 		if i > 6000 {
@@ -407,9 +381,13 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.cmd.Wait()
-	atKill := total()
+	return arrived()
+}
 
-	startChild(t, env, args...) // the restart: it sends the rest
+// countTwice waits (bounded) until every token received its push, and
+// answers how many received it twice; more than twice is an error.
+func countTwice(t *testing.T, tokens []string, received func(string) int) int {
+	t.Helper()
 	for i := 0; ; i++ {
 		missing := 0
 		for _, tok := range tokens {
@@ -425,20 +403,14 @@ func TestCrashDuplicatesBounded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	twice, twiceFCM := 0, 0
+	twice := 0
 	for _, tok := range tokens {
 		switch n := received(tok); {
 		case n == 2:
 			twice++
-			if strings.HasPrefix(tok, "fcm-") {
-				twiceFCM++
-			}
 		case n > 2:
 			t.Errorf("token %s received %d pushes", tok, n)
 		}
 	}
-	t.Logf("SIGKILL after %d of %d pushes (half APNs, half FCM); %d devices received theirs twice (%d APNs, %d FCM)", atKill, devices, twice, twice-twiceFCM, twiceFCM)
-	if twice > 200 {
-		t.Errorf("%d devices pushed twice, more than 200", twice)
-	}
+	return twice
 }

@@ -182,13 +182,19 @@ func (e *Engine) attributeDecided(ctx context.Context, ev *hotzone.Event, device
 	}
 	marks := make([]hotzone.VisitMark, len(deviceIDs))
 	for i, id := range deviceIDs {
-		marks[i] = hotzone.VisitMark{EventID: ev.ID, DeviceID: id, At: now, AlreadyThere: true, Within: ev.Attribution()}
-		// Being there settles it: no later ping can make it a visit.
-		e.attr.settle(ev.ID, id, now.Add(ev.Attribution()))
+		marks[i] = e.thereMark(ev, id, now)
 	}
 	if _, err := e.db.Attribute(ctx, ev.BrandID, marks); err != nil {
 		e.log.Warn("attribution: already there", "event_id", ev.ID, "err", err)
 	}
+}
+
+// thereMark is the mark of a device decided for ev while inside the
+// store's visit area. Being there settles its entry: no later ping can
+// make it a visit, so none asks.
+func (e *Engine) thereMark(ev *hotzone.Event, deviceID string, now time.Time) hotzone.VisitMark {
+	e.attr.settle(ev.ID, deviceID, now.Add(ev.Attribution()))
+	return hotzone.VisitMark{EventID: ev.ID, DeviceID: deviceID, At: now, AlreadyThere: true, Within: ev.Attribution()}
 }
 
 // decidedNow tells whether an outcome made the device notified or held
@@ -213,9 +219,7 @@ func (e *Engine) visitPing(ctx context.Context, brandID, deviceID string, p geo.
 	for _, h := range hits {
 		for i := range decided {
 			if decided[i].StoreID == h.ID {
-				ev := &decided[i]
-				marks = append(marks, hotzone.VisitMark{EventID: ev.ID, DeviceID: deviceID, At: now, AlreadyThere: true, Within: ev.Attribution()})
-				e.attr.settle(ev.ID, deviceID, now.Add(ev.Attribution()))
+				marks = append(marks, e.thereMark(&decided[i], deviceID, now))
 			}
 		}
 		marks = e.attr.marks(brandID, h.ID, deviceID, now, marks)

@@ -846,15 +846,22 @@ func TestAdminPage(t *testing.T) {
 	// Policy: a good value saves, a bad one is shown next to its field.
 	b.click(`#tabs a[data-view="policy"]`)
 	b.waitJS("the policy", `document.getElementById('p-daily-cap').value === '0'`, `document.getElementById('p-daily-cap').value`)
+	if got := b.eval(`document.getElementById('p-holdout').value + ' ' + document.getElementById('p-retention').value`); got != "0 30" {
+		t.Errorf("holdout and retention shown as %q, want the defaults 0 30", got)
+	}
 	b.typeInto("#p-daily-cap", "5")
+	b.typeInto("#p-holdout", "10")
+	b.typeInto("#p-retention", "90")
 	b.click("#policy-form button[type=submit]")
 	b.waitTextContains("#flash", "Policy saved")
 	var pol struct {
-		DailyCap int `json:"daily_cap"`
+		DailyCap      int `json:"daily_cap"`
+		HoldoutPct    int `json:"holdout_pct"`
+		RetentionDays int `json:"retention_days"`
 	}
 	e.must(200, "GET", "/v1/policy", admin, nil).decode(t, &pol)
-	if pol.DailyCap != 5 {
-		t.Errorf("daily_cap = %d, want 5", pol.DailyCap)
+	if pol.DailyCap != 5 || pol.HoldoutPct != 10 || pol.RetentionDays != 90 {
+		t.Errorf("policy saved from the page: %+v, want daily_cap 5, holdout_pct 10, retention_days 90", pol)
 	}
 	b.typeInto("#p-daily-cap", "500")
 	b.click("#policy-form button[type=submit]")

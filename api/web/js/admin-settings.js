@@ -13,6 +13,8 @@ export function policyView(app) {
     max_accuracy_m: '#p-max-accuracy',
     presence_ttl_s: '#p-presence-ttl',
     max_ping_age_s: '#p-max-age',
+    holdout_pct: '#p-holdout',
+    retention_days: '#p-retention',
   };
 
   function fill(p) {

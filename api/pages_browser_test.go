@@ -1005,3 +1005,62 @@ func TestTabletReport(t *testing.T) {
 	b.adminScreenshots("admin-report")
 	b.checkConsole()
 }
+
+// TestAdminMessages: an admin saves a message template and an audience
+// from the page, sees a refused tag next to its field, edits one and
+// deletes the other; the API holds what the page did.
+func TestAdminMessages(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, Options{})
+	ls := startLiveServer(t, e.srv)
+	f := newTabletFixture(e)
+	admin := f.brand.AdminKey
+	b.navigate(ls.URL() + "/admin")
+	b.waitVisible("#view-signin")
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+	b.typeInto("#signin-key", admin)
+	b.click("#signin-form button[type=submit]")
+	b.waitText("#brand-name", "Krispy Donuts")
+	b.click(`#tabs a[data-view="messages"]`)
+	b.waitVisible("#tpl-empty")
+
+	b.typeInto("#t-id", "glazed")
+	b.typeInto("#t-name", "Glazed are hot")
+	b.typeInto("#t-title", "Glazed are hot")
+	b.typeInto("#t-body", "Come in now")
+	b.setValue("#t-duration", "3600")
+	b.click("#tpl-form button[type=submit]")
+	b.waitTextContains("#tpl-list", "Glazed are hot")
+	var tpl struct {
+		Title     string `json:"title"`
+		DurationS *int   `json:"duration_s"`
+	}
+	e.must(200, "GET", "/v1/templates/glazed", admin, nil).decode(t, &tpl)
+	if tpl.Title != "Glazed are hot" || tpl.DurationS == nil || *tpl.DurationS != 3600 {
+		t.Errorf("template saved from the page: %+v", tpl)
+	}
+
+	b.typeInto("#a-id", "gold")
+	b.typeInto("#a-name", "Gold members")
+	b.typeInto("#a-all", "Loyalty:Gold")
+	b.allow(`status of 400`) // the refused tag, on purpose
+	b.click("#aud-form button[type=submit]")
+	b.waitVisible("#a-all-error")
+	b.typeInto("#a-all", "loyalty:gold")
+	b.typeInto("#a-none", "staff")
+	b.click("#aud-form button[type=submit]")
+	b.waitTextContains("#aud-list", "all of loyalty:gold; none of staff")
+	e.must(200, "GET", "/v1/audiences/gold", admin, nil)
+	b.adminScreenshots("admin-messages")
+
+	// Edit the template; delete the audience.
+	b.click(`#tpl-list li[data-id="glazed"] button`)
+	b.waitJS("the template in the form", `document.getElementById('t-body').value === 'Come in now'`, `document.getElementById('t-body').value`)
+	b.typeInto("#t-body", "Fresh from the oven")
+	b.click("#tpl-form button[type=submit]")
+	b.waitTextContains("#tpl-list", "Fresh from the oven")
+	b.click(`#aud-list li[data-id="gold"] button:last-child`)
+	b.waitVisible("#aud-empty")
+	e.must(404, "GET", "/v1/audiences/gold", admin, nil)
+	b.checkConsole()
+}

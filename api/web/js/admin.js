@@ -6,10 +6,11 @@ import {ApiError, request} from './api.js';
 import {$, $$, say} from './dom.js';
 import {storesView} from './admin-stores.js';
 import {eventsView, deliveriesView} from './admin-lists.js';
+import {presetsView} from './admin-presets.js';
 import {policyView, pushView, settingsView} from './admin-settings.js';
 
 const KEY = 'hotzone.admin.key';
-const VIEWS = ['stores', 'events', 'deliveries', 'policy', 'push', 'settings'];
+const VIEWS = ['stores', 'events', 'deliveries', 'messages', 'policy', 'push', 'settings'];
 
 // app is what every section gets: the key's calls, and ways to talk to
 // the person and to move between sections.
@@ -72,6 +73,7 @@ function init() {
   views.stores = storesView(app);
   views.events = eventsView(app);
   views.deliveries = deliveriesView(app);
+  views.messages = presetsView(app);
   views.policy = policyView(app);
   views.push = pushView(app);
   views.settings = settingsView(app);

@@ -731,13 +731,7 @@ func TestAdminPage(t *testing.T) {
 	e.arrive(f.brand.AppKey, "phone-1", true)
 	e.must(201, "POST", "/v1/stores/main-st/events", admin, map[string]any{"title": "Hot Now", "body": "Fresh"})
 
-	b.navigate(ls.URL() + "/admin")
-	b.waitVisible("#view-signin")
-	// The tests have no network: no tile layer, fences on a plain background.
-	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
-	b.typeInto("#signin-key", admin)
-	b.click("#signin-form button[type=submit]")
-	b.waitText("#brand-name", "Krispy Donuts")
+	b.signInAdmin(ls.URL(), admin)
 	b.waitVisible("#map")
 	b.waitJS("main-st listed as live", `document.querySelector('.store-item[data-id="main-st"] .badge-live') !== null`, textJS("#store-list"))
 	// Server strings are text, never markup.
@@ -991,12 +985,7 @@ func TestTabletReport(t *testing.T) {
 	b.checkConsole()
 
 	// The admin page: the report in the event's row.
-	b.navigate(ls.URL() + "/admin")
-	b.waitVisible("#view-signin")
-	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
-	b.typeInto("#signin-key", admin)
-	b.click("#signin-form button[type=submit]")
-	b.waitText("#brand-name", "Krispy Donuts")
+	b.signInAdmin(ls.URL(), admin)
 	b.click(`#tabs a[data-view="events"]`)
 	b.waitTextContains("#events-rows", "Glazed are hot")
 	b.click(`#events-rows .report-btn`)
@@ -1015,12 +1004,7 @@ func TestAdminMessages(t *testing.T) {
 	ls := startLiveServer(t, e.srv)
 	f := newTabletFixture(e)
 	admin := f.brand.AdminKey
-	b.navigate(ls.URL() + "/admin")
-	b.waitVisible("#view-signin")
-	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
-	b.typeInto("#signin-key", admin)
-	b.click("#signin-form button[type=submit]")
-	b.waitText("#brand-name", "Krispy Donuts")
+	b.signInAdmin(ls.URL(), admin)
 	b.click(`#tabs a[data-view="messages"]`)
 	b.waitVisible("#tpl-empty")
 
@@ -1063,4 +1047,17 @@ func TestAdminMessages(t *testing.T) {
 	b.waitVisible("#aud-empty")
 	e.must(404, "GET", "/v1/audiences/gold", admin, nil)
 	b.checkConsole()
+}
+
+// signInAdmin opens the admin page at base and signs in with key, the
+// fixture brand's ("Krispy Donuts"). The tests have no network: no tile
+// layer, fences on a plain background.
+func (b *browser) signInAdmin(base, key string) {
+	b.t.Helper()
+	b.navigate(base + "/admin")
+	b.waitVisible("#view-signin")
+	b.eval(`(localStorage.setItem('hotzone.admin.tileURL', ''), true)`)
+	b.typeInto("#signin-key", key)
+	b.click("#signin-form button[type=submit]")
+	b.waitText("#brand-name", "Krispy Donuts")
 }

@@ -257,9 +257,25 @@ func checkTags(errs *fieldErrors, field string, tags []string) []string {
 // answering its user's request to see their data: the registration as
 // PUT answers it, the last position and the device's log entries.
 type deviceDataJSON struct {
-	deviceJSON
-	LastPosition  *positionJSON      `json:"last_position"`
+	positionedDeviceJSON
 	Notifications []notificationJSON `json:"notifications"`
+}
+
+// positionedDeviceJSON is a device as PUT answers it and its last
+// position (null when it never pinged): a device's data and an export's
+// device line.
+type positionedDeviceJSON struct {
+	deviceJSON
+	LastPosition *positionJSON `json:"last_position"`
+}
+
+func toPositionedDeviceJSON(d hotzone.Device, pos *hotzone.DevicePosition) positionedDeviceJSON {
+	out := positionedDeviceJSON{deviceJSON: toDeviceJSON(d)}
+	if pos != nil {
+		p := pos.Last
+		out.LastPosition = &positionJSON{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM, TS: p.TS.UTC()}
+	}
+	return out
 }
 
 type positionJSON struct {
@@ -286,13 +302,9 @@ func (s *Server) handleGetDevice() gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		out := deviceDataJSON{deviceJSON: toDeviceJSON(d), Notifications: make([]notificationJSON, len(ns))}
+		out := deviceDataJSON{positionedDeviceJSON: toPositionedDeviceJSON(d, pos), Notifications: make([]notificationJSON, len(ns))}
 		for i, n := range ns {
 			out.Notifications[i] = toNotificationJSON(n)
-		}
-		if pos != nil {
-			p := pos.Last
-			out.LastPosition = &positionJSON{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM, TS: p.TS.UTC()}
 		}
 		ok(c, http.StatusOK, out)
 	}

@@ -154,6 +154,9 @@ func checkLocalized(errs *fieldErrors, in map[string]messageRequest) map[string]
 	return out
 }
 
+// maxDurationS is the longest event, in seconds (duration_s).
+const maxDurationS = int(hotzone.MaxEventDuration / time.Second)
+
 const (
 	defaultDuration = 1800
 	maxIdemKey      = 255
@@ -187,8 +190,8 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		dur := defaultDuration
 		if req.DurationS != nil {
 			dur = *req.DurationS
-			if dur < 60 || dur > 43200 {
-				errs.add("duration_s", "must be between 60 and 43200")
+			if dur < 60 || dur > maxDurationS {
+				errs.add("duration_s", "must be between 60 and "+strconv.Itoa(maxDurationS))
 			}
 		}
 		if req.URL != nil {

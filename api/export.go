@@ -18,13 +18,6 @@ type exportLine struct {
 	Data any    `json:"data"`
 }
 
-// exportDevice is a device as GET /v1/devices/{id} answers it, without
-// its log entries (they are lines of their own).
-type exportDevice struct {
-	deviceJSON
-	LastPosition *positionJSON `json:"last_position"`
-}
-
 // exportPage is how many objects an export reads at a time.
 const exportPage = 1000
 
@@ -99,12 +92,9 @@ func ExportBrand(ctx context.Context, db hotzone.Storage, brandID string, w io.W
 		if err != nil {
 			continue // erased since it was listed
 		}
-		out := exportDevice{deviceJSON: toDeviceJSON(d)}
-		if pos != nil {
-			p := pos.Last
-			out.LastPosition = &positionJSON{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM, TS: p.TS.UTC()}
-		}
-		if err := put("device", out); err != nil {
+		// As GET /v1/devices/{id} answers it, without its log entries:
+		// they are lines of their own.
+		if err := put("device", toPositionedDeviceJSON(d, pos)); err != nil {
 			return nil, err
 		}
 	}

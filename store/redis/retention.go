@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -114,8 +115,11 @@ func (db *DB) prunePositions(ctx context.Context, brandID string, cutoff time.Ti
 	for s := range Shards {
 		for cursor := "0"; ; {
 			r, err := strs(db.exec(ctx, prunePositions, []string{db.shard(brandID, s)}, []string{cursor, strconv.Itoa(pruneBatch), nanos(cutoff)}))
-			if err != nil || len(r) == 0 {
-				return fmt.Errorf("redis: prune positions: %v", err)
+			if err != nil {
+				return fmt.Errorf("redis: prune positions: %w", err)
+			}
+			if len(r) == 0 {
+				return errors.New("redis: prune positions: no cursor answered")
 			}
 			var cmds []valkey.Completed
 			for i := 1; i+1 < len(r); i += 2 {

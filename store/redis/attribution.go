@@ -19,7 +19,7 @@ var peekEntries = newScript(`
 local p = KEYS[1]
 local out = {}
 for i = 1, #ARGV, 2 do
-  local id = redis.call('HGET', p .. ':dn:' .. ARGV[i+1], ARGV[i]) or ''
+  local id = redis.call('HGET', p .. ':d:' .. ARGV[i+1], 'n:' .. ARGV[i]) or ''
   local body = ''
   if id ~= '' then body = redis.call('HGET', p .. ':n', id) or '' end
   out[#out+1] = id

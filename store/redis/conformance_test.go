@@ -74,6 +74,7 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testFarPing(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
+	t.Run("DecisionOnAChangedDevice", func(t *testing.T) { testDecisionOnChangedDevice(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -504,5 +505,47 @@ func testFarPing(t *testing.T, a, b *DB) {
 	}
 	if refs, _ := a.Lingering(ctx, now.Add(2*time.Second), 100); len(refs) != 0 {
 		t.Errorf("Lingering again = %v, want none: a far ping is listed once", refs)
+	}
+}
+
+// testDecisionOnChangedDevice: a device that changes between the read a
+// decision is made on and its write (here: opts out while decide runs)
+// is decided again on the record as it is now, also when a batch of
+// other devices is decided in the same call.
+func testDecisionOnChangedDevice(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, db, "Changed")
+	ids := []string{"a", "b", "c", "d"}
+	for _, id := range ids {
+		mustPutDevice(t, db, apnsDevice(br.ID, id))
+	}
+	ev := mustStartEvent(t, db, br.ID, time.Now())
+	calls := map[string]int{}
+	out, err := db.Consider(ctx, ev, ids, func(d hotzone.Device, _ []time.Time) string {
+		calls[d.ID]++
+		if !d.OptIn {
+			return "opted_out"
+		}
+		if d.ID == "b" && calls[d.ID] == 1 {
+			off := apnsDevice(br.ID, "b")
+			off.OptIn = false
+			mustPutDevice(t, db, off)
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out {
+		want := hotzone.StatusQueued
+		if o.DeviceID == "b" {
+			want = hotzone.StatusSuppressed
+		}
+		if o.Status != want {
+			t.Errorf("%s: %+v, want %s", o.DeviceID, o, want)
+		}
+	}
+	if calls["b"] != 2 {
+		t.Errorf("b decided %d times, want twice (again on its new record)", calls["b"])
 	}
 }

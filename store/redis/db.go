@@ -45,6 +45,7 @@ type DB struct {
 
 	devs     devCache
 	notified notifiedCache
+	claimed  claimedEntries
 	pos      positions
 	present  presentCache
 	hookBits sync.Map   // brand id -> the types its webhooks take (hotzone.HookType.Bit), for Listens

@@ -68,11 +68,13 @@ func (c *devCache) forget(brandID, deviceID string) {
 // putDevice writes a device's record if it is still as read. KEYS:
 // device hash, shard's device set. ARGV: record read ("" for none), new
 // record, device id. Answers {"1"}, or {"0", the record as it is} for
-// the caller to decide again on, with no read of its own.
+// the caller to decide again on, with no read of its own. The record's
+// SHA-1 goes with it (field "rv"): a decision checks that the record it
+// was made on is unchanged by that, not by sending the record back.
 var putDevice = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'rec') or ''
 if cur ~= ARGV[1] then return {'0', cur} end
-redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'rv', redis.sha1hex(ARGV[2]))
 redis.call('SADD', KEYS[2], ARGV[3])
 return {'1'}`)
 
@@ -246,29 +248,31 @@ local d = p .. ':d:' .. ARGV[1]
 local rec = redis.call('HGET', d, 'rec')
 if not rec then return false end
 local qual = redis.call('HGET', d, 'qual') or ''
-local dn = p .. ':dn:' .. ARGV[1]
-local entries = redis.call('HGETALL', dn)
+local fields = redis.call('HGETALL', d)
 local buckets = {queued='queued', sent='sent', dry_run='sent', suppressed='suppressed', failed='failed', invalid_token='failed', expired='expired'}
-for i = 1, #entries, 2 do
-  local ev, id = entries[i], entries[i+1]
-  local body = redis.call('HGET', p .. ':n', id)
-  if body then
-    local x = cjson.decode(body)
-    local b = buckets[x.status]
-    if b then
-      redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1)
-      if x.opened_at then redis.call('HINCRBY', p .. ':c', ev .. ':opened', -1) end
-      shardCounts(p, ev)
+for i = 1, #fields, 2 do
+  -- Field n:EVENT holds the device's entry for the event.
+  if string.sub(fields[i], 1, 2) == 'n:' then
+    local ev, id = string.sub(fields[i], 3), fields[i+1]
+    local body = redis.call('HGET', p .. ':n', id)
+    if body then
+      local x = cjson.decode(body)
+      local b = buckets[x.status]
+      if b then
+        redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, -1)
+        if x.opened_at then redis.call('HINCRBY', p .. ':c', ev .. ':opened', -1) end
+        shardCounts(p, ev)
+      end
+      if type(x.provider) == 'string' and x.provider ~= '' then redis.call('ZREM', p .. ':o:' .. x.provider, id) end
     end
-    if type(x.provider) == 'string' and x.provider ~= '' then redis.call('ZREM', p .. ':o:' .. x.provider, id) end
+    redis.call('HDEL', p .. ':n', id)
+    redis.call('HDEL', p .. ':cl', id)
+    redis.call('ZREM', p .. ':li', id)
+    redis.call('ZREM', p .. ':le:' .. ev, id)
+    redis.call('ZREM', p .. ':oq', id)
   end
-  redis.call('HDEL', p .. ':n', id)
-  redis.call('HDEL', p .. ':cl', id)
-  redis.call('ZREM', p .. ':li', id)
-  redis.call('ZREM', p .. ':le:' .. ev, id)
-  redis.call('ZREM', p .. ':oq', id)
 end
-redis.call('DEL', d, dn)
+redis.call('DEL', d)
 redis.call('SREM', p .. ':devs', ARGV[1])
 redis.call('ZREM', p .. ':pv', ARGV[1])
 redis.call('SREM', p .. ':pf', ARGV[1])

@@ -19,7 +19,8 @@ import (
 
 // The ledger lives in the device shards. In shard S:
 //
-//	{S}:dn:DEVICE  hash event id -> the device's notification id for it
+//	{S}:d:DEVICE   the device's hash (see devices.go) also holds, in
+//	               field "n:EVENT", its notification id for the event
 //	{S}:n          hash notification id -> the entry (JSON)
 //	{S}:li         the shard's log, ids in a sorted set (score 0: by id)
 //	{S}:le:EVENT   the event's entries in the shard, likewise
@@ -288,21 +289,23 @@ func (db *DB) readLiveCounts(ctx context.Context, brandID string, eventIDs []str
 
 // peek reads what decisions need of a shard's devices. KEYS[1]: the
 // shard. ARGV: the event, then device ids. Answers, per device, its
-// record ("" for an unknown one), history, the notification id it has
-// for the event and that entry ("" for none).
+// record ("" for an unknown one) and the record's version (see
+// putDevice), history, the notification id it has for the event and
+// that entry ("" for none).
 var peek = newScript(`
 local p, ev = KEYS[1], ARGV[1]
+local f = 'n:' .. ev
 local out = {}
 for i = 2, #ARGV do
-  local dev = ARGV[i]
-  local v = redis.call('HMGET', p .. ':d:' .. dev, 'rec', 'hist')
-  local rec, hist, id, body = v[1] or '', v[2] or '', '', ''
+  local v = redis.call('HMGET', p .. ':d:' .. ARGV[i], 'rec', 'rv', 'hist', f)
+  local rec, id, body = v[1] or '', '', ''
   if rec ~= '' then
-    id = redis.call('HGET', p .. ':dn:' .. dev, ev) or ''
+    id = v[4] or ''
     if id ~= '' then body = redis.call('HGET', p .. ':n', id) or '' end
   end
   out[#out+1] = rec
-  out[#out+1] = hist
+  out[#out+1] = v[2] or ''
+  out[#out+1] = v[3] or ''
   out[#out+1] = id
   out[#out+1] = body
 end
@@ -313,54 +316,66 @@ const decideArgs = 13
 
 // decide writes decisions for a shard's devices, each only if
 // everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
-// event, the due time (ms), then per device: its id, record, history,
-// notification id and entry as peeked; the entry's id and new JSON; its
+// event, the due time (ms), then per device: its id, record version,
+// history, notification id and entry as peeked; the entry's id and new JSON; its
 // new bucket and the old one ("" when new); "1" to queue it, with the
 // new history, provider and creation time (ms). Answers, per device, 1
 // or 0 (peek again), then, if any was written, the event's counts in
 // the shard (see countsLua).
+//
+// Each device's own keys are checked and written as it comes; the
+// shard's entries, log indexes and outbox are written once for the
+// batch, each one multi-member command: under a fan-out, calls per
+// device were most of the shard's work.
 var decide = newScript(countsLua + `
 local p, ev, due = KEYS[1], ARGV[1], ARGV[2]
+local f = 'n:' .. ev
 local out = {}
-local changed = false
 local delta = {}
+local entries, logged, oq, boxes = {}, {}, {}, {}
 local function add(b, n) delta[b] = (delta[b] or 0) + n end
 for i = 3, #ARGV, 13 do
-  local dev = ARGV[i]
-  local d = p .. ':d:' .. dev
-  local dn = p .. ':dn:' .. dev
+  local d = p .. ':d:' .. ARGV[i]
   local ok = 1
-  local v = redis.call('HMGET', d, 'rec', 'hist')
-  if (v[1] or '') ~= ARGV[i+1] or (v[2] or '') ~= ARGV[i+2] then ok = 0 end
-  local id = ''
-  if ok == 1 then
-    id = redis.call('HGET', dn, ev) or ''
-    if id ~= ARGV[i+3] then
-      ok = 0
-    elseif id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[i+4] then
-      ok = 0
-    end
+  local v = redis.call('HMGET', d, 'rv', 'hist', f)
+  local id = v[3] or ''
+  if (v[1] or '') ~= ARGV[i+1] or (v[2] or '') ~= ARGV[i+2] or id ~= ARGV[i+3] then
+    ok = 0
+  elseif id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[i+4] then
+    ok = 0
   end
   if ok == 1 then
     local nid = ARGV[i+5]
-    redis.call('HSET', p .. ':n', nid, ARGV[i+6])
+    entries[#entries+1] = nid
+    entries[#entries+1] = ARGV[i+6]
     if id == '' then
-      redis.call('HSET', dn, ev, nid)
-      redis.call('ZADD', p .. ':li', 0, nid)
-      redis.call('ZADD', p .. ':le:' .. ev, 0, nid)
+      logged[#logged+1] = 0
+      logged[#logged+1] = nid
     end
     if ARGV[i+8] ~= '' then add(ARGV[i+8], -1) end
     add(ARGV[i+7], 1)
     if ARGV[i+9] == '1' then
-      redis.call('HSET', d, 'hist', ARGV[i+10])
-      redis.call('ZADD', p .. ':o:' .. ARGV[i+11], due, nid)
-      redis.call('ZADD', p .. ':oq', ARGV[i+12], nid)
+      redis.call('HSET', d, 'hist', ARGV[i+10], f, nid)
+      local box = boxes[ARGV[i+11]]
+      if not box then box = {}; boxes[ARGV[i+11]] = box end
+      box[#box+1] = due
+      box[#box+1] = nid
+      oq[#oq+1] = ARGV[i+12]
+      oq[#oq+1] = nid
+    elseif id == '' then
+      redis.call('HSET', d, f, nid)
     end
-    changed = true
   end
   out[#out+1] = ok
 end
-if changed then
+if #entries > 0 then
+  redis.call('HSET', p .. ':n', unpack(entries))
+  if #logged > 0 then
+    redis.call('ZADD', p .. ':li', unpack(logged))
+    redis.call('ZADD', p .. ':le:' .. ev, unpack(logged))
+  end
+  for prov, box in pairs(boxes) do redis.call('ZADD', p .. ':o:' .. prov, unpack(box)) end
+  if #oq > 0 then redis.call('ZADD', p .. ':oq', unpack(oq)) end
   for b, n in pairs(delta) do
     if n ~= 0 then redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, n) end
   end
@@ -457,14 +472,14 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 			if err != nil {
 				return nil, fmt.Errorf("redis: consider: %w", err)
 			}
-			if len(vals) != 4*len(idx) {
+			if len(vals) != 5*len(idx) {
 				return nil, fmt.Errorf("redis: consider: peek answered %d values for %d devices", len(vals), len(idx))
 			}
 			args := []string{ev.ID, millis(now)}
 			var ps []pending
 			for k, i := range idx {
 				id := deviceIDs[i]
-				rec, hist, nid, body := vals[4*k], vals[4*k+1], vals[4*k+2], vals[4*k+3]
+				rec, rv, hist, nid, body := vals[5*k], vals[5*k+1], vals[5*k+2], vals[5*k+3], vals[5*k+4]
 				if rec == "" {
 					continue // unknown or erased
 				}
@@ -517,7 +532,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				if o.Prev != "" {
 					prevBucket = bucket(o.Prev)
 				}
-				args = append(args, id, rec, hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
+				args = append(args, id, rv, hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
 					string(n.Provider), millis(n.CreatedAt))
 				ps = append(ps, pending{i, o})
 			}
@@ -705,23 +720,36 @@ func (db *DB) Lanes(ctx context.Context) ([]hotzone.Lane, error) {
 
 // claim leases the given ids of one shard's outbox if they are still
 // due. KEYS[1]: the shard. ARGV: provider, now (ms), lease end (ms),
-// claim, ids…. Answers id, entry, id, entry, … for those it leased.
+// claim, ids…. Answers id, entry, id, entry, … for those it leased. It
+// reads and writes the shard's keys once for all the ids (multi-member
+// commands): per-id calls were most of a claim's cost.
 var claim = newScript(`
 local p = KEYS[1]
 local o = p .. ':o:' .. ARGV[1]
-local out = {}
-for i = 5, #ARGV do
-  local id = ARGV[i]
-  local s = redis.call('ZSCORE', o, id)
-  if s and tonumber(s) <= tonumber(ARGV[2]) then
-    local body = redis.call('HGET', p .. ':n', id)
-    if body then
-      redis.call('ZADD', o, ARGV[3], id)
-      redis.call('HSET', p .. ':cl', id, ARGV[4])
-      out[#out+1] = id
-      out[#out+1] = body
-    end
+local now = tonumber(ARGV[2])
+local ids = {}
+for i = 5, #ARGV do ids[#ids+1] = ARGV[i] end
+if #ids == 0 then return {} end
+local due = {}
+for k, s in ipairs(redis.call('ZMSCORE', o, unpack(ids))) do
+  if s and tonumber(s) <= now then due[#due+1] = ids[k] end
+end
+if #due == 0 then return {} end
+local bodies = redis.call('HMGET', p .. ':n', unpack(due))
+local out, leased, claims = {}, {}, {}
+for k, id in ipairs(due) do
+  if bodies[k] then
+    leased[#leased+1] = ARGV[3]
+    leased[#leased+1] = id
+    claims[#claims+1] = id
+    claims[#claims+1] = ARGV[4]
+    out[#out+1] = id
+    out[#out+1] = bodies[k]
   end
+end
+if #leased > 0 then
+  redis.call('ZADD', o, unpack(leased))
+  redis.call('HSET', p .. ':cl', unpack(claims))
 end
 return out`)
 
@@ -807,7 +835,11 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 		}
 		var more []int
 		for s := range Shards {
-			if got[s] == share && last[s] <= cut {
+			// Past entries tying with the cut are no older than it:
+			// same-millisecond entries go in any order, and under a
+			// fan-out (thousands due in one millisecond) asking every
+			// shard again for them read most of the outbox per claim.
+			if got[s] == share && last[s] < cut {
 				more = append(more, s)
 			}
 		}
@@ -846,13 +878,18 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 		if err != nil {
 			return nil, fmt.Errorf("redis: claim: %w", err)
 		}
+		kept := make(map[string]claimedEntry, len(vals)/2)
 		for j := 0; j+1 < len(vals); j += 2 {
 			var n hotzone.Notification
 			if err := json.Unmarshal([]byte(vals[j+1]), &n); err != nil {
 				return nil, fmt.Errorf("redis: notification %s: %w", vals[j], err)
 			}
+			kept[n.ID] = claimedEntry{raw: vals[j+1], n: n}
 			n.Claim = claims[i]
 			out = append(out, n)
+		}
+		if len(kept) > 0 {
+			db.claimed.keep(claims[i], now.Add(lease), kept)
 		}
 	}
 	slices.SortFunc(out, func(a, b hotzone.Notification) int { return order[a.ID] - order[b.ID] })
@@ -860,56 +897,188 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 }
 
 // recordArgs is how many arguments record takes per result.
-const recordArgs = 9
+const recordArgs = 14
 
 // record applies results under their claims in one shard. KEYS[1]: the
 // shard. ARGV, per result: id, claim, status, its bucket, error,
 // provider id, next attempt (RFC 3339), due (ms), sent at (RFC 3339 or
-// ""). Answers, per result, its entry's event and device ("" and "" when
-// it does not apply: gone, claimed again, or no longer queued); then,
-// for each event a final result moved, its id and its counts in the
-// shard (see countsLua).
+// ""); then the entry as claimed, its next JSON, event, device and
+// provider ("" each when this node holds no copy of the entry). Answers,
+// per result, its entry's event and device ("" and "" when it does not
+// apply: gone, claimed again, no longer queued, or an id already given
+// earlier in the call); then, for each event a final result moved, its
+// id and its counts in the shard (see countsLua).
+//
+// An entry still as claimed takes the next JSON made by the caller; only
+// one changed meanwhile (a visit marked while it was out) is decoded and
+// encoded here: JSON in Lua was a third of a result's cost in the shard.
+// The shard's keys are read and written once for all the results.
 var record = newScript(countsLua + `
 local p = KEYS[1]
+local ids = {}
+for i = 1, #ARGV, 14 do ids[#ids+1] = ARGV[i] end
 local out = {}
-local events = {}
-for i = 1, #ARGV, 9 do
-  local id = ARGV[i]
+if #ids == 0 then return out end
+local bodies = redis.call('HMGET', p .. ':n', unpack(ids))
+local claims = redis.call('HMGET', p .. ':cl', unpack(ids))
+local seen, events, moves, entries, unclaimed, unqueued, requeued, sent = {}, {}, {}, {}, {}, {}, {}, {}
+local function list(t, k)
+  local l = t[k]
+  if not l then l = {}; t[k] = l end
+  return l
+end
+for k, id in ipairs(ids) do
+  local i = (k - 1) * 14 + 1
   local ev, dev = '', ''
-  local body = redis.call('HGET', p .. ':n', id)
-  if body and redis.call('HGET', p .. ':cl', id) == ARGV[i+1] then
-    local n = cjson.decode(body)
+  local body = bodies[k]
+  if body and not seen[id] and claims[k] == ARGV[i+1] then
+    local n, nextBody
+    if ARGV[i+9] ~= '' and body == ARGV[i+9] then
+      n = {status = 'queued', event_id = ARGV[i+11], device_id = ARGV[i+12], provider = ARGV[i+13]}
+      nextBody = ARGV[i+10]
+    else
+      n = cjson.decode(body)
+    end
     if n.status == 'queued' then
-      n.attempts = (n.attempts or 0) + 1
-      if ARGV[i+4] ~= '' then n.last_error = ARGV[i+4] end
-      if ARGV[i+5] ~= '' then n.provider_id = ARGV[i+5] end
-      n.status = ARGV[i+2]
-      redis.call('HDEL', p .. ':cl', id)
-      local o = p .. ':o:' .. n.provider
+      seen[id] = true
+      if not nextBody then
+        n.attempts = (n.attempts or 0) + 1
+        if ARGV[i+4] ~= '' then n.last_error = ARGV[i+4] end
+        if ARGV[i+5] ~= '' then n.provider_id = ARGV[i+5] end
+        if ARGV[i+2] == 'queued' then
+          n.next_attempt = ARGV[i+6]
+        else
+          n.next_attempt = nil
+          if ARGV[i+8] ~= '' then n.sent_at = ARGV[i+8] end
+        end
+      end
+      unclaimed[#unclaimed+1] = id
       if ARGV[i+2] == 'queued' then
-        n.next_attempt = ARGV[i+6]
-        redis.call('ZADD', o, ARGV[i+7], id)
+        local l = list(requeued, n.provider)
+        l[#l+1] = ARGV[i+7]
+        l[#l+1] = id
       else
-        n.next_attempt = nil
-        redis.call('ZREM', o, id)
-        redis.call('ZREM', p .. ':oq', id)
-        redis.call('HINCRBY', p .. ':c', n.event_id .. ':queued', -1)
-        redis.call('HINCRBY', p .. ':c', n.event_id .. ':' .. ARGV[i+3], 1)
-        if ARGV[i+8] ~= '' then n.sent_at = ARGV[i+8] end
+        local l = list(sent, n.provider)
+        l[#l+1] = id
+        unqueued[#unqueued+1] = id
+        moves[n.event_id .. ':queued'] = (moves[n.event_id .. ':queued'] or 0) - 1
+        local f = n.event_id .. ':' .. ARGV[i+3]
+        moves[f] = (moves[f] or 0) + 1
         events[n.event_id] = true
       end
-      redis.call('HSET', p .. ':n', id, cjson.encode(n))
+      if not nextBody then
+        n.status = ARGV[i+2]
+        nextBody = cjson.encode(n)
+      end
+      entries[#entries+1] = id
+      entries[#entries+1] = nextBody
       ev, dev = n.event_id, n.device_id
     end
   end
   out[#out+1] = ev
   out[#out+1] = dev
 end
+if #entries > 0 then
+  redis.call('HSET', p .. ':n', unpack(entries))
+  redis.call('HDEL', p .. ':cl', unpack(unclaimed))
+end
+for prov, l in pairs(requeued) do redis.call('ZADD', p .. ':o:' .. prov, unpack(l)) end
+for prov, l in pairs(sent) do redis.call('ZREM', p .. ':o:' .. prov, unpack(l)) end
+if #unqueued > 0 then redis.call('ZREM', p .. ':oq', unpack(unqueued)) end
+for f, n in pairs(moves) do
+  if n ~= 0 then redis.call('HINCRBY', p .. ':c', f, n) end
+end
 for ev in pairs(events) do
   out[#out+1] = ev
   for _, c in ipairs(shardCounts(p, ev)) do out[#out+1] = tostring(c) end
 end
 return out`)
+
+// claimedEntries keeps, per claim this node handed out, its entries as
+// read (JSON and decoded) until their results are recorded, so that
+// Record sends each entry's next JSON for the shard to check and write.
+// A claim never recorded (a send abandoned at shutdown) is forgotten a
+// while after its lease ends.
+type claimedEntries struct {
+	mu    sync.Mutex
+	m     map[string]*claimGroup // claim -> its entries
+	swept time.Time
+}
+
+type claimGroup struct {
+	until   time.Time
+	entries map[string]claimedEntry // id -> entry
+}
+
+type claimedEntry struct {
+	raw string
+	n   hotzone.Notification
+}
+
+// claimGrace is how long past its lease a claim's entries are kept.
+const claimGrace = time.Minute
+
+// keep notes a claim's entries until a while after until.
+func (c *claimedEntries) keep(claim string, until time.Time, entries map[string]claimedEntry) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*claimGroup{}
+	}
+	c.m[claim] = &claimGroup{until: until.Add(claimGrace), entries: entries}
+	if now.Sub(c.swept) < 10*time.Second {
+		return
+	}
+	c.swept = now
+	for k, g := range c.m {
+		if now.After(g.until) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// take hands back and forgets a claimed entry.
+func (c *claimedEntries) take(claim, id string) (claimedEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.m[claim]
+	if g == nil {
+		return claimedEntry{}, false
+	}
+	e, ok := g.entries[id]
+	if ok {
+		delete(g.entries, id)
+		if len(g.entries) == 0 {
+			delete(c.m, claim)
+		}
+	}
+	return e, ok
+}
+
+// nextEntry is n after d, as record would make it.
+func nextEntry(n hotzone.Notification, d *hotzone.Delivery) hotzone.Notification {
+	n.Attempts++
+	if d.Error != "" {
+		e := d.Error
+		n.LastError = &e
+	}
+	if d.ProviderID != "" {
+		n.ProviderID = d.ProviderID
+	}
+	n.Status = d.Status
+	n.Claim = ""
+	if d.Status == hotzone.StatusQueued {
+		n.NextAttempt = d.NextAttempt.UTC()
+	} else {
+		n.NextAttempt = time.Time{}
+		if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
+			at := d.At.UTC()
+			n.SentAt = &at
+		}
+	}
+	return n
+}
 
 // Record applies results (see hotzone.Outbox): one script call per
 // shard (of up to considerBatch results), all in one pipelined batch;
@@ -941,7 +1110,7 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 	for c, g := range order {
 		args := make([]string, 0, recordArgs*len(g.idx))
 		for _, i := range g.idx {
-			d := ds[i]
+			d := &ds[i]
 			next, sent := "", ""
 			if d.Status == hotzone.StatusQueued {
 				next = d.NextAttempt.UTC().Format(time.RFC3339Nano)
@@ -951,6 +1120,15 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			}
 			args = append(args, d.NotificationID, d.Claim, string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next,
 				millis(d.NextAttempt), sent)
+			if e, ok := db.claimed.take(d.Claim, d.NotificationID); ok {
+				nb, err := json.Marshal(nextEntry(e.n, d))
+				if err != nil {
+					return fmt.Errorf("redis: record: %w", err)
+				}
+				args = append(args, e.raw, string(nb), e.n.EventID, e.n.DeviceID, string(e.n.Provider))
+			} else {
+				args = append(args, "", "", "", "", "")
+			}
 		}
 		calls[c] = valkey.LuaExec{Keys: []string{db.shard(g.brand, g.shard)}, Args: args}
 	}

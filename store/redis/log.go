@@ -162,16 +162,18 @@ func (db *DB) Notifications(ctx context.Context, brandID string, q hotzone.Notif
 // deviceLog is one device's entries, from its shard.
 func (db *DB) deviceLog(ctx context.Context, brandID string, q hotzone.NotificationQuery, keep func(*hotzone.Notification) bool) ([]hotzone.Notification, bool, error) {
 	sh := db.devShard(brandID, q.DeviceID)
-	m, err := strMap(db.do(ctx, db.cmd("HGETALL", []string{sh + ":dn:" + q.DeviceID})))
+	m, err := strMap(db.do(ctx, db.cmd("HGETALL", []string{sh + ":d:" + q.DeviceID})))
 	if err != nil {
 		return nil, false, fmt.Errorf("redis: log: %w", err)
 	}
-	if len(m) == 0 {
-		return nil, false, nil
-	}
 	ids := make([]string, 0, len(m))
-	for _, id := range m {
-		ids = append(ids, id)
+	for f, id := range m {
+		if strings.HasPrefix(f, "n:") {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, false, nil
 	}
 	vals, err := strs(db.do(ctx, db.cmd("HMGET", []string{sh + ":n"}, ids...)))
 	if err != nil {

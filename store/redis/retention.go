@@ -34,8 +34,8 @@ for _, id in ipairs(ids) do
     if x.status == 'queued' then
       keep = true
     else
-      local dn = p .. ':dn:' .. x.device_id
-      if redis.call('HGET', dn, x.event_id) == id then redis.call('HDEL', dn, x.event_id) end
+      local d, f = p .. ':d:' .. x.device_id, 'n:' .. x.event_id
+      if redis.call('HGET', d, f) == id then redis.call('HDEL', d, f) end
       redis.call('ZREM', p .. ':le:' .. x.event_id, id)
     end
   end

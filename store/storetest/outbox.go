@@ -17,7 +17,7 @@ import (
 func testOutboxLeases(t *testing.T, open Opener) {
 	e := newEnv(t, open)
 	b := e.newBrand("b")
-	for _, id := range []string{"s", "s2", "s3", "s4"} {
+	for _, id := range []string{"s", "s2", "s3", "s4", "s5", "s6"} {
 		e.putStore(circleStore(b.ID, id, placeA))
 	}
 	const n = 300
@@ -152,6 +152,43 @@ func testOutboxLeases(t *testing.T, open Opener) {
 		t.Errorf("log after two lapsed claims answered = %+v; want the taker's result only", log)
 	}
 	e.wantCounts(ev4, hotzone.Counts{DevicesInFence: 1, Sent: 1})
+
+	// One call carrying a result twice, or two final results for one
+	// notification, applies the first only.
+	ev5 := e.startEvent(b.ID, "s5")
+	e.queue(ev5, devs[:2]...)
+	two := e.claim(lane, 10, lease)
+	if len(two) != 2 {
+		t.Fatalf("Claim = %d notifications, want 2", len(two))
+	}
+	e.record(result(two[0], hotzone.StatusSent, e.now()), result(two[0], hotzone.StatusSent, e.now()),
+		result(two[1], hotzone.StatusFailed, e.now()), result(two[1], hotzone.StatusSent, e.now()))
+	for _, entry := range e.eventLog(ev5) {
+		want := hotzone.StatusSent
+		if entry.ID == two[1].ID {
+			want = hotzone.StatusFailed
+		}
+		if entry.Status != want || entry.Attempts != 1 {
+			t.Errorf("after one call with two results each: log entry %+v; want %s in one attempt", entry, want)
+		}
+	}
+	e.wantCounts(ev5, hotzone.Counts{DevicesInFence: 2, Sent: 1, Failed: 1})
+
+	// A visit marked while the notification is out for sending stays
+	// once its result is recorded.
+	ev6 := e.startEvent(b.ID, "s6")
+	e.queue(ev6, devs[0])
+	out := e.claim(lane, 10, lease)
+	if len(out) != 1 {
+		t.Fatalf("Claim = %d notifications, want 1", len(out))
+	}
+	if marked, err := e.s.Attribute(e.ctx, b.ID, []hotzone.VisitMark{{EventID: ev6.ID, DeviceID: devs[0], At: e.now(), Within: time.Hour}}); err != nil || len(marked) != 1 {
+		t.Fatalf("Attribute while out for sending = %v, %v; want the entry marked", marked, err)
+	}
+	e.recordAll(out, hotzone.StatusSent)
+	if log := e.eventLog(ev6); len(log) != 1 || log[0].Status != hotzone.StatusSent || log[0].Attempts != 1 || log[0].Visit != hotzone.VisitVisited {
+		t.Errorf("log after a visit while out for sending = %+v; want sent once, and visited", log)
+	}
 }
 
 // testOutboxRetries: Claim hands out the oldest due first; a retry

@@ -152,25 +152,38 @@ func (ps *positions) flushed() {
 // exist.
 var putPositions = newScript(`
 local out = {}
+local pv = KEYS[1] .. ':pv'
+local visits = redis.call('EXISTS', pv) == 1
 for i = 1, #ARGV, 7 do
   local dev = ARGV[i]
   local d = KEYS[1] .. ':d:' .. dev
   local r = '-'
-  if redis.call('EXISTS', d) == 0 then
+  -- rv is written with every record (see putDevice); a hash without it
+  -- and without positions may be a device written before rv was, or
+  -- none at all: only then is existence asked separately.
+  local cur = redis.call('HMGET', d, 'lts', 'qual', 'qts', 'rv')
+  if not cur[1] and not cur[4] and redis.call('EXISTS', d) == 0 then
     r = '!'
   else
-    local cur = redis.call('HMGET', d, 'lts', 'qual', 'qts')
+    local set = {}
     if ARGV[i+2] > (cur[1] or '') then
-      redis.call('HSET', d, 'last', ARGV[i+1], 'lts', ARGV[i+2])
+      set[#set+1] = 'last'
+      set[#set+1] = ARGV[i+1]
+      set[#set+1] = 'lts'
+      set[#set+1] = ARGV[i+2]
     end
     if ARGV[i+3] ~= '' and ARGV[i+4] > (cur[3] or '') then
-      redis.call('HSET', d, 'qual', ARGV[i+3], 'qts', ARGV[i+4])
+      set[#set+1] = 'qual'
+      set[#set+1] = ARGV[i+3]
+      set[#set+1] = 'qts'
+      set[#set+1] = ARGV[i+4]
       r = cur[2] or ''
-      if redis.call('ZSCORE', KEYS[1] .. ':pv', dev) then
-        redis.call('ZADD', KEYS[1] .. ':pv', ARGV[i+5], dev)
+      if visits and redis.call('ZSCORE', pv, dev) then
+        redis.call('ZADD', pv, ARGV[i+5], dev)
         if ARGV[i+6] == '1' then redis.call('SADD', KEYS[1] .. ':pf', dev) end
       end
     end
+    if #set > 0 then redis.call('HSET', d, unpack(set)) end
   end
   out[#out+1] = r
 end

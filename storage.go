@@ -248,8 +248,9 @@ type Outbox interface {
 	// Lanes lists the lanes that have queued notifications.
 	Lanes(ctx context.Context) ([]Lane, error)
 	// Claim hands out up to limit of the lane's queued notifications
-	// that are due at now and not claimed by anyone else, oldest first,
-	// leased to the caller until now+lease; each carries its claim in
+	// that are due at now and not claimed by anyone else, oldest due
+	// first (those due in the same millisecond in any order), leased to
+	// the caller until now+lease; each carries its claim in
 	// Notification.Claim. A claim nobody records is handed out again
 	// once its lease has passed (the consumer died, say). Leases need
 	// not survive a restart of a single-process backend: after a restart

@@ -780,10 +780,10 @@ func sortDue(all []dueEntry) {
 // the shards), not for limit itself: asking every shard for limit read
 // Shards times what a claim hands out, which under a fan-out was a fifth
 // of the primaries' CPU. A shard that filled its share and whose last
-// entry is not later than the limit-th pick may hold more that belong
+// entry is earlier than the limit-th pick may hold more that belong
 // among the picks: those are asked once more for the rest, which a
-// shard can hold at most, so the picks are the same as reading limit
-// from each.
+// shard can hold at most, so the picks are those of reading limit from
+// each, up to the order of entries due in the same millisecond.
 func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit int, lease time.Duration) ([]hotzone.Notification, error) {
 	if limit <= 0 {
 		return nil, nil

@@ -74,6 +74,7 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testFarPing(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
+	t.Run("LargeClaimInOneShard", func(t *testing.T) { testLargeClaim(t, open(t, prefix(), time.Now)) })
 	t.Run("DecisionOnAChangedDevice", func(t *testing.T) { testDecisionOnChangedDevice(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
@@ -547,5 +548,56 @@ func testDecisionOnChangedDevice(t *testing.T, db *DB) {
 	}
 	if calls["b"] != 2 {
 		t.Errorf("b decided %d times, want twice (again on its new record)", calls["b"])
+	}
+}
+
+// testLargeClaim: a claim as large as --push-concurrency allows, of
+// notifications all in one shard, hands them all out and records them
+// (a script given thousands of ids at once fails in Lua's unpack).
+func testLargeClaim(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, db, "Large")
+	var ids []string
+	for i := 0; len(ids) < 8500; i++ {
+		if id := "d" + strconv.Itoa(i); shardOf(id) == 7 {
+			ids = append(ids, id)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < len(ids); i += 16 {
+				if _, _, err := db.PutDevice(ctx, apnsDevice(br.ID, ids[i])); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ev := mustStartEvent(t, db, br.ID, time.Now())
+	for from := 0; from < len(ids); from += 4096 {
+		if _, err := db.Consider(ctx, ev, ids[from:min(from+4096, len(ids))], func(hotzone.Device, []time.Time) string { return "" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lane := hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}
+	got, err := db.Claim(ctx, lane, time.Now(), 10000, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("Claim(10000) handed out %d of %d queued", len(got), len(ids))
+	}
+	ds := make([]hotzone.Delivery, len(got))
+	for i, n := range got {
+		ds[i] = hotzone.Delivery{NotificationID: n.ID, Claim: n.Claim, BrandID: n.BrandID, Provider: n.Provider, Status: hotzone.StatusSent, At: time.Now()}
+	}
+	if err := db.Record(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := db.Event(ctx, br.ID, ev.ID)
+	if err != nil || c.Sent != len(ids) || c.Queued != 0 {
+		t.Errorf("counts after recording all = %+v, %v; want %d sent", c, err, len(ids))
 	}
 }

@@ -859,10 +859,17 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 	claims := make([]string, 0, len(byShard))
 	end := millis(now.Add(lease))
 	for s, ids := range byShard {
-		c := strconv.Itoa(s) + ":" + hotzone.NewID(now)
-		claims = append(claims, c)
-		calls = append(calls, valkey.LuaExec{Keys: []string{db.shard(lane.BrandID, s)},
-			Args: append([]string{string(lane.Provider), nowMS, end, c}, ids...)})
+		// A call leases at most considerBatch: Lua's unpack, which
+		// hands the ids to ZMSCORE and HMGET, takes at most a few
+		// thousand, and a claim may ask for up to --push-concurrency.
+		for len(ids) > 0 {
+			part := ids[:min(len(ids), considerBatch)]
+			ids = ids[len(part):]
+			c := strconv.Itoa(s) + ":" + hotzone.NewID(now)
+			claims = append(claims, c)
+			calls = append(calls, valkey.LuaExec{Keys: []string{db.shard(lane.BrandID, s)},
+				Args: append([]string{string(lane.Provider), nowMS, end, c}, part...)})
+		}
 	}
 	cs, err := db.execMulti(ctx, claim, calls)
 	if err != nil {

@@ -896,7 +896,7 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 			out = append(out, n)
 		}
 		if len(kept) > 0 {
-			db.claimed.keep(claims[i], now.Add(lease), kept)
+			db.claimed.keep(claims[i], now, now.Add(lease), kept)
 		}
 	}
 	slices.SortFunc(out, func(a, b hotzone.Notification) int { return order[a.ID] - order[b.ID] })
@@ -1025,16 +1025,16 @@ type claimedEntry struct {
 // claimGrace is how long past its lease a claim's entries are kept.
 const claimGrace = time.Minute
 
-// keep notes a claim's entries until a while after until.
-func (c *claimedEntries) keep(claim string, until time.Time, entries map[string]claimedEntry) {
-	now := time.Now()
+// keep notes a claim's entries until a while after until; now is the
+// claim's clock, which also judges the claims kept before.
+func (c *claimedEntries) keep(claim string, now, until time.Time, entries map[string]claimedEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]*claimGroup{}
 	}
 	c.m[claim] = &claimGroup{until: until.Add(claimGrace), entries: entries}
-	if now.Sub(c.swept) < 10*time.Second {
+	if d := now.Sub(c.swept); d >= 0 && d < 10*time.Second {
 		return
 	}
 	c.swept = now

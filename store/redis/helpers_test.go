@@ -9,7 +9,7 @@ import (
 
 // brandStore creates a brand with one store, "s": a 200 m circle in
 // Amsterdam, around (52.37, 4.89).
-func brandStore(t *testing.T, db *DB, name string) (hotzone.Brand, hotzone.Store) {
+func brandStore(t testing.TB, db *DB, name string) (hotzone.Brand, hotzone.Store) {
 	t.Helper()
 	br, _, _, err := db.CreateBrand(t.Context(), name)
 	if err != nil {
@@ -31,7 +31,7 @@ func apnsDevice(brandID, id string) hotzone.Device {
 }
 
 // mustPutDevice registers d.
-func mustPutDevice(t *testing.T, db *DB, d hotzone.Device) {
+func mustPutDevice(t testing.TB, db *DB, d hotzone.Device) {
 	t.Helper()
 	if _, _, err := db.PutDevice(t.Context(), d); err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func mustPutDevice(t *testing.T, db *DB, d hotzone.Device) {
 }
 
 // mustStartEvent starts an hour-long event at store "s" at now.
-func mustStartEvent(t *testing.T, db *DB, brandID string, now time.Time) hotzone.Event {
+func mustStartEvent(t testing.TB, db *DB, brandID string, now time.Time) hotzone.Event {
 	t.Helper()
 	ev := hotzone.Event{ID: hotzone.NewID(now), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: now, EndsAt: now.Add(time.Hour)}
 	if _, _, _, err := db.StartEvent(t.Context(), ev, ""); err != nil {

@@ -184,6 +184,30 @@ type Delivery struct {
 	TokenInvalidSince time.Time
 }
 
+// Apply makes n what the result d of one send attempt makes of it: one
+// attempt more, the provider's error and message id when d has them,
+// d's status, and when it is tried again (a retry) or when it was sent.
+// Backends apply results through it, so they agree on an entry's fields.
+func (n *Notification) Apply(d *Delivery) {
+	n.Attempts++
+	if d.Error != "" {
+		e := d.Error
+		n.LastError = &e
+	}
+	if d.ProviderID != "" {
+		n.ProviderID = d.ProviderID
+	}
+	n.Status = d.Status
+	n.NextAttempt = time.Time{}
+	if d.Status == StatusQueued {
+		n.NextAttempt = d.NextAttempt.UTC()
+	}
+	if d.Status == StatusSent || d.Status == StatusDryRun {
+		at := d.At.UTC()
+		n.SentAt = &at
+	}
+}
+
 // DecideFunc is the policy applied inside the queueing transaction: it
 // sees the device and its recent queue times (oldest first) and answers
 // "" to queue or a suppression reason.

@@ -1063,30 +1063,6 @@ func (c *claimedEntries) take(claim, id string) (claimedEntry, bool) {
 	return e, ok
 }
 
-// nextEntry is n after d, as record would make it.
-func nextEntry(n hotzone.Notification, d *hotzone.Delivery) hotzone.Notification {
-	n.Attempts++
-	if d.Error != "" {
-		e := d.Error
-		n.LastError = &e
-	}
-	if d.ProviderID != "" {
-		n.ProviderID = d.ProviderID
-	}
-	n.Status = d.Status
-	n.Claim = ""
-	if d.Status == hotzone.StatusQueued {
-		n.NextAttempt = d.NextAttempt.UTC()
-	} else {
-		n.NextAttempt = time.Time{}
-		if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
-			at := d.At.UTC()
-			n.SentAt = &at
-		}
-	}
-	return n
-}
-
 // Record applies results (see hotzone.Outbox): one script call per
 // shard (of up to considerBatch results), all in one pipelined batch;
 // then it clears the tokens found invalid.
@@ -1128,7 +1104,9 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			args = append(args, d.NotificationID, d.Claim, string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next,
 				millis(d.NextAttempt), sent)
 			if e, ok := db.claimed.take(d.Claim, d.NotificationID); ok {
-				nb, err := json.Marshal(nextEntry(e.n, d))
+				next := e.n
+				next.Apply(d)
+				nb, err := json.Marshal(next)
 				if err != nil {
 					return fmt.Errorf("redis: record: %w", err)
 				}

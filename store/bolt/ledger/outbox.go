@@ -102,26 +102,11 @@ func (w *Writer) Record(d hotzone.Delivery) (hotzone.Notification, bool, error) 
 		return n, false, nil
 	}
 	prev := n
-	n.Attempts++
-	if d.Error != "" {
-		e := d.Error
-		n.LastError = &e
-	}
-	if d.ProviderID != "" {
-		n.ProviderID = d.ProviderID
-	}
-	n.Status = d.Status
-	if d.Status == hotzone.StatusQueued {
-		n.NextAttempt = d.NextAttempt
-	} else {
-		n.NextAttempt = time.Time{}
+	n.Apply(&d)
+	if d.Status != hotzone.StatusQueued {
 		if err := w.outbox.Delete(outboxKey(w.kbuf, &n)); err != nil {
 			return prev, false, err
 		}
-	}
-	if d.Status == hotzone.StatusSent || d.Status == hotzone.StatusDryRun {
-		at := d.At.UTC()
-		n.SentAt = &at
 	}
 	return prev, true, w.put(&n)
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hotzone/hotzone"
 	"github.com/hotzone/hotzone/push"
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/hotzone/hotzone/store/redis/redistest"
 	"github.com/hotzone/hotzone/store/storetest"
 )
@@ -74,6 +76,7 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testFarPing(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
+	t.Run("ClaimLeasesAnIdOnce", func(t *testing.T) { testClaimLeasesOnce(t, open(t, prefix(), time.Now)) })
 	t.Run("LargeClaimInOneShard", func(t *testing.T) { testLargeClaim(t, open(t, prefix(), time.Now)) })
 	t.Run("DecisionOnAChangedDevice", func(t *testing.T) { testDecisionOnChangedDevice(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
@@ -599,5 +602,32 @@ func testLargeClaim(t *testing.T, db *DB) {
 	_, c, err := db.Event(ctx, br.ID, ev.ID)
 	if err != nil || c.Sent != len(ids) || c.Queued != 0 {
 		t.Errorf("counts after recording all = %+v, %v; want %d sent", c, err, len(ids))
+	}
+}
+
+// testClaimLeasesOnce: an id given twice to one claim script (two reads
+// of a shard's outbox that overlapped) is leased and handed out once.
+func testClaimLeasesOnce(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, db, "Once")
+	mustPutDevice(t, db, apnsDevice(br.ID, "d1"))
+	ev := mustStartEvent(t, db, br.ID, time.Now())
+	if _, err := db.Consider(ctx, ev, []string{"d1"}, func(hotzone.Device, []time.Time) string { return "" }); err != nil {
+		t.Fatal(err)
+	}
+	log, _, err := db.Notifications(ctx, br.ID, hotzone.NotificationQuery{EventID: ev.ID})
+	if err != nil || len(log) != 1 {
+		t.Fatalf("log = %v, %v; want one entry", log, err)
+	}
+	now := time.Now()
+	id := log[0].ID
+	rs, err := db.execMulti(ctx, claim, []valkey.LuaExec{{Keys: []string{db.devShard(br.ID, "d1")},
+		Args: []string{string(hotzone.ProviderAPNs), millis(now), millis(now.Add(time.Minute)), "0:c", id, id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := strs(rs[0])
+	if err != nil || len(vals) != 2 || vals[0] != id {
+		t.Errorf("claim given %s twice answered %d values (%v), want it once", id, len(vals), err)
 	}
 }

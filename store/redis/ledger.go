@@ -317,9 +317,9 @@ const decideArgs = 13
 // decide writes decisions for a shard's devices, each only if
 // everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
 // event, the due time (ms), then per device: its id, record version,
-// history, notification id and entry as peeked; the entry's id and new JSON; its
-// new bucket and the old one ("" when new); "1" to queue it, with the
-// new history, provider and creation time (ms). Answers, per device, 1
+// history, notification id and entry as peeked; the entry's id and new
+// JSON; its new bucket and the old one ("" when new); "1" to queue it,
+// with the new history, provider and creation time (ms). Answers, per device, 1
 // or 0 (peek again), then, if any was written, the event's counts in
 // the shard (see countsLua).
 //
@@ -730,9 +730,13 @@ local now = tonumber(ARGV[2])
 local ids = {}
 for i = 5, #ARGV do ids[#ids+1] = ARGV[i] end
 if #ids == 0 then return {} end
-local due = {}
+local due, seen = {}, {}
 for k, s in ipairs(redis.call('ZMSCORE', o, unpack(ids))) do
-  if s and tonumber(s) <= now then due[#due+1] = ids[k] end
+  -- An id given twice is leased once.
+  if s and tonumber(s) <= now and not seen[ids[k]] then
+    seen[ids[k]] = true
+    due[#due+1] = ids[k]
+  end
 end
 if #due == 0 then return {} end
 local bodies = redis.call('HMGET', p .. ':n', unpack(due))

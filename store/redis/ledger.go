@@ -1108,9 +1108,9 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			args = append(args, d.NotificationID, d.Claim, string(d.Status), bucket(d.Status), d.Error, d.ProviderID, next,
 				millis(d.NextAttempt), sent)
 			if e, ok := db.claimed.take(d.Claim, d.NotificationID); ok {
-				next := e.n
-				next.Apply(d)
-				nb, err := json.Marshal(next)
+				after := e.n
+				after.Apply(d)
+				nb, err := json.Marshal(after)
 				if err != nil {
 					return fmt.Errorf("redis: record: %w", err)
 				}

@@ -54,8 +54,7 @@ func newDeliveryEnv(t *testing.T) *deliveryEnv {
 	d.uploadAPNs(d.keyID)
 	sa, _ := fcm.NewServiceAccount("donuts-app")
 	e.must(204, "PUT", "/v1/push/fcm", d.brand.AdminKey, map[string]any{"service_account_json": string(sa)})
-	policy := map[string]any{"quiet_hours": nil, "min_interval_s": 0, "daily_cap": 0}
-	e.must(200, "PATCH", "/v1/policy", d.brand.AdminKey, policy)
+	e.uncapped(d.brand.AdminKey, nil)
 	e.must(201, "PUT", "/v1/stores/a", d.brand.AdminKey, circleStore("A", 40.7128, -74.0060, 2000))
 	return d
 }

@@ -22,6 +22,14 @@ type fuzzEnv struct {
 	e     *env
 }
 
+// fuzzBrandWithStore makes the brand a fuzz target works in, with store
+// "s": a 200 m circle.
+func fuzzBrandWithStore(e *env) brandKeys {
+	b := e.brand("Fuzz")
+	e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
+	return b
+}
+
 func newFuzzEnv(f *testing.F, opts Options, setup func(e *env)) *fuzzEnv {
 	fe := &fuzzEnv{dir: f.TempDir(), opts: opts, setup: setup}
 	f.Cleanup(func() {
@@ -406,10 +414,7 @@ func FuzzStartEvent(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	var b brandKeys
-	fe := newFuzzEnv(f, Options{}, func(e *env) {
-		b = e.brand("Fuzz")
-		e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
-	})
+	fe := newFuzzEnv(f, Options{}, func(e *env) { b = fuzzBrandWithStore(e) })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e := fe.get(t)
 		r := e.call("POST", "/v1/stores/s/events", b.AdminKey, body)
@@ -476,10 +481,7 @@ func FuzzPutStore(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	var b brandKeys
-	fe := newFuzzEnv(f, Options{}, func(e *env) {
-		b = e.brand("Fuzz")
-		e.must(201, "PUT", "/v1/stores/s", b.AdminKey, circleStore("S", 40.7, -74, 200))
-	})
+	fe := newFuzzEnv(f, Options{}, func(e *env) { b = fuzzBrandWithStore(e) })
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e := fe.get(t)
 		before := e.must(200, "GET", "/v1/stores/s", b.AdminKey, nil).Body

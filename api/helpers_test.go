@@ -222,6 +222,18 @@ func (e *env) brand(name string) brandKeys {
 	return b
 }
 
+// uncapped sets a brand's policy so that no quiet hours, interval or
+// daily cap holds a device back: counts then do not depend on when a
+// test runs. extra fields go in the same PATCH.
+func (e *env) uncapped(adminKey string, extra map[string]any) {
+	e.t.Helper()
+	p := map[string]any{"quiet_hours": nil, "min_interval_s": 0, "daily_cap": 0}
+	for k, v := range extra {
+		p[k] = v
+	}
+	e.must(200, "PATCH", "/v1/policy", adminKey, p)
+}
+
 func circleStore(name string, lat, lon, radius float64) map[string]any {
 	return map[string]any{"name": name, "timezone": "America/New_York", "tags": []string{"test"},
 		"fence": map[string]any{"circle": map[string]any{"lat": lat, "lon": lon, "radius_m": radius}}}

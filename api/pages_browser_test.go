@@ -442,7 +442,7 @@ func newTabletFixture(e *env) tabletFixture {
 	f := tabletFixture{brand: e.brand("Krispy Donuts"), storeID: "main-st"}
 	// No quiet hours or intervals: the counts must not depend on when
 	// the test runs.
-	e.must(200, "PATCH", "/v1/policy", f.brand.AdminKey, map[string]any{"quiet_hours": nil, "min_interval_s": 0, "daily_cap": 0})
+	e.uncapped(f.brand.AdminKey, nil)
 	e.must(201, "PUT", "/v1/stores/main-st", f.brand.AdminKey, circleStore("Main St", mainLat, mainLon, 500))
 	f.managerKey, f.tabletURL = e.managerKey(f.brand.AdminKey, "main-st")
 	return f

@@ -22,58 +22,67 @@ import (
 // brand's tables stay on the heap, where they share pages.
 const mappedMin = 64 << 10
 
-// regions is the process's pool of mapped regions.
-var regions struct {
+// pool hands out mapped regions and takes them back for reuse.
+type pool struct {
 	mu     sync.Mutex
 	mapped map[uintptr]int          // base address -> size, of every region handed out
 	free   map[int][]unsafe.Pointer // size -> bases of released regions
 }
 
+// regions is the process's pool. A brand's regions come back to it
+// from a cleanup the collector runs at any time, which is why tests of
+// the pool's order use pools of their own.
+var regions pool
+
 // allocRegion answers n zeroed bytes outside the heap, or nil when the
 // system cannot map them (the caller then uses the heap).
-func allocRegion(n int) unsafe.Pointer { return allocFrom(n, mapAnon) }
+func allocRegion(n int) unsafe.Pointer { return regions.alloc(n, mapAnon) }
 
-// allocFrom answers a released region of n bytes, else a fresh one from
+// freeRegion returns a region from allocRegion or allocChunk to the
+// process's pool.
+func freeRegion(p unsafe.Pointer) { regions.release(p) }
+
+// alloc answers a released region of n bytes, else a fresh one from
 // fresh (nil when it has none), and lists it as handed out.
-func allocFrom(n int, fresh func(int) unsafe.Pointer) unsafe.Pointer {
-	regions.mu.Lock()
-	if l := regions.free[n]; len(l) > 0 {
+func (pl *pool) alloc(n int, fresh func(int) unsafe.Pointer) unsafe.Pointer {
+	pl.mu.Lock()
+	if l := pl.free[n]; len(l) > 0 {
 		p := l[len(l)-1]
-		regions.free[n] = l[:len(l)-1]
-		regions.mapped[uintptr(p)] = n
-		regions.mu.Unlock()
+		pl.free[n] = l[:len(l)-1]
+		pl.mapped[uintptr(p)] = n
+		pl.mu.Unlock()
 		return p // zero: dropPages left it so
 	}
-	regions.mu.Unlock()
+	pl.mu.Unlock()
 	p := fresh(n)
 	if p == nil {
 		return nil
 	}
-	regions.mu.Lock()
-	if regions.mapped == nil {
-		regions.mapped, regions.free = map[uintptr]int{}, map[int][]unsafe.Pointer{}
+	pl.mu.Lock()
+	if pl.mapped == nil {
+		pl.mapped, pl.free = map[uintptr]int{}, map[int][]unsafe.Pointer{}
 	}
-	regions.mapped[uintptr(p)] = n
-	regions.mu.Unlock()
+	pl.mapped[uintptr(p)] = n
+	pl.mu.Unlock()
 	return p
 }
 
-// freeRegion returns a region from allocRegion to the pool; memory that
-// came from the heap (not listed) is left to the collector.
-func freeRegion(p unsafe.Pointer) {
-	regions.mu.Lock()
-	n, ok := regions.mapped[uintptr(p)]
+// release takes back a region alloc handed out; memory that came from
+// the heap (not listed) is left to the collector.
+func (pl *pool) release(p unsafe.Pointer) {
+	pl.mu.Lock()
+	n, ok := pl.mapped[uintptr(p)]
 	if ok {
-		delete(regions.mapped, uintptr(p))
+		delete(pl.mapped, uintptr(p))
 	}
-	regions.mu.Unlock()
+	pl.mu.Unlock()
 	if !ok {
 		return
 	}
 	dropPages(p, n)
-	regions.mu.Lock()
-	regions.free[n] = append(regions.free[n], p)
-	regions.mu.Unlock()
+	pl.mu.Lock()
+	pl.free[n] = append(pl.free[n], p)
+	pl.mu.Unlock()
 }
 
 type chunk = [chunkSize]rec
@@ -98,19 +107,23 @@ const (
 	arenaSize = 2 * hugePage
 )
 
-var arena struct {
+// arenas carves chunks from one arena after another.
+type arenas struct {
 	mu   sync.Mutex
 	base unsafe.Pointer // the current arena, or nil
 	used int
 }
 
+// arena is where the process's chunks are carved.
+var arena arenas
+
 // allocChunk answers a zeroed chunk outside the heap: a released one,
 // else the next in the current arena, else nil (the heap then).
-func allocChunk() unsafe.Pointer { return allocFrom(int(unsafe.Sizeof(chunk{})), carve) }
+func allocChunk() unsafe.Pointer { return regions.alloc(int(unsafe.Sizeof(chunk{})), arena.carve) }
 
 // carve takes n bytes from the current arena, mapping a new one when it
 // is full.
-func carve(n int) unsafe.Pointer {
+func (arena *arenas) carve(n int) unsafe.Pointer {
 	arena.mu.Lock()
 	defer arena.mu.Unlock()
 	if arena.base == nil || arena.used+n > arenaSize {

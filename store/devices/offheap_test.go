@@ -7,43 +7,44 @@ import (
 
 // TestChunksFromArenas: chunks are carved one after another from
 // arenas aligned to huge pages, and a released chunk is handed out
-// again before the arena grows.
+// again before the arena grows. It uses a pool and arenas of its own:
+// the process's pool also takes chunks back from brands the collector
+// frees, at any moment, and one of those once came between two of this
+// test's chunks.
 func TestChunksFromArenas(t *testing.T) {
-	n := uintptr(unsafe.Sizeof(chunk{}))
-	// Chunks other tests released would come first: set them aside.
-	regions.mu.Lock()
-	released := regions.free[int(n)]
-	delete(regions.free, int(n))
-	regions.mu.Unlock()
-	defer func() {
-		if len(released) > 0 {
-			regions.mu.Lock()
-			regions.free[int(n)] = append(regions.free[int(n)], released...)
-			regions.mu.Unlock()
-		}
-	}()
-	a := allocChunk()
+	n := int(unsafe.Sizeof(chunk{}))
+	var (
+		pl pool
+		ar arenas
+	)
+	a := pl.alloc(n, ar.carve)
 	if a == nil {
 		t.Skip("no mapped memory here: chunks live on the heap")
 	}
-	b := allocChunk()
-	if uintptr(b) != uintptr(a)+n && uintptr(b)%hugePage != 0 {
-		t.Fatalf("second chunk at %#x, first at %#x: neither next to it nor a new arena", b, a)
+	b := pl.alloc(n, ar.carve)
+	if uintptr(b) != uintptr(a)+uintptr(n) {
+		t.Fatalf("second chunk at %#x, first at %#x: not next to it", b, a)
 	}
-	arena.mu.Lock()
-	if uintptr(arena.base)%hugePage != 0 {
-		t.Errorf("arena at %#x is not aligned to 2 MiB", arena.base)
+	if uintptr(ar.base)%hugePage != 0 {
+		t.Errorf("arena at %#x is not aligned to 2 MiB", ar.base)
 	}
-	arena.mu.Unlock()
 	(*chunk)(b)[3].gen = 7
-	freeRegion(b)
-	c := allocChunk()
+	pl.release(b)
+	c := pl.alloc(n, ar.carve)
 	if c != b {
 		t.Fatalf("a released chunk was not reused: got %#x, released %#x", c, b)
 	}
 	if (*chunk)(c)[3].gen != 0 {
 		t.Fatal("a reused chunk is not zero")
 	}
-	freeRegion(a)
-	freeRegion(c)
+	// An arena holds arenaSize/n chunks; the next comes from a new one,
+	// aligned too.
+	for range arenaSize/n - 2 {
+		pl.alloc(n, ar.carve)
+	}
+	first := ar.base
+	d := pl.alloc(n, ar.carve)
+	if ar.base == first || d != ar.base || uintptr(d)%hugePage != 0 {
+		t.Errorf("chunk %#x past a full arena at %#x: want the start of a new aligned arena, got arena %#x", d, first, ar.base)
+	}
 }

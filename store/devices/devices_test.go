@@ -272,6 +272,9 @@ func TestMemoryPerDevice(t *testing.T) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("m-%d", i)
 	}
+	// Tables of earlier tests, released by cleanups while this one
+	// counts, would take their regions off its count.
+	waitAllReleased(t)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -317,20 +320,9 @@ func TestRegionsReused(t *testing.T) {
 			t.Fatalf("Len = %d", got)
 		}
 	}
-	// Cleanups run after a collection, on their own goroutine; no other
-	// test holds a table now, so everything mapped gets released.
-	released := func() {
-		for i := 0; mappedBytes() != 0; i++ {
-			if i == 500 {
-				t.Fatalf("%d bytes still mapped after every table was dropped", mappedBytes())
-			}
-			runtime.GC()
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	released()
+	waitAllReleased(t)
 	fill()
-	released()
+	waitAllReleased(t)
 	pooled := pooledRegions()
 	fill()
 	if pooledRegions() >= pooled {
@@ -359,6 +351,21 @@ func TestSyncGrid(t *testing.T) {
 	fence := &geo.Fence{Circle: &geo.Circle{Center: geo.Point{Lat: 40.05, Lon: -74}, RadiusM: 20000}}
 	if n := len(tab.Within("b", fence, time.Time{})); n != 10000 {
 		t.Errorf("Within found %d of 10000", n)
+	}
+}
+
+// waitAllReleased waits until every region is back in the pool.
+// Cleanups run after a collection, on their own goroutine; tests do not
+// run in parallel here, so between tests no table is held and
+// everything mapped gets released.
+func waitAllReleased(t *testing.T) {
+	t.Helper()
+	for i := 0; mappedBytes() != 0; i++ {
+		if i == 500 {
+			t.Fatalf("%d bytes still mapped after every table was dropped", mappedBytes())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -79,6 +79,7 @@ func TestRedis(t *testing.T) {
 	t.Run("ClaimLeasesAnIdOnce", func(t *testing.T) { testClaimLeasesOnce(t, open(t, prefix(), time.Now)) })
 	t.Run("LargeClaimInOneShard", func(t *testing.T) { testLargeClaim(t, open(t, prefix(), time.Now)) })
 	t.Run("DecisionOnAChangedDevice", func(t *testing.T) { testDecisionOnChangedDevice(t, open(t, prefix(), time.Now)) })
+	t.Run("PositionsWrittenBefore", func(t *testing.T) { testPositionsWrittenBefore(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -629,5 +630,79 @@ func testClaimLeasesOnce(t *testing.T, db *DB) {
 	vals, err := strs(rs[0])
 	if err != nil || len(vals) != 2 || vals[0] != id {
 		t.Errorf("claim given %s twice answered %d values (%v), want it once", id, len(vals), err)
+	}
+}
+
+// testPositionsWrittenBefore: a position is two hash fields, its time
+// read from the packed form; a hash that an earlier build wrote with the
+// times apart (lts, qts) is compared by the same times, and pruning
+// takes the old fields too.
+func testPositionsWrittenBefore(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, db, "Before")
+	mustPutDevice(t, db, apnsDevice(br.ID, "old"))
+	mustPutDevice(t, db, apnsDevice(br.ID, "new"))
+	key := func(id string) string { return db.devShard(br.ID, id) + ":d:" + id }
+	t1 := time.Now().UTC().Truncate(time.Millisecond)
+	at := func(lat float64, ts time.Time) hotzone.Position {
+		return hotzone.Position{Lat: lat, Lon: 4.89, AccuracyM: 5, TS: ts}
+	}
+	p1 := at(52.37, t1)
+	if err := db.do(ctx, db.cmd("HSET", []string{key("old")}, "last", packPos(p1), "lts", nanos(t1), "qual", packPos(p1), "qts", nanos(t1))).Error(); err != nil {
+		t.Fatal(err)
+	}
+	want := func(when string, lat float64, ts time.Time) {
+		t.Helper()
+		_, pos, err := db.Device(ctx, br.ID, "old")
+		if err != nil || pos == nil || pos.Qualifying == nil {
+			t.Fatalf("%s: Device = %+v, %v", when, pos, err)
+		}
+		if pos.Last.Lat != lat || !pos.Last.TS.Equal(ts) || pos.Qualifying.Lat != lat || !pos.Qualifying.TS.Equal(ts) {
+			t.Errorf("%s: last %+v, qualifying %+v; want %v at %v", when, pos.Last, *pos.Qualifying, lat, ts)
+		}
+	}
+	record := func(id string, p hotzone.Position) {
+		t.Helper()
+		if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("as written before", 52.37, t1)
+	record("old", at(52.1, t1.Add(-time.Minute)))
+	want("after an older report", 52.37, t1)
+	record("old", at(52.5, t1.Add(time.Minute)))
+	want("after a newer report", 52.5, t1.Add(time.Minute))
+
+	record("new", at(52.37, t1))
+	fields, err := strMap(db.do(ctx, db.cmd("HGETALL", []string{key("new")})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fields["last"] != packPos(at(52.37, t1)) || fields["qual"] != fields["last"] {
+		t.Errorf("a new device's positions: last %q, qual %q", fields["last"], fields["qual"])
+	}
+	if _, ok := fields["lts"]; ok {
+		t.Error("a position written now has its time apart (lts) as well")
+	}
+
+	if err := db.prunePositions(ctx, br.ID, t1.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"old", "new"} {
+		fields, err := strMap(db.do(ctx, db.cmd("HGETALL", []string{key(id)})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"last", "lts", "qual", "qts"} {
+			if _, ok := fields[f]; ok {
+				t.Errorf("%s after pruning still has %s", id, f)
+			}
+		}
+		if fields["rec"] == "" {
+			t.Errorf("%s after pruning lost its record", id)
+		}
 	}
 }

@@ -19,10 +19,10 @@ import (
 )
 
 // A device is one hash in its shard, {S}:d:ID, with fields rec (the
-// registration, JSON), hist (its queue times), last/lts and qual/qts
-// (its last and last qualifying position, each with its time spelt by
-// nanos so scripts can compare). {S}:devs is the shard's set of device
-// ids. A push token's owner is {P:t:BRAND:PROV:TOKEN}. Qualifying
+// registration, JSON), hist (its queue times), last and qual (its last
+// and last qualifying position, packed by packPos, whose last word is
+// the time in nanos that scripts compare). {S}:devs is the shard's set
+// of device ids. A push token's owner is {P:t:BRAND:PROV:TOKEN}. Qualifying
 // positions are also indexed per grid cell, {P:c:BRAND:CELL}, a hash of
 // device id to position, so a fan-out reads only the cells its fence
 // covers.

@@ -98,7 +98,8 @@ local out = {r[1]}
 local cut = tonumber(ARGV[3])
 for _, id in ipairs(r[2]) do
   local d = p .. ':d:' .. id
-  local lts = redis.call('HGET', d, 'lts')
+  local last = redis.call('HGET', d, 'last')
+  local lts = last and string.match(last, '%d+$')
   if lts and tonumber(lts) < cut then
     out[#out+1] = id
     out[#out+1] = redis.call('HGET', d, 'qual') or ''

@@ -157,6 +157,13 @@ func checkLocalized(errs *fieldErrors, in map[string]messageRequest) map[string]
 // maxDurationS is the longest event, in seconds (duration_s).
 const maxDurationS = int(hotzone.MaxEventDuration / time.Second)
 
+// checkDuration checks an event's duration_s, from a start or a preset.
+func checkDuration(errs *fieldErrors, dur int) {
+	if dur < 60 || dur > maxDurationS {
+		errs.add("duration_s", "must be between 60 and "+strconv.Itoa(maxDurationS))
+	}
+}
+
 const (
 	defaultDuration = 1800
 	maxIdemKey      = 255
@@ -190,9 +197,7 @@ func (s *Server) handleStartEvent() gin.HandlerFunc {
 		dur := defaultDuration
 		if req.DurationS != nil {
 			dur = *req.DurationS
-			if dur < 60 || dur > maxDurationS {
-				errs.add("duration_s", "must be between 60 and "+strconv.Itoa(maxDurationS))
-			}
+			checkDuration(&errs, dur)
 		}
 		if req.URL != nil {
 			if u, err := url.Parse(*req.URL); err != nil || u.Scheme == "" || len(*req.URL) > 2048 || strings.ContainsFunc(*req.URL, isControl) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -96,8 +95,8 @@ func checkPresetBody(c *gin.Context, kind hotzone.PresetKind) (json.RawMessage, 
 		}
 		out := templateBody{Name: checkText(&errs, "name", req.Name, 100), Title: checkText(&errs, "title", req.Title, 100),
 			Body: checkText(&errs, "body", req.Body, 500), URL: req.URL, DurationS: req.DurationS, Localized: checkLocalized(&errs, req.Localized)}
-		if req.DurationS != nil && (*req.DurationS < 60 || *req.DurationS > maxDurationS) {
-			errs.add("duration_s", "must be between 60 and "+strconv.Itoa(maxDurationS))
+		if req.DurationS != nil {
+			checkDuration(&errs, *req.DurationS)
 		}
 		if req.URL != nil {
 			if u, err := url.Parse(*req.URL); err != nil || u.Scheme == "" || len(*req.URL) > 2048 || strings.ContainsFunc(*req.URL, isControl) {

@@ -342,6 +342,11 @@ func packPos(p hotzone.Position) string {
 		strconv.FormatFloat(p.AccuracyM, 'g', -1, 64) + " " + nanos(p.TS)
 }
 
+// samePacked tells whether packPos spells a and b alike.
+func samePacked(a, b hotzone.Position) bool {
+	return a.Lat == b.Lat && a.Lon == b.Lon && a.AccuracyM == b.AccuracyM && a.TS.Equal(b.TS)
+}
+
 // unpackPos reads packPos.
 func unpackPos(s string) (hotzone.Position, bool) {
 	f := strings.Fields(s)

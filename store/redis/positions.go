@@ -226,13 +226,13 @@ func (db *DB) flush(ctx context.Context) error {
 				calls = append(calls, valkey.LuaExec{Keys: []string{sh}})
 			}
 			// Formatting floats was a twentieth of a node's CPU in a
-			// flush: each position is packed once, and a ping that is
-			// both last and qualifying (the usual one) is packed once.
+			// flush: a ping that is both last and qualifying (the
+			// usual one) is packed once, for the record and its cell.
 			last := packPos(h.last)
 			q, qts, qms, far := "", "", "", ""
 			if h.qual != nil {
 				q, qts, qms = last, nanos(h.qual.TS), millis(h.qual.TS)
-				if a, b := h.qual, &h.last; a.Lat != b.Lat || a.Lon != b.Lon || a.AccuracyM != b.AccuracyM || !a.TS.Equal(b.TS) {
+				if !samePacked(*h.qual, h.last) {
 					q = packPos(*h.qual)
 				}
 				if db.farPing(ref, *h.qual) {

@@ -56,15 +56,15 @@ func TestRedis(t *testing.T) {
 	t.Run("ViewsInStep", func(t *testing.T) { testViewsInStep(t, open, prefix()) })
 	t.Run("FanOutLease", func(t *testing.T) { testFanOutLease(t, open(t, prefix(), time.Now)) })
 	t.Run("PositionsReadWhileFlushing", func(t *testing.T) { testPositionsWhileFlushing(t, open(t, prefix(), time.Now)) })
-	t.Run("NotifiedCostsNoRoundTrip", func(t *testing.T) {
+	t.Run("DecisionRoundTrips", func(t *testing.T) {
 		// No polls or flushes of its own to count in between.
 		key := sha256.Sum256([]byte("test"))
-		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: prefix(), Poll: time.Hour, FlushInterval: time.Hour})
+		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: prefix(), Poll: time.Hour, FlushInterval: time.Hour, WaitReplicas: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		testNotifiedNoRoundTrip(t, db)
+		testDecisionRoundTrips(t, db)
 	})
 	t.Run("ScriptsForgotten", func(t *testing.T) { testScriptsForgotten(t, open(t, prefix(), time.Now)) })
 	t.Run("SendQuota", func(t *testing.T) {
@@ -355,10 +355,12 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 	}
 }
 
-// testNotifiedNoRoundTrip: once a device is notified for an event, its
-// next decisions for it (a ping that triggers nothing new) make no round
-// trip; erased, it is decided anew.
-func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
+// testDecisionRoundTrips: a decision that queues is two round trips
+// (the read it is made on, then its write with the WAIT behind it), and
+// a final result one (its write with the WAIT); once a device is
+// notified for an event, its next decisions for it (a ping that
+// triggers nothing new) make no round trip; erased, it is decided anew.
+func testDecisionRoundTrips(t *testing.T, db *DB) {
 	ctx := t.Context()
 	br, _ := brandStore(t, db, "Quiet")
 	d := apnsDevice(br.ID, "d")
@@ -376,7 +378,32 @@ func testNotifiedNoRoundTrip(t *testing.T, db *DB) {
 	if o := consider(); o.Status != hotzone.StatusQueued {
 		t.Fatalf("first decision = %+v, want queued", o)
 	}
+	// The brand's lane is known now: the next device's decision makes
+	// only its own round trips.
+	mustPutDevice(t, db, apnsDevice(br.ID, "e"))
 	before := db.Metrics().Snapshot().Count
+	if out, err := db.Consider(ctx, ev, []string{"e"}, queue); err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("decision of e = %+v, %v; want queued", out, err)
+	}
+	if n := db.Metrics().Snapshot().Count - before; n != 2 {
+		t.Errorf("a decision that queues made %d round trips, want 2", n)
+	}
+	if short := db.Metrics().Snapshot().WaitShort; short != 0 {
+		t.Errorf("%d WAITs came back short with every replica up", short)
+	}
+	got, err := db.Claim(ctx, hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}, time.Now(), 10, time.Minute)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Claim = %d, %v; want both queued", len(got), err)
+	}
+	before = db.Metrics().Snapshot().Count
+	if err := db.Record(ctx, []hotzone.Delivery{{NotificationID: got[0].ID, Claim: got[0].Claim, BrandID: br.ID,
+		Provider: got[0].Provider, Status: hotzone.StatusSent, At: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Metrics().Snapshot().Count - before; n != 1 {
+		t.Errorf("recording a sent result made %d round trips, want 1", n)
+	}
+	before = db.Metrics().Snapshot().Count
 	if o := consider(); o.Reason != hotzone.ReasonAlreadyNotified {
 		t.Fatalf("second decision = %+v, want already notified", o)
 	}

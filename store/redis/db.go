@@ -397,30 +397,49 @@ const waitBackoff = 2 * time.Second
 // the shard's primary, whichever connection made it. A WAIT that times
 // out is counted and let go: the write stands on the primary.
 func (db *DB) wait(ctx context.Context, key string) {
-	if db.opts.WaitReplicas <= 0 {
-		return
-	}
-	// A primary without its replicas (one died, or it was just promoted
-	// from one) would make every write wait out the timeout: after a
-	// short WAIT, its shard is not waited for during waitBackoff.
-	if until, ok := db.waitSkip.Load(key); ok && time.Now().Before(until.(time.Time)) {
-		db.stats.short.Add(1)
+	if !db.waits(key) {
 		return
 	}
 	start := time.Now()
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
 		// Both in one round trip, in order on the one connection.
-		rs := c.DoMulti(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build(),
-			c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build())
+		rs := c.DoMulti(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build(), db.waitCmd(c))
 		if err := rs[0].Error(); err != nil {
 			return err
 		}
-		n, err := rs[1].AsInt64()
-		if err == nil && n < int64(db.opts.WaitReplicas) {
-			db.stats.short.Add(1)
-			db.waitSkip.Store(key, time.Now().Add(waitBackoff))
-		}
-		return err
+		return db.waited(key, rs[1])
 	})
 	db.stats.took(start, err)
+}
+
+// waits tells whether writes to key's shard are to be waited for: when
+// Options.WaitReplicas asks for it, and unless the shard came back short
+// lately. A primary without its replicas (one died, or it was just
+// promoted from one) would make every write wait out the timeout: after
+// a short WAIT, its shard is not waited for during waitBackoff.
+func (db *DB) waits(key string) bool {
+	if db.opts.WaitReplicas <= 0 {
+		return false
+	}
+	if until, ok := db.waitSkip.Load(key); ok && time.Now().Before(until.(time.Time)) {
+		db.stats.short.Add(1)
+		return false
+	}
+	return true
+}
+
+// waitCmd is the WAIT Options ask for.
+func (db *DB) waitCmd(c valkey.DedicatedClient) valkey.Completed {
+	return c.B().Wait().Numreplicas(int64(db.opts.WaitReplicas)).Timeout(db.opts.WaitTimeout.Milliseconds()).Build()
+}
+
+// waited takes a WAIT's answer for key's shard: one short of the
+// replicas asked for is counted, and the shard backs off.
+func (db *DB) waited(key string, r valkey.ValkeyResult) error {
+	n, err := r.AsInt64()
+	if err == nil && n < int64(db.opts.WaitReplicas) {
+		db.stats.short.Add(1)
+		db.waitSkip.Store(key, time.Now().Add(waitBackoff))
+	}
+	return err
 }

@@ -439,7 +439,6 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		}
 		todo = append(todo, i)
 	}
-	queuedShards := map[int]bool{}
 	lanes := map[hotzone.Provider]bool{}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == casRetries {
@@ -466,6 +465,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		var (
 			writes []valkey.LuaExec
 			wrote  [][]pending
+			queues []bool
 		)
 		for g, idx := range groups {
 			vals, err := strs(rs[g])
@@ -477,6 +477,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 			}
 			args := []string{ev.ID, millis(now)}
 			var ps []pending
+			queues1 := false
 			for k, i := range idx {
 				id := deviceIDs[i]
 				rec, rv, hist, nid, body := vals[5*k], vals[5*k+1], vals[5*k+2], vals[5*k+3], vals[5*k+4]
@@ -523,7 +524,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					o.Status = hotzone.StatusQueued
 					n.Status, n.Reason, n.DecidedAt = hotzone.StatusQueued, "", now
 					n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
-					queue = "1"
+					queue, queues1 = "1", true
 					newHist = encodeHistory(append(times, now), now)
 				}
 				o.Changed = true
@@ -539,9 +540,13 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 			if len(ps) > 0 {
 				writes = append(writes, valkey.LuaExec{Keys: calls[g].Keys, Args: args})
 				wrote = append(wrote, ps)
+				queues = append(queues, queues1)
 			}
 		}
-		ws, err := db.execMulti(ctx, decide, writes)
+		// A queued decision lost in a failover would be decided and
+		// sent again: those writes wait for the replicas, in their own
+		// round trip.
+		ws, err := db.execWaiting(ctx, decide, writes, queues)
 		if err != nil {
 			return nil, fmt.Errorf("redis: consider: %w", err)
 		}
@@ -563,7 +568,6 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				out[p.i] = p.o
 				if p.o.Status == hotzone.StatusQueued {
 					db.notified.add(ev.ID, ev.BrandID, deviceIDs[p.i])
-					queuedShards[shardOf(deviceIDs[p.i])] = true
 					if d := writes[w].Args[2+k*decideArgs+11]; d != "" {
 						lanes[hotzone.Provider(d)] = true
 					}
@@ -577,7 +581,6 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 	if err := db.addLanes(ctx, ev.BrandID, lanes); err != nil {
 		return nil, err
 	}
-	db.waitShards(ctx, ev.BrandID, queuedShards)
 	return out, nil
 }
 
@@ -598,23 +601,6 @@ func (db *DB) addLanes(ctx context.Context, brandID string, ps map[hotzone.Provi
 		db.lanes.Store(brandID+"\x00"+string(p), true)
 	}
 	return nil
-}
-
-// waitShards waits for the replicas of every shard written (see wait).
-func (db *DB) waitShards(ctx context.Context, brandID string, shards map[int]bool) {
-	if db.opts.WaitReplicas <= 0 || len(shards) == 0 {
-		return
-	}
-	done := make(chan struct{}, len(shards))
-	for i := range shards {
-		go func() {
-			db.wait(ctx, db.shard(brandID, i))
-			done <- struct{}{}
-		}()
-	}
-	for range shards {
-		<-done
-	}
 }
 
 // decodeHistory reads queue times, "nanos,nanos,…", oldest first.
@@ -1094,10 +1080,12 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 		g.idx = append(g.idx, i)
 	}
 	calls := make([]valkey.LuaExec, len(order))
+	final := make([]bool, len(order))
 	for c, g := range order {
 		args := make([]string, 0, recordArgs*len(g.idx))
 		for _, i := range g.idx {
 			d := &ds[i]
+			final[c] = final[c] || d.Status != hotzone.StatusQueued
 			next, sent := "", ""
 			if d.Status == hotzone.StatusQueued {
 				next = d.NextAttempt.UTC().Format(time.RFC3339Nano)
@@ -1121,11 +1109,12 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 		}
 		calls[c] = valkey.LuaExec{Keys: []string{db.shard(g.brand, g.shard)}, Args: args}
 	}
-	rs, err := db.execMulti(ctx, record, calls)
+	// A final result lost in a failover would send again: those writes
+	// wait for the replicas, in their own round trip.
+	rs, err := db.execWaiting(ctx, record, calls, final)
 	if err != nil {
 		return fmt.Errorf("redis: record: %w", err)
 	}
-	sentShards := map[string]map[int]bool{}
 	per := len(bucketNames) + 1
 	for c, r := range rs {
 		g := order[c]
@@ -1141,12 +1130,6 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			if vals[2*k] == "" {
 				continue
 			}
-			if d.Status != hotzone.StatusQueued {
-				if sentShards[g.brand] == nil {
-					sentShards[g.brand] = map[int]bool{}
-				}
-				sentShards[g.brand][g.shard] = true
-			}
 			if d.Status == hotzone.StatusInvalidToken {
 				if err := db.dropToken(ctx, d.BrandID, vals[2*k+1], "", "", d.TokenInvalidSince); err != nil {
 					return err
@@ -1160,9 +1143,6 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			}
 			db.setShardCounts(rest[0], g.shard, counts)
 		}
-	}
-	for brandID, shards := range sentShards {
-		db.waitShards(ctx, brandID, shards)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -61,4 +63,70 @@ func (db *DB) runScripts(ctx context.Context, s *script, calls []valkey.LuaExec)
 		}
 	}
 	return rs
+}
+
+// execWaiting runs calls of a script as execMulti does, except that,
+// when Options.WaitReplicas asks for it, each call whose wait is true
+// goes on a connection of its own with a WAIT behind it, both in one
+// round trip: the call's writes are then on that many replicas (or the
+// WAIT came back short; see wait) when it answers, at no round trip
+// more than the call's own. The other calls share one pipelined batch.
+func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec, wait []bool) ([]result, error) {
+	if len(calls) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := db.opCtx(ctx)
+	defer cancel()
+	rs := make([]valkey.ValkeyResult, len(calls))
+	var (
+		plain []int
+		wg    sync.WaitGroup
+	)
+	for i, c := range calls {
+		if !wait[i] || !db.waits(c.Keys[0]) {
+			plain = append(plain, i)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = db.runWaiting(ctx, s, c)
+		}()
+	}
+	if len(plain) > 0 {
+		sub := make([]valkey.LuaExec, len(plain))
+		for j, i := range plain {
+			sub[j] = calls[i]
+		}
+		start := time.Now()
+		prs := db.runScripts(ctx, s, sub)
+		db.stats.took(start, firstError(prs))
+		for j, i := range plain {
+			rs[i] = prs[j]
+		}
+	}
+	wg.Wait()
+	return results(rs), classify(firstError(rs))
+}
+
+// runWaiting runs one call and a WAIT on a connection of its own, again
+// by EVAL if the node did not know the script.
+func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) valkey.ValkeyResult {
+	start := time.Now()
+	var r valkey.ValkeyResult
+	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
+		rs := c.DoMulti(ctx, db.scriptCmd(s, call.Keys, call.Args, false), db.waitCmd(c))
+		if noScript(rs[0]) {
+			rs = c.DoMulti(ctx, db.scriptCmd(s, call.Keys, call.Args, true), db.waitCmd(c))
+		}
+		r = rs[0]
+		if err := r.Error(); err != nil {
+			return err
+		}
+		// The WAIT's own failure leaves the call's answer standing: its
+		// writes are on the primary, as after a short WAIT.
+		return db.waited(call.Keys[0], rs[1])
+	})
+	db.stats.took(start, err)
+	return r
 }

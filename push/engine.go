@@ -23,6 +23,16 @@ const (
 	fanOutMaxChunk   = 8192
 )
 
+// fanOutInFlight is how many chunks a fan-out decides at once over
+// storage that many nodes share (FanOutLeases): across the network a
+// chunk's time is partly spent waiting on round trips, and a second
+// chunk decides meanwhile (Consider allows concurrent calls; pings make
+// them anyway). Measured with the perf harness's fan-out on a Redis
+// Cluster: 2 took a fifth less time to all queued than 1, and 4 no less
+// than 2. An embedded store, which writes one transaction at a time,
+// decides one chunk at a time.
+const fanOutInFlight = 2
+
 // Engine is the service layer of hotzone's use cases: a ping (rate
 // limit, policy, position, fence match, trigger), an event's start with
 // its fan-out and its end, and push credentials changing hands. The api
@@ -261,46 +271,80 @@ func (e *Engine) FanOut(ctx context.Context, ev hotzone.Event) error {
 	}(len(ids))
 	// Sorted ids write neighbouring keys: bbolt touches fewer pages.
 	sort.Strings(ids)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
 	chunk := fanOutFirstChunk
 	leases, shared := e.db.(FanOutLeases)
-	for len(ids) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	slots := make(chan struct{}, 1)
+	if shared {
+		slots = make(chan struct{}, fanOutInFlight)
+	}
+	for len(ids) > 0 && ctx.Err() == nil {
+		slots <- struct{}{}
 		if shared {
 			ok, err := leases.LeaseFanOut(ctx, ev.BrandID, ev.ID, e.owner, e.now(), FanOutLease)
-			if err != nil {
-				return err
+			if err == nil && !ok {
+				err = errLeaseLost
 			}
-			if !ok {
-				return errLeaseLost
+			if err != nil {
+				fail(err)
+				break
 			}
 		}
 		n := min(len(ids), chunk)
 		chunk = min(2*chunk, fanOutMaxChunk)
-		out, err := e.db.Consider(ctx, ev, ids[:n], e.decider(&ev, policy, now))
-		if err != nil {
-			return err
-		}
-		woke := false
-		var atStore []string
-		for i := range out {
-			o := &out[i]
-			if there[o.DeviceID] && decidedNow(o) {
-				atStore = append(atStore, o.DeviceID)
+		wg.Add(1)
+		go func(part []string) {
+			defer func() { <-slots; wg.Done() }()
+			if err := e.fanOutChunk(ctx, &ev, part, policy, there, now); err != nil {
+				fail(err)
 			}
-			switch {
-			case !o.Changed:
-			case o.Status == hotzone.StatusQueued && !woke:
-				e.wake()
-				woke = true
-			case o.Status == hotzone.StatusSuppressed:
-				e.metrics.suppressed(Reason(o.Reason))
-			}
-		}
-		e.attributeDecided(ctx, &ev, atStore, now)
+		}(ids[:n])
 		ids = ids[n:]
 	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// fanOutChunk decides for one chunk of a fan-out's devices.
+func (e *Engine) fanOutChunk(ctx context.Context, ev *hotzone.Event, ids []string, policy hotzone.Policy, there map[string]bool, now time.Time) error {
+	out, err := e.db.Consider(ctx, *ev, ids, e.decider(ev, policy, now))
+	if err != nil {
+		return err
+	}
+	woke := false
+	var atStore []string
+	for i := range out {
+		o := &out[i]
+		if there[o.DeviceID] && decidedNow(o) {
+			atStore = append(atStore, o.DeviceID)
+		}
+		switch {
+		case !o.Changed:
+		case o.Status == hotzone.StatusQueued && !woke:
+			e.wake()
+			woke = true
+		case o.Status == hotzone.StatusSuppressed:
+			e.metrics.suppressed(Reason(o.Reason))
+		}
+	}
+	e.attributeDecided(ctx, ev, atStore, now)
 	return nil
 }
 

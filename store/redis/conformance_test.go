@@ -356,8 +356,9 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 }
 
 // testDecisionRoundTrips: a decision that queues is two round trips
-// (the read it is made on, then its write with the WAIT behind it), and
-// a final result one (its write with the WAIT); once a device is
+// (the read it is made on, then its write with the WAIT behind it), a
+// final result one (its write with the WAIT), a presence change two
+// (likewise); once a device is
 // notified for an event, its next decisions for it (a ping that
 // triggers nothing new) make no round trip; erased, it is decided anew.
 func testDecisionRoundTrips(t *testing.T, db *DB) {
@@ -402,6 +403,17 @@ func testDecisionRoundTrips(t *testing.T, db *DB) {
 	}
 	if n := db.Metrics().Snapshot().Count - before; n != 1 {
 		t.Errorf("recording a sent result made %d round trips, want 1", n)
+	}
+	before = db.Metrics().Snapshot().Count
+	if _, err := db.UpdatePresence(ctx, br.ID, "e", func(p *hotzone.Presence) bool {
+		p.Visits = append(p.Visits, hotzone.Visit{StoreID: "s", EnteredAt: time.Now(), SeenAt: time.Now()})
+		p.AsOf = time.Now()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Metrics().Snapshot().Count - before; n != 2 {
+		t.Errorf("a presence change made %d round trips, want 2", n)
 	}
 	before = db.Metrics().Snapshot().Count
 	if o := consider(); o.Reason != hotzone.ReasonAlreadyNotified {

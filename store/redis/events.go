@@ -55,7 +55,7 @@ func (db *DB) StartEvent(ctx context.Context, ev hotzone.Event, idemKey string) 
 	// The key outlives the window by a day of real time: the window is
 	// judged by the request's clock, the expiry only collects garbage.
 	px := strconv.FormatInt((hotzone.IdempotencyWindow + 24*time.Hour).Milliseconds(), 10)
-	ans, err := strs(db.exec(ctx, startEvent,
+	ans, err := strs(db.execWaited(ctx, startEvent,
 		[]string{db.bkey(ev.BrandID, "stores"), db.bkey(ev.BrandID, "live"), db.bkey(ev.BrandID, "events"), idem},
 		[]string{ev.StoreID, ev.ID, string(raw), millis(ev.StartsAt), strconv.FormatInt(hotzone.IdempotencyWindow.Milliseconds(), 10), px}))
 	if err != nil {
@@ -74,7 +74,6 @@ func (db *DB) StartEvent(ctx context.Context, ev hotzone.Event, idemKey string) 
 		}
 		return got, c, false, hotzone.ErrConflict
 	}
-	db.wait(ctx, db.bkey(ev.BrandID, "live"))
 	if err := db.bump(ctx, ev.BrandID, partLive); err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, false, err
 	}
@@ -213,7 +212,7 @@ func (db *DB) EndEvent(ctx context.Context, brandID, eventID string, at time.Tim
 			ev.EndsAt = at.UTC()
 		}
 		ended, _ := json.Marshal(ev)
-		n, err := db.exec(ctx, endEvent, []string{evKey, liveKey, db.bkey(brandID, "fanout")}, []string{eventID, raw, string(ended), ev.StoreID}).AsInt64()
+		n, err := db.execWaited(ctx, endEvent, []string{evKey, liveKey, db.bkey(brandID, "fanout")}, []string{eventID, raw, string(ended), ev.StoreID}).AsInt64()
 		if err != nil {
 			return hotzone.Event{}, hotzone.Counts{}, fmt.Errorf("redis: end event: %w", err)
 		}
@@ -224,7 +223,6 @@ func (db *DB) EndEvent(ctx context.Context, brandID, eventID string, at time.Tim
 			break
 		}
 	}
-	db.wait(ctx, liveKey)
 	if err := db.expireQueued(ctx, brandID, eventID); err != nil {
 		return hotzone.Event{}, hotzone.Counts{}, err
 	}

@@ -65,7 +65,7 @@ func (c *presentCache) has(r hotzone.DeviceRef) bool {
 
 // UpdatePresence implements hotzone.Presences: read, fn, and a script
 // that writes only if the presence is still the one read, retried when
-// it is not. A change waits for a replica (see wait).
+// it is not. A change waits for a replica (see execWaiting).
 func (db *DB) UpdatePresence(ctx context.Context, brandID, deviceID string, fn func(*hotzone.Presence) bool) (hotzone.Presence, error) {
 	if _, ok := db.brands.Brand(brandID); !ok {
 		return hotzone.Presence{}, notFound("brand")
@@ -100,7 +100,8 @@ func (db *DB) UpdatePresence(ctx context.Context, brandID, deviceID string, fn f
 			}
 			raw, score = string(b), millis(next.AsOf)
 		}
-		n, err := db.exec(ctx, putPresence, []string{sh}, []string{deviceID, vals[1], raw, score}).AsInt64()
+		// A change waits for a replica in the write's own round trip.
+		n, err := db.execWaited(ctx, putPresence, []string{sh}, []string{deviceID, vals[1], raw, score}).AsInt64()
 		if err != nil {
 			return hotzone.Presence{}, fmt.Errorf("redis: presence: %w", err)
 		}
@@ -108,7 +109,6 @@ func (db *DB) UpdatePresence(ctx context.Context, brandID, deviceID string, fn f
 		case -1:
 			return hotzone.Presence{}, errNoDevice
 		case 1:
-			db.wait(ctx, sh)
 			db.present.note(ref, next)
 			return next, nil
 		}

@@ -53,12 +53,11 @@ func (db *DB) PutPreset(ctx context.Context, p hotzone.Preset) (hotzone.Preset, 
 		if err != nil {
 			return hotzone.Preset{}, false, fmt.Errorf("redis: preset: %w", err)
 		}
-		ok, err := db.exec(ctx, casHash, []string{k}, []string{p.ID, old, string(raw)}).AsBool()
+		ok, err := db.execWaited(ctx, casHash, []string{k}, []string{p.ID, old, string(raw)}).AsBool()
 		if err != nil {
 			return hotzone.Preset{}, false, fmt.Errorf("redis: preset: %w", err)
 		}
 		if ok {
-			db.wait(ctx, k)
 			p.CreatedAt, p.UpdatedAt = sp.CreatedAt, sp.UpdatedAt
 			return p, old == "", nil
 		}

@@ -109,6 +109,14 @@ func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec
 	return results(rs), classify(firstError(rs))
 }
 
+// execWaited runs one call of a script with a WAIT behind it in the
+// same round trip (see execWaiting).
+func (db *DB) execWaited(ctx context.Context, s *script, keys, args []string) result {
+	// A single call's answer carries its own error.
+	rs, _ := db.execWaiting(ctx, s, []valkey.LuaExec{{Keys: keys, Args: args}}, []bool{true})
+	return rs[0]
+}
+
 // runWaiting runs one call and a WAIT on a connection of its own, again
 // by EVAL if the node did not know the script.
 func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) valkey.ValkeyResult {

@@ -252,11 +252,12 @@ func (db *DB) Emit(ctx context.Context, brandID string, hs []hotzone.Happening) 
 			calls = append(calls, valkey.LuaExec{Keys: []string{db.wkey(brandID, w.ID)}, Args: args})
 		}
 	}
-	if _, err := db.execMulti(ctx, enqueueHook, calls); err != nil {
-		return fmt.Errorf("redis: emit: %w", err)
+	waits := make([]bool, len(calls))
+	for i := range waits {
+		waits[i] = true
 	}
-	for _, c := range calls {
-		db.wait(ctx, c.Keys[0])
+	if _, err := db.execWaiting(ctx, enqueueHook, calls, waits); err != nil {
+		return fmt.Errorf("redis: emit: %w", err)
 	}
 	return nil
 }
@@ -274,10 +275,9 @@ func (db *DB) EmitTo(ctx context.Context, brandID, webhookID string, h hotzone.H
 		return hotzone.HookDelivery{}, fmt.Errorf("redis: emit: %w", err)
 	}
 	w := db.wkey(brandID, webhookID)
-	if err := db.exec(ctx, enqueueHook, []string{w}, args).Error(); err != nil {
+	if err := db.execWaited(ctx, enqueueHook, []string{w}, args).Error(); err != nil {
 		return hotzone.HookDelivery{}, fmt.Errorf("redis: emit: %w", err)
 	}
-	db.wait(ctx, w)
 	return d, nil
 }
 
@@ -442,12 +442,11 @@ func (db *DB) RecordAttempt(ctx context.Context, r hotzone.AttemptResult) error 
 	if r.Status == hotzone.DeliveryDelivered {
 		ok = "1"
 	}
-	err = db.exec(ctx, recordHook, []string{w}, []string{r.DeliveryID, r.Claim, string(next), string(r.Status),
+	err = db.execWaited(ctx, recordHook, []string{w}, []string{r.DeliveryID, r.Claim, string(next), string(r.Status),
 		millis(d.NextAttempt), d.Happening.OrderKey, millis(r.At), ok, strconv.FormatInt(hotzone.DisableAfter.Milliseconds(), 10)}).Error()
 	if err != nil {
 		return fmt.Errorf("redis: record attempt: %w", err)
 	}
-	db.wait(ctx, w)
 	return nil
 }
 

@@ -71,6 +71,10 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testSendQuota(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
+	t.Run("WaitedWriteMoved", func(t *testing.T) {
+		p := prefix()
+		testWaitedWriteMoved(t, c, open(t, p, time.Now), p)
+	})
 	t.Run("WaitWithoutReplicas", func(t *testing.T) { testWaitWithoutReplicas(t, c, open(t, prefix(), time.Now)) })
 	t.Run("FarPingThroughAnotherNode", func(t *testing.T) {
 		p := prefix()

@@ -90,7 +90,19 @@ func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rs[i] = db.runWaiting(ctx, s, c)
+			r := db.runWaiting(ctx, s, c)
+			if redirected(r) {
+				// A connection of one's own does not follow a redirect
+				// (a slot moved, the client not caught up): the shared
+				// client does, then a WAIT where the write went.
+				start := time.Now()
+				r = db.runScripts(ctx, s, []valkey.LuaExec{c})[0]
+				db.stats.took(start, r.Error())
+				if r.Error() == nil {
+					db.wait(ctx, c.Keys[0])
+				}
+			}
+			rs[i] = r
 		}()
 	}
 	if len(plain) > 0 {
@@ -115,6 +127,18 @@ func (db *DB) execWaited(ctx context.Context, s *script, keys, args []string) re
 	// A single call's answer carries its own error.
 	rs, _ := db.execWaiting(ctx, s, []valkey.LuaExec{{Keys: keys, Args: args}}, []bool{true})
 	return rs[0]
+}
+
+// redirected tells whether a node answered MOVED or ASK: the slot is
+// served elsewhere, and the call did not run.
+func redirected(r valkey.ValkeyResult) bool {
+	ve, ok := valkey.IsValkeyErr(r.Error())
+	if !ok {
+		return false
+	}
+	_, moved := ve.IsMoved()
+	_, ask := ve.IsAsk()
+	return moved || ask
 }
 
 // runWaiting runs one call and a WAIT on a connection of its own, again

@@ -67,10 +67,11 @@ func (db *DB) runScripts(ctx context.Context, s *script, calls []valkey.LuaExec)
 
 // execWaiting runs calls of a script as execMulti does, except that,
 // when Options.WaitReplicas asks for it, each call whose wait is true
-// goes on a connection of its own with a WAIT behind it, both in one
-// round trip: the call's writes are then on that many replicas (or the
-// WAIT came back short; see wait) when it answers, at no round trip
-// more than the call's own. The other calls share one pipelined batch.
+// (every call, for a nil wait) goes on a connection of its own with a
+// WAIT behind it, both in one round trip: the call's writes are then on
+// that many replicas (or the WAIT came back short; see wait) when it
+// answers, at no round trip more than the call's own. The other calls
+// share one pipelined batch.
 func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec, wait []bool) ([]result, error) {
 	if len(calls) == 0 {
 		return nil, nil
@@ -78,32 +79,24 @@ func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec
 	ctx, cancel := db.opCtx(ctx)
 	defer cancel()
 	rs := make([]valkey.ValkeyResult, len(calls))
-	var (
-		plain []int
-		wg    sync.WaitGroup
-	)
+	var plain, waited []int
 	for i, c := range calls {
-		if !wait[i] || !db.waits(c.Keys[0]) {
+		if (wait == nil || wait[i]) && db.waits(c.Keys[0]) {
+			waited = append(waited, i)
+		} else {
 			plain = append(plain, i)
-			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := db.runWaiting(ctx, s, c)
-			if redirected(r) {
-				// A connection of one's own does not follow a redirect
-				// (a slot moved, the client not caught up): the shared
-				// client does, then a WAIT where the write went.
-				start := time.Now()
-				r = db.runScripts(ctx, s, []valkey.LuaExec{c})[0]
-				db.stats.took(start, r.Error())
-				if r.Error() == nil {
-					db.wait(ctx, c.Keys[0])
-				}
-			}
-			rs[i] = r
-		}()
+	}
+	var wg sync.WaitGroup
+	for k, i := range waited {
+		if k == len(waited)-1 && len(plain) == 0 {
+			// With no batch to send meanwhile, the last runs here: a
+			// call alone (a ping's decision or presence) needs no
+			// goroutine.
+			rs[i] = db.waitedCall(ctx, s, calls[i])
+			break
+		}
+		wg.Go(func() { rs[i] = db.waitedCall(ctx, s, calls[i]) })
 	}
 	if len(plain) > 0 {
 		sub := make([]valkey.LuaExec, len(plain))
@@ -125,8 +118,26 @@ func (db *DB) execWaiting(ctx context.Context, s *script, calls []valkey.LuaExec
 // same round trip (see execWaiting).
 func (db *DB) execWaited(ctx context.Context, s *script, keys, args []string) result {
 	// A single call's answer carries its own error.
-	rs, _ := db.execWaiting(ctx, s, []valkey.LuaExec{{Keys: keys, Args: args}}, []bool{true})
+	rs, _ := db.execWaiting(ctx, s, []valkey.LuaExec{{Keys: keys, Args: args}}, nil)
 	return rs[0]
+}
+
+// waitedCall runs one call with its WAIT (see runWaiting). A connection
+// of one's own does not follow a redirect (a slot moved, the client not
+// caught up): then the shared client, which does, runs it, and a WAIT
+// follows where the write went.
+func (db *DB) waitedCall(ctx context.Context, s *script, c valkey.LuaExec) valkey.ValkeyResult {
+	r := db.runWaiting(ctx, s, c)
+	if !redirected(r) {
+		return r
+	}
+	start := time.Now()
+	r = db.runScripts(ctx, s, []valkey.LuaExec{c})[0]
+	db.stats.took(start, r.Error())
+	if r.Error() == nil {
+		db.wait(ctx, c.Keys[0])
+	}
+	return r
 }
 
 // redirected tells whether a node answered MOVED or ASK: the slot is

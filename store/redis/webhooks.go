@@ -252,11 +252,7 @@ func (db *DB) Emit(ctx context.Context, brandID string, hs []hotzone.Happening) 
 			calls = append(calls, valkey.LuaExec{Keys: []string{db.wkey(brandID, w.ID)}, Args: args})
 		}
 	}
-	waits := make([]bool, len(calls))
-	for i := range waits {
-		waits[i] = true
-	}
-	if _, err := db.execWaiting(ctx, enqueueHook, calls, waits); err != nil {
+	if _, err := db.execWaiting(ctx, enqueueHook, calls, nil); err != nil {
 		return fmt.Errorf("redis: emit: %w", err)
 	}
 	return nil

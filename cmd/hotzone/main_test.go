@@ -221,6 +221,7 @@ func TestServeConfig(t *testing.T) {
 		{"bad redis prefix", []string{"--redis-prefix", "a{b}"}, nil, "--redis-prefix"},
 		{"bad redis wait", []string{"--redis-wait", "9"}, nil, "--redis-wait"},
 		{"bad redis wait timeout", []string{"--redis-wait-timeout", "0s"}, nil, "--redis-wait-timeout"},
+		{"negative redis device cache", []string{"--redis-device-cache", "-1"}, nil, "--redis-device-cache"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -212,7 +213,8 @@ func openStorage(ctx context.Context, cfg *serveConfig, getenv func(string) stri
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		db, err := redis.Open(octx, cfg.redisAddrs, redis.Options{SecretKey: key, Prefix: cfg.RedisPrefix,
-			FlushInterval: cfg.FlushInterval, WaitReplicas: cfg.RedisWait, WaitTimeout: cfg.RedisWaitTime})
+			FlushInterval: cfg.FlushInterval, WaitReplicas: cfg.RedisWait, WaitTimeout: cfg.RedisWaitTime,
+			StateCache: cmp.Or(cfg.RedisStates, -1)})
 		if err != nil {
 			return nil, fmt.Errorf("%w\nIs the Redis Cluster at --redis %s up and reachable?", err, cfg.Redis)
 		}

@@ -59,12 +59,13 @@ func TestRedis(t *testing.T) {
 	t.Run("DecisionRoundTrips", func(t *testing.T) {
 		// No polls or flushes of its own to count in between.
 		key := sha256.Sum256([]byte("test"))
-		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: prefix(), Poll: time.Hour, FlushInterval: time.Hour, WaitReplicas: 1})
+		p := prefix()
+		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: p, Poll: time.Hour, FlushInterval: time.Hour, WaitReplicas: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		testDecisionRoundTrips(t, db)
+		testDecisionRoundTrips(t, db, open(t, p, time.Now))
 	})
 	t.Run("ScriptsForgotten", func(t *testing.T) { testScriptsForgotten(t, open(t, prefix(), time.Now)) })
 	t.Run("SendQuota", func(t *testing.T) {
@@ -83,6 +84,10 @@ func TestRedis(t *testing.T) {
 	t.Run("ClaimLeasesAnIdOnce", func(t *testing.T) { testClaimLeasesOnce(t, open(t, prefix(), time.Now)) })
 	t.Run("LargeClaimInOneShard", func(t *testing.T) { testLargeClaim(t, open(t, prefix(), time.Now)) })
 	t.Run("DecisionOnAChangedDevice", func(t *testing.T) { testDecisionOnChangedDevice(t, open(t, prefix(), time.Now)) })
+	t.Run("HoldOnAKeptState", func(t *testing.T) {
+		p := prefix()
+		testHoldOnKeptState(t, open(t, p, time.Now), open(t, p, time.Now))
+	})
 	t.Run("PositionsWrittenBefore", func(t *testing.T) { testPositionsWrittenBefore(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
@@ -359,13 +364,15 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 	}
 }
 
-// testDecisionRoundTrips: a decision that queues is two round trips
-// (the read it is made on, then its write with the WAIT behind it), a
-// final result one (its write with the WAIT), a presence change two
-// (likewise); once a device is
-// notified for an event, its next decisions for it (a ping that
-// triggers nothing new) make no round trip; erased, it is decided anew.
-func testDecisionRoundTrips(t *testing.T, db *DB) {
+// testDecisionRoundTrips: a decision that queues a device this node
+// knows is one round trip (its write with the WAIT behind it); for a
+// device it does not know, or knows stale, two (the read it is made
+// on, or the refused write that answers it). A final result is one
+// (its write with the WAIT), a presence change two (the read, then the
+// write with the WAIT); once a device is notified for an event, its
+// next decisions for it (a ping that triggers nothing new) make no
+// round trip; erased, it is decided anew. other is another node.
+func testDecisionRoundTrips(t *testing.T, db, other *DB) {
 	ctx := t.Context()
 	br, _ := brandStore(t, db, "Quiet")
 	d := apnsDevice(br.ID, "d")
@@ -390,15 +397,47 @@ func testDecisionRoundTrips(t *testing.T, db *DB) {
 	if out, err := db.Consider(ctx, ev, []string{"e"}, queue); err != nil || out[0].Status != hotzone.StatusQueued {
 		t.Fatalf("decision of e = %+v, %v; want queued", out, err)
 	}
+	if n := db.Metrics().Snapshot().Count - before; n != 1 {
+		t.Errorf("a decision that queues a device this node registered made %d round trips, want 1", n)
+	}
+	// Registered through the other node: this one reads it first.
+	if err := other.reloadBrand(ctx, br.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustPutDevice(t, other, apnsDevice(br.ID, "f"))
+	before = db.Metrics().Snapshot().Count
+	if out, err := db.Consider(ctx, ev, []string{"f"}, queue); err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("decision of f = %+v, %v; want queued", out, err)
+	}
 	if n := db.Metrics().Snapshot().Count - before; n != 2 {
-		t.Errorf("a decision that queues made %d round trips, want 2", n)
+		t.Errorf("a decision that queues a device this node did not know made %d round trips, want 2", n)
+	}
+	// Known here, then registered anew through the other node: the
+	// write made on the old record is refused and answers the new one.
+	g := apnsDevice(br.ID, "g")
+	mustPutDevice(t, db, g)
+	g.Locale = "fr-FR"
+	mustPutDevice(t, other, g)
+	before = db.Metrics().Snapshot().Count
+	var locales []string
+	if out, err := db.Consider(ctx, ev, []string{"g"}, func(d hotzone.Device, _ []time.Time) string {
+		locales = append(locales, d.Locale)
+		return ""
+	}); err != nil || out[0].Status != hotzone.StatusQueued {
+		t.Fatalf("decision of g = %+v, %v; want queued", out, err)
+	}
+	if n := db.Metrics().Snapshot().Count - before; n != 2 {
+		t.Errorf("a decision that queues a device this node knew stale made %d round trips, want 2", n)
+	}
+	if len(locales) != 2 || locales[1] != "fr-FR" {
+		t.Errorf("g decided on locales %q, want twice, the last on fr-FR", locales)
 	}
 	if short := db.Metrics().Snapshot().WaitShort; short != 0 {
 		t.Errorf("%d WAITs came back short with every replica up", short)
 	}
 	got, err := db.Claim(ctx, hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}, time.Now(), 10, time.Minute)
-	if err != nil || len(got) != 2 {
-		t.Fatalf("Claim = %d, %v; want both queued", len(got), err)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Claim = %d, %v; want all four queued", len(got), err)
 	}
 	before = db.Metrics().Snapshot().Count
 	if err := db.Record(ctx, []hotzone.Delivery{{NotificationID: got[0].ID, Claim: got[0].Claim, BrandID: br.ID,
@@ -595,6 +634,44 @@ func testDecisionOnChangedDevice(t *testing.T, db *DB) {
 	}
 	if calls["b"] != 2 {
 		t.Errorf("b decided %d times, want twice (again on its new record)", calls["b"])
+	}
+}
+
+// testHoldOnKeptState: a node answers a hold that writes nothing only
+// on the device as it is now, never on the state it kept: a device held
+// back as opted out on node a, then opted in through node b, is queued
+// by a's next decision.
+func testHoldOnKeptState(t *testing.T, a, b *DB) {
+	ctx := t.Context()
+	br, _ := brandStore(t, a, "Kept")
+	if err := b.reloadBrand(ctx, br.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := apnsDevice(br.ID, "d")
+	d.OptIn = false
+	mustPutDevice(t, a, d)
+	ev := mustStartEvent(t, a, br.ID, time.Now())
+	optIn := func(d hotzone.Device, _ []time.Time) string {
+		if !d.OptIn {
+			return "opted_out"
+		}
+		return ""
+	}
+	consider := func() hotzone.Outcome {
+		t.Helper()
+		out, err := a.Consider(ctx, ev, []string{"d"}, optIn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	if o := consider(); o.Status != hotzone.StatusSuppressed {
+		t.Fatalf("opted out: %+v, want suppressed", o)
+	}
+	d.OptIn = true
+	mustPutDevice(t, b, d)
+	if o := consider(); o.Status != hotzone.StatusQueued {
+		t.Errorf("opted in through another node: %+v, want queued", o)
 	}
 }
 

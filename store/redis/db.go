@@ -45,6 +45,7 @@ type DB struct {
 
 	devs     devCache
 	notified notifiedCache
+	states   stateCache
 	claimed  claimedEntries
 	pos      positions
 	present  presentCache
@@ -101,6 +102,11 @@ type Options struct {
 	WaitReplicas int
 	// WaitTimeout bounds a WAIT; 100 ms when zero.
 	WaitTimeout time.Duration
+	// StateCache is about how many devices' decision state (record,
+	// history, entry for one event) a node keeps, so that most
+	// decisions need no read first; 250,000 when zero, none when
+	// negative. Each takes about half a kilobyte.
+	StateCache int
 	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
 	// over answers within it or the call fails with ErrUnavailable.
 	OpTimeout time.Duration
@@ -131,6 +137,9 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	if opts.WaitTimeout <= 0 {
 		opts.WaitTimeout = 100 * time.Millisecond
 	}
+	if opts.StateCache == 0 {
+		opts.StateCache = 250_000
+	}
 	c, err := valkey.NewClient(valkey.ClientOption{
 		InitAddress: addrs,
 		// Our views are our cache; the server-assisted one would only
@@ -151,6 +160,7 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	}
 	db.devs.init()
 	db.pos.init()
+	db.states.init(max(opts.StateCache, 0))
 	if err := db.loadAll(ctx); err != nil {
 		c.Close()
 		return nil, err

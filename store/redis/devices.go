@@ -70,13 +70,16 @@ func (c *devCache) forget(brandID, deviceID string) {
 // record, device id. Answers {"1"}, or {"0", the record as it is} for
 // the caller to decide again on, with no read of its own. The record's
 // SHA-1 goes with it (field "rv"): a decision checks that the record it
-// was made on is unchanged by that, not by sending the record back.
+// was made on is unchanged by that, not by sending the record back. A
+// write answers {"1", rv, history}: the device's state for this node's
+// next decision (see stateCache).
 var putDevice = newScript(`
 local cur = redis.call('HGET', KEYS[1], 'rec') or ''
 if cur ~= ARGV[1] then return {'0', cur} end
-redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'rv', redis.sha1hex(ARGV[2]))
+local rv = redis.sha1hex(ARGV[2])
+redis.call('HSET', KEYS[1], 'rec', ARGV[2], 'rv', rv)
 redis.call('SADD', KEYS[2], ARGV[3])
-return {'1'}`)
+return {'1', rv, redis.call('HGET', KEYS[1], 'hist') or ''}`)
 
 // releaseToken forgets a token's owner if it is still this device.
 var releaseToken = newScript(`
@@ -126,6 +129,11 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 		}
 		if ans[0] == "1" {
 			created = raw == ""
+			if len(ans) == 3 {
+				if st, err := stateFrom(d.BrandID, string(next), ans[1], ans[2], "", "", ""); err == nil {
+					db.states.put(d.BrandID, d.ID, st)
+				}
+			}
 			break
 		}
 		if len(ans) < 2 {
@@ -184,6 +192,7 @@ func (db *DB) dropToken(ctx context.Context, brandID, deviceID string, p hotzone
 			return fmt.Errorf("redis: write device: %w", err)
 		}
 		if len(ans) > 0 && ans[0] == "1" {
+			db.states.forget(brandID, deviceID)
 			if token == "" { // an invalid token: its owner entry goes too
 				return db.exec(ctx, releaseToken, []string{db.tokenKey(brandID, oldP, old)}, []string{deviceID}).Error()
 			}
@@ -225,12 +234,20 @@ func (db *DB) Device(ctx context.Context, brandID, deviceID string) (hotzone.Dev
 // exists.
 func (db *DB) RecordPosition(ctx context.Context, brandID, deviceID string, p hotzone.Position, qualifying bool) error {
 	if !db.devs.has(brandID, deviceID) {
-		n, err := db.do(ctx, db.cmd("HEXISTS", []string{db.devShard(brandID, deviceID) + ":d:" + deviceID}, "rec")).AsInt64()
+		// The read that tells the device exists also brings its state,
+		// so that its first decision here needs no read of its own.
+		vals, err := strs(db.do(ctx, db.cmd("HMGET", []string{db.devShard(brandID, deviceID) + ":d:" + deviceID}, "rec", "rv", "hist")))
+		if err == nil && len(vals) != 3 {
+			err = fmt.Errorf("HMGET answered %d values", len(vals))
+		}
 		if err != nil {
 			return fmt.Errorf("redis: device: %w", err)
 		}
-		if n == 0 {
+		if vals[0] == "" {
 			return errNoDevice
+		}
+		if st, err := stateFrom(brandID, vals[0], vals[1], vals[2], "", "", ""); err == nil {
+			db.states.put(brandID, deviceID, st)
 		}
 		db.devs.add(brandID, deviceID)
 	}
@@ -310,6 +327,7 @@ func (db *DB) DeleteDevice(ctx context.Context, brandID, deviceID string) error 
 		}
 	}
 	db.devs.forget(brandID, deviceID)
+	db.states.forget(brandID, deviceID)
 	db.notified.erased(brandID, deviceID)
 	db.pos.drop(brandID, deviceID)
 	db.refreshEventCounts(ctx, brandID, db.liveIDs(brandID)...)

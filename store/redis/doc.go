@@ -32,9 +32,13 @@
 //   - Positions are written behind (FlushInterval) and a node's views
 //     lag another node's changes by up to Poll (250 ms) when a published
 //     message is lost; ViewLag (1 s) bounds both.
-//   - A decision costs two round trips (the read decide needs, then the
-//     checked write) plus the WAIT when it queues; a device this node saw
-//     notified for a live event costs none.
+//   - A decision for a device this node keeps the state of (see
+//     stateCache: registered or seen here, up to Options.StateCache
+//     devices) costs one round trip, the checked write with the WAIT
+//     behind it when it queues; for another, or one whose state moved on
+//     elsewhere, two (the read, or the refused write that answers the
+//     state). A device this node saw notified for a live event costs
+//     none.
 //   - Lanes reads every shard's outbox size of every lane ever queued
 //     to, every dispatcher scan (250 ms a node): fine for hundreds of
 //     brands, not for many thousands.

@@ -317,11 +317,12 @@ const decideArgs = 13
 // decide writes decisions for a shard's devices, each only if
 // everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
 // event, the due time (ms), then per device: its id, record version,
-// history, notification id and entry as peeked; the entry's id and new
-// JSON; its new bucket and the old one ("" when new); "1" to queue it,
-// with the new history, provider and creation time (ms). Answers, per device, 1
-// or 0 (peek again), then, if any was written, the event's counts in
-// the shard (see countsLua).
+// history, notification id and entry as it was decided on; the entry's
+// id and new JSON; its new bucket and the old one ("" when new); "1" to
+// queue it, with the new history, provider and creation time (ms).
+// Answers, per device, 1 when written, else its state as it is, as peek
+// answers it, to decide again on; then, if any was written, the event's
+// counts in the shard (see countsLua).
 //
 // Each device's own keys are checked and written as it comes; the
 // shard's entries, log indexes and outbox are written once for the
@@ -336,15 +337,15 @@ local entries, logged, oq, boxes = {}, {}, {}, {}
 local function add(b, n) delta[b] = (delta[b] or 0) + n end
 for i = 3, #ARGV, 13 do
   local d = p .. ':d:' .. ARGV[i]
-  local ok = 1
   local v = redis.call('HMGET', d, 'rv', 'hist', f)
   local id = v[3] or ''
-  if (v[1] or '') ~= ARGV[i+1] or (v[2] or '') ~= ARGV[i+2] or id ~= ARGV[i+3] then
-    ok = 0
-  elseif id ~= '' and (redis.call('HGET', p .. ':n', id) or '') ~= ARGV[i+4] then
-    ok = 0
+  local body
+  local ok = (v[1] or '') == ARGV[i+1] and (v[2] or '') == ARGV[i+2] and id == ARGV[i+3]
+  if ok and id ~= '' then
+    body = redis.call('HGET', p .. ':n', id) or ''
+    ok = body == ARGV[i+4]
   end
-  if ok == 1 then
+  if ok then
     local nid = ARGV[i+5]
     entries[#entries+1] = nid
     entries[#entries+1] = ARGV[i+6]
@@ -365,8 +366,16 @@ for i = 3, #ARGV, 13 do
     elseif id == '' then
       redis.call('HSET', d, f, nid)
     end
+    out[#out+1] = 1
+  else
+    local rec = redis.call('HGET', d, 'rec') or ''
+    if rec == '' then
+      id, body = '', ''
+    elseif id ~= '' and not body then
+      body = redis.call('HGET', p .. ':n', id) or ''
+    end
+    out[#out+1] = {rec, v[1] or '', v[2] or '', id, body or ''}
   end
-  out[#out+1] = ok
 end
 if #entries > 0 then
   redis.call('HSET', p .. ':n', unpack(entries))
@@ -406,12 +415,15 @@ func shardGroups(ids []string, idx []int) [][]int {
 	return out
 }
 
-// Consider decides for each device (see hotzone.Decisions): one peek
-// call per shard (of up to considerBatch devices) in one pipelined
-// batch, decide in Go, then one call per shard that writes each device's
-// decision if nothing it was made on changed; the few that lost a race
-// are peeked and decided again. decide may thus run more than once for
-// a device, as the contract allows.
+// Consider decides for each device (see hotzone.Decisions). A device
+// whose state this node keeps (see stateCache) is decided at once; the
+// others are read first, one peek call per shard (of up to
+// considerBatch devices) in one pipelined batch. Then one call per
+// shard writes each device's decision if nothing it was made on
+// changed, and answers the state of those where something did, which
+// are decided again. So a decision costs one round trip, or two when
+// this node did not know the device or knew it stale; decide may run
+// more than once for a device, as the contract allows.
 func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string, decideFn hotzone.DecideFunc) ([]hotzone.Outcome, error) {
 	if _, ok := db.brands.Brand(ev.BrandID); !ok {
 		return nil, notFound("brand")
@@ -432,70 +444,67 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 	// A device this node saw notified for the event is answered without
 	// a round trip: a ping that triggers nothing new costs none.
 	todo := make([]int, 0, len(deviceIDs))
+	// states[i] is what device i is decided on; read[i] tells that it
+	// was read in this call rather than kept from before.
+	states := make([]*devState, len(deviceIDs))
+	read := make([]bool, len(deviceIDs))
 	for i, id := range deviceIDs {
 		if db.notified.has(ev.ID, ev.BrandID, id) {
 			out[i].Reason = hotzone.ReasonAlreadyNotified
 			continue
 		}
 		todo = append(todo, i)
+		states[i] = db.states.get(ev.BrandID, id)
 	}
 	lanes := map[hotzone.Provider]bool{}
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == casRetries {
 			return nil, errContended
 		}
-		groups := shardGroups(deviceIDs, todo)
-		calls := make([]valkey.LuaExec, len(groups))
-		for g, idx := range groups {
-			args := make([]string, 0, 1+len(idx))
-			args = append(args, ev.ID)
-			for _, i := range idx {
-				args = append(args, deviceIDs[i])
-			}
-			calls[g] = valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[idx[0]])}, Args: args}
-		}
-		rs, err := db.execMulti(ctx, peek, calls)
-		if err != nil {
-			return nil, fmt.Errorf("redis: consider: %w", err)
+		if err := db.peekStates(ctx, ev, deviceIDs, todo, states, read); err != nil {
+			return nil, err
 		}
 		type pending struct {
-			i int
-			o hotzone.Outcome
+			i    int
+			o    hotzone.Outcome
+			next *devState // the device's state once written
 		}
 		var (
 			writes []valkey.LuaExec
 			wrote  [][]pending
 			queues []bool
+			known  []int
+			again  []int // to read and decide again
 		)
-		for g, idx := range groups {
-			vals, err := strs(rs[g])
-			if err != nil {
-				return nil, fmt.Errorf("redis: consider: %w", err)
+		for _, i := range todo {
+			if states[i] != nil { // else unknown or erased
+				known = append(known, i)
 			}
-			if len(vals) != 5*len(idx) {
-				return nil, fmt.Errorf("redis: consider: peek answered %d values for %d devices", len(vals), len(idx))
-			}
+		}
+		for _, idx := range shardGroups(deviceIDs, known) {
 			args := []string{ev.ID, millis(now)}
 			var ps []pending
 			queues1 := false
-			for k, i := range idx {
-				id := deviceIDs[i]
-				rec, rv, hist, nid, body := vals[5*k], vals[5*k+1], vals[5*k+2], vals[5*k+3], vals[5*k+4]
-				if rec == "" {
-					continue // unknown or erased
-				}
-				var d hotzone.Device
-				if err := json.Unmarshal([]byte(rec), &d); err != nil {
-					return nil, fmt.Errorf("redis: device %s: %w", id, err)
-				}
-				d.BrandID = ev.BrandID
+			for _, i := range idx {
+				id, st := deviceIDs[i], states[i]
+				nid, body := st.entryFor(ev.ID)
 				o := hotzone.Outcome{DeviceID: id}
+				// An answer that writes nothing is given only on a state
+				// read now: nothing checks a kept one.
+				verify := func() {
+					states[i] = nil
+					again = append(again, i)
+				}
 				var n hotzone.Notification
 				if nid != "" {
 					if err := json.Unmarshal([]byte(body), &n); err != nil {
 						return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
 					}
 					if n.Decided() {
+						if !read[i] {
+							verify()
+							continue
+						}
 						out[i] = hotzone.Standing(&n)
 						if n.Status != hotzone.StatusSuppressed {
 							db.notified.add(ev.ID, ev.BrandID, id)
@@ -506,13 +515,17 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				} else {
 					n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
 				}
-				times := decodeHistory(hist)
-				reason := decideFn(d, times)
-				n.Provider = d.Provider
+				times := decodeHistory(st.hist)
+				reason := decideFn(st.dev, times)
+				n.Provider = st.dev.Provider
 				queue, newHist := "0", ""
 				if reason != "" {
 					o.Status, o.Reason = hotzone.StatusSuppressed, reason
 					if n.Status == hotzone.StatusSuppressed && n.Reason == reason {
+						if !read[i] {
+							verify()
+							continue
+						}
 						out[i] = o // the same hold again: nothing to write
 						continue
 					}
@@ -523,7 +536,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				} else {
 					o.Status = hotzone.StatusQueued
 					n.Status, n.Reason, n.DecidedAt = hotzone.StatusQueued, "", now
-					n.Variant = hotzone.ChooseVariant(ev.Localized, d.Locale)
+					n.Variant = hotzone.ChooseVariant(ev.Localized, st.dev.Locale)
 					queue, queues1 = "1", true
 					newHist = encodeHistory(append(times, now), now)
 				}
@@ -533,26 +546,32 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				if o.Prev != "" {
 					prevBucket = bucket(o.Prev)
 				}
-				args = append(args, id, rv, hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
+				args = append(args, id, st.rv, st.hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
 					string(n.Provider), millis(n.CreatedAt))
-				ps = append(ps, pending{i, o})
+				// A queued device's entry is not kept: the notified set
+				// answers its next decisions, and the send changes it.
+				ns := &devState{dev: st.dev, rv: st.rv, hist: newHist}
+				if queue == "0" {
+					ns.hist, ns.ev, ns.nid, ns.body = st.hist, ev.ID, n.ID, string(next)
+				}
+				ps = append(ps, pending{i, o, ns})
 			}
 			if len(ps) > 0 {
-				writes = append(writes, valkey.LuaExec{Keys: calls[g].Keys, Args: args})
+				writes = append(writes, valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[idx[0]])}, Args: args})
 				wrote = append(wrote, ps)
 				queues = append(queues, queues1)
 			}
 		}
 		// A queued decision lost in a failover would be decided and
-		// sent again: those writes wait for the replicas, in their own
+		// sent again: those writes wait for the replicas, in the same
 		// round trip.
 		ws, err := db.execWaiting(ctx, decide, writes, queues)
 		if err != nil {
 			return nil, fmt.Errorf("redis: consider: %w", err)
 		}
-		todo = todo[:0]
+		todo = again
 		for w, r := range ws {
-			vals, err := r.AsIntSlice()
+			vals, err := r.ToArray()
 			if err != nil {
 				return nil, fmt.Errorf("redis: consider: %w", err)
 			}
@@ -561,20 +580,46 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				return nil, fmt.Errorf("redis: consider: decide answered %d values for %d devices", len(vals), len(ps))
 			}
 			for k, p := range ps {
-				if vals[k] == 0 {
-					todo = append(todo, p.i)
+				id := deviceIDs[p.i]
+				if !vals[k].IsArray() { // written
+					out[p.i] = p.o
+					db.states.put(ev.BrandID, id, p.next)
+					if p.o.Status == hotzone.StatusQueued {
+						db.notified.add(ev.ID, ev.BrandID, id)
+						lanes[p.next.dev.Provider] = true
+					}
 					continue
 				}
-				out[p.i] = p.o
-				if p.o.Status == hotzone.StatusQueued {
-					db.notified.add(ev.ID, ev.BrandID, deviceIDs[p.i])
-					if d := writes[w].Args[2+k*decideArgs+11]; d != "" {
-						lanes[hotzone.Provider(d)] = true
-					}
+				// Something moved on: decide again on the state as it is.
+				cur, err := vals[k].AsStrSlice()
+				if err == nil && len(cur) != 5 {
+					err = fmt.Errorf("%d values", len(cur))
 				}
+				if err != nil {
+					return nil, fmt.Errorf("redis: consider: decide's answer for %s: %w", id, err)
+				}
+				st, err := stateFrom(ev.BrandID, cur[0], cur[1], cur[2], ev.ID, cur[3], cur[4])
+				if err != nil {
+					return nil, fmt.Errorf("redis: device %s: %w", id, err)
+				}
+				states[p.i], read[p.i] = st, true
+				if st == nil {
+					db.states.forget(ev.BrandID, id)
+					continue // erased meanwhile
+				}
+				db.states.put(ev.BrandID, id, st)
+				todo = append(todo, p.i)
 			}
 			if len(vals) > len(ps) {
-				db.setShardCounts(ev.ID, shardOf(deviceIDs[ps[0].i]), vals[len(ps):])
+				counts := make([]int64, 0, len(vals)-len(ps))
+				for _, v := range vals[len(ps):] {
+					c, err := v.AsInt64()
+					if err != nil {
+						return nil, fmt.Errorf("redis: consider: %w", err)
+					}
+					counts = append(counts, c)
+				}
+				db.setShardCounts(ev.ID, shardOf(deviceIDs[ps[0].i]), counts)
 			}
 		}
 	}
@@ -582,6 +627,55 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		return nil, err
 	}
 	return out, nil
+}
+
+// peekStates reads, in one peek call per shard group pipelined, the
+// state of each device in todo that has none (an unknown device still
+// has none after), and keeps what it read.
+func (db *DB) peekStates(ctx context.Context, ev hotzone.Event, ids []string, todo []int, states []*devState, read []bool) error {
+	var unread []int
+	for _, i := range todo {
+		if states[i] == nil {
+			unread = append(unread, i)
+		}
+	}
+	if len(unread) == 0 {
+		return nil
+	}
+	groups := shardGroups(ids, unread)
+	calls := make([]valkey.LuaExec, len(groups))
+	for g, idx := range groups {
+		args := make([]string, 0, 1+len(idx))
+		args = append(args, ev.ID)
+		for _, i := range idx {
+			args = append(args, ids[i])
+		}
+		calls[g] = valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, ids[idx[0]])}, Args: args}
+	}
+	rs, err := db.execMulti(ctx, peek, calls)
+	if err != nil {
+		return fmt.Errorf("redis: consider: %w", err)
+	}
+	for g, idx := range groups {
+		vals, err := strs(rs[g])
+		if err != nil {
+			return fmt.Errorf("redis: consider: %w", err)
+		}
+		if len(vals) != 5*len(idx) {
+			return fmt.Errorf("redis: consider: peek answered %d values for %d devices", len(vals), len(idx))
+		}
+		for k, i := range idx {
+			st, err := stateFrom(ev.BrandID, vals[5*k], vals[5*k+1], vals[5*k+2], ev.ID, vals[5*k+3], vals[5*k+4])
+			if err != nil {
+				return fmt.Errorf("redis: device %s: %w", ids[i], err)
+			}
+			states[i], read[i] = st, true
+			if st != nil {
+				db.states.put(ev.BrandID, ids[i], st)
+			}
+		}
+	}
+	return nil
 }
 
 // addLanes adds lanes to the global set of lanes, once per node.

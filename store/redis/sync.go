@@ -343,6 +343,7 @@ func (db *DB) subscribe(ctx context.Context) {
 			case strings.HasPrefix(m.Message, msgErase):
 				brandID, deviceID, _ := strings.Cut(strings.TrimPrefix(m.Message, msgErase), "\x00")
 				db.devs.forget(brandID, deviceID)
+				db.states.forget(brandID, deviceID)
 				db.notified.erased(brandID, deviceID)
 			}
 		})

@@ -482,7 +482,8 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 			}
 		}
 		for _, idx := range shardGroups(deviceIDs, known) {
-			args := []string{ev.ID, millis(now)}
+			args := make([]string, 0, 2+decideArgs*len(idx))
+			args = append(args, ev.ID, millis(now))
 			var ps []pending
 			queues1 := false
 			for _, i := range idx {

@@ -72,7 +72,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	str(&cfg.RedisPrefix, "redis-prefix", "hz", "prefix of every key hotzone keeps in the Redis Cluster, so deployments can share one")
 	fs.IntVar(&cfg.RedisWait, "redis-wait", 1, "with --redis: replicas that must acknowledge a queued notification, a sent result and an event's start or end before they count as done (WAIT); 0: none (env "+envName("redis-wait")+")")
 	fs.DurationVar(&cfg.RedisWaitTime, "redis-wait-timeout", 100*time.Millisecond, "with --redis: the longest a write waits for --redis-wait replicas; past it the write stands on the primary alone (env "+envName("redis-wait-timeout")+")")
-	fs.IntVar(&cfg.RedisStates, "redis-device-cache", 250_000, "with --redis: how many devices' records and histories a node keeps, so that deciding to notify one it knows costs one round trip (checked in the write), not two; about 0.5 KB each; 0: none (env "+envName("redis-device-cache")+")")
+	fs.IntVar(&cfg.RedisStates, "redis-device-cache", 250_000, "with --redis: how many devices' records and histories a node keeps, so that deciding to notify one it knows costs one round trip (checked in the write), not two; about 0.6 KB each; 0: none (env "+envName("redis-device-cache")+")")
 	str(&cfg.DebugAddr, "debug-addr", "", "address for Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback; empty: off")
 	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
 	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")

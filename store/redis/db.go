@@ -105,7 +105,7 @@ type Options struct {
 	// StateCache is about how many devices' decision state (record,
 	// history, entry for one event) a node keeps, so that most
 	// decisions need no read first; 250,000 when zero, none when
-	// negative. Each takes about half a kilobyte.
+	// negative. Each takes about 0.6 KB.
 	StateCache int
 	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
 	// over answers within it or the call fails with ErrUnavailable.

@@ -587,7 +587,9 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					db.states.put(ev.BrandID, id, p.next)
 					if p.o.Status == hotzone.StatusQueued {
 						db.notified.add(ev.ID, ev.BrandID, id)
-						lanes[p.next.dev.Provider] = true
+						if p.next.dev.Provider != "" {
+							lanes[p.next.dev.Provider] = true
+						}
 					}
 					continue
 				}

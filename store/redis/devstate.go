@@ -62,13 +62,17 @@ func (c *stateCache) init(capacity int) {
 	}
 }
 
+// on tells whether the cache keeps anything, so that a caller need not
+// decode a state only to have it dropped.
+func (c *stateCache) on() bool { return c.half > 0 }
+
 func (c *stateCache) part(k string) *stateGen {
 	return &c.parts[maphash.String(c.seed, k)%stateParts]
 }
 
 // get answers a device's state, or nil.
 func (c *stateCache) get(brandID, deviceID string) *devState {
-	if c.half <= 0 {
+	if !c.on() {
 		return nil
 	}
 	k := brandID + "\x00" + deviceID
@@ -87,7 +91,7 @@ func (c *stateCache) get(brandID, deviceID string) *devState {
 
 // put keeps a device's state.
 func (c *stateCache) put(brandID, deviceID string, s *devState) {
-	if c.half <= 0 {
+	if !c.on() {
 		return
 	}
 	k := brandID + "\x00" + deviceID
@@ -107,7 +111,7 @@ func (p *stateGen) setLocked(half int, k string, s *devState) {
 // forget drops a device's state (erased, or its record rewritten here
 // without being read back).
 func (c *stateCache) forget(brandID, deviceID string) {
-	if c.half <= 0 {
+	if !c.on() {
 		return
 	}
 	k := brandID + "\x00" + deviceID

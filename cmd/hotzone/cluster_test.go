@@ -133,10 +133,15 @@ func testClusterWalkthrough(t *testing.T, nodes []*child) {
 		t.Fatalf("POST /v1/brands = %d %v", code, brand)
 	}
 	admin, app := brand["admin_key"].(string), brand["app_key"].(string)
-	// Keys and brands made on one node work on the next within ViewLag.
-	eventually(t, "the new admin key on another node", func() bool {
-		code, _ := httpCall(t, "GET", next()+"/v1/policy", admin, "")
-		return code == 200
+	// Keys and brands made on one node work on every node within
+	// ViewLag (all of them, since each next request goes elsewhere).
+	eventually(t, "the new admin key on every node", func() bool {
+		for _, n := range nodes {
+			if code, _ := httpCall(t, "GET", n.base+"/v1/policy", admin, ""); code != 200 {
+				return false
+			}
+		}
+		return true
 	})
 	if code, m := httpCall(t, "PUT", next()+"/v1/stores/main-st", admin, `{"name":"Main St","timezone":"America/New_York","tags":["drive-thru"],
 		"fence":{"circle":{"lat":40.7128,"lon":-74.0060,"radius_m":800}}}`); code != 201 {

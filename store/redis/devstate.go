@@ -2,6 +2,7 @@ package redis
 
 import (
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"sync"
 
@@ -133,5 +134,21 @@ func stateFrom(brandID, rec, rv, hist, eventID, nid, body string) (*devState, er
 		return nil, err
 	}
 	s.dev.BrandID = brandID
+	return s, nil
+}
+
+// stateLen is how many values stateOf answers in Lua (see stateLua).
+const stateLen = 5
+
+// stateOf reads a device's state for an event as stateLua's stateOf
+// answers it.
+func stateOf(brandID, eventID, deviceID string, v []string) (*devState, error) {
+	if len(v) != stateLen {
+		return nil, fmt.Errorf("redis: device %s: state of %d values, want %d", deviceID, len(v), stateLen)
+	}
+	s, err := stateFrom(brandID, v[0], v[1], v[2], eventID, v[3], v[4])
+	if err != nil {
+		return nil, fmt.Errorf("redis: device %s: %w", deviceID, err)
+	}
 	return s, nil
 }

@@ -287,27 +287,31 @@ func (db *DB) readLiveCounts(ctx context.Context, brandID string, eventIDs []str
 	return nil
 }
 
-// peek reads what decisions need of a shard's devices. KEYS[1]: the
-// shard. ARGV: the event, then device ids. Answers, per device, its
-// record ("" for an unknown one) and the record's version (see
-// putDevice), history, the notification id it has for the event and
-// that entry ("" for none).
-var peek = newScript(`
-local p, ev = KEYS[1], ARGV[1]
-local f = 'n:' .. ev
-local out = {}
-for i = 2, #ARGV do
-  local v = redis.call('HMGET', p .. ':d:' .. ARGV[i], 'rec', 'rv', 'hist', f)
+// stateLua defines stateOf(shard, device, field): a device's state as
+// decisions need it, {record ("" for an unknown one), the record's
+// version (see putDevice), history, the notification id it has in
+// field ("n:EVENT") and that entry ("" for none)}. peek answers it, and
+// decide where a device moved on.
+const stateLua = `
+local function stateOf(p, dev, f)
+  local v = redis.call('HMGET', p .. ':d:' .. dev, 'rec', 'rv', 'hist', f)
   local rec, id, body = v[1] or '', '', ''
   if rec ~= '' then
     id = v[4] or ''
     if id ~= '' then body = redis.call('HGET', p .. ':n', id) or '' end
   end
-  out[#out+1] = rec
-  out[#out+1] = v[2] or ''
-  out[#out+1] = v[3] or ''
-  out[#out+1] = id
-  out[#out+1] = body
+  return {rec, v[2] or '', v[3] or '', id, body}
+end
+`
+
+// peek reads what decisions need of a shard's devices. KEYS[1]: the
+// shard. ARGV: the event, then device ids. Answers each device's
+// stateOf, one after the other.
+var peek = newScript(stateLua + `
+local p, f = KEYS[1], 'n:' .. ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  for _, x in ipairs(stateOf(p, ARGV[i], f)) do out[#out+1] = x end
 end
 return out`)
 
@@ -320,15 +324,15 @@ const decideArgs = 13
 // history, notification id and entry as it was decided on; the entry's
 // id and new JSON; its new bucket and the old one ("" when new); "1" to
 // queue it, with the new history, provider and creation time (ms).
-// Answers, per device, 1 when written, else its state as it is, as peek
-// answers it, to decide again on; then, if any was written, the event's
-// counts in the shard (see countsLua).
+// Answers, per device, 1 when written, else its stateOf to decide again
+// on; then, if any was written, the event's counts in the shard (see
+// countsLua).
 //
 // Each device's own keys are checked and written as it comes; the
 // shard's entries, log indexes and outbox are written once for the
 // batch, each one multi-member command: under a fan-out, calls per
 // device were most of the shard's work.
-var decide = newScript(countsLua + `
+var decide = newScript(countsLua + stateLua + `
 local p, ev, due = KEYS[1], ARGV[1], ARGV[2]
 local f = 'n:' .. ev
 local out = {}
@@ -339,11 +343,9 @@ for i = 3, #ARGV, 13 do
   local d = p .. ':d:' .. ARGV[i]
   local v = redis.call('HMGET', d, 'rv', 'hist', f)
   local id = v[3] or ''
-  local body
   local ok = (v[1] or '') == ARGV[i+1] and (v[2] or '') == ARGV[i+2] and id == ARGV[i+3]
   if ok and id ~= '' then
-    body = redis.call('HGET', p .. ':n', id) or ''
-    ok = body == ARGV[i+4]
+    ok = (redis.call('HGET', p .. ':n', id) or '') == ARGV[i+4]
   end
   if ok then
     local nid = ARGV[i+5]
@@ -368,13 +370,7 @@ for i = 3, #ARGV, 13 do
     end
     out[#out+1] = 1
   else
-    local rec = redis.call('HGET', d, 'rec') or ''
-    if rec == '' then
-      id, body = '', ''
-    elseif id ~= '' and not body then
-      body = redis.call('HGET', p .. ':n', id) or ''
-    end
-    out[#out+1] = {rec, v[1] or '', v[2] or '', id, body or ''}
+    out[#out+1] = stateOf(p, ARGV[i], f)
   end
 end
 if #entries > 0 then
@@ -595,15 +591,12 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				}
 				// Something moved on: decide again on the state as it is.
 				cur, err := vals[k].AsStrSlice()
-				if err == nil && len(cur) != 5 {
-					err = fmt.Errorf("%d values", len(cur))
-				}
 				if err != nil {
 					return nil, fmt.Errorf("redis: consider: decide's answer for %s: %w", id, err)
 				}
-				st, err := stateFrom(ev.BrandID, cur[0], cur[1], cur[2], ev.ID, cur[3], cur[4])
+				st, err := stateOf(ev.BrandID, ev.ID, id, cur)
 				if err != nil {
-					return nil, fmt.Errorf("redis: device %s: %w", id, err)
+					return nil, err
 				}
 				states[p.i], read[p.i] = st, true
 				if st == nil {
@@ -664,13 +657,13 @@ func (db *DB) peekStates(ctx context.Context, ev hotzone.Event, ids []string, to
 		if err != nil {
 			return fmt.Errorf("redis: consider: %w", err)
 		}
-		if len(vals) != 5*len(idx) {
+		if len(vals) != stateLen*len(idx) {
 			return fmt.Errorf("redis: consider: peek answered %d values for %d devices", len(vals), len(idx))
 		}
 		for k, i := range idx {
-			st, err := stateFrom(ev.BrandID, vals[5*k], vals[5*k+1], vals[5*k+2], ev.ID, vals[5*k+3], vals[5*k+4])
+			st, err := stateOf(ev.BrandID, ev.ID, ids[i], vals[stateLen*k:stateLen*(k+1)])
 			if err != nil {
-				return fmt.Errorf("redis: device %s: %w", ids[i], err)
+				return err
 			}
 			states[i], read[i] = st, true
 			if st != nil {

@@ -379,14 +379,7 @@ func testDecisionRoundTrips(t *testing.T, db, other *DB) {
 	mustPutDevice(t, db, d)
 	ev := mustStartEvent(t, db, br.ID, time.Now().UTC())
 	queue := func(hotzone.Device, []time.Time) string { return "" }
-	consider := func() hotzone.Outcome {
-		t.Helper()
-		out, err := db.Consider(ctx, ev, []string{"d"}, queue)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out[0]
-	}
+	consider := func() hotzone.Outcome { t.Helper(); return considerOne(t, db, ev, "d", queue) }
 	if o := consider(); o.Status != hotzone.StatusQueued {
 		t.Fatalf("first decision = %+v, want queued", o)
 	}
@@ -657,14 +650,7 @@ func testHoldOnKeptState(t *testing.T, a, b *DB) {
 		}
 		return ""
 	}
-	consider := func() hotzone.Outcome {
-		t.Helper()
-		out, err := a.Consider(ctx, ev, []string{"d"}, optIn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out[0]
-	}
+	consider := func() hotzone.Outcome { t.Helper(); return considerOne(t, a, ev, "d", optIn) }
 	if o := consider(); o.Status != hotzone.StatusSuppressed {
 		t.Fatalf("opted out: %+v, want suppressed", o)
 	}

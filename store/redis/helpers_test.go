@@ -38,6 +38,16 @@ func mustPutDevice(t testing.TB, db *DB, d hotzone.Device) {
 	}
 }
 
+// considerOne decides for one device and answers its outcome.
+func considerOne(t testing.TB, db *DB, ev hotzone.Event, deviceID string, fn hotzone.DecideFunc) hotzone.Outcome {
+	t.Helper()
+	out, err := db.Consider(t.Context(), ev, []string{deviceID}, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
 // mustStartEvent starts an hour-long event at store "s" at now.
 func mustStartEvent(t testing.TB, db *DB, brandID string, now time.Time) hotzone.Event {
 	t.Helper()

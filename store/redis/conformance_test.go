@@ -76,6 +76,7 @@ func TestRedis(t *testing.T) {
 		p := prefix()
 		testWaitedWriteMoved(t, c, open(t, p, time.Now), p)
 	})
+	t.Run("IdleConnsClose", func(t *testing.T) { testIdleConnsClose(t, c, prefix()) })
 	t.Run("WaitWithoutReplicas", func(t *testing.T) { testWaitWithoutReplicas(t, c, open(t, prefix(), time.Now)) })
 	t.Run("FarPingThroughAnotherNode", func(t *testing.T) {
 		p := prefix()

@@ -61,10 +61,12 @@ type DB struct {
 	tagMap   sync.Map // brand id -> *[Shards]string
 	// waitSkip holds, per key waited on, until when not to WAIT.
 	waitSkip sync.Map
-	lanes    sync.Map                  // "brand\x00provider" -> true once added to the lanes set
-	cntMu    sync.Mutex                // guards counts and cvSeen
-	counts   map[string]*liveCounts    // live event id -> its counts by shard
-	cvSeen   map[string]*[Shards]int64 // brand -> per shard, the counts version polled up to
+	// waitSlots bounds the waited writes in flight (see waitedConns).
+	waitSlots chan struct{}
+	lanes     sync.Map                  // "brand\x00provider" -> true once added to the lanes set
+	cntMu     sync.Mutex                // guards counts and cvSeen
+	counts    map[string]*liveCounts    // live event id -> its counts by shard
+	cvSeen    map[string]*[Shards]int64 // brand -> per shard, the counts version polled up to
 }
 
 // brandState is what a node loaded of one brand: the version of each
@@ -110,7 +112,26 @@ type Options struct {
 	// OpTimeout bounds each round trip; 5 s when zero. A shard failing
 	// over answers within it or the call fails with ErrUnavailable.
 	OpTimeout time.Duration
+	// IdleConns is how long the connections a burst of waited writes
+	// opened (see execWaiting) may stay idle before they close, beyond
+	// a few kept per Redis node; 30 s when zero.
+	IdleConns time.Duration
 }
+
+// connBuffer is each connection's read and write buffer.
+const connBuffer = 256 << 10
+
+// waitedConns bounds the waited writes a node has in flight at once,
+// each on a connection of its own: without it a burst of 500 concurrent
+// decisions opened 500 connections. A primary runs one script at a
+// time, so more in flight would only wait there instead. Each Redis node
+// keeps its own pool, so a node may still hold up to this many
+// connections to each primary after bursts to them in turn.
+const waitedConns = 32
+
+// keptConns is how many idle connections of its own for waited writes
+// a node keeps per Redis node past Options.IdleConns.
+const keptConns = 4
 
 // Open connects to the cluster at addrs (host:port each), loads the
 // views and starts keeping them in step. ctx bounds the first load only.
@@ -140,6 +161,9 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	if opts.StateCache == 0 {
 		opts.StateCache = 250_000
 	}
+	if opts.IdleConns <= 0 {
+		opts.IdleConns = 30 * time.Second
+	}
 	c, err := valkey.NewClient(valkey.ClientOption{
 		InitAddress: addrs,
 		// Our views are our cache; the server-assisted one would only
@@ -148,13 +172,29 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 		// A command sent while a shard fails over is retried by the
 		// client until ctx ends; the API maps a timeout to 503.
 		ConnWriteTimeout: 5 * time.Second,
+		// A decision that queues, or a presence change, waits for its
+		// replica on a connection of its own (see execWaiting), so a
+		// fan-out or a burst of pings opens dozens of them per primary.
+		// Each kept valkey-go's default buffers, 1 MiB, for good: about
+		// 130 MB a node after one 100,000-device fan-out, a third of
+		// its heap. Our largest batches (a decide call of 256 devices)
+		// fit in 256 KiB; idle connections beyond a few per primary
+		// close after a while.
+		ReadBufferEachConn:  connBuffer,
+		WriteBufferEachConn: connBuffer,
+		BlockingPoolCleanup: opts.IdleConns,
+		BlockingPoolMinSize: keptConns,
+		// So an operator tells this deployment's connections apart in
+		// CLIENT LIST.
+		ClientName: "hotzone-" + opts.Prefix,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: connect to %s: %w", strings.Join(addrs, ","), err)
 	}
 	db := &DB{c: c, p: opts.Prefix, now: opts.Now, box: box, opts: opts,
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
-		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, cvSeen: map[string]*[Shards]int64{}, wakeCh: make(chan wake, 256)}
+		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, cvSeen: map[string]*[Shards]int64{}, wakeCh: make(chan wake, 256),
+		waitSlots: make(chan struct{}, waitedConns)}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -408,6 +448,12 @@ const waitBackoff = 2 * time.Second
 // out is counted and let go: the write stands on the primary.
 func (db *DB) wait(ctx context.Context, key string) {
 	if !db.waits(key) {
+		return
+	}
+	select {
+	case db.waitSlots <- struct{}{}:
+		defer func() { <-db.waitSlots }()
+	case <-ctx.Done():
 		return
 	}
 	start := time.Now()

@@ -352,7 +352,7 @@ for i = 3, #ARGV, 13 do
     entries[#entries+1] = nid
     entries[#entries+1] = ARGV[i+6]
     if id == '' then
-      logged[#logged+1] = 0
+      logged[#logged+1] = '0'
       logged[#logged+1] = nid
     end
     if ARGV[i+8] ~= '' then add(ARGV[i+8], -1) end

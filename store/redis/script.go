@@ -155,6 +155,12 @@ func redirected(r valkey.ValkeyResult) bool {
 // runWaiting runs one call and a WAIT on a connection of its own, again
 // by EVAL if the node did not know the script.
 func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) valkey.ValkeyResult {
+	select {
+	case db.waitSlots <- struct{}{}:
+		defer func() { <-db.waitSlots }()
+	case <-ctx.Done():
+		return valkey.NewErrorResult(ctx.Err())
+	}
 	start := time.Now()
 	var r valkey.ValkeyResult
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {

@@ -450,12 +450,10 @@ func (db *DB) wait(ctx context.Context, key string) {
 	if !db.waits(key) {
 		return
 	}
-	select {
-	case db.waitSlots <- struct{}{}:
-		defer func() { <-db.waitSlots }()
-	case <-ctx.Done():
+	if !db.takeWaitSlot(ctx) {
 		return
 	}
+	defer db.giveWaitSlot()
 	start := time.Now()
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
 		// Both in one round trip, in order on the one connection.
@@ -483,6 +481,19 @@ func (db *DB) waits(key string) bool {
 	}
 	return true
 }
+
+// takeWaitSlot takes one of the waitedConns slots a waited write needs,
+// false when ctx ended first; giveWaitSlot gives it back.
+func (db *DB) takeWaitSlot(ctx context.Context) bool {
+	select {
+	case db.waitSlots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (db *DB) giveWaitSlot() { <-db.waitSlots }
 
 // waitCmd is the WAIT Options ask for.
 func (db *DB) waitCmd(c valkey.DedicatedClient) valkey.Completed {

@@ -155,12 +155,10 @@ func redirected(r valkey.ValkeyResult) bool {
 // runWaiting runs one call and a WAIT on a connection of its own, again
 // by EVAL if the node did not know the script.
 func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) valkey.ValkeyResult {
-	select {
-	case db.waitSlots <- struct{}{}:
-		defer func() { <-db.waitSlots }()
-	case <-ctx.Done():
+	if !db.takeWaitSlot(ctx) {
 		return valkey.NewErrorResult(ctx.Err())
 	}
+	defer db.giveWaitSlot()
 	start := time.Now()
 	var r valkey.ValkeyResult
 	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {

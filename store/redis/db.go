@@ -61,7 +61,8 @@ type DB struct {
 	tagMap   sync.Map // brand id -> *[Shards]string
 	// waitSkip holds, per key waited on, until when not to WAIT.
 	waitSkip sync.Map
-	// waitSlots bounds the waited writes in flight (see waitedConns).
+	// waitSlots bounds the connections of its own in use (see
+	// waitedConns and dedicated).
 	waitSlots chan struct{}
 	lanes     sync.Map                  // "brand\x00provider" -> true once added to the lanes set
 	cntMu     sync.Mutex                // guards counts and cvSeen
@@ -450,12 +451,8 @@ func (db *DB) wait(ctx context.Context, key string) {
 	if !db.waits(key) {
 		return
 	}
-	if !db.takeWaitSlot(ctx) {
-		return
-	}
-	defer db.giveWaitSlot()
-	start := time.Now()
-	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
+	// Its failure is counted in the metrics; the write stands anyway.
+	_ = db.dedicated(ctx, func(c valkey.DedicatedClient) error {
 		// Both in one round trip, in order on the one connection.
 		rs := c.DoMulti(ctx, c.B().Incrby().Key(key+":wait").Increment(0).Build(), db.waitCmd(c))
 		if err := rs[0].Error(); err != nil {
@@ -463,7 +460,6 @@ func (db *DB) wait(ctx context.Context, key string) {
 		}
 		return db.waited(key, rs[1])
 	})
-	db.stats.took(start, err)
 }
 
 // waits tells whether writes to key's shard are to be waited for: when
@@ -482,18 +478,21 @@ func (db *DB) waits(key string) bool {
 	return true
 }
 
-// takeWaitSlot takes one of the waitedConns slots a waited write needs,
-// false when ctx ended first; giveWaitSlot gives it back.
-func (db *DB) takeWaitSlot(ctx context.Context) bool {
+// dedicated runs fn on a connection of its own, timed in the metrics,
+// once one of the waitedConns slots is free; ctx's error, with fn not
+// run, when ctx ends first.
+func (db *DB) dedicated(ctx context.Context, fn func(valkey.DedicatedClient) error) error {
 	select {
 	case db.waitSlots <- struct{}{}:
-		return true
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
+	defer func() { <-db.waitSlots }()
+	start := time.Now()
+	err := db.c.Dedicated(fn)
+	db.stats.took(start, err)
+	return err
 }
-
-func (db *DB) giveWaitSlot() { <-db.waitSlots }
 
 // waitCmd is the WAIT Options ask for.
 func (db *DB) waitCmd(c valkey.DedicatedClient) valkey.Completed {

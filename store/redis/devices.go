@@ -129,10 +129,8 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 		}
 		if ans[0] == "1" {
 			created = raw == ""
-			if len(ans) == 3 && db.states.on() {
-				if st, err := stateFrom(d.BrandID, string(next), ans[1], ans[2], "", "", ""); err == nil {
-					db.states.put(d.BrandID, d.ID, st)
-				}
+			if len(ans) == 3 {
+				db.states.keep(d.BrandID, d.ID, string(next), ans[1], ans[2])
 			}
 			break
 		}
@@ -246,11 +244,7 @@ func (db *DB) RecordPosition(ctx context.Context, brandID, deviceID string, p ho
 		if vals[0] == "" {
 			return errNoDevice
 		}
-		if db.states.on() {
-			if st, err := stateFrom(brandID, vals[0], vals[1], vals[2], "", "", ""); err == nil {
-				db.states.put(brandID, deviceID, st)
-			}
-		}
+		db.states.keep(brandID, deviceID, vals[0], vals[1], vals[2])
 		db.devs.add(brandID, deviceID)
 	}
 	db.pos.record(brandID, deviceID, p, qualifying)

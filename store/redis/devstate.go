@@ -102,6 +102,19 @@ func (c *stateCache) put(brandID, deviceID string, s *devState) {
 	p.mu.Unlock()
 }
 
+// keep decodes and keeps a device's state as a registration or its
+// first ping read it (record JSON, version, history; no entry), unless
+// the cache is off: then nothing is decoded only to be dropped. A record
+// that does not decode is not kept; the decision reads it then.
+func (c *stateCache) keep(brandID, deviceID, rec, rv, hist string) {
+	if !c.on() {
+		return
+	}
+	if st, err := stateFrom(brandID, rec, rv, hist, "", "", ""); err == nil && st != nil {
+		c.put(brandID, deviceID, st)
+	}
+}
+
 func (p *stateGen) setLocked(half int, k string, s *devState) {
 	if _, ok := p.cur[k]; !ok && len(p.cur) >= half {
 		p.old, p.cur = p.cur, make(map[string]*devState, half)

@@ -155,13 +155,10 @@ func redirected(r valkey.ValkeyResult) bool {
 // runWaiting runs one call and a WAIT on a connection of its own, again
 // by EVAL if the node did not know the script.
 func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) valkey.ValkeyResult {
-	if !db.takeWaitSlot(ctx) {
-		return valkey.NewErrorResult(ctx.Err())
-	}
-	defer db.giveWaitSlot()
-	start := time.Now()
 	var r valkey.ValkeyResult
-	err := db.c.Dedicated(func(c valkey.DedicatedClient) error {
+	ran := false
+	err := db.dedicated(ctx, func(c valkey.DedicatedClient) error {
+		ran = true
 		rs := c.DoMulti(ctx, db.scriptCmd(s, call.Keys, call.Args, false), db.waitCmd(c))
 		if noScript(rs[0]) {
 			rs = c.DoMulti(ctx, db.scriptCmd(s, call.Keys, call.Args, true), db.waitCmd(c))
@@ -174,6 +171,8 @@ func (db *DB) runWaiting(ctx context.Context, s *script, call valkey.LuaExec) va
 		// writes are on the primary, as after a short WAIT.
 		return db.waited(call.Keys[0], rs[1])
 	})
-	db.stats.took(start, err)
+	if !ran {
+		return valkey.NewErrorResult(err)
+	}
 	return r
 }

@@ -57,3 +57,22 @@ func mustStartEvent(t testing.TB, db *DB, brandID string, now time.Time) hotzone
 	}
 	return ev
 }
+
+// quietCount answers db's round trips so far once none has been made
+// for 100 ms (at most 5 s on): a node reloads a brand when it hears of
+// a change, its own included, so a count taken right after a write
+// could take in that reload, made in the background.
+func quietCount(t testing.TB, db *DB) uint64 {
+	t.Helper()
+	n := db.Metrics().Snapshot().Count
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		m := db.Metrics().Snapshot().Count
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	t.Fatalf("db still making round trips after 5 s (%d so far)", n)
+	return 0
+}

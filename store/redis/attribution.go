@@ -46,11 +46,7 @@ return out`)
 // counts field on when one is given; false when the entry changed since
 // it was read.
 func (db *DB) amend(ctx context.Context, brandID, deviceID, old string, n *hotzone.Notification, field string) (bool, error) {
-	next, err := json.Marshal(n)
-	if err != nil {
-		return false, err
-	}
-	vals, err := db.exec(ctx, amendEntry, []string{db.devShard(brandID, deviceID)}, []string{n.ID, old, string(next), n.EventID, field}).AsIntSlice()
+	vals, err := db.exec(ctx, amendEntry, []string{db.devShard(brandID, deviceID)}, []string{n.ID, old, encodeEntry(n), n.EventID, field}).AsIntSlice()
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"slices"
 	"strconv"
@@ -453,6 +454,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 		states[i] = db.states.get(ev.BrandID, id)
 	}
 	lanes := map[hotzone.Provider]bool{}
+	var scratch []byte // each entry's JSON, before its string
 	for attempt := 0; len(todo) > 0; attempt++ {
 		if attempt == casRetries {
 			return nil, errContended
@@ -538,18 +540,19 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					newHist = encodeHistory(append(times, now), now)
 				}
 				o.Changed = true
-				next, _ := json.Marshal(n)
+				scratch = appendEntry(scratch[:0], &n)
+				next := string(scratch)
 				prevBucket := ""
 				if o.Prev != "" {
 					prevBucket = bucket(o.Prev)
 				}
-				args = append(args, id, st.rv, st.hist, nid, body, n.ID, string(next), bucket(n.Status), prevBucket, queue, newHist,
+				args = append(args, id, st.rv, st.hist, nid, body, n.ID, next, bucket(n.Status), prevBucket, queue, newHist,
 					string(n.Provider), millis(n.CreatedAt))
 				// A queued device's entry is not kept: the notified set
 				// answers its next decisions, and the send changes it.
 				ns := &devState{dev: st.dev, rv: st.rv, hist: newHist}
 				if queue == "0" {
-					ns.hist, ns.ev, ns.nid, ns.body = st.hist, ev.ID, n.ID, string(next)
+					ns.hist, ns.ev, ns.nid, ns.body = st.hist, ev.ID, n.ID, next
 				}
 				ps = append(ps, pending{i, o, ns})
 			}
@@ -1188,11 +1191,7 @@ func (db *DB) Record(ctx context.Context, ds []hotzone.Delivery) error {
 			if e, ok := db.claimed.take(d.Claim, d.NotificationID); ok {
 				after := e.n
 				after.Apply(d)
-				nb, err := json.Marshal(after)
-				if err != nil {
-					return fmt.Errorf("redis: record: %w", err)
-				}
-				args = append(args, e.raw, string(nb), e.n.EventID, e.n.DeviceID, string(e.n.Provider))
+				args = append(args, e.raw, encodeEntry(&after), e.n.EventID, e.n.DeviceID, string(e.n.Provider))
 			} else {
 				args = append(args, "", "", "", "", "")
 			}
@@ -1307,7 +1306,26 @@ func (db *DB) Stats(ctx context.Context) (hotzone.Stats, error) {
 // same id registered anew would be taken for notified until the event
 // ends).
 type notifiedCache struct {
-	m sync.Map // event id -> *sync.Map of brand\0device -> struct{}
+	m sync.Map // event id -> *notifiedSet
+}
+
+// notifiedSet is one event's devices, in parts each under a lock of
+// its own: plain maps of device ids rather than a sync.Map, whose node
+// per entry made a 100,000-device fan-out's set a large part of what
+// the collector marked.
+type notifiedSet struct {
+	brandID string // an event belongs to one brand
+	seed    maphash.Seed
+	parts   [notifiedParts]struct {
+		mu sync.Mutex
+		m  map[string]struct{}
+	}
+}
+
+const notifiedParts = 16
+
+func (s *notifiedSet) part(deviceID string) int {
+	return int(maphash.String(s.seed, deviceID) % notifiedParts)
 }
 
 func (c *notifiedCache) has(eventID, brandID, deviceID string) bool {
@@ -1315,22 +1333,53 @@ func (c *notifiedCache) has(eventID, brandID, deviceID string) bool {
 	if !ok {
 		return false
 	}
-	_, ok = v.(*sync.Map).Load(brandID + "\x00" + deviceID)
+	s := v.(*notifiedSet)
+	if s.brandID != brandID {
+		return false
+	}
+	p := &s.parts[s.part(deviceID)]
+	p.mu.Lock()
+	_, ok = p.m[deviceID]
+	p.mu.Unlock()
 	return ok
 }
 
 func (c *notifiedCache) add(eventID, brandID, deviceID string) {
-	v, _ := c.m.LoadOrStore(eventID, new(sync.Map))
-	v.(*sync.Map).Store(brandID+"\x00"+deviceID, struct{}{})
+	v, ok := c.m.Load(eventID)
+	if !ok {
+		s := &notifiedSet{brandID: brandID, seed: maphash.MakeSeed()}
+		for i := range s.parts {
+			s.parts[i].m = map[string]struct{}{}
+		}
+		v, _ = c.m.LoadOrStore(eventID, s)
+	}
+	s := v.(*notifiedSet)
+	if s.brandID != brandID {
+		return
+	}
+	p := &s.parts[s.part(deviceID)]
+	p.mu.Lock()
+	if _, ok := p.m[deviceID]; !ok {
+		// Its own copy: an id sliced from a larger buffer would keep
+		// that buffer alive for the event's life.
+		p.m[strings.Clone(deviceID)] = struct{}{}
+	}
+	p.mu.Unlock()
 }
 
 // ended forgets an event.
 func (c *notifiedCache) ended(eventID string) { c.m.Delete(eventID) }
 
-// erased forgets a device in every event.
+// erased forgets a device in every event of its brand.
 func (c *notifiedCache) erased(brandID, deviceID string) {
 	c.m.Range(func(_, v any) bool {
-		v.(*sync.Map).Delete(brandID + "\x00" + deviceID)
+		s := v.(*notifiedSet)
+		if s.brandID == brandID {
+			p := &s.parts[s.part(deviceID)]
+			p.mu.Lock()
+			delete(p.m, deviceID)
+			p.mu.Unlock()
+		}
 		return true
 	})
 }

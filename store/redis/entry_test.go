@@ -1,0 +1,78 @@
+package redis
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hotzone/hotzone"
+)
+
+// sameAsMarshal fails t unless appendEntry writes what json.Marshal does.
+func sameAsMarshal(t *testing.T, n *hotzone.Notification) {
+	t.Helper()
+	want, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := appendEntry(nil, n); string(got) != string(want) {
+		t.Fatalf("appendEntry:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestAppendEntry sets every field of a Notification, by reflection so
+// that a field added later is set too, and wants json.Marshal's bytes;
+// then each optional field left out in turn.
+func TestAppendEntry(t *testing.T) {
+	at := time.Date(2026, 12, 7, 3, 4, 5, 123456789, time.UTC)
+	var n hotzone.Notification
+	v := reflect.ValueOf(&n).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name + ` <&> "q" \ é ` + "\u2028\t\x01\xff")
+		case reflect.Int:
+			f.SetInt(int64(-3 - i))
+		case reflect.Struct:
+			f.Set(reflect.ValueOf(at.Add(time.Duration(i) * time.Second)))
+		case reflect.Pointer:
+			p := reflect.New(f.Type().Elem())
+			switch p.Elem().Kind() {
+			case reflect.String:
+				p.Elem().SetString("err \n" + v.Type().Field(i).Name)
+			default:
+				p.Elem().Set(reflect.ValueOf(at.In(time.FixedZone("x", 5*3600+30*60))))
+			}
+			f.Set(p)
+		default:
+			t.Fatalf("field %s of kind %s: teach this test and appendEntry", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	sameAsMarshal(t, &n)
+	for i := range v.NumField() {
+		m := n
+		reflect.ValueOf(&m).Elem().Field(i).SetZero()
+		sameAsMarshal(t, &m)
+	}
+	sameAsMarshal(t, &hotzone.Notification{})
+	sameAsMarshal(t, &hotzone.Notification{Attempts: -1 << 63, CreatedAt: at.Truncate(time.Second)})
+}
+
+// FuzzAppendEntry wants json.Marshal's bytes for any strings and times.
+func FuzzAppendEntry(f *testing.F) {
+	f.Add("06h4wwg42r000ejbdsdfq5g81m", "d-1", "queued", "caps", "<tag> & \"x\"", int64(1796612668133870454), 3)
+	f.Add("\xff\xfe", "\u2028\u2029", "", "\x00\x1f\x7f", "é中", int64(0), -7)
+	f.Fuzz(func(t *testing.T, id, dev, status, reason, lastErr string, ns int64, attempts int) {
+		at := time.Unix(0, ns).UTC()
+		if at.Year() < 0 || at.Year() > 9999 {
+			return // json.Marshal refuses it; no clock gives it
+		}
+		n := hotzone.Notification{ID: id, BrandID: id, EventID: dev, StoreID: reason, DeviceID: dev,
+			Provider: hotzone.Provider(status), Status: hotzone.NotificationStatus(status), Reason: reason,
+			Attempts: attempts, CreatedAt: at, LastError: &lastErr, NextAttempt: at, ProviderID: lastErr,
+			Variant: reason, DecidedAt: at, Visit: status, VisitAt: at}
+		sameAsMarshal(t, &n)
+	})
+}

@@ -90,6 +90,7 @@ func TestCluster(t *testing.T) {
 	t.Run("FanOutAcrossNodes", func(t *testing.T) { testClusterFanOut(t, f, f.nodes(t, 3, "fan")) })
 	t.Run("ExportWhileServing", func(t *testing.T) { testClusterExport(t, f, f.nodes(t, 1, "exp")) })
 	t.Run("NodeKilledMidFanOut", func(t *testing.T) { testClusterNodeKilled(t, f) })
+	t.Run("ClusterStalledMidFanOut", func(t *testing.T) { testClusterStalled(t, f) })
 	t.Run("PrimaryKilledUnderLoad", func(t *testing.T) { testClusterPrimaryKilled(t, f) })
 	t.Run("ClusterGone", func(t *testing.T) { testClusterGone(t, f) })
 }
@@ -431,6 +432,89 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 		c, _ := live["counts"].(map[string]any)
 		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
 	})
+}
+
+// testClusterStalled: every Redis process stopped (SIGSTOP) for longer
+// than a node waits for an answer, in the middle of a 10,000-device
+// event, then let go on: the fan-out and the sends fail meanwhile, and
+// the nodes finish them on their own afterwards. Every device gets its
+// push; the duplicates stay within what the three nodes had claimed
+// (each lane's sends out plus one claimed batch per node), since the
+// claims lapse during the stall; the counts end all sent.
+func testClusterStalled(t *testing.T, f *clusterFixture) {
+	const devices = 10_000
+	db := f.open(t, "stall")
+	br, admin, _ := seedBrand(t, f, db)
+	tokens := seedDevices(t, db, br.ID, "stall", devices)
+	nodes := f.nodes(t, 3, "stall")
+	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
+		t.Fatalf("start event = %d %v", code, m)
+	}
+	// From the first push on: the fan-out is then still deciding, and
+	// the sends have begun.
+	for i := 0; len(f.fake.Received()) == 0; i++ {
+		if i > 60000 {
+			t.Fatal("no push arrived within a minute")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_, before := httpCall(t, "GET", nodes[0].base+"/v1/stores/s/events/live", admin, "")
+	pids := f.redis.PIDs()
+	signalAll := func(sig syscall.Signal) {
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, sig); err != nil {
+				t.Fatalf("signal %v to redis-server %d: %v", sig, pid, err)
+			}
+		}
+	}
+	signalAll(syscall.SIGSTOP)
+	atStall := len(f.fake.Received())
+	// Past the nodes' 5 s bound on a round trip (Options.OpTimeout) and
+	// their 3 s send lease (--push-lease).
+	time.Sleep(7 * time.Second)
+	signalAll(syscall.SIGCONT)
+	atResume, resumed := len(f.fake.Received()), time.Now()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		missing := 0
+		for _, tok := range tokens {
+			if f.fake.Count(tok) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d devices never got their push after the stall (%d pushes before it, %d by its end)", missing, atStall, atResume)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	twice := 0
+	for _, tok := range tokens {
+		switch n := f.fake.Count(tok); {
+		case n == 2:
+			twice++
+		case n > 2:
+			t.Errorf("token %s… received %d pushes", tok[:8], n)
+		}
+	}
+	bound := len(nodes) * 2 * push.DefaultConcurrency
+	t.Logf("cluster stopped 7 s after %d of %d pushes (%d by its end; counts just before: %v); all delivered %.1f s after; %d devices received theirs twice (bound: %d)",
+		atStall, devices, atResume, before["counts"], time.Since(resumed).Seconds(), twice, bound)
+	if twice > bound {
+		t.Errorf("%d duplicates, more than the %d the nodes can have claimed", twice, bound)
+	}
+	eventually(t, "all sent in the counts", func() bool {
+		_, live := httpCall(t, "GET", nodes[2].base+"/v1/stores/s/events/live", admin, "")
+		c, _ := live["counts"].(map[string]any)
+		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
+	})
+	for _, n := range nodes {
+		if code, _ := httpCall(t, "GET", n.base+"/readyz", "", ""); code != 200 {
+			t.Errorf("a node's /readyz = %d after the stall", code)
+		}
+	}
 }
 
 // testClusterPrimaryKilled: pings and registrations go to all three

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -74,7 +73,7 @@ func (db *DB) Open(ctx context.Context, brandID, notificationID, deviceID string
 		if body == "" {
 			return false, notFound("notification")
 		}
-		if err := json.Unmarshal([]byte(body), &n); err != nil {
+		if err := decodeEntry(body, &n); err != nil {
 			return false, fmt.Errorf("redis: notification %s: %w", notificationID, err)
 		}
 		// The shard holds other devices' entries too.
@@ -128,7 +127,7 @@ func (db *DB) Attribute(ctx context.Context, brandID string, marks []hotzone.Vis
 				continue
 			}
 			var n hotzone.Notification
-			if err := json.Unmarshal([]byte(vals[1]), &n); err != nil {
+			if err := decodeEntry(vals[1], &n); err != nil {
 				return nil, fmt.Errorf("redis: notification %s: %w", vals[0], err)
 			}
 			if !m.Attributes(&n) {
@@ -178,7 +177,7 @@ func (db *DB) EventLog(ctx context.Context, brandID, eventID string, fn func(*ho
 					continue // erased meanwhile
 				}
 				var n hotzone.Notification
-				if err := json.Unmarshal([]byte(b), &n); err != nil {
+				if err := decodeEntry(b, &n); err != nil {
 					return fmt.Errorf("redis: notification %s: %w", ids[i], err)
 				}
 				if err := fn(&n); err != nil {

@@ -76,3 +76,62 @@ func FuzzAppendEntry(f *testing.F) {
 		sameAsMarshal(t, &n)
 	})
 }
+
+// TestDecodeEntryFast: what appendEntry writes, and what Lua's cjson
+// writes (keys in another order, integers), is read by the hand path,
+// to the same notification json.Unmarshal reads.
+func TestDecodeEntryFast(t *testing.T) {
+	at := time.Date(2026, 12, 7, 3, 4, 5, 123456789, time.UTC)
+	sent, msg := at.Add(time.Second), "BadDeviceToken"
+	full := hotzone.Notification{ID: "06h4wwg42r000ejbdsdfq5g81m", BrandID: "b", EventID: "e", StoreID: "s", DeviceID: "d-1",
+		Provider: hotzone.ProviderAPNs, Status: hotzone.StatusFailed, Reason: "caps", Attempts: 3, CreatedAt: at, SentAt: &sent,
+		LastError: &msg, NextAttempt: at.Add(time.Minute), ProviderID: "p-1", Variant: "fr", DecidedAt: at, OpenedAt: &sent,
+		Visit: "visited", VisitAt: at.Add(time.Hour)}
+	for _, s := range []string{
+		string(appendEntry(nil, &full)),
+		string(appendEntry(nil, &hotzone.Notification{ID: "x", Status: hotzone.StatusQueued, CreatedAt: at})),
+		`{"status":"sent","device_id":"d-2","attempts":1,"id":"y","sent_at":"2026-12-07T03:04:05Z","last_error":null,"created_at":"2026-12-07T03:04:05.5+01:00"}`,
+		`{}`,
+	} {
+		var fast, slow hotzone.Notification
+		if !fastEntry(s, &fast) {
+			t.Fatalf("the hand path gave up on %s", s)
+		}
+		if err := json.Unmarshal([]byte(s), &slow); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%s:\nhand %+v\njson %+v", s, fast, slow)
+		}
+	}
+}
+
+// FuzzDecodeEntry: whatever the hand path reads, json.Unmarshal reads
+// alike; and decodeEntry, falling back to it, agrees with it on every
+// input, errors included.
+func FuzzDecodeEntry(f *testing.F) {
+	at := time.Date(2026, 12, 7, 3, 4, 5, 123456789, time.UTC)
+	f.Add(string(appendEntry(nil, &hotzone.Notification{ID: "a", BrandID: "b", Status: hotzone.StatusQueued, CreatedAt: at, DecidedAt: at})))
+	f.Add(`{"status":"sent","attempts":-0,"id":"y","sent_at":null,"last_error":"x","created_at":"2026-12-07T03:04:05Z"}`)
+	f.Add(`{"id":"a","id":"b","attempts":01}`)
+	f.Add(`{"visit_at":null,"attempts":1e2,"ID":"c","reason":"\u00e9"}`)
+	f.Add(`{"created_at":"2026-12-07T24:04:05Z"} `)
+	f.Fuzz(func(t *testing.T, s string) {
+		var want hotzone.Notification
+		werr := json.Unmarshal([]byte(s), &want)
+		var fast hotzone.Notification
+		if fastEntry(s, &fast) {
+			if werr != nil {
+				t.Fatalf("hand path read %q, json.Unmarshal refused it: %v", s, werr)
+			}
+			if !reflect.DeepEqual(fast, want) {
+				t.Fatalf("%q:\nhand %+v\njson %+v", s, fast, want)
+			}
+		}
+		var got hotzone.Notification
+		gerr := decodeEntry(s, &got)
+		if (gerr != nil) != (werr != nil) || (gerr == nil && !reflect.DeepEqual(got, want)) {
+			t.Fatalf("%q: decodeEntry %+v, %v; json.Unmarshal %+v, %v", s, got, gerr, want, werr)
+		}
+	})
+}

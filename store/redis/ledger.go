@@ -3,7 +3,6 @@ package redis
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -496,7 +495,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				}
 				var n hotzone.Notification
 				if nid != "" {
-					if err := json.Unmarshal([]byte(body), &n); err != nil {
+					if err := decodeEntry(body, &n); err != nil {
 						return nil, fmt.Errorf("redis: notification %s: %w", nid, err)
 					}
 					if n.Decided() {
@@ -971,7 +970,7 @@ func (db *DB) Claim(ctx context.Context, lane hotzone.Lane, now time.Time, limit
 		kept := make(map[string]claimedEntry, len(vals)/2)
 		for j := 0; j+1 < len(vals); j += 2 {
 			var n hotzone.Notification
-			if err := json.Unmarshal([]byte(vals[j+1]), &n); err != nil {
+			if err := decodeEntry(vals[j+1], &n); err != nil {
 				return nil, fmt.Errorf("redis: notification %s: %w", vals[j], err)
 			}
 			kept[n.ID] = claimedEntry{raw: vals[j+1], n: n}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -136,7 +135,7 @@ func (db *DB) Notifications(ctx context.Context, brandID string, q hotzone.Notif
 				continue // erased meanwhile
 			}
 			var n hotzone.Notification
-			if err := json.Unmarshal([]byte(raw), &n); err != nil {
+			if err := decodeEntry(raw, &n); err != nil {
 				return nil, false, fmt.Errorf("redis: notification %s: %w", p.id, err)
 			}
 			if !keep(&n) {
@@ -185,7 +184,7 @@ func (db *DB) deviceLog(ctx context.Context, brandID string, q hotzone.Notificat
 			continue
 		}
 		var n hotzone.Notification
-		if err := json.Unmarshal([]byte(raw), &n); err != nil {
+		if err := decodeEntry(raw, &n); err != nil {
 			return nil, false, fmt.Errorf("redis: notification %s: %w", ids[i], err)
 		}
 		if keep(&n) {

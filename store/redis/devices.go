@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,13 +113,13 @@ func (db *DB) PutDevice(ctx context.Context, d hotzone.Device) (hotzone.Device, 
 		}
 		prev = hotzone.Device{}
 		if raw != "" {
-			if err := json.Unmarshal([]byte(raw), &prev); err != nil {
+			if err := decodeDevice(raw, &prev); err != nil {
 				return hotzone.Device{}, false, fmt.Errorf("redis: device %s: %w", d.ID, err)
 			}
 		}
 		nd = d.Registered(prev, raw != "", db.now().UTC())
-		next, _ := json.Marshal(nd)
-		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), d.ID}))
+		next := encodeDevice(&nd)
+		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, next, d.ID}))
 		if err == nil && len(ans) < 1 {
 			err = errors.New("no answer")
 		}
@@ -174,7 +173,7 @@ func (db *DB) dropToken(ctx context.Context, brandID, deviceID string, p hotzone
 			return nil
 		}
 		var d hotzone.Device
-		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+		if err := decodeDevice(raw, &d); err != nil {
 			return fmt.Errorf("redis: device %s: %w", deviceID, err)
 		}
 		if d.Token == "" || (token != "" && (d.Token != token || d.Provider != p)) || (!since.IsZero() && !d.TokenAt.Before(since)) {
@@ -184,8 +183,7 @@ func (db *DB) dropToken(ctx context.Context, brandID, deviceID string, p hotzone
 		oldP := d.Provider
 		d.Provider, d.Token, d.TokenAt = "", "", time.Time{}
 		d.UpdatedAt = db.now().UTC()
-		next, _ := json.Marshal(d)
-		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, string(next), deviceID}))
+		ans, err := strs(db.exec(ctx, putDevice, []string{k, sh + ":devs"}, []string{raw, encodeDevice(&d), deviceID}))
 		if err != nil {
 			return fmt.Errorf("redis: write device: %w", err)
 		}
@@ -212,7 +210,7 @@ func (db *DB) Device(ctx context.Context, brandID, deviceID string) (hotzone.Dev
 		return hotzone.Device{}, nil, errNoDevice
 	}
 	var d hotzone.Device
-	if err := json.Unmarshal([]byte(vals[0]), &d); err != nil {
+	if err := decodeDevice(vals[0], &d); err != nil {
 		return hotzone.Device{}, nil, fmt.Errorf("redis: device %s: %w", deviceID, err)
 	}
 	d.BrandID = brandID
@@ -307,7 +305,7 @@ func (db *DB) DeleteDevice(ctx context.Context, brandID, deviceID string) error 
 		return errNoDevice
 	}
 	var d hotzone.Device
-	if err := json.Unmarshal([]byte(res[0]), &d); err != nil {
+	if err := decodeDevice(res[0], &d); err != nil {
 		return fmt.Errorf("redis: device %s: %w", deviceID, err)
 	}
 	cmds := []valkey.Completed{db.c.B().Publish().Channel(db.channel()).Message(msgErase + brandID + "\x00" + deviceID).Build()}
@@ -490,7 +488,7 @@ func (db *DB) DevicesByID(ctx context.Context, brandID string, ids []string) (ma
 			continue
 		}
 		var d hotzone.Device
-		if err := json.Unmarshal([]byte(raw), &d); err != nil {
+		if err := decodeDevice(raw, &d); err != nil {
 			return nil, fmt.Errorf("redis: device %s: %w", ids[i], err)
 		}
 		d.BrandID = brandID

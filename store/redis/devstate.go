@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"sync"
@@ -143,7 +142,7 @@ func stateFrom(brandID, rec, rv, hist, eventID, nid, body string) (*devState, er
 		return nil, nil
 	}
 	s := &devState{rv: rv, hist: hist, ev: eventID, nid: nid, body: body}
-	if err := json.Unmarshal([]byte(rec), &s.dev); err != nil {
+	if err := decodeDevice(rec, &s.dev); err != nil {
 		return nil, err
 	}
 	s.dev.BrandID = brandID

@@ -377,11 +377,12 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 	br, admin, _ := seedBrand(t, f, db)
 	tokens := seedDevices(t, db, br.ID, "kill", devices)
 	nodes := f.nodes(t, 3, "kill")
+	pushed := f.pushes()
 	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
 		t.Fatalf("start event = %d %v", code, m)
 	}
 	for i, prev := 0, 0; ; i++ {
-		n := len(f.fake.Received())
+		n := pushed()
 		if n >= devices/4 && n > prev {
 			break
 		}
@@ -395,7 +396,32 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 		t.Fatal(err)
 	}
 	_ = nodes[0].cmd.Wait()
-	atKill := len(f.fake.Received())
+	atKill := pushed()
+	twice := f.allDelivered(t, tokens, "after node A died")
+	// Sent by A but not yet recorded: at most its sends in flight.
+	const inFlightBound = push.DefaultConcurrency
+	t.Logf("SIGKILL of node A after %d of %d pushes; %d devices received theirs twice (bound: %d in flight on A)", atKill, devices, twice, inFlightBound)
+	if twice > inFlightBound {
+		t.Errorf("%d duplicates, more than the %d node A can have in flight", twice, inFlightBound)
+	}
+	eventually(t, "all sent in the counts", func() bool {
+		_, live := httpCall(t, "GET", nodes[1].base+"/v1/stores/s/events/live", admin, "")
+		c, _ := live["counts"].(map[string]any)
+		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
+	})
+}
+
+// pushes answers a count of the fake APNs' pushes from now on: the
+// fake counts every subtest's.
+func (f *clusterFixture) pushes() func() int {
+	from := len(f.fake.Received())
+	return func() int { return len(f.fake.Received()) - from }
+}
+
+// allDelivered waits up to two minutes until every token has received
+// a push, then answers how many received two; more than two fails t.
+func (f *clusterFixture) allDelivered(t *testing.T, tokens []string, when string) (twice int) {
+	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		missing := 0
@@ -408,11 +434,10 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d devices never got their push after node A died", missing)
+			t.Fatalf("%d devices never got their push %s", missing, when)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	twice := 0
 	for _, tok := range tokens {
 		switch n := f.fake.Count(tok); {
 		case n == 2:
@@ -421,17 +446,7 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 			t.Errorf("token %s… received %d pushes", tok[:8], n)
 		}
 	}
-	// Sent by A but not yet recorded: at most its sends in flight.
-	const inFlightBound = push.DefaultConcurrency
-	t.Logf("SIGKILL of node A after %d of %d pushes; %d devices received theirs twice (bound: %d in flight on A)", atKill, devices, twice, inFlightBound)
-	if twice > inFlightBound {
-		t.Errorf("%d duplicates, more than the %d node A can have in flight", twice, inFlightBound)
-	}
-	eventually(t, "all sent in the counts", func() bool {
-		_, live := httpCall(t, "GET", nodes[1].base+"/v1/stores/s/events/live", admin, "")
-		c, _ := live["counts"].(map[string]any)
-		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
-	})
+	return twice
 }
 
 // testClusterStalled: every Redis process stopped (SIGSTOP) for longer
@@ -447,12 +462,13 @@ func testClusterStalled(t *testing.T, f *clusterFixture) {
 	br, admin, _ := seedBrand(t, f, db)
 	tokens := seedDevices(t, db, br.ID, "stall", devices)
 	nodes := f.nodes(t, 3, "stall")
+	pushed := f.pushes()
 	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
 		t.Fatalf("start event = %d %v", code, m)
 	}
 	// From the first push on: the fan-out is then still deciding, and
 	// the sends have begun.
-	for i := 0; len(f.fake.Received()) == 0; i++ {
+	for i := 0; pushed() == 0; i++ {
 		if i > 60000 {
 			t.Fatal("no push arrived within a minute")
 		}
@@ -468,37 +484,13 @@ func testClusterStalled(t *testing.T, f *clusterFixture) {
 		}
 	}
 	signalAll(syscall.SIGSTOP)
-	atStall := len(f.fake.Received())
+	atStall := pushed()
 	// Past the nodes' 5 s bound on a round trip (Options.OpTimeout) and
 	// their 3 s send lease (--push-lease).
 	time.Sleep(7 * time.Second)
 	signalAll(syscall.SIGCONT)
-	atResume, resumed := len(f.fake.Received()), time.Now()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		missing := 0
-		for _, tok := range tokens {
-			if f.fake.Count(tok) == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d devices never got their push after the stall (%d pushes before it, %d by its end)", missing, atStall, atResume)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	twice := 0
-	for _, tok := range tokens {
-		switch n := f.fake.Count(tok); {
-		case n == 2:
-			twice++
-		case n > 2:
-			t.Errorf("token %s… received %d pushes", tok[:8], n)
-		}
-	}
+	atResume, resumed := pushed(), time.Now()
+	twice := f.allDelivered(t, tokens, fmt.Sprintf("after the stall (%d pushes before it, %d by its end)", atStall, atResume))
 	bound := len(nodes) * 2 * push.DefaultConcurrency
 	t.Logf("cluster stopped 7 s after %d of %d pushes (%d by its end; counts just before: %v); all delivered %.1f s after; %d devices received theirs twice (bound: %d)",
 		atStall, devices, atResume, before["counts"], time.Since(resumed).Seconds(), twice, bound)

@@ -77,34 +77,7 @@ func decodeDevice(s string, d *hotzone.Device) error {
 
 // fastDevice is decodeDevice's hand path; false leaves d partly set.
 func fastDevice(s string, d *hotzone.Device) bool {
-	if len(s) < 2 || s[0] != '{' {
-		return false
-	}
-	i := 1
-	if s[i] == '}' {
-		return i+1 == len(s)
-	}
-	for {
-		key, j, ok := plainString(s, i)
-		if !ok || j >= len(s) || s[j] != ':' {
-			return false
-		}
-		i = j + 1
-		if i >= len(s) {
-			return false
-		}
-		if i, ok = deviceField(s, i, key, d); !ok || i >= len(s) {
-			return false
-		}
-		switch s[i] {
-		case ',':
-			i++
-		case '}':
-			return i+1 == len(s)
-		default:
-			return false
-		}
-	}
+	return plainObject(s, func(i int, key string) (int, bool) { return deviceField(s, i, key, d) })
 }
 
 // deviceField reads the value at s[i:] of field key into d and answers

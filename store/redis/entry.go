@@ -194,11 +194,17 @@ func decodeEntry(s string, n *hotzone.Notification) error {
 
 // fastEntry is decodeEntry's hand path; false leaves n partly set.
 func fastEntry(s string, n *hotzone.Notification) bool {
-	i := 0
+	return plainObject(s, func(i int, key string) (int, bool) { return entryField(s, i, key, n) })
+}
+
+// plainObject walks a JSON object of plain keys (see plainString), with
+// no white space, handing each value's start and key to field, which
+// reads the value and answers where it ends; false for anything else.
+func plainObject(s string, field func(i int, key string) (int, bool)) bool {
 	if len(s) < 2 || s[0] != '{' {
 		return false
 	}
-	i++
+	i := 1
 	if s[i] == '}' {
 		return i+1 == len(s)
 	}
@@ -211,7 +217,7 @@ func fastEntry(s string, n *hotzone.Notification) bool {
 		if i >= len(s) {
 			return false
 		}
-		if i, ok = entryField(s, i, key, n); !ok || i >= len(s) {
+		if i, ok = field(i, key); !ok || i >= len(s) {
 			return false
 		}
 		switch s[i] {

@@ -116,22 +116,28 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(`{"id":"a","id":"b","attempts":01}`)
 	f.Add(`{"visit_at":null,"attempts":1e2,"ID":"c","reason":"\u00e9"}`)
 	f.Add(`{"created_at":"2026-12-07T24:04:05Z"} `)
-	f.Fuzz(func(t *testing.T, s string) {
-		var want hotzone.Notification
-		werr := json.Unmarshal([]byte(s), &want)
-		var fast hotzone.Notification
-		if fastEntry(s, &fast) {
-			if werr != nil {
-				t.Fatalf("hand path read %q, json.Unmarshal refused it: %v", s, werr)
-			}
-			if !reflect.DeepEqual(fast, want) {
-				t.Fatalf("%q:\nhand %+v\njson %+v", s, fast, want)
-			}
+	f.Fuzz(func(t *testing.T, s string) { readsAsJSON(t, s, fastEntry, decodeEntry) })
+}
+
+// readsAsJSON fails t unless a hand path that reads s reads it as
+// json.Unmarshal does, and decode (which falls back to json.Unmarshal)
+// agrees with json.Unmarshal, errors included.
+func readsAsJSON[T any](t *testing.T, s string, fast func(string, *T) bool, decode func(string, *T) error) {
+	t.Helper()
+	var want T
+	werr := json.Unmarshal([]byte(s), &want)
+	var hand T
+	if fast(s, &hand) {
+		if werr != nil {
+			t.Fatalf("hand path read %q, json.Unmarshal refused it: %v", s, werr)
 		}
-		var got hotzone.Notification
-		gerr := decodeEntry(s, &got)
-		if (gerr != nil) != (werr != nil) || (gerr == nil && !reflect.DeepEqual(got, want)) {
-			t.Fatalf("%q: decodeEntry %+v, %v; json.Unmarshal %+v, %v", s, got, gerr, want, werr)
+		if !reflect.DeepEqual(hand, want) {
+			t.Fatalf("%q:\nhand %+v\njson %+v", s, hand, want)
 		}
-	})
+	}
+	var got T
+	gerr := decode(s, &got)
+	if (gerr != nil) != (werr != nil) || (gerr == nil && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("%q: decoded %+v, %v; json.Unmarshal %+v, %v", s, got, gerr, want, werr)
+	}
 }

@@ -373,14 +373,7 @@ func seedDevices(t *testing.T, db *redis.DB, brandID, prefix string, n int) []st
 // node had in flight.
 func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 	const devices = 10_000
-	db := f.open(t, "kill")
-	br, admin, _ := seedBrand(t, f, db)
-	tokens := seedDevices(t, db, br.ID, "kill", devices)
-	nodes := f.nodes(t, 3, "kill")
-	pushed := f.pushes()
-	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
-		t.Fatalf("start event = %d %v", code, m)
-	}
+	nodes, admin, tokens, pushed := f.startBigEvent(t, "kill", devices)
 	for i, prev := 0, 0; ; i++ {
 		n := pushed()
 		if n >= devices/4 && n > prev {
@@ -409,6 +402,23 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 		c, _ := live["counts"].(map[string]any)
 		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
 	})
+}
+
+// startBigEvent seeds a brand under prefix with devices in its store's
+// fence, starts three nodes and an event on the first: it answers the
+// nodes, the brand's admin key, the devices' tokens and a count of the
+// pushes from before the event's start.
+func (f *clusterFixture) startBigEvent(t *testing.T, prefix string, devices int) (nodes []*child, admin string, tokens []string, pushed func() int) {
+	t.Helper()
+	db := f.open(t, prefix)
+	br, admin, _ := seedBrand(t, f, db)
+	tokens = seedDevices(t, db, br.ID, prefix, devices)
+	nodes = f.nodes(t, 3, prefix)
+	pushed = f.pushes()
+	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
+		t.Fatalf("start event = %d %v", code, m)
+	}
+	return nodes, admin, tokens, pushed
 }
 
 // pushes answers a count of the fake APNs' pushes from now on: the
@@ -458,14 +468,7 @@ func (f *clusterFixture) allDelivered(t *testing.T, tokens []string, when string
 // claims lapse during the stall; the counts end all sent.
 func testClusterStalled(t *testing.T, f *clusterFixture) {
 	const devices = 10_000
-	db := f.open(t, "stall")
-	br, admin, _ := seedBrand(t, f, db)
-	tokens := seedDevices(t, db, br.ID, "stall", devices)
-	nodes := f.nodes(t, 3, "stall")
-	pushed := f.pushes()
-	if code, m := httpCall(t, "POST", nodes[0].base+"/v1/stores/s/events", admin, `{"title":"Hot","body":"Now","duration_s":3600}`); code != 201 {
-		t.Fatalf("start event = %d %v", code, m)
-	}
+	nodes, admin, tokens, pushed := f.startBigEvent(t, "stall", devices)
 	// From the first push on: the fan-out is then still deciding, and
 	// the sends have begun.
 	for i := 0; pushed() == 0; i++ {

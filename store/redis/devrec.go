@@ -83,27 +83,19 @@ func fastDevice(s string, d *hotzone.Device) bool {
 // deviceField reads the value at s[i:] of field key into d and answers
 // where the value ends.
 func deviceField(s string, i int, key string, d *hotzone.Device) (int, bool) {
-	var str *string
 	switch key {
 	case "id":
-		str = &d.ID
+		return plainInto(s, i, &d.ID)
+	case "platform":
+		return plainInto(s, i, &d.Platform)
+	case "provider":
+		return plainInto(s, i, &d.Provider)
 	case "token":
-		str = &d.Token
+		return plainInto(s, i, &d.Token)
 	case "timezone":
-		str = &d.Timezone
+		return plainInto(s, i, &d.Timezone)
 	case "locale":
-		str = &d.Locale
-	case "platform", "provider":
-		v, j, ok := plainString(s, i)
-		if !ok {
-			return 0, false
-		}
-		if key == "platform" {
-			d.Platform = hotzone.Platform(v)
-		} else {
-			d.Provider = hotzone.Provider(v)
-		}
-		return j, true
+		return plainInto(s, i, &d.Locale)
 	case "opt_in":
 		switch {
 		case strings.HasPrefix(s[i:], "true"):
@@ -122,15 +114,8 @@ func deviceField(s string, i int, key string, d *hotzone.Device) (int, bool) {
 		return plainTime(s, i, &d.UpdatedAt)
 	case "tags":
 		return plainStrings(s, i, &d.Tags)
-	default:
-		return 0, false
 	}
-	v, j, ok := plainString(s, i)
-	if !ok {
-		return 0, false
-	}
-	*str = v
-	return j, true
+	return 0, false
 }
 
 // plainStrings reads a JSON array of plain strings (see plainString) at

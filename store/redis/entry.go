@@ -234,37 +234,29 @@ func plainObject(s string, field func(i int, key string) (int, bool)) bool {
 // entryField reads the value at s[i:] of field key into n and answers
 // where the value ends.
 func entryField(s string, i int, key string, n *hotzone.Notification) (int, bool) {
-	var str *string
 	switch key {
 	case "id":
-		str = &n.ID
+		return plainInto(s, i, &n.ID)
 	case "brand_id":
-		str = &n.BrandID
+		return plainInto(s, i, &n.BrandID)
 	case "event_id":
-		str = &n.EventID
+		return plainInto(s, i, &n.EventID)
 	case "store_id":
-		str = &n.StoreID
+		return plainInto(s, i, &n.StoreID)
 	case "device_id":
-		str = &n.DeviceID
+		return plainInto(s, i, &n.DeviceID)
+	case "provider":
+		return plainInto(s, i, &n.Provider)
+	case "status":
+		return plainInto(s, i, &n.Status)
 	case "reason":
-		str = &n.Reason
+		return plainInto(s, i, &n.Reason)
 	case "provider_id":
-		str = &n.ProviderID
+		return plainInto(s, i, &n.ProviderID)
 	case "variant":
-		str = &n.Variant
+		return plainInto(s, i, &n.Variant)
 	case "visit":
-		str = &n.Visit
-	case "provider", "status":
-		v, j, ok := plainString(s, i)
-		if !ok {
-			return 0, false
-		}
-		if key == "provider" {
-			n.Provider = hotzone.Provider(v)
-		} else {
-			n.Status = hotzone.NotificationStatus(v)
-		}
-		return j, true
+		return plainInto(s, i, &n.Visit)
 	case "attempts":
 		return plainInt(s, i, &n.Attempts)
 	case "created_at":
@@ -275,39 +267,36 @@ func entryField(s string, i int, key string, n *hotzone.Notification) (int, bool
 		return plainTime(s, i, &n.DecidedAt)
 	case "visit_at":
 		return plainTime(s, i, &n.VisitAt)
-	case "sent_at", "opened_at":
-		p := &n.SentAt
-		if key == "opened_at" {
-			p = &n.OpenedAt
-		}
-		if strings.HasPrefix(s[i:], "null") {
-			*p = nil
-			return i + 4, true
-		}
-		t := new(time.Time)
-		j, ok := plainTime(s, i, t)
-		*p = t
-		return j, ok
+	case "sent_at":
+		return nullOr(s, i, &n.SentAt, plainTime)
+	case "opened_at":
+		return nullOr(s, i, &n.OpenedAt, plainTime)
 	case "last_error":
-		if strings.HasPrefix(s[i:], "null") {
-			n.LastError = nil
-			return i + 4, true
-		}
-		v, j, ok := plainString(s, i)
-		if !ok {
-			return 0, false
-		}
-		n.LastError = &v
-		return j, true
-	default:
-		return 0, false
+		return nullOr(s, i, &n.LastError, plainInto[string])
 	}
+	return 0, false
+}
+
+// plainInto reads a plain string (see plainString) at s[i:] into p.
+func plainInto[T ~string](s string, i int, p *T) (int, bool) {
 	v, j, ok := plainString(s, i)
-	if !ok {
-		return 0, false
+	if ok {
+		*p = T(v)
 	}
-	*str = v
-	return j, true
+	return j, ok
+}
+
+// nullOr reads null at s[i:] as a nil *p, and anything else with read
+// into a fresh value, as json.Unmarshal fills a pointer field.
+func nullOr[T any](s string, i int, p **T, read func(string, int, *T) (int, bool)) (int, bool) {
+	if strings.HasPrefix(s[i:], "null") {
+		*p = nil
+		return i + 4, true
+	}
+	v := new(T)
+	j, ok := read(s, i, v)
+	*p = v
+	return j, ok
 }
 
 // plainString reads a JSON string at s[i:] that needs no unescaping or

@@ -125,3 +125,63 @@ func redisCPU(b *testing.B, c *redistest.Cluster) (primaries, replicas time.Dura
 	}
 	return primaries, replicas
 }
+
+// BenchmarkPositionFlush measures what the write-behind of pings costs
+// the cluster: b.N devices, each with a position already stored, report
+// a newer one, and one flush writes them all (in calls of flushBatch
+// per shard, as a node's does). Besides time it reports the Redis
+// primaries' and replicas' CPU per position, read from /proc, and this
+// process's. Run it as, say, -bench PositionFlush -benchtime 30000x.
+func BenchmarkPositionFlush(b *testing.B) {
+	c := redistest.Start(b, 3, 1)
+	key := sha256.Sum256([]byte("bench"))
+	db, err := Open(b.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := b.Context()
+	br, _ := brandStore(b, db, "Bench")
+	n := b.N
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < n; i += 32 {
+				ids[i] = fmt.Sprintf("dev-%08d", i)
+				if _, _, err := db.PutDevice(ctx, apnsDevice(br.ID, ids[i])); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t0 := time.Now().Add(-time.Minute)
+	report := func(at time.Time) {
+		for i, id := range ids {
+			p := hotzone.Position{Lat: 40.7 + float64(i%1000)/1e5, Lon: -74.0, AccuracyM: 10, TS: at}
+			if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	report(t0)
+	if err := db.FlushPositions(ctx); err != nil {
+		b.Fatal(err)
+	}
+	report(t0.Add(time.Second))
+	primaries, replicas := redisCPU(b, c)
+	self := processCPU()
+	b.ResetTimer()
+	if err := db.FlushPositions(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	p1, r1 := redisCPU(b, c)
+	self1 := processCPU()
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.ReportMetric(per(p1-primaries), "primary-cpu-µs/pos")
+	b.ReportMetric(per(r1-replicas), "replica-cpu-µs/pos")
+	b.ReportMetric(per(self1-self), "node-cpu-µs/pos")
+}

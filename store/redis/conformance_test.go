@@ -90,6 +90,7 @@ func TestRedis(t *testing.T) {
 		testHoldOnKeptState(t, open(t, p, time.Now), open(t, p, time.Now))
 	})
 	t.Run("PositionsWrittenBefore", func(t *testing.T) { testPositionsWrittenBefore(t, open(t, prefix(), time.Now)) })
+	t.Run("PositionTimes", func(t *testing.T) { testPositionTimes(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -737,6 +738,41 @@ func testClaimLeasesOnce(t *testing.T, db *DB) {
 	vals, err := strs(rs[0])
 	if err != nil || len(vals) != 2 || vals[0] != id {
 		t.Errorf("claim given %s twice answered %d values (%v), want it once", id, len(vals), err)
+	}
+}
+
+// testPositionTimes: tsOf, run by Redis's own Lua, answers what
+// string.match(v, '%d+$') does for packed positions and for anything
+// else, and "" for none.
+func testPositionTimes(t *testing.T, db *DB) {
+	check := newScript(tsLua + `
+local out = {tsOf(nil)}
+for i = 1, #ARGV do
+  out[#out+1] = tsOf(ARGV[i])
+  out[#out+1] = string.match(ARGV[i], '%d+$') or ''
+end
+return out`)
+	at := time.Date(2026, 12, 7, 4, 5, 6, 7, time.UTC)
+	in := []string{
+		packPos(hotzone.Position{Lat: 40.7128, Lon: -74.006, AccuracyM: 12.5, TS: at}),
+		packPos(hotzone.Position{Lat: -33.9, Lon: 151.2, AccuracyM: 0, TS: time.Unix(0, 5)}),
+		"", "x", "1 2 3 5", "1 2 3 012345678901234567891", "1 2 3 12345678901234567890x",
+		"abc,12345678901234567890", "12345678901234567890", " 12345678901234567890", "1 2 3 000000000000000000-5",
+	}
+	vals, err := strs(db.exec(t.Context(), check, []string{"{pt}"}, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != 1+2*len(in) || vals[0] != "" {
+		t.Fatalf("answered %q", vals)
+	}
+	for i, v := range in {
+		if got, want := vals[1+2*i], vals[2+2*i]; got != want {
+			t.Errorf("tsOf(%q) = %q, string.match %q", v, got, want)
+		}
+	}
+	if want := nanos(at); vals[1] != want {
+		t.Errorf("tsOf(%q) = %q, want %q", in[0], vals[1], want)
 	}
 }
 

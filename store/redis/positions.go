@@ -138,6 +138,23 @@ func (ps *positions) flushed() {
 	ps.mu.Unlock()
 }
 
+// tsLua defines tsOf(packed): the time of a packed position (see
+// packPos), its last word, "" for none. packPos spells times in 20
+// digits after a space, which string.sub takes at once and an anchored
+// string.find checks; anything else goes to string.match, whose '%d+$'
+// tries every starting position: 1.6 µs a call against 0.45 on a
+// primary (100,000 calls in one EVAL), twice per device in a flush.
+const tsLua = `
+local function tsOf(v)
+  if not v then return '' end
+  if #v > 20 and string.byte(v, -21) == 32 then
+    local t = string.sub(v, -20)
+    if string.find(t, '^%d+$') then return t end
+  end
+  return string.match(v, '%d+$') or ''
+end
+`
+
 // putPositions stores devices' positions where they are newer, and
 // only for devices that exist; one call per shard and flush carries all
 // of the shard's devices, so a ping costs Redis a few hash operations,
@@ -152,12 +169,11 @@ func (ps *positions) flushed() {
 // exist.
 //
 // A stored position's time is the last word of its packed form (see
-// packPos), read back with string.match: the hash keeps two fields per
-// device rather than four, which made this script about a fifth cheaper
-// on an idle primary. Hashes written before kept the times apart too,
-// in lts and qts, which nothing reads any more (prunePositions deletes
-// them).
-var putPositions = newScript(`
+// packPos), read back by tsLua: the hash keeps two fields per device
+// rather than four, which made this script about a fifth cheaper on an
+// idle primary. Hashes written before kept the times apart too, in lts
+// and qts, which nothing reads any more (prunePositions deletes them).
+var putPositions = newScript(tsLua + `
 local out = {}
 local pv = KEYS[1] .. ':pv'
 local visits = redis.call('EXISTS', pv) == 1
@@ -173,11 +189,11 @@ for i = 1, #ARGV, 7 do
     r = '!'
   else
     local set = {}
-    if ARGV[i+2] > (cur[1] and string.match(cur[1], '%d+$') or '') then
+    if ARGV[i+2] > tsOf(cur[1]) then
       set[#set+1] = 'last'
       set[#set+1] = ARGV[i+1]
     end
-    if ARGV[i+3] ~= '' and ARGV[i+4] > (cur[2] and string.match(cur[2], '%d+$') or '') then
+    if ARGV[i+3] ~= '' and ARGV[i+4] > tsOf(cur[2]) then
       set[#set+1] = 'qual'
       set[#set+1] = ARGV[i+3]
       r = cur[2] or ''

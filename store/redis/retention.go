@@ -91,7 +91,7 @@ func (db *DB) Prune(ctx context.Context) error {
 // the SSCAN cursor ARGV[1], ARGV[2] at a time. KEYS[1]: the shard.
 // Answers the next cursor, then each forgotten device with its
 // qualifying position ("" for none), whose grid cell the caller cleans.
-var prunePositions = newScript(`
+var prunePositions = newScript(tsLua + `
 local p = KEYS[1]
 local r = redis.call('SSCAN', p .. ':devs', ARGV[1], 'COUNT', tonumber(ARGV[2]))
 local out = {r[1]}
@@ -99,8 +99,8 @@ local cut = tonumber(ARGV[3])
 for _, id in ipairs(r[2]) do
   local d = p .. ':d:' .. id
   local last = redis.call('HGET', d, 'last')
-  local lts = last and string.match(last, '%d+$')
-  if lts and tonumber(lts) < cut then
+  local lts = tsOf(last)
+  if lts ~= '' and tonumber(lts) < cut then
     out[#out+1] = id
     out[#out+1] = redis.call('HGET', d, 'qual') or ''
     redis.call('HDEL', d, 'last', 'lts', 'qual', 'qts')

@@ -35,22 +35,7 @@ func BenchmarkFanOutWork(b *testing.B) {
 	ctx := b.Context()
 	br, _ := brandStore(b, db, "Bench")
 	n := b.N
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Go(func() {
-			for i := w; i < n; i += 32 {
-				ids[i] = fmt.Sprintf("dev-%08d", i)
-				d := apnsDevice(br.ID, ids[i])
-				d.Locale = "en-US"
-				if _, _, err := db.PutDevice(ctx, d); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ids := benchDevices(b, db, br.ID, n)
 	ev := mustStartEvent(b, db, br.ID, time.Now())
 	lane := hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}
 	primaries, replicas := redisCPU(b, c)
@@ -94,6 +79,28 @@ func BenchmarkFanOutWork(b *testing.B) {
 	b.ReportMetric(per(p2-p1), "send-primary-cpu-µs/dev")
 	b.ReportMetric(per(r2-r1), "send-replica-cpu-µs/dev")
 	b.ReportMetric(per(self2-self1), "send-node-cpu-µs/dev")
+}
+
+// benchDevices registers n iOS devices of a brand, dev-00000000 on, 32
+// at a time, and answers their ids.
+func benchDevices(b *testing.B, db *DB, brandID string, n int) []string {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < n; i += 32 {
+				ids[i] = fmt.Sprintf("dev-%08d", i)
+				d := apnsDevice(brandID, ids[i])
+				d.Locale = "en-US"
+				if _, _, err := db.PutDevice(b.Context(), d); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ids
 }
 
 // processCPU is this process's CPU time so far: the node's side.
@@ -143,20 +150,7 @@ func BenchmarkPositionFlush(b *testing.B) {
 	ctx := b.Context()
 	br, _ := brandStore(b, db, "Bench")
 	n := b.N
-	ids := make([]string, n)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Go(func() {
-			for i := w; i < n; i += 32 {
-				ids[i] = fmt.Sprintf("dev-%08d", i)
-				if _, _, err := db.PutDevice(ctx, apnsDevice(br.ID, ids[i])); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	ids := benchDevices(b, db, br.ID, n)
 	t0 := time.Now().Add(-time.Minute)
 	report := func(at time.Time) {
 		for i, id := range ids {

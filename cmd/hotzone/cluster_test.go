@@ -397,11 +397,7 @@ func testClusterNodeKilled(t *testing.T, f *clusterFixture) {
 	if twice > inFlightBound {
 		t.Errorf("%d duplicates, more than the %d node A can have in flight", twice, inFlightBound)
 	}
-	eventually(t, "all sent in the counts", func() bool {
-		_, live := httpCall(t, "GET", nodes[1].base+"/v1/stores/s/events/live", admin, "")
-		c, _ := live["counts"].(map[string]any)
-		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
-	})
+	allSentInCounts(t, nodes[1], admin, devices)
 }
 
 // startBigEvent seeds a brand under prefix with devices in its store's
@@ -419,6 +415,17 @@ func (f *clusterFixture) startBigEvent(t *testing.T, prefix string, devices int)
 		t.Fatalf("start event = %d %v", code, m)
 	}
 	return nodes, admin, tokens, pushed
+}
+
+// allSentInCounts waits until a node's live event of store s counts
+// every one of devices sent and none queued.
+func allSentInCounts(t *testing.T, node *child, admin string, devices int) {
+	t.Helper()
+	eventually(t, "all sent in the counts", func() bool {
+		_, live := httpCall(t, "GET", node.base+"/v1/stores/s/events/live", admin, "")
+		c, _ := live["counts"].(map[string]any)
+		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
+	})
 }
 
 // pushes answers a count of the fake APNs' pushes from now on: the
@@ -500,11 +507,7 @@ func testClusterStalled(t *testing.T, f *clusterFixture) {
 	if twice > bound {
 		t.Errorf("%d duplicates, more than the %d the nodes can have claimed", twice, bound)
 	}
-	eventually(t, "all sent in the counts", func() bool {
-		_, live := httpCall(t, "GET", nodes[2].base+"/v1/stores/s/events/live", admin, "")
-		c, _ := live["counts"].(map[string]any)
-		return c != nil && c["sent"] == float64(devices) && c["queued"] == 0.0
-	})
+	allSentInCounts(t, nodes[2], admin, devices)
 	for _, n := range nodes {
 		if code, _ := httpCall(t, "GET", n.base+"/readyz", "", ""); code != 200 {
 			t.Errorf("a node's /readyz = %d after the stall", code)

@@ -25,15 +25,8 @@ import (
 // hides; and this process's own CPU, the node's share (the decisions'
 // JSON, the claims' and results'). Run it as, say, -bench FanOutWork -benchtime 30000x.
 func BenchmarkFanOutWork(b *testing.B) {
-	c := redistest.Start(b, 3, 1)
-	key := sha256.Sum256([]byte("bench"))
-	db, err := Open(b.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: "bench", WaitReplicas: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	c, db, br := benchCluster(b, 1)
 	ctx := b.Context()
-	br, _ := brandStore(b, db, "Bench")
 	n := b.N
 	ids := benchDevices(b, db, br.ID, n)
 	ev := mustStartEvent(b, db, br.ID, time.Now())
@@ -79,6 +72,20 @@ func BenchmarkFanOutWork(b *testing.B) {
 	b.ReportMetric(per(p2-p1), "send-primary-cpu-µs/dev")
 	b.ReportMetric(per(r2-r1), "send-replica-cpu-µs/dev")
 	b.ReportMetric(per(self2-self1), "send-node-cpu-µs/dev")
+}
+
+// benchCluster starts a cluster of three primaries with a replica each,
+// opens it with writes waiting for waitReplicas, and makes a brand.
+func benchCluster(b *testing.B, waitReplicas int) (*redistest.Cluster, *DB, hotzone.Brand) {
+	c := redistest.Start(b, 3, 1)
+	key := sha256.Sum256([]byte("bench"))
+	db, err := Open(b.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: "bench", WaitReplicas: waitReplicas})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	br, _ := brandStore(b, db, "Bench")
+	return c, db, br
 }
 
 // benchDevices registers n iOS devices of a brand, dev-00000000 on, 32
@@ -140,15 +147,8 @@ func redisCPU(b *testing.B, c *redistest.Cluster) (primaries, replicas time.Dura
 // primaries' and replicas' CPU per position, read from /proc, and this
 // process's. Run it as, say, -bench PositionFlush -benchtime 30000x.
 func BenchmarkPositionFlush(b *testing.B) {
-	c := redistest.Start(b, 3, 1)
-	key := sha256.Sum256([]byte("bench"))
-	db, err := Open(b.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	c, db, br := benchCluster(b, 0)
 	ctx := b.Context()
-	br, _ := brandStore(b, db, "Bench")
 	n := b.N
 	ids := benchDevices(b, db, br.ID, n)
 	t0 := time.Now().Add(-time.Minute)

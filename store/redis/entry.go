@@ -37,7 +37,7 @@ func appendEntry(b []byte, n *hotzone.Notification) []byte {
 		b = appendJSONString(b, n.Reason)
 	}
 	b = append(b, `,"attempts":`...)
-	b = appendInt(b, int64(n.Attempts))
+	b = strconv.AppendInt(b, int64(n.Attempts), 10)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, n.CreatedAt)
 	b = append(b, `,"sent_at":`...)
@@ -86,27 +86,6 @@ func appendEntry(b []byte, n *hotzone.Notification) []byte {
 // encodeEntry is appendEntry into a string of its own.
 func encodeEntry(n *hotzone.Notification) string {
 	return string(appendEntry(make([]byte, 0, 384), n))
-}
-
-func appendInt(b []byte, v int64) []byte {
-	if v < 0 {
-		b = append(b, '-')
-		if v == -v { // the one negative with no positive
-			return append(b, "9223372036854775808"...)
-		}
-		v = -v
-	}
-	var tmp [20]byte
-	i := len(tmp)
-	for {
-		i--
-		tmp[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return append(b, tmp[i:]...)
 }
 
 // appendJSONTime appends a time as time.Time's MarshalJSON does, for

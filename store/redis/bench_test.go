@@ -179,3 +179,48 @@ func BenchmarkPositionFlush(b *testing.B) {
 	b.ReportMetric(per(r1-replicas), "replica-cpu-µs/pos")
 	b.ReportMetric(per(self1-self), "node-cpu-µs/pos")
 }
+
+// BenchmarkFenceSearch measures a fan-out's search: b.N devices whose
+// qualifying positions, written to the cluster, lie in one 5 km circle
+// (as ../shared/perf's fanout places them), found by DevicesIn. It
+// reports the time and the primaries' and this process's CPU per device
+// found. Run it as, say, -bench FenceSearch -benchtime 30000x.
+func BenchmarkFenceSearch(b *testing.B) {
+	c, db, br := benchCluster(b, 0)
+	ctx := b.Context()
+	n := b.N
+	ids := benchDevices(b, db, br.ID, n)
+	f, err := hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 40.7, Lon: -74.0, RadiusM: 5000}}.Build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	for i, id := range ids {
+		// A square spiral-free spread over the circle's inner square.
+		x, y := float64(i%317)/317-0.5, float64(i/317%317)/317-0.5
+		p := hotzone.Position{Lat: 40.7 + y*0.06, Lon: -74.0 + x*0.08, AccuracyM: 10, TS: at}
+		if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.FlushPositions(ctx); err != nil {
+		b.Fatal(err)
+	}
+	primaries, _ := redisCPU(b, c)
+	self := processCPU()
+	b.ResetTimer()
+	found, err := db.DevicesIn(ctx, br.ID, f, at.Add(-time.Second))
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(found) != n {
+		b.Fatalf("found %d of %d devices", len(found), n)
+	}
+	p1, _ := redisCPU(b, c)
+	self1 := processCPU()
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(n) }
+	b.ReportMetric(per(b.Elapsed()), "µs/dev")
+	b.ReportMetric(per(p1-primaries), "primary-cpu-µs/dev")
+	b.ReportMetric(per(self1-self), "node-cpu-µs/dev")
+}

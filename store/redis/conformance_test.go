@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotzone/hotzone"
+	"github.com/hotzone/hotzone/geo"
 	"github.com/hotzone/hotzone/push"
 	"github.com/valkey-io/valkey-go"
 
@@ -91,6 +93,8 @@ func TestRedis(t *testing.T) {
 	})
 	t.Run("PositionsWrittenBefore", func(t *testing.T) { testPositionsWrittenBefore(t, open(t, prefix(), time.Now)) })
 	t.Run("PositionTimes", func(t *testing.T) { testPositionTimes(t, open(t, prefix(), time.Now)) })
+	t.Run("StaleCells", func(t *testing.T) { testStaleCells(t, open(t, prefix(), time.Now)) })
+	t.Run("SearchWhileFlushing", func(t *testing.T) { testSearchWhileFlushing(t, open(t, prefix(), time.Now)) })
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -846,6 +850,108 @@ func testPositionsWrittenBefore(t *testing.T, db *DB) {
 		}
 		if fields["rec"] == "" {
 			t.Errorf("%s after pruning lost its record", id)
+		}
+	}
+}
+
+// testStaleCells: a fence search takes a device only on its record's
+// qualifying position, whatever a grid cell still holds of it: a cell
+// entry left behind by a move through another node, by a device erased
+// since, or for a device that never pinged is not a device in the
+// fence. Both searches are checked: the cells' and, for a fence too big
+// for them, the brand's whole list of devices.
+func testStaleCells(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, st := brandStore(t, db, "Stale")
+	now := time.Now().UTC()
+	at := func(lat, lon float64, ago time.Duration) hotzone.Position {
+		return hotzone.Position{Lat: lat, Lon: lon, AccuracyM: 5, TS: now.Add(-ago)}
+	}
+	// Both inside the 200 m fence, in cells either side of 52.37.
+	south, north := at(52.3695, 4.89, 2*time.Minute), at(52.3705, 4.89, time.Minute)
+	far := at(48.85, 2.35, time.Minute) // Paris
+	for _, id := range []string{"here", "shifted", "left", "never"} {
+		mustPutDevice(t, db, apnsDevice(br.ID, id))
+	}
+	for id, p := range map[string]hotzone.Position{"here": south, "shifted": north, "left": far} {
+		if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.FlushPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// What a lost race between two nodes' flushes leaves in the cell of
+	// south, and an entry of a device that is not there at all.
+	stale := db.cellKey(br.ID, geo.CellOf(south.Point()))
+	if err := db.do(ctx, db.cmd("HSET", []string{stale},
+		"shifted", packPos(south), "left", packPos(south), "never", packPos(south), "gone", packPos(south))).Error(); err != nil {
+		t.Fatal(err)
+	}
+	big, err := hotzone.FenceSpec{Circle: &hotzone.Circle{Lat: 52.37, Lon: 4.89, RadiusM: 50000}}.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := geo.CellsCovering(big.BBox(), maxCells, func(geo.Cell) bool { return true }); n <= maxCells {
+		t.Fatalf("the big fence covers %d cells, not more than %d", n, maxCells)
+	}
+	for name, f := range map[string]*geo.Fence{"cells": st.Fence, "all devices": big} {
+		ids, err := db.DevicesIn(ctx, br.ID, f, now.Add(-time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"here", "shifted"}; !slices.Equal(ids, want) {
+			t.Errorf("DevicesIn by %s = %v, want %v", name, ids, want)
+		}
+	}
+}
+
+// testSearchWhileFlushing: a fence search that runs while a flush
+// writes positions finds every device in the fence, whether the flush
+// ends before the search reads the cells, while it confirms what it
+// read, or after. Some devices stay in the fence, so that the search
+// has records to confirm; the others come in from far away each round,
+// so only the flush or what the node holds can show them in the fence.
+func testSearchWhileFlushing(t *testing.T, db *DB) {
+	ctx := t.Context()
+	br, st := brandStore(t, db, "Searched")
+	ids := make([]string, 2500)
+	for i := range ids {
+		ids[i] = "d" + strconv.Itoa(i)
+		mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
+	}
+	stay, movers := ids[:2000], ids[2000:]
+	start := time.Now().UTC()
+	place := func(ids []string, lat float64, ts time.Time) {
+		t.Helper()
+		for _, id := range ids {
+			if err := db.RecordPosition(ctx, br.ID, id, hotzone.Position{Lat: lat, Lon: 4.89, AccuracyM: 5, TS: ts}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	place(stay, 52.3705, start)
+	for round := range 30 {
+		ts := start.Add(time.Duration(2*round+1) * time.Millisecond)
+		place(movers, 48.85, ts) // Paris
+		if err := db.FlushPositions(ctx); err != nil {
+			t.Fatal(err)
+		}
+		place(movers, 52.3695, ts.Add(time.Millisecond))
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if err := db.FlushPositions(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+		time.Sleep(time.Duration(round%10) * time.Millisecond / 2)
+		found, err := db.DevicesIn(ctx, br.ID, st.Fence, start)
+		wg.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != len(ids) {
+			t.Fatalf("round %d: a search during a flush found %d of %d devices", round, len(found), len(ids))
 		}
 	}
 }

@@ -392,6 +392,10 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 		return nil, nil
 	}
 	inside := func(p hotzone.Position) bool { return !p.TS.Before(since) && f.Contains(p.Point()) }
+	// What this node holds is taken before the cells are read: a flush
+	// that ends in between has written its positions to the cells by
+	// then, where taken after they would be in neither.
+	pending := db.pos.brandQual(brandID)
 	cand := map[string]bool{}
 	var cells []geo.Cell
 	n := geo.CellsCovering(f.BBox(), maxCells, func(c geo.Cell) bool {
@@ -437,7 +441,6 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 		return nil, fmt.Errorf("redis: read positions: %w", err)
 	}
 	out := make([]string, 0, len(ids))
-	pending := db.pos.brandQual(brandID)
 	for i, id := range ids {
 		q, ok := unpackPos(quals[i])
 		if pq, held := pending[id]; held && (!ok || pq.TS.After(q.TS)) {

@@ -95,6 +95,16 @@ func TestRedis(t *testing.T) {
 	t.Run("PositionTimes", func(t *testing.T) { testPositionTimes(t, open(t, prefix(), time.Now)) })
 	t.Run("StaleCells", func(t *testing.T) { testStaleCells(t, open(t, prefix(), time.Now)) })
 	t.Run("SearchWhileFlushing", func(t *testing.T) { testSearchWhileFlushing(t, open(t, prefix(), time.Now)) })
+	t.Run("FlushEarly", func(t *testing.T) {
+		key := sha256.Sum256([]byte("test"))
+		p := prefix()
+		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: p, FlushInterval: time.Hour, WaitReplicas: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		testFlushEarly(t, db, open(t, p, time.Now))
+	})
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -902,6 +912,60 @@ func testStaleCells(t *testing.T, db *DB) {
 		}
 		if want := []string{"here", "shifted"}; !slices.Equal(ids, want) {
 			t.Errorf("DevicesIn by %s = %v, want %v", name, ids, want)
+		}
+	}
+}
+
+// testFlushEarly: a node holding flushEarly devices' positions writes
+// them at once, however long its FlushInterval; fewer wait for it. db
+// flushes every hour; other is another node.
+func testFlushEarly(t *testing.T, db, other *DB) {
+	ctx := t.Context()
+	defer func(n int) { flushEarly = n }(flushEarly)
+	flushEarly = 40
+	br, _ := brandStore(t, db, "Early")
+	if err := other.reloadBrand(ctx, br.ID); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, flushEarly)
+	for i := range ids {
+		ids[i] = "d" + strconv.Itoa(i)
+		mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
+	}
+	now := time.Now().UTC()
+	place := func(id string) {
+		t.Helper()
+		if err := db.RecordPosition(ctx, br.ID, id, hotzone.Position{Lat: 52.37, Lon: 4.89, AccuracyM: 5, TS: now}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := func(id string) bool {
+		t.Helper()
+		_, pos, err := other.Device(ctx, br.ID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos != nil && pos.Qualifying != nil
+	}
+	for _, id := range ids[:len(ids)-1] {
+		place(id)
+	}
+	if seen(ids[0]) {
+		t.Fatalf("%d positions held were written before the %dth", len(ids)-1, len(ids))
+	}
+	place(ids[len(ids)-1])
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		for _, id := range ids {
+			if seen(id) {
+				n++
+			}
+		}
+		if n == len(ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the %dth position, the other node saw %d of them", len(ids), n)
 		}
 	}
 }

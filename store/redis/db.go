@@ -96,7 +96,8 @@ type Options struct {
 	// so polling only bounds how stale a lost message can leave a node.
 	Poll time.Duration
 	// FlushInterval is how long positions are held before they are
-	// written; 200 ms when zero.
+	// written; 200 ms when zero. A node holding flushEarly devices'
+	// positions writes them at once.
 	FlushInterval time.Duration
 	// WaitReplicas, when positive, makes the writes a failover must not
 	// lose (a queued notification, a sent result, an event starting or
@@ -209,10 +210,11 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	db.bg, db.stop = context.WithCancel(context.Background())
 	db.loops.Go(func() { db.subscribe(db.bg) })
 	db.loops.Go(func() { db.poll(db.bg) })
-	// Positions and key uses held behind go out every FlushInterval
-	// (Close writes the rest). Retention is the caller's to run
-	// (hotzone.Storage.Prune; serve runs it hourly).
-	db.loops.Go(func() { db.every(db.bg, db.opts.FlushInterval, db.flush) })
+	// Positions and key uses held behind go out every FlushInterval,
+	// or sooner when many are held (Close writes the rest). Retention
+	// is the caller's to run (hotzone.Storage.Prune; serve runs it
+	// hourly).
+	db.loops.Go(func() { db.flushLoop(db.bg) })
 	return db, nil
 }
 
@@ -420,16 +422,29 @@ func (db *DB) shardCalls(brandID string, args ...string) []valkey.LuaExec {
 	return calls
 }
 
-// every runs fn every d until ctx ends, counting its errors.
-func (db *DB) every(ctx context.Context, d time.Duration, fn func(context.Context) error) {
-	t := time.NewTicker(d)
+// flushLoop writes what is held behind every FlushInterval, and at once
+// when positions reach flushEarly: a burst of pings is then written
+// while it comes, in full calls, rather than all in one flush that
+// would load every primary at once, maybe when an event fans out.
+func (db *DB) flushLoop(ctx context.Context) {
+	t := time.NewTicker(db.opts.FlushInterval)
 	defer t.Stop()
+	early := db.pos.full
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			db.stats.observe(fn(ctx))
+		case <-early:
+		}
+		err := db.flush(ctx)
+		db.stats.observe(err)
+		// A failed flush holds its positions again, which would ask
+		// for another at once against a cluster that just failed: the
+		// next waits for the ticker.
+		early = db.pos.full
+		if err != nil {
+			early = nil
 		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 type positions struct {
 	mu   sync.Mutex
 	held map[devRef]*heldPos
+	// full is signalled when held reaches flushEarly devices.
+	full chan struct{}
 	// flushing is what a flush took and is writing: still read from here
 	// until it is in the cluster, or a read in between would miss it.
 	flushing map[devRef]*heldPos
@@ -30,7 +32,19 @@ type heldPos struct {
 	qual *hotzone.Position
 }
 
-func (ps *positions) init() { ps.held = map[devRef]*heldPos{} }
+// flushEarly is how many devices' positions held make a flush start at
+// once: four full putPositions calls for each of a brand's shards. A
+// steady load of tens of thousands of pings a second still goes out by
+// the interval, batched as before (ping-ratio's p99 did not move); a
+// burst goes out while it comes, where held to the interval it made
+// one flush of all of it that loaded every primary at once, as a
+// fan-out right after it found. A variable so that tests can lower it.
+var flushEarly = 4 * Shards * flushBatch
+
+func (ps *positions) init() {
+	ps.held = map[devRef]*heldPos{}
+	ps.full = make(chan struct{}, 1)
+}
 
 // record keeps p unless a newer report is held.
 func (ps *positions) record(brandID, deviceID string, p hotzone.Position, qualifying bool) {
@@ -41,6 +55,12 @@ func (ps *positions) record(brandID, deviceID string, p hotzone.Position, qualif
 	if h == nil {
 		h = &heldPos{last: p}
 		ps.held[ref] = h
+		if len(ps.held) == flushEarly {
+			select {
+			case ps.full <- struct{}{}:
+			default: // already asked for
+			}
+		}
 	} else if p.TS.After(h.last.TS) {
 		h.last = p
 	}

@@ -196,7 +196,7 @@ func BenchmarkFenceSearch(b *testing.B) {
 	}
 	at := time.Now().Add(-time.Minute)
 	for i, id := range ids {
-		// A square spiral-free spread over the circle's inner square.
+		// On a 317 × 317 grid over the square inside the circle.
 		x, y := float64(i%317)/317-0.5, float64(i/317%317)/317-0.5
 		p := hotzone.Position{Lat: 40.7 + y*0.06, Lon: -74.0 + x*0.08, AccuracyM: 10, TS: at}
 		if err := db.RecordPosition(ctx, br.ID, id, p, true); err != nil {

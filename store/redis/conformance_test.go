@@ -866,9 +866,9 @@ func testPositionsWrittenBefore(t *testing.T, db *DB) {
 
 // testStaleCells: a fence search takes a device only on its record's
 // qualifying position, whatever a grid cell still holds of it: a cell
-// entry left behind by a move through another node, by a device erased
-// since, or for a device that never pinged is not a device in the
-// fence. Both searches are checked: the cells' and, for a fence too big
+// entry left behind by a move through another node, of a device that
+// does not exist, or of a device that never pinged is not a device in
+// the fence. Both searches are checked: the cells' and, for a fence too big
 // for them, the brand's whole list of devices.
 func testStaleCells(t *testing.T, db *DB) {
 	ctx := t.Context()

@@ -1323,8 +1323,12 @@ type notifiedSet struct {
 
 const notifiedParts = 16
 
-func (s *notifiedSet) part(deviceID string) int {
-	return int(maphash.String(s.seed, deviceID) % notifiedParts)
+// with runs fn on the map of deviceID's part, under that part's lock.
+func (s *notifiedSet) with(deviceID string, fn func(m map[string]struct{})) {
+	p := &s.parts[maphash.String(s.seed, deviceID)%notifiedParts]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(p.m)
 }
 
 func (c *notifiedCache) has(eventID, brandID, deviceID string) bool {
@@ -1336,10 +1340,7 @@ func (c *notifiedCache) has(eventID, brandID, deviceID string) bool {
 	if s.brandID != brandID {
 		return false
 	}
-	p := &s.parts[s.part(deviceID)]
-	p.mu.Lock()
-	_, ok = p.m[deviceID]
-	p.mu.Unlock()
+	s.with(deviceID, func(m map[string]struct{}) { _, ok = m[deviceID] })
 	return ok
 }
 
@@ -1356,14 +1357,13 @@ func (c *notifiedCache) add(eventID, brandID, deviceID string) {
 	if s.brandID != brandID {
 		return
 	}
-	p := &s.parts[s.part(deviceID)]
-	p.mu.Lock()
-	if _, ok := p.m[deviceID]; !ok {
-		// Its own copy: an id sliced from a larger buffer would keep
-		// that buffer alive for the event's life.
-		p.m[strings.Clone(deviceID)] = struct{}{}
-	}
-	p.mu.Unlock()
+	s.with(deviceID, func(m map[string]struct{}) {
+		if _, ok := m[deviceID]; !ok {
+			// Its own copy: an id sliced from a larger buffer would keep
+			// that buffer alive for the event's life.
+			m[strings.Clone(deviceID)] = struct{}{}
+		}
+	})
 }
 
 // ended forgets an event.
@@ -1374,10 +1374,7 @@ func (c *notifiedCache) erased(brandID, deviceID string) {
 	c.m.Range(func(_, v any) bool {
 		s := v.(*notifiedSet)
 		if s.brandID == brandID {
-			p := &s.parts[s.part(deviceID)]
-			p.mu.Lock()
-			delete(p.m, deviceID)
-			p.mu.Unlock()
+			s.with(deviceID, func(m map[string]struct{}) { delete(m, deviceID) })
 		}
 		return true
 	})

@@ -149,11 +149,13 @@ func (db *DB) Attribute(ctx context.Context, brandID string, marks []hotzone.Vis
 	return nil, errContended
 }
 
-// eventLogBatch is how many entries EventLog reads from a shard at once.
+// eventLogBatch is how many index members EventLog reads from a shard
+// at once, and how many entries it reads at once.
 const eventLogBatch = 512
 
 // EventLog implements hotzone.Attribution: each shard's index of the
-// event, read a batch at a time.
+// event, read a batch of members at a time, their entries (see runs.go)
+// a batch at a time.
 func (db *DB) EventLog(ctx context.Context, brandID, eventID string, fn func(*hotzone.Notification) error) error {
 	if _, ok := db.brands.Brand(brandID); !ok {
 		return notFound("brand")
@@ -161,30 +163,35 @@ func (db *DB) EventLog(ctx context.Context, brandID, eventID string, fn func(*ho
 	for s := range Shards {
 		sh := db.shard(brandID, s)
 		for from := 0; ; from += eventLogBatch {
-			ids, err := db.do(ctx, db.cmd("ZRANGE", []string{sh + ":le:" + eventID}, strconv.Itoa(from), strconv.Itoa(from+eventLogBatch-1))).AsStrSlice()
+			members, err := db.do(ctx, db.cmd("ZRANGE", []string{sh + ":le:" + eventID}, strconv.Itoa(from), strconv.Itoa(from+eventLogBatch-1))).AsStrSlice()
 			if err != nil && !valkey.IsValkeyNil(err) {
 				return fmt.Errorf("redis: event log: %w", err)
 			}
-			if len(ids) == 0 {
-				break
+			var ids []string
+			for _, m := range members {
+				ids = append(ids, runEntries(m)...)
 			}
-			bodies, err := strs(db.do(ctx, db.cmd("HMGET", []string{sh + ":n"}, ids...)))
-			if err != nil {
-				return fmt.Errorf("redis: event log: %w", err)
+			for len(ids) > 0 {
+				part := ids[:min(len(ids), eventLogBatch)]
+				ids = ids[len(part):]
+				bodies, err := strs(db.do(ctx, db.cmd("HMGET", []string{sh + ":n"}, part...)))
+				if err != nil {
+					return fmt.Errorf("redis: event log: %w", err)
+				}
+				for i, b := range bodies {
+					if b == "" {
+						continue // erased meanwhile
+					}
+					var n hotzone.Notification
+					if err := decodeEntry(b, &n); err != nil {
+						return fmt.Errorf("redis: notification %s: %w", part[i], err)
+					}
+					if err := fn(&n); err != nil {
+						return err
+					}
+				}
 			}
-			for i, b := range bodies {
-				if b == "" {
-					continue // erased meanwhile
-				}
-				var n hotzone.Notification
-				if err := decodeEntry(b, &n); err != nil {
-					return fmt.Errorf("redis: notification %s: %w", ids[i], err)
-				}
-				if err := fn(&n); err != nil {
-					return err
-				}
-			}
-			if len(ids) < eventLogBatch {
+			if len(members) < eventLogBatch {
 				break
 			}
 		}

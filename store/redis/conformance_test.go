@@ -109,11 +109,17 @@ func TestRedis(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
 	})
+	t.Run("RunsInLua", func(t *testing.T) { testRunsInLua(t, open(t, prefix(), time.Now)) })
 	t.Run("Retention", func(t *testing.T) {
 		// Ahead of every id made so far: ids never go back in time, and
 		// pruning goes by the time in the id.
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testRetention(t, open(t, prefix(), clock.Now), clock)
+	})
+	t.Run("LogRuns", func(t *testing.T) {
+		// Ahead of Retention's clock, for the same reason.
+		clock := storetest.NewClock(time.Now().Add(400 * 24 * time.Hour).Truncate(time.Second))
+		testLogRuns(t, open(t, prefix(), clock.Now), clock)
 	})
 }
 

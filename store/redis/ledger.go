@@ -22,7 +22,8 @@ import (
 //	{S}:d:DEVICE   the device's hash (see devices.go) also holds, in
 //	               field "n:EVENT", its notification id for the event
 //	{S}:n          hash notification id -> the entry (JSON)
-//	{S}:li         the shard's log, ids in a sorted set (score 0: by id)
+//	{S}:li         the shard's log, in a sorted set (score 0: by id) of
+//	               runs of ids (see runs.go)
 //	{S}:le:EVENT   the event's entries in the shard, likewise
 //	{S}:o:PROV     the outbox: queued ids scored by when they are due
 //	               (ms); a claim moves the score to the lease's end
@@ -320,7 +321,8 @@ const decideArgs = 13
 
 // decide writes decisions for a shard's devices, each only if
 // everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
-// event, the due time (ms), then per device: its id, record version,
+// event, the due time (ms), the index member of the run that new
+// entries' ids come from (see runs.go), then per device: its id, record version,
 // history, notification id and entry as it was decided on; the entry's
 // id and new JSON; its new bucket and the old one ("" when new); "1" to
 // queue it, with the new history, provider and creation time (ms).
@@ -337,9 +339,10 @@ local p, ev, due = KEYS[1], ARGV[1], ARGV[2]
 local f = 'n:' .. ev
 local out = {}
 local delta = {}
-local entries, logged, oq, boxes = {}, {}, {}, {}
+local entries, oq, boxes = {}, {}, {}
+local logged = false
 local function add(b, n) delta[b] = (delta[b] or 0) + n end
-for i = 3, #ARGV, 13 do
+for i = 4, #ARGV, 13 do
   local d = p .. ':d:' .. ARGV[i]
   local v = redis.call('HMGET', d, 'rv', 'hist', f)
   local id = v[3] or ''
@@ -351,10 +354,7 @@ for i = 3, #ARGV, 13 do
     local nid = ARGV[i+5]
     entries[#entries+1] = nid
     entries[#entries+1] = ARGV[i+6]
-    if id == '' then
-      logged[#logged+1] = '0'
-      logged[#logged+1] = nid
-    end
+    if id == '' then logged = true end
     if ARGV[i+8] ~= '' then add(ARGV[i+8], -1) end
     add(ARGV[i+7], 1)
     if ARGV[i+9] == '1' then
@@ -375,9 +375,9 @@ for i = 3, #ARGV, 13 do
 end
 if #entries > 0 then
   redis.call('HSET', p .. ':n', unpack(entries))
-  if #logged > 0 then
-    redis.call('ZADD', p .. ':li', unpack(logged))
-    redis.call('ZADD', p .. ':le:' .. ev, unpack(logged))
+  if logged then
+    redis.call('ZADD', p .. ':li', 0, ARGV[3])
+    redis.call('ZADD', p .. ':le:' .. ev, 0, ARGV[3])
   end
   for prov, box in pairs(boxes) do redis.call('ZADD', p .. ':o:' .. prov, unpack(box)) end
   if #oq > 0 then redis.call('ZADD', p .. ':oq', unpack(oq)) end
@@ -479,8 +479,9 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 			}
 		}
 		for _, idx := range shardGroups(deviceIDs, known) {
-			args := make([]string, 0, 2+decideArgs*len(idx))
-			args = append(args, ev.ID, millis(now))
+			args := make([]string, 0, 3+decideArgs*len(idx))
+			run := newIDRun(now)
+			args = append(args, ev.ID, millis(now), "") // the run's member, once it is known
 			var ps []pending
 			queues1 := false
 			for _, i := range idx {
@@ -511,7 +512,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 					}
 					o.Prev = n.Status
 				} else {
-					n = hotzone.Notification{ID: hotzone.NewID(now), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
+					n = hotzone.Notification{ID: run.next(), BrandID: ev.BrandID, EventID: ev.ID, StoreID: ev.StoreID, DeviceID: id, CreatedAt: now}
 				}
 				times := decodeHistory(st.hist)
 				reason := decideFn(st.dev, times)
@@ -556,6 +557,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				ps = append(ps, pending{i, o, ns})
 			}
 			if len(ps) > 0 {
+				args[2] = run.member()
 				writes = append(writes, valkey.LuaExec{Keys: []string{db.devShard(ev.BrandID, deviceIDs[idx[0]])}, Args: args})
 				wrote = append(wrote, ps)
 				queues = append(queues, queues1)
@@ -730,10 +732,14 @@ func encodeHistory(h []time.Time, now time.Time) string {
 // through the event's entries there (ending costs that once, rather than
 // every decision keeping a set of the queued ones). KEYS[1]: the shard.
 // ARGV: event.
-var expire = newScript(countsLua + `
+var expire = newScript(countsLua + entriesLua + `
 local p = KEYS[1]
 local n = 0
-for _, id in ipairs(redis.call('ZRANGE', p .. ':le:' .. ARGV[1], 0, -1)) do
+local ids = {}
+for _, m in ipairs(redis.call('ZRANGE', p .. ':le:' .. ARGV[1], 0, -1)) do
+  for _, id in ipairs(entriesOf(m)) do ids[#ids+1] = id end
+end
+for _, id in ipairs(ids) do
   local body = redis.call('HGET', p .. ':n', id)
   if body then
     local x = cjson.decode(body)

@@ -12,9 +12,13 @@ import (
 	"github.com/hotzone/hotzone"
 )
 
-// logBatch is how many ids a page reads from each shard's index at a
-// time.
+// logBatch is how many members a page reads from each shard's index at
+// a time (each an entry or a run of them: see runs.go).
 const logBatch = 64
+
+// logPicks bounds the entries one step of a page reads: a shard's
+// members in hand may stand for thousands of entries.
+const logPicks = 256
 
 // Notifications lists a page of a brand's log, newest first. A device's
 // entries come from its shard; otherwise the shards' indexes (the whole
@@ -36,8 +40,8 @@ func (db *DB) Notifications(ctx context.Context, brandID string, q hotzone.Notif
 		index = ":le:" + q.EventID
 	}
 	type cursor struct {
-		ids  []string
-		max  string // the next read's upper bound
+		ids  []string // newest first
+		max  string   // the next read's upper bound
 		done bool
 	}
 	cur := make([]cursor, Shards)
@@ -64,17 +68,25 @@ func (db *DB) Notifications(ctx context.Context, brandID string, q hotzone.Notif
 			return nil, false, fmt.Errorf("redis: log: %w", err)
 		}
 		for j, r := range rs {
-			ids, err := r.AsStrSlice()
+			members, err := r.AsStrSlice()
 			if err != nil && !valkey.IsValkeyNil(err) {
 				return nil, false, fmt.Errorf("redis: log: %w", err)
 			}
 			c := &cur[which[j]]
-			c.ids = ids
-			if len(ids) < logBatch {
+			for _, m := range members {
+				for _, id := range runEntries(m) {
+					// A run read below the cursor's bound may begin
+					// below it and go on past it.
+					if q.Before == "" || id < q.Before {
+						c.ids = append(c.ids, id)
+					}
+				}
+			}
+			if len(members) < logBatch {
 				c.done = true
 			}
-			if len(ids) > 0 {
-				c.max = "(" + ids[len(ids)-1]
+			if len(members) > 0 {
+				c.max = "(" + members[len(members)-1]
 			}
 		}
 		// Take ids newest first while every shard that may hold a newer
@@ -84,7 +96,7 @@ func (db *DB) Notifications(ctx context.Context, brandID string, q hotzone.Notif
 			shard int
 		}
 		var picks []pick
-		for {
+		for len(picks) < logPicks {
 			best := -1
 			blocked := false
 			for i := range cur {

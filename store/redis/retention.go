@@ -19,33 +19,51 @@ import (
 // variable so that a test can take many steps with few entries.
 var pruneBatch = 500
 
-// pruneLog deletes up to ARGV[3] of a shard's log entries after ARGV[1]
+// pruneLog deletes a shard's log entries after the index member ARGV[1]
 // ("-" from the first) and older than the id ARGV[2], except queued ones
-// (still the outbox's). KEYS[1]: the shard. Answers how many it looked
-// at and the last of them, where the next call goes on.
-var pruneLog = newScript(`
+// (still the outbox's), going through index members until it has looked
+// at ARGV[3] entries. A run's member (see runs.go) goes when none of its
+// entries is kept. KEYS[1]: the shard. Answers "1" when there may be
+// more, and the last member it went through, where the next call goes
+// on.
+var pruneLog = newScript(entriesLua + `
 local p = KEYS[1]
-local ids = redis.call('ZRANGE', p .. ':li', ARGV[1], '(' .. ARGV[2], 'BYLEX', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  local body = redis.call('HGET', p .. ':n', id)
-  local keep = false
-  if body then
-    local x = cjson.decode(body)
-    if x.status == 'queued' then
-      keep = true
-    else
-      local d, f = p .. ':d:' .. x.device_id, 'n:' .. x.event_id
-      if redis.call('HGET', d, f) == id then redis.call('HDEL', d, f) end
-      redis.call('ZREM', p .. ':le:' .. x.event_id, id)
+local budget = tonumber(ARGV[3])
+local members = redis.call('ZRANGE', p .. ':li', ARGV[1], '(' .. ARGV[2], 'BYLEX', 'LIMIT', 0, budget)
+local looked, last = 0, ''
+for _, m in ipairs(members) do
+  local kept, ev = false, nil
+  for _, id in ipairs(entriesOf(m)) do
+    local body = redis.call('HGET', p .. ':n', id)
+    local keep = false
+    if body then
+      local x = cjson.decode(body)
+      ev = x.event_id
+      if x.status == 'queued' then
+        keep = true
+      else
+        local d, f = p .. ':d:' .. x.device_id, 'n:' .. x.event_id
+        if redis.call('HGET', d, f) == id then redis.call('HDEL', d, f) end
+      end
     end
+    if keep then
+      kept = true
+    else
+      redis.call('HDEL', p .. ':n', id)
+      redis.call('HDEL', p .. ':cl', id)
+    end
+    looked = looked + 1
   end
-  if not keep then
-    redis.call('HDEL', p .. ':n', id)
-    redis.call('HDEL', p .. ':cl', id)
-    redis.call('ZREM', p .. ':li', id)
+  if not kept then
+    redis.call('ZREM', p .. ':li', m)
+    if ev then redis.call('ZREM', p .. ':le:' .. ev, m) end
+  end
+  last = m
+  if looked >= budget then
+    return {'1', last}
   end
 end
-return {tostring(#ids), ids[#ids] or ''}`)
+return {#members == budget and '1' or '0', last}`)
 
 // Prune implements hotzone.Storage: what is older than each brand's
 // retention goes: delivery-log entries (shard by shard, in small
@@ -70,7 +88,7 @@ func (db *DB) Prune(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("redis: prune the log: %w", err)
 				}
-				if n, _ := strconv.Atoi(r[0]); n < pruneBatch {
+				if len(r) != 2 || r[0] != "1" {
 					break
 				}
 				from = "(" + r[1]
@@ -166,8 +184,15 @@ func (db *DB) pruneEvents(ctx context.Context, brandID string, cutoff time.Time)
 	}
 	cmds := []valkey.Completed{db.cmd("HDEL", []string{db.bkey(brandID, "events")}, old...)}
 	for s := range Shards {
-		cmds = append(cmds, db.cmd("HDEL", []string{db.shard(brandID, s) + ":c"}, fields...),
-			db.cmd("ZREM", []string{db.shard(brandID, s) + ":cv"}, old...))
+		sh := db.shard(brandID, s)
+		cmds = append(cmds, db.cmd("HDEL", []string{sh + ":c"}, fields...),
+			db.cmd("ZREM", []string{sh + ":cv"}, old...))
+		// What the event's index still holds (pruneLog takes a run's
+		// member out of it only while an entry of the run is left to say
+		// which event it is) goes with the event.
+		for _, id := range old {
+			cmds = append(cmds, db.cmd("DEL", []string{sh + ":le:" + id}))
+		}
 	}
 	if _, err := db.doMulti(ctx, cmds); err != nil {
 		return fmt.Errorf("redis: prune events: %w", err)

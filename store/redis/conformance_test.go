@@ -121,6 +121,10 @@ func TestRedis(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(400 * 24 * time.Hour).Truncate(time.Second))
 		testLogRuns(t, open(t, prefix(), clock.Now), clock)
 	})
+	t.Run("OldestQueued", func(t *testing.T) {
+		clock := storetest.NewClock(time.Now().Add(440 * 24 * time.Hour).Truncate(time.Second))
+		testOldestQueued(t, open(t, prefix(), clock.Now), clock)
+	})
 }
 
 // testRetention: past the retention, log entries and ended events go,

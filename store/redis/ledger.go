@@ -28,7 +28,10 @@ import (
 //	{S}:o:PROV     the outbox: queued ids scored by when they are due
 //	               (ms); a claim moves the score to the lease's end
 //	{S}:cl         hash id -> the claim it was last handed out under
-//	{S}:oq         queued ids scored by creation (ms), for the oldest
+//	{S}:oq         runs of ids (see runs.go) with an entry queued when
+//	               they went in, scored by creation (ms), for the oldest
+//	               queued: nothing takes a run out when its last queued
+//	               entry leaves the queue; the reader does (oldestQueued)
 //	{S}:c          hash "EVENT:bucket" -> the event's count there, and
 //	               "EVENT:v", moved on by every change of them
 //
@@ -321,11 +324,14 @@ const decideArgs = 13
 
 // decide writes decisions for a shard's devices, each only if
 // everything it was made on is unchanged. KEYS[1]: the shard. ARGV: the
-// event, the due time (ms), the index member of the run that new
-// entries' ids come from (see runs.go), then per device: its id, record version,
-// history, notification id and entry as it was decided on; the entry's
-// id and new JSON; its new bucket and the old one ("" when new); "1" to
-// queue it, with the new history, provider and creation time (ms).
+// event, the due time (ms; also new entries' creation time), the index
+// member of the run that new entries' ids come from (see runs.go), then
+// per device: its id, record version, history, notification id and
+// entry as it was decided on; the entry's id and new JSON; its new
+// bucket and the old one ("" when new); "1" to queue it, with the new
+// history, provider and creation time (ms). The oldest-queued index
+// gets the run, if any new entry is queued, and each older entry queued
+// again.
 // Answers, per device, 1 when written, else its stateOf to decide again
 // on; then, if any was written, the event's counts in the shard (see
 // countsLua).
@@ -340,7 +346,7 @@ local f = 'n:' .. ev
 local out = {}
 local delta = {}
 local entries, oq, boxes = {}, {}, {}
-local logged = false
+local logged, queuedRun = false, false
 local function add(b, n) delta[b] = (delta[b] or 0) + n end
 for i = 4, #ARGV, 13 do
   local d = p .. ':d:' .. ARGV[i]
@@ -363,8 +369,12 @@ for i = 4, #ARGV, 13 do
       if not box then box = {}; boxes[ARGV[i+11]] = box end
       box[#box+1] = due
       box[#box+1] = nid
-      oq[#oq+1] = ARGV[i+12]
-      oq[#oq+1] = nid
+      if id == '' then
+        queuedRun = true
+      else
+        oq[#oq+1] = ARGV[i+12]
+        oq[#oq+1] = nid
+      end
     elseif id == '' then
       redis.call('HSET', d, f, nid)
     end
@@ -380,6 +390,10 @@ if #entries > 0 then
     redis.call('ZADD', p .. ':le:' .. ev, 0, ARGV[3])
   end
   for prov, box in pairs(boxes) do redis.call('ZADD', p .. ':o:' .. prov, unpack(box)) end
+  if queuedRun then
+    oq[#oq+1] = due
+    oq[#oq+1] = ARGV[3]
+  end
   if #oq > 0 then redis.call('ZADD', p .. ':oq', unpack(oq)) end
   for b, n in pairs(delta) do
     if n ~= 0 then redis.call('HINCRBY', p .. ':c', ev .. ':' .. b, n) end
@@ -748,7 +762,6 @@ for _, id in ipairs(ids) do
       x.next_attempt = nil
       redis.call('HSET', p .. ':n', id, cjson.encode(x))
       redis.call('ZREM', p .. ':o:' .. x.provider, id)
-      redis.call('ZREM', p .. ':oq', id)
       redis.call('HDEL', p .. ':cl', id)
       n = n + 1
     end
@@ -1016,7 +1029,7 @@ local out = {}
 if #ids == 0 then return out end
 local bodies = redis.call('HMGET', p .. ':n', unpack(ids))
 local claims = redis.call('HMGET', p .. ':cl', unpack(ids))
-local seen, events, moves, entries, unclaimed, unqueued, requeued, sent = {}, {}, {}, {}, {}, {}, {}, {}
+local seen, events, moves, entries, unclaimed, requeued, sent = {}, {}, {}, {}, {}, {}, {}
 local function list(t, k)
   local l = t[k]
   if not l then l = {}; t[k] = l end
@@ -1055,7 +1068,6 @@ for k, id in ipairs(ids) do
       else
         local l = list(sent, n.provider)
         l[#l+1] = id
-        unqueued[#unqueued+1] = id
         moves[n.event_id .. ':queued'] = (moves[n.event_id .. ':queued'] or 0) - 1
         local f = n.event_id .. ':' .. ARGV[i+3]
         moves[f] = (moves[f] or 0) + 1
@@ -1079,7 +1091,6 @@ if #entries > 0 then
 end
 for prov, l in pairs(requeued) do redis.call('ZADD', p .. ':o:' .. prov, unpack(l)) end
 for prov, l in pairs(sent) do redis.call('ZREM', p .. ':o:' .. prov, unpack(l)) end
-if #unqueued > 0 then redis.call('ZREM', p .. ':oq', unpack(unqueued)) end
 for f, n in pairs(moves) do
   if n ~= 0 then redis.call('HINCRBY', p .. ':c', f, n) end
 end
@@ -1268,34 +1279,100 @@ func (db *DB) Release(ctx context.Context, lane hotzone.Lane) error {
 	return nil
 }
 
+// oldestQueued answers a shard's oldest queued entry's creation time
+// (ms) from its oldest-queued index, taking out of the index, oldest
+// first, the members none of whose entries is queued any more: results,
+// expiries, erasures and pruning leave them there, so that a decision
+// adds one member per run and nothing else keeps them. An entry is
+// queued while it is in an outbox (claimed or not, and backing off), as
+// every script that changes a status keeps it. It looks at no more than
+// ARGV[1] entries. KEYS[1]: the shard. Answers {"1", ms} when it found
+// the oldest, {"", ""} when nothing is queued, {"0", ""} when it
+// stopped at the bound (call again).
+var oldestQueued = newScript(entriesLua + `
+local p = KEYS[1]
+local budget = tonumber(ARGV[1])
+local looked = 0
+while true do
+  local top = redis.call('ZRANGE', p .. ':oq', 0, 0, 'WITHSCORES')
+  if #top == 0 then return {'', ''} end
+  local ids = entriesOf(top[1])
+  for from = 1, #ids, 256 do
+    local part = {unpack(ids, from, math.min(#ids, from + 255))}
+    for _, prov in ipairs({'` + string(hotzone.ProviderAPNs) + `', '` + string(hotzone.ProviderFCM) + `'}) do
+      for _, s in ipairs(redis.call('ZMSCORE', p .. ':o:' .. prov, unpack(part))) do
+        if s then return {'1', top[2]} end
+      end
+    end
+  end
+  looked = looked + #ids
+  redis.call('ZREM', p .. ':oq', top[1])
+  if looked >= budget then return {'0', ''} end
+end`)
+
+// oldestBudget is how many entries one oldestQueued call looks at: a
+// variable so that a test can make Stats call again.
+var oldestBudget = 4096
+
 // Stats counts the views, and the devices and outbox in every shard of
-// every brand, in one pipelined batch.
+// every brand, in one pipelined batch, then finds the oldest queued
+// entry of each shard (oldestQueued), in as many more as it takes to
+// clear the oldest-queued index of what left the queue.
 func (db *DB) Stats(ctx context.Context) (hotzone.Stats, error) {
 	s := hotzone.Stats{Brands: db.brands.Len(), Stores: db.stores.Len(), LiveEvents: db.events.Len()}
 	ids := db.brands.IDs()
-	const per = 4
+	const per = 3
 	cmds := make([]valkey.Completed, 0, len(ids)*Shards*per)
+	var shards []string
 	for _, id := range ids {
 		for i := range Shards {
 			sh := db.shard(id, i)
+			shards = append(shards, sh)
 			cmds = append(cmds, db.cmd("SCARD", []string{sh + ":devs"}), db.cmd("ZCARD", []string{sh + ":o:apns"}),
-				db.cmd("ZCARD", []string{sh + ":o:fcm"}), db.cmd("ZRANGE", []string{sh + ":oq"}, "0", "0", "WITHSCORES"))
+				db.cmd("ZCARD", []string{sh + ":o:fcm"}))
 		}
 	}
 	rs, err := db.doMulti(ctx, cmds)
 	if err != nil {
 		return s, fmt.Errorf("redis: stats: %w", err)
 	}
-	oldest := int64(-1)
 	for i := 0; i < len(rs); i += per {
 		n, _ := rs[i].AsInt64()
 		a, _ := rs[i+1].AsInt64()
 		f, _ := rs[i+2].AsInt64()
 		s.Devices += int(n)
 		s.OutboxDepth += int(a + f)
-		if first, _ := rs[i+3].AsZScores(); len(first) > 0 && (oldest < 0 || int64(first[0].Score) < oldest) {
-			oldest = int64(first[0].Score)
+	}
+	oldest := int64(-1)
+	budget := strconv.Itoa(oldestBudget)
+	for len(shards) > 0 {
+		calls := make([]valkey.LuaExec, len(shards))
+		for i, sh := range shards {
+			calls[i] = valkey.LuaExec{Keys: []string{sh}, Args: []string{budget}}
 		}
+		rs, err := db.execMulti(ctx, oldestQueued, calls)
+		if err != nil {
+			return s, fmt.Errorf("redis: stats: %w", err)
+		}
+		var again []string
+		for i, r := range rs {
+			v, err := strs(r)
+			if err != nil {
+				return s, fmt.Errorf("redis: stats: %w", err)
+			}
+			if len(v) != 2 {
+				return s, fmt.Errorf("redis: stats: oldestQueued answered %q", v)
+			}
+			switch v[0] {
+			case "0":
+				again = append(again, shards[i])
+			case "1":
+				if ms, err := strconv.ParseFloat(v[1], 64); err == nil && (oldest < 0 || int64(ms) < oldest) {
+					oldest = int64(ms)
+				}
+			}
+		}
+		shards = again
 	}
 	if oldest >= 0 {
 		s.OutboxOldest = time.UnixMilli(oldest).UTC()

@@ -276,3 +276,117 @@ func testLogRuns(t *testing.T, db *DB, clock *storetest.Clock) {
 		}
 	}
 }
+
+// testOldestQueued: the oldest-queued index holds a run while any of its
+// entries is queued; Stats answers the oldest run's creation time until
+// its last entry leaves the queue, sent or expired, and takes the runs
+// that left out of the index, also when that takes it several calls.
+func testOldestQueued(t *testing.T, db *DB, clock *storetest.Clock) {
+	ctx := t.Context()
+	defer func(n int) { oldestBudget = n }(oldestBudget)
+	oldestBudget = 1 // a call per run to take out
+	br, st := brandStore(t, db, "Oldest")
+	st.ID = "t"
+	if _, _, err := db.PutStore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = "o" + strconv.Itoa(i)
+		mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
+	}
+	queueAll := func(hotzone.Device, []time.Time) string { return "" }
+	oldest := func(what string, want time.Time) {
+		t.Helper()
+		s, err := db.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.OutboxOldest.Equal(want) {
+			t.Fatalf("%s: oldest queued %v, want %v", what, s.OutboxOldest, want)
+		}
+	}
+	members := func() int {
+		t.Helper()
+		k := 0
+		for s := range Shards {
+			c, err := db.do(ctx, db.cmd("ZCARD", []string{db.shard(br.ID, s) + ":oq"})).AsInt64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k += int(c)
+		}
+		return k
+	}
+	t1 := clock.Now().Truncate(time.Millisecond)
+	first := mustStartEvent(t, db, br.ID, t1)
+	// Two calls: two runs in most shards, to take out one after the
+	// other.
+	for _, part := range [][]string{ids[:50], ids[50:100]} {
+		if _, err := db.Consider(ctx, first, part, queueAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	t2 := clock.Now().Truncate(time.Millisecond)
+	second := hotzone.Event{ID: hotzone.NewID(t2), BrandID: br.ID, StoreID: "t", Title: "Hot", Body: "Now", StartsAt: t2, EndsAt: t2.Add(time.Hour)}
+	if _, _, _, err := db.StartEvent(ctx, second, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Consider(ctx, second, ids[100:], queueAll); err != nil {
+		t.Fatal(err)
+	}
+	oldest("both events queued", t1)
+	if k := members(); k > 3*Shards {
+		t.Fatalf("the oldest-queued index holds %d members for three calls' runs", k)
+	}
+	// Send the first event's entries but o42's: the first event's runs
+	// are still the oldest.
+	lane := hotzone.Lane{BrandID: br.ID, Provider: hotzone.ProviderAPNs}
+	var left hotzone.Notification
+	for {
+		got, err := db.Claim(ctx, lane, clock.Now(), 64, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		var ds []hotzone.Delivery
+		for _, n := range got {
+			if n.EventID != first.ID {
+				continue // left claimed, still queued
+			}
+			if n.DeviceID == "o42" {
+				left = n
+				continue
+			}
+			ds = append(ds, hotzone.Delivery{NotificationID: n.ID, BrandID: n.BrandID, Claim: n.Claim, Provider: n.Provider, Status: hotzone.StatusSent, At: clock.Now()})
+		}
+		if err := db.Record(ctx, ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oldest("all but one of the first event's entries sent", t1)
+	if err := db.Record(ctx, []hotzone.Delivery{{NotificationID: left.ID, BrandID: left.BrandID, Claim: left.Claim, Provider: left.Provider, Status: hotzone.StatusSent, At: clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	oldest("the first event's entries all sent", t2)
+	// Only the second event's runs are left: one per shard it reached.
+	reached := map[int]bool{}
+	for _, id := range ids[100:] {
+		reached[shardOf(id)] = true
+	}
+	if k := members(); k != len(reached) {
+		t.Errorf("the oldest-queued index holds %d members, want the second event's %d runs", k, len(reached))
+	}
+	// The end expires the second event's: nothing is queued, and the
+	// index is empty.
+	if _, _, err := db.EndEvent(ctx, br.ID, second.ID, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	oldest("the second event ended", time.Time{})
+	if k := members(); k != 0 {
+		t.Errorf("the oldest-queued index still holds %d members with nothing queued", k)
+	}
+}

@@ -232,6 +232,9 @@ return out`)
 // one script never holds its shard for long.
 const flushBatch = 256
 
+// putPositionsArgs is how many arguments putPositions takes per device.
+const putPositionsArgs = 7
+
 // FlushPositions writes the positions and key uses held behind now.
 func (db *DB) FlushPositions(ctx context.Context) error { return db.flush(ctx) }
 
@@ -249,25 +252,45 @@ func (db *DB) flush(ctx context.Context) error {
 			refs []devRef
 			qual []string // each ref's qualifying position, packed ("" for none)
 		}
+		// Each call's slices are made to size: grown by appending, they
+		// were most of what a flush allocated (about 1 KB a position),
+		// and so a good part of what the collector then had to do.
+		type item struct {
+			ref devRef
+			sh  string
+		}
+		items := make([]item, 0, len(held))
+		left := map[string]int{} // shard -> positions not yet in a call
+		for ref := range held {
+			sh := db.devShard(ref.brand, ref.device)
+			items = append(items, item{ref, sh})
+			left[sh]++
+		}
 		byShard := map[string]*call{}
 		var calls []valkey.LuaExec
 		var order []*call
-		for ref, h := range held {
-			sh := db.devShard(ref.brand, ref.device)
+		for _, it := range items {
+			ref, sh, h := it.ref, it.sh, held[it.ref]
 			c := byShard[sh]
 			if c == nil || len(c.refs) == flushBatch {
-				c = &call{idx: len(order)}
+				size := min(left[sh], flushBatch)
+				c = &call{idx: len(order), refs: make([]devRef, 0, size), qual: make([]string, 0, size)}
 				byShard[sh] = c
 				order = append(order, c)
-				calls = append(calls, valkey.LuaExec{Keys: []string{sh}})
+				calls = append(calls, valkey.LuaExec{Keys: []string{sh}, Args: make([]string, 0, putPositionsArgs*size)})
 			}
+			left[sh]--
 			// Formatting floats was a twentieth of a node's CPU in a
 			// flush: a ping that is both last and qualifying (the
-			// usual one) is packed once, for the record and its cell.
-			last := packPos(h.last)
+			// usual one) is packed once, for the record and its cell,
+			// and its time formatted once.
+			last, lts := packPos(h.last), nanos(h.last.TS)
 			q, qts, qms, far := "", "", "", ""
 			if h.qual != nil {
-				q, qts, qms = last, nanos(h.qual.TS), millis(h.qual.TS)
+				q, qts, qms = last, lts, millis(h.qual.TS)
+				if !h.qual.TS.Equal(h.last.TS) {
+					qts = nanos(h.qual.TS)
+				}
 				if !samePacked(*h.qual, h.last) {
 					q = packPos(*h.qual)
 				}
@@ -277,11 +300,25 @@ func (db *DB) flush(ctx context.Context) error {
 			}
 			c.refs = append(c.refs, ref)
 			c.qual = append(c.qual, q)
-			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, last, nanos(h.last.TS), q, qts, qms, far)
+			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, last, lts, q, qts, qms, far)
 		}
 		rs, _ := db.execMulti(ctx, putPositions, calls)
 		cells := map[string][]string{} // cell key -> HSET field, value, …
 		dels := map[string][]string{}  // cell key -> devices to take out
+		// A burst's devices share a few cells: each key is spelled once.
+		type cellRef struct {
+			brand string
+			c     geo.Cell
+		}
+		keys := map[cellRef]string{}
+		cellKey := func(brandID string, c geo.Cell) string {
+			k, ok := keys[cellRef{brandID, c}]
+			if !ok {
+				k = db.cellKey(brandID, c)
+				keys[cellRef{brandID, c}] = k
+			}
+			return k
+		}
 		var firstErr error
 		for i, r := range rs {
 			olds, err := strs(r)
@@ -301,10 +338,10 @@ func (db *DB) flush(ctx context.Context) error {
 				if olds[j] == "-" || olds[j] == "!" || h.qual == nil {
 					continue
 				}
-				nk := db.cellKey(ref.brand, geo.CellOf(h.qual.Point()))
+				nk := cellKey(ref.brand, geo.CellOf(h.qual.Point()))
 				cells[nk] = append(cells[nk], ref.device, order[i].qual[j])
 				if op, ok := unpackPos(olds[j]); ok {
-					if oldKey := db.cellKey(ref.brand, geo.CellOf(op.Point())); oldKey != nk {
+					if oldKey := cellKey(ref.brand, geo.CellOf(op.Point())); oldKey != nk {
 						dels[oldKey] = append(dels[oldKey], ref.device)
 					}
 				}

@@ -122,15 +122,7 @@ func testLogRuns(t *testing.T, db *DB, clock *storetest.Clock) {
 		t.Fatal(err)
 	}
 	// The layout: far fewer members than entries.
-	members := 0
-	for s := range Shards {
-		c, err := db.do(ctx, db.cmd("ZCARD", []string{db.shard(br.ID, s) + ":li"})).AsInt64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		members += int(c)
-	}
-	if entries := 300 + n - 300 + n - 300; members >= entries/2 {
+	if members, entries := indexMembers(t, db, br.ID, ":li"), 300+n-300+n-300; members >= entries/2 {
 		t.Errorf("the log's index holds %d members for %d entries, want runs", members, entries)
 	}
 
@@ -306,18 +298,7 @@ func testOldestQueued(t *testing.T, db *DB, clock *storetest.Clock) {
 			t.Fatalf("%s: oldest queued %v, want %v", what, s.OutboxOldest, want)
 		}
 	}
-	members := func() int {
-		t.Helper()
-		k := 0
-		for s := range Shards {
-			c, err := db.do(ctx, db.cmd("ZCARD", []string{db.shard(br.ID, s) + ":oq"})).AsInt64()
-			if err != nil {
-				t.Fatal(err)
-			}
-			k += int(c)
-		}
-		return k
-	}
+	members := func() int { return indexMembers(t, db, br.ID, ":oq") }
 	t1 := clock.Now().Truncate(time.Millisecond)
 	first := mustStartEvent(t, db, br.ID, t1)
 	// Two calls: two runs in most shards, to take out one after the
@@ -389,4 +370,19 @@ func testOldestQueued(t *testing.T, db *DB, clock *storetest.Clock) {
 	if k := members(); k != 0 {
 		t.Errorf("the oldest-queued index still holds %d members with nothing queued", k)
 	}
+}
+
+// indexMembers counts the members of one index (":li", ":oq") over a
+// brand's shards.
+func indexMembers(t *testing.T, db *DB, brandID, index string) int {
+	t.Helper()
+	k := 0
+	for s := range Shards {
+		c, err := db.do(t.Context(), db.cmd("ZCARD", []string{db.shard(brandID, s) + index})).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k += int(c)
+	}
+	return k
 }

@@ -140,6 +140,14 @@ func testRetention(t *testing.T, db *DB, clock *storetest.Clock) {
 		ids[i] = "d" + strconv.Itoa(i)
 		mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
 	}
+	// A position as old as the old event goes with it, in the record and
+	// in the shard's copy (see qualsOf).
+	if err := db.RecordPosition(ctx, br.ID, "d1", hotzone.Position{Lat: 52.37, Lon: 4.89, AccuracyM: 5, TS: clock.Now()}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FlushPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
 	old := mustStartEvent(t, db, br.ID, clock.Now())
 	// All but one suppressed; that one is queued, and expired at the end.
 	if _, err := db.Consider(ctx, old, ids, func(d hotzone.Device, _ []time.Time) string {
@@ -164,6 +172,12 @@ func testRetention(t *testing.T, db *DB, clock *storetest.Clock) {
 	}
 	if _, _, err := db.Event(ctx, br.ID, old.ID); !errors.Is(err, hotzone.ErrNotFound) {
 		t.Errorf("an event ended 31 days ago: %v, want it gone", err)
+	}
+	sh := db.devShard(br.ID, "d1")
+	for key, field := range map[string]string{sh + ":q": "d1", sh + ":d:d1": "qual"} {
+		if n, err := db.do(ctx, db.cmd("HEXISTS", []string{key}, field)).AsInt64(); err != nil || n != 0 {
+			t.Errorf("a position reported 31 days ago is still in %s (%d, %v)", key, n, err)
+		}
 	}
 	if _, _, err := db.Event(ctx, br.ID, recent.ID); err != nil {
 		t.Errorf("a live event: %v, want it kept", err)
@@ -915,15 +929,50 @@ func testStaleCells(t *testing.T, db *DB) {
 	if n := geo.CellsCovering(big.BBox(), maxCells, func(geo.Cell) bool { return true }); n <= maxCells {
 		t.Fatalf("the big fence covers %d cells, not more than %d", n, maxCells)
 	}
-	for name, f := range map[string]*geo.Fence{"cells": st.Fence, "all devices": big} {
-		ids, err := db.DevicesIn(ctx, br.ID, f, now.Add(-time.Hour))
+	search := func(what string, want ...string) {
+		t.Helper()
+		for name, f := range map[string]*geo.Fence{"cells": st.Fence, "all devices": big} {
+			ids, err := db.DevicesIn(ctx, br.ID, f, now.Add(-time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("%s: DevicesIn by %s = %v, want %v", what, name, ids, want)
+			}
+		}
+	}
+	search("stale cells", "here", "shifted")
+	// The shard's copy of each qualifying position equals the record's.
+	for _, id := range []string{"here", "shifted", "left", "never"} {
+		sh := db.devShard(br.ID, id)
+		kept, err := str(db.do(ctx, db.cmd("HGET", []string{sh + ":q"}, id)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"here", "shifted"}; !slices.Equal(ids, want) {
-			t.Errorf("DevicesIn by %s = %v, want %v", name, ids, want)
+		rec, err := str(db.do(ctx, db.cmd("HGET", []string{sh + ":d:" + id}, "qual")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept != rec {
+			t.Errorf("%s: the shard keeps %q, the record %q", id, kept, rec)
 		}
 	}
+	// Positions written before the shards kept them are read from the
+	// records.
+	for _, id := range []string{"here", "left"} {
+		if err := db.do(ctx, db.cmd("HDEL", []string{db.devShard(br.ID, id) + ":q"}, id)).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	search("positions only in the records", "here", "shifted")
+	// An erased device is gone from its shard's copy as well.
+	if err := db.DeleteDevice(ctx, br.ID, "shifted"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.do(ctx, db.cmd("HEXISTS", []string{db.devShard(br.ID, "shifted") + ":q"}, "shifted")).AsInt64(); err != nil || n != 0 {
+		t.Errorf("the erased device is still in its shard's positions (%d, %v)", n, err)
+	}
+	search("one erased", "here")
 }
 
 // testFlushEarly: a node holding flushEarly devices' positions writes

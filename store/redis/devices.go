@@ -24,7 +24,9 @@ import (
 // of device ids. A push token's owner is {P:t:BRAND:PROV:TOKEN}. Qualifying
 // positions are also indexed per grid cell, {P:c:BRAND:CELL}, a hash of
 // device id to position, so a fan-out reads only the cells its fence
-// covers.
+// covers; and kept per shard, {S}:q, a hash of device id to position
+// that the scripts writing qual keep equal to it, so that a fan-out
+// confirms the cells' candidates a shard at a time (see qualsOf).
 
 var errNoDevice = notFound("device")
 
@@ -259,6 +261,7 @@ local d = p .. ':d:' .. ARGV[1]
 local rec = redis.call('HGET', d, 'rec')
 if not rec then return false end
 local qual = redis.call('HGET', d, 'qual') or ''
+redis.call('HDEL', p .. ':q', ARGV[1])
 local fields = redis.call('HGETALL', d)
 local buckets = {queued='queued', sent='sent', dry_run='sent', suppressed='suppressed', failed='failed', invalid_token='failed', expired='expired'}
 for i = 1, #fields, 2 do
@@ -348,6 +351,74 @@ func (db *DB) cellKey(brandID string, c geo.Cell) string {
 	return "{" + db.p + ":c:" + brandID + ":" + strconv.FormatUint(uint64(c), 36) + "}"
 }
 
+// qualsOf reads devices' qualifying positions ("" for none) from their
+// shards' {S}:q, which putPositions, prunePositions and eraseDevice
+// write in the same script as the record's qual, so that the two always
+// agree: one HMGET per shard and qualBatch devices, where reading each
+// record cost a command per device, most of a fan-out's search. A
+// device missing there (its position written before {S}:q was, or none)
+// is read from its record.
+func (db *DB) qualsOf(ctx context.Context, brandID string, ids []string) ([]string, error) {
+	byShard := map[int][]int{}
+	for i, id := range ids {
+		s := shardOf(id)
+		byShard[s] = append(byShard[s], i)
+	}
+	var (
+		cmds  []valkey.Completed
+		which [][]int
+	)
+	for s, idx := range byShard {
+		for len(idx) > 0 {
+			part := idx[:min(len(idx), qualBatch)]
+			idx = idx[len(part):]
+			fields := make([]string, len(part))
+			for k, i := range part {
+				fields[k] = ids[i]
+			}
+			cmds = append(cmds, db.cmd("HMGET", []string{db.shard(brandID, s) + ":q"}, fields...))
+			which = append(which, part)
+		}
+	}
+	rs, err := db.doMulti(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ids))
+	var missing []int
+	for j, r := range rs {
+		vals, err := strs(r)
+		if err != nil {
+			return nil, err
+		}
+		if len(vals) != len(which[j]) {
+			return nil, fmt.Errorf("HMGET answered %d of %d fields", len(vals), len(which[j]))
+		}
+		for k, i := range which[j] {
+			if out[i] = vals[k]; out[i] == "" {
+				missing = append(missing, i)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		rest := make([]string, len(missing))
+		for k, i := range missing {
+			rest[k] = ids[i]
+		}
+		quals, err := db.deviceField(ctx, brandID, rest, "qual")
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range missing {
+			out[i] = quals[k]
+		}
+	}
+	return out, nil
+}
+
+// qualBatch bounds the fields of one HMGET of {S}:q.
+const qualBatch = 1024
+
 // packPos spells a position as "lat lon accuracy nanos".
 func packPos(p hotzone.Position) string {
 	return strconv.FormatFloat(p.Lat, 'g', -1, 64) + " " + strconv.FormatFloat(p.Lon, 'g', -1, 64) + " " +
@@ -381,7 +452,8 @@ const maxCells = 4096
 
 // DevicesIn finds the devices whose last qualifying position is inside
 // the fence since since: the grid cells the fence covers give the
-// candidates, each device's own record confirms them (a cell entry may
+// candidates, each device's qualifying position as its shard keeps it
+// (qualsOf, equal to its record's) confirms them (a cell entry may
 // be stale, left by a device that moved through another node), and the
 // positions this node holds behind are added.
 func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since time.Time) ([]string, error) {
@@ -436,7 +508,7 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 	for id := range cand {
 		ids = append(ids, id)
 	}
-	quals, err := db.deviceField(ctx, brandID, ids, "qual")
+	quals, err := db.qualsOf(ctx, brandID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("redis: read positions: %w", err)
 	}

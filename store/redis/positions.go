@@ -186,7 +186,8 @@ end
 // position ("" for none), its nanos and ms, and "1" when it is far.
 // Answers, per device, the old qualifying position when the qualifying
 // one changed, "-" when it did not, "!" for a device that does not
-// exist.
+// exist. A qualifying position written goes to {S}:q too (see
+// qualsOf), one HSET for the call.
 //
 // A stored position's time is the last word of its packed form (see
 // packPos), read back by tsLua: the hash keeps two fields per device
@@ -197,6 +198,7 @@ var putPositions = newScript(tsLua + `
 local out = {}
 local pv = KEYS[1] .. ':pv'
 local visits = redis.call('EXISTS', pv) == 1
+local quals = {}
 for i = 1, #ARGV, 7 do
   local dev = ARGV[i]
   local d = KEYS[1] .. ':d:' .. dev
@@ -216,6 +218,8 @@ for i = 1, #ARGV, 7 do
     if ARGV[i+3] ~= '' and ARGV[i+4] > tsOf(cur[2]) then
       set[#set+1] = 'qual'
       set[#set+1] = ARGV[i+3]
+      quals[#quals+1] = dev
+      quals[#quals+1] = ARGV[i+3]
       r = cur[2] or ''
       if visits and redis.call('ZSCORE', pv, dev) then
         redis.call('ZADD', pv, ARGV[i+5], dev)
@@ -226,6 +230,7 @@ for i = 1, #ARGV, 7 do
   end
   out[#out+1] = r
 end
+if #quals > 0 then redis.call('HSET', KEYS[1] .. ':q', unpack(quals)) end
 return out`)
 
 // flushBatch bounds the devices one putPositions call carries, so that

@@ -122,6 +122,7 @@ for _, id in ipairs(r[2]) do
     out[#out+1] = id
     out[#out+1] = redis.call('HGET', d, 'qual') or ''
     redis.call('HDEL', d, 'last', 'lts', 'qual', 'qts')
+    redis.call('HDEL', p .. ':q', id)
     redis.call('ZREM', p .. ':pv', id)
   end
 end

@@ -359,26 +359,18 @@ func (db *DB) cellKey(brandID string, c geo.Cell) string {
 // device missing there (its position written before {S}:q was, or none)
 // is read from its record.
 func (db *DB) qualsOf(ctx context.Context, brandID string, ids []string) ([]string, error) {
-	byShard := map[int][]int{}
-	for i, id := range ids {
-		s := shardOf(id)
-		byShard[s] = append(byShard[s], i)
+	all := make([]int, len(ids))
+	for i := range all {
+		all[i] = i
 	}
-	var (
-		cmds  []valkey.Completed
-		which [][]int
-	)
-	for s, idx := range byShard {
-		for len(idx) > 0 {
-			part := idx[:min(len(idx), qualBatch)]
-			idx = idx[len(part):]
-			fields := make([]string, len(part))
-			for k, i := range part {
-				fields[k] = ids[i]
-			}
-			cmds = append(cmds, db.cmd("HMGET", []string{db.shard(brandID, s) + ":q"}, fields...))
-			which = append(which, part)
+	which := shardGroups(ids, all, qualBatch)
+	cmds := make([]valkey.Completed, len(which))
+	for j, part := range which {
+		fields := make([]string, len(part))
+		for k, i := range part {
+			fields[k] = ids[i]
 		}
+		cmds[j] = db.cmd("HMGET", []string{db.devShard(brandID, ids[part[0]]) + ":q"}, fields...)
 	}
 	rs, err := db.doMulti(ctx, cmds)
 	if err != nil {

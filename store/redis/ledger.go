@@ -407,8 +407,8 @@ return out`)
 const considerBatch = 256
 
 // shardGroups splits device indexes by shard into groups of at most
-// considerBatch.
-func shardGroups(ids []string, idx []int) [][]int {
+// size.
+func shardGroups(ids []string, idx []int, size int) [][]int {
 	byShard := map[int][]int{}
 	for _, i := range idx {
 		s := shardOf(ids[i])
@@ -416,9 +416,9 @@ func shardGroups(ids []string, idx []int) [][]int {
 	}
 	var out [][]int
 	for _, g := range byShard {
-		for len(g) > considerBatch {
-			out = append(out, g[:considerBatch])
-			g = g[considerBatch:]
+		for len(g) > size {
+			out = append(out, g[:size])
+			g = g[size:]
 		}
 		out = append(out, g)
 	}
@@ -492,7 +492,7 @@ func (db *DB) Consider(ctx context.Context, ev hotzone.Event, deviceIDs []string
 				known = append(known, i)
 			}
 		}
-		for _, idx := range shardGroups(deviceIDs, known) {
+		for _, idx := range shardGroups(deviceIDs, known, considerBatch) {
 			args := make([]string, 0, 3+decideArgs*len(idx))
 			run := newIDRun(now)
 			args = append(args, ev.ID, millis(now), "") // the run's member, once it is known
@@ -656,7 +656,7 @@ func (db *DB) peekStates(ctx context.Context, ev hotzone.Event, ids []string, to
 	if len(unread) == 0 {
 		return nil
 	}
-	groups := shardGroups(ids, unread)
+	groups := shardGroups(ids, unread, considerBatch)
 	calls := make([]valkey.LuaExec, len(groups))
 	for g, idx := range groups {
 		args := make([]string, 0, 1+len(idx))

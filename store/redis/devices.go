@@ -467,11 +467,18 @@ func samePacked(a, b hotzone.Position) bool {
 }
 
 // unpackPos reads packPos.
+// It cuts s at its spaces rather than calling strings.Fields, whose
+// slice was one allocation per position read, 200,000 in a fan-out's
+// search of 100,000 devices.
 func unpackPos(s string) (hotzone.Position, bool) {
-	f := strings.Fields(s)
-	if len(f) != 4 {
-		return hotzone.Position{}, false
+	var f [4]string
+	for i := range 3 {
+		var ok bool
+		if f[i], s, ok = strings.Cut(s, " "); !ok {
+			return hotzone.Position{}, false
+		}
 	}
+	f[3] = s
 	lat, err1 := strconv.ParseFloat(f[0], 64)
 	lon, err2 := strconv.ParseFloat(f[1], 64)
 	acc, err3 := strconv.ParseFloat(f[2], 64)
@@ -503,7 +510,7 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 	// What this node holds is taken before the cells are read: a flush
 	// that ends in between has written its positions to the cells by
 	// then, where taken after they would be in neither.
-	pending := db.pos.brandQual(brandID)
+	pending := db.pos.heldQuals(brandID, inside)
 	cand := map[string]bool{}
 	var cells []geo.Cell
 	n := geo.CellsCovering(f.BBox(), maxCells, func(c geo.Cell) bool {
@@ -551,15 +558,16 @@ func (db *DB) DevicesIn(ctx context.Context, brandID string, f *geo.Fence, since
 	out := make([]string, 0, len(ids))
 	for i, id := range ids {
 		q, ok := unpackPos(quals[i])
-		if pq, held := pending[id]; held && (!ok || pq.TS.After(q.TS)) {
-			q, ok = pq, true
+		in := ok && inside(q)
+		if pq, held := pending[id]; held && (!ok || pq.ns > q.TS.UnixNano()) {
+			in = pq.in
 		}
-		if ok && inside(q) {
+		if in {
 			out = append(out, id)
 		}
 	}
-	for id, q := range pending {
-		if !cand[id] && inside(q) {
+	for id, pq := range pending {
+		if !cand[id] && pq.in {
 			out = append(out, id)
 		}
 	}

@@ -17,19 +17,23 @@ import (
 // one interval), as the contract allows.
 type positions struct {
 	mu   sync.Mutex
-	held map[devRef]*heldPos
+	held map[devRef]heldPos
 	// full is signalled when held reaches flushEarly devices.
 	full chan struct{}
 	// flushing is what a flush took and is writing: still read from here
 	// until it is in the cluster, or a read in between would miss it.
-	flushing map[devRef]*heldPos
+	flushing map[devRef]heldPos
 }
 
 type devRef struct{ brand, device string }
 
+// heldPos is what is held for a device. The maps keep it by value: a
+// pointer to it and one to its qualifying position were two heap
+// objects a ping, for the collector to mark while a burst was held.
 type heldPos struct {
-	last hotzone.Position
-	qual *hotzone.Position
+	last    hotzone.Position
+	qual    hotzone.Position
+	hasQual bool
 }
 
 // flushEarly is how many devices' positions held make a flush start at
@@ -42,31 +46,31 @@ type heldPos struct {
 var flushEarly = 4 * Shards * flushBatch
 
 func (ps *positions) init() {
-	ps.held = map[devRef]*heldPos{}
+	ps.held = map[devRef]heldPos{}
 	ps.full = make(chan struct{}, 1)
 }
 
 // record keeps p unless a newer report is held.
 func (ps *positions) record(brandID, deviceID string, p hotzone.Position, qualifying bool) {
 	ref := devRef{brandID, deviceID}
+	p.SpeedMPS = nil // positions do not keep it
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	h := ps.held[ref]
-	if h == nil {
-		h = &heldPos{last: p}
-		ps.held[ref] = h
-		if len(ps.held) == flushEarly {
-			select {
-			case ps.full <- struct{}{}:
-			default: // already asked for
-			}
-		}
+	h, ok := ps.held[ref]
+	if !ok {
+		h = heldPos{last: p}
 	} else if p.TS.After(h.last.TS) {
 		h.last = p
 	}
-	if qualifying && (h.qual == nil || p.TS.After(h.qual.TS)) {
-		q := p
-		h.qual = &q
+	if qualifying && (!h.hasQual || p.TS.After(h.qual.TS)) {
+		h.qual, h.hasQual = p, true
+	}
+	ps.held[ref] = h
+	if !ok && len(ps.held) == flushEarly {
+		select {
+		case ps.full <- struct{}{}:
+		default: // already asked for
+		}
 	}
 }
 
@@ -81,21 +85,22 @@ func (ps *positions) drop(brandID, deviceID string) {
 // lookup is what is held for a device, the newest of held and being
 // flushed; callers hold mu.
 func (ps *positions) lookup(ref devRef) (heldPos, bool) {
-	h, f := ps.held[ref], ps.flushing[ref]
+	h, hok := ps.held[ref]
+	f, fok := ps.flushing[ref]
 	switch {
-	case h == nil && f == nil:
+	case !hok && !fok:
 		return heldPos{}, false
-	case f == nil:
-		return *h, true
-	case h == nil:
-		return *f, true
+	case !fok:
+		return h, true
+	case !hok:
+		return f, true
 	}
-	out := *f
+	out := f
 	if h.last.TS.After(out.last.TS) {
 		out.last = h.last
 	}
-	if h.qual != nil && (out.qual == nil || h.qual.TS.After(out.qual.TS)) {
-		out.qual = h.qual
+	if h.hasQual && (!out.hasQual || h.qual.TS.After(out.qual.TS)) {
+		out.qual, out.hasQual = h.qual, true
 	}
 	return out, true
 }
@@ -115,24 +120,41 @@ func (ps *positions) overlay(brandID, deviceID string, stored *hotzone.DevicePos
 			out.Last = cp.last
 		}
 	}
-	if cp.qual != nil && (out.Qualifying == nil || cp.qual.TS.After(out.Qualifying.TS)) {
-		q := *cp.qual
+	if cp.hasQual && (out.Qualifying == nil || cp.qual.TS.After(out.Qualifying.TS)) {
+		q := cp.qual
 		out.Qualifying = &q
 	}
 	return out
 }
 
-// brandQual is the qualifying positions held for a brand's devices.
-func (ps *positions) brandQual(brandID string) map[string]hotzone.Position {
+// heldQual is what a device's newest qualifying position held says of
+// a fence: its time (nanos) and whether it is inside.
+type heldQual struct {
+	ns int64
+	in bool
+}
+
+// heldQuals answers heldQual for each device of a brand with a
+// qualifying position held, in telling whether one is inside (called
+// under the lock). A time and a flag rather than a copy of the
+// position: a fan-out's search, with 100,000 devices held, made that
+// copy its largest allocation, 39 MB.
+func (ps *positions) heldQuals(brandID string, in func(hotzone.Position) bool) map[string]heldQual {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	out := map[string]hotzone.Position{}
-	for _, m := range []map[devRef]*heldPos{ps.flushing, ps.held} {
+	n := 0
+	for _, m := range []map[devRef]heldPos{ps.flushing, ps.held} {
+		n += len(m)
+	}
+	out := make(map[string]heldQual, n)
+	for _, m := range []map[devRef]heldPos{ps.flushing, ps.held} {
 		for ref, h := range m {
-			if ref.brand == brandID && h.qual != nil {
-				if cur, ok := out[ref.device]; !ok || h.qual.TS.After(cur.TS) {
-					out[ref.device] = *h.qual
-				}
+			if ref.brand != brandID || !h.hasQual {
+				continue
+			}
+			ns := h.qual.TS.UnixNano()
+			if cur, ok := out[ref.device]; !ok || ns > cur.ns {
+				out[ref.device] = heldQual{ns, in(h.qual)}
 			}
 		}
 	}
@@ -141,11 +163,11 @@ func (ps *positions) brandQual(brandID string) map[string]hotzone.Position {
 
 // take hands over everything held to a flush; it stays readable until
 // the flush calls flushed.
-func (ps *positions) take() map[devRef]*heldPos {
+func (ps *positions) take() map[devRef]heldPos {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := ps.held
-	ps.held = make(map[devRef]*heldPos, len(out))
+	ps.held = make(map[devRef]heldPos, len(out))
 	ps.flushing = out
 	return out
 }
@@ -291,15 +313,15 @@ func (db *DB) flush(ctx context.Context) error {
 			// and its time formatted once.
 			last, lts := packPos(h.last), nanos(h.last.TS)
 			q, qts, qms, far := "", "", "", ""
-			if h.qual != nil {
+			if h.hasQual {
 				q, qts, qms = last, lts, millis(h.qual.TS)
 				if !h.qual.TS.Equal(h.last.TS) {
 					qts = nanos(h.qual.TS)
 				}
-				if !samePacked(*h.qual, h.last) {
-					q = packPos(*h.qual)
+				if !samePacked(h.qual, h.last) {
+					q = packPos(h.qual)
 				}
-				if db.farPing(ref, *h.qual) {
+				if db.farPing(ref, h.qual) {
 					far = "1"
 				}
 			}
@@ -335,12 +357,12 @@ func (db *DB) flush(ctx context.Context) error {
 				if err != nil {
 					// Held again unless something newer arrived meanwhile.
 					db.pos.record(ref.brand, ref.device, h.last, false)
-					if h.qual != nil {
-						db.pos.record(ref.brand, ref.device, *h.qual, true)
+					if h.hasQual {
+						db.pos.record(ref.brand, ref.device, h.qual, true)
 					}
 					continue
 				}
-				if olds[j] == "-" || olds[j] == "!" || h.qual == nil {
+				if olds[j] == "-" || olds[j] == "!" || !h.hasQual {
 					continue
 				}
 				nk := cellKey(ref.brand, geo.CellOf(h.qual.Point()))

@@ -9,9 +9,12 @@ import (
 	"time"
 )
 
-// Crockford-style lower-case base32 keeps ids and keys URL-safe and free
-// of characters people misread.
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+// IDAlphabet is the digits of NewID's ids, in order: Crockford-style
+// lower-case base32 keeps ids and keys URL-safe and free of characters
+// people misread.
+const IDAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+var idEncoding = base32.NewEncoding(IDAlphabet).WithPadding(base32.NoPadding)
 
 var (
 	idMu   sync.Mutex

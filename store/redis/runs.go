@@ -31,9 +31,6 @@ const (
 // A decide call's group of devices (at most considerBatch) is one run.
 const _ = uint(maxRun - considerBatch)
 
-// idDigits is the ids' alphabet (see hotzone.NewID), in order.
-const idDigits = "0123456789abcdefghjkmnpqrstvwxyz"
-
 // idRun hands out the ids of one run.
 type idRun struct {
 	prefix string
@@ -59,7 +56,7 @@ func runID(prefix string, k int) string {
 	var b [runPrefix + runDigits]byte
 	n := copy(b[:], prefix)
 	for i := runDigits - 1; i >= 0; i-- {
-		b[n+i] = idDigits[k&31]
+		b[n+i] = hotzone.IDAlphabet[k&31]
 		k >>= 5
 	}
 	return string(b[:n+runDigits])
@@ -88,7 +85,7 @@ func runEntries(member string) []string {
 // entriesLua defines entriesOf(member): the ids an index member stands
 // for, oldest first (see runEntries; its digits are runDigits, three).
 var entriesLua = `
-local idDigits = '` + idDigits + `'
+local idDigits = '` + hotzone.IDAlphabet + `'
 local function entriesOf(m)
   local bang = string.find(m, '!', 1, true)
   if not bang then return {m} end

@@ -26,7 +26,7 @@ func TestRunIDs(t *testing.T) {
 		t.Fatal("a run's ids are not in the order they were handed out")
 	}
 	for _, id := range ids {
-		if len(id) != 26 || strings.Trim(id, idDigits) != "" || !strings.HasPrefix(id, a.prefix) {
+		if len(id) != 26 || strings.Trim(id, hotzone.IDAlphabet) != "" || !strings.HasPrefix(id, a.prefix) {
 			t.Fatalf("id %q: not 26 of the ids' digits after the run's prefix", id)
 		}
 	}

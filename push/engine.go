@@ -59,7 +59,8 @@ type Engine struct {
 	fanMu   sync.Mutex
 	fanning map[string]bool
 	// tried is when this engine last asked for the lease of each live
-	// event's fan-out, so it asks every half lease, not every second.
+	// event's fan-out, or first saw the event, so it asks every half
+	// lease, not every second, and not before half a lease has passed.
 	tried map[string]time.Time
 	// attr is which events may still count visits.
 	attr *attribution
@@ -609,8 +610,17 @@ func (e *Engine) EndDue(ctx context.Context) error {
 		e.fanMu.Lock()
 		tried := make(map[string]time.Time, len(evs))
 		for _, ev := range evs {
+			// An event seen here first is its starting node's to fan
+			// out, which leases it as it starts it: asked at once, a
+			// node with nothing behind it could win the lease from a
+			// starting node whose round trips queue behind a flush, and
+			// then fan out without the positions that node still held
+			// (a fan-out of 100,000 devices found none of them).
 			last, ok := e.tried[ev.ID]
-			if ok && now.Sub(last) < FanOutLease/2 {
+			if !ok {
+				last = now
+			}
+			if now.Sub(last) < FanOutLease/2 {
 				tried[ev.ID] = last
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -91,6 +92,90 @@ func TestEnginePing(t *testing.T) {
 		ns, _, err := db.Notifications(ctx, brandID, hotzone.NotificationQuery{Limit: 10})
 		if err != nil || len(ns) != 1 || ns[0].DeviceID != "d0" {
 			t.Fatalf("log = %+v, %v; want one entry for d0", ns, err)
+		}
+	})
+}
+
+// leased is a backend of one process that keeps fan-out leases as a
+// shared one does (push.FanOutLeases; a lease never lapses here), and
+// counts the asks.
+type leased struct {
+	*bolt.DB
+	mu     sync.Mutex
+	owners map[string]string // event id -> owner, "done" once done
+	asked  int
+}
+
+func (l *leased) LeaseFanOut(_ context.Context, _, eventID, owner string, _ time.Time, _ time.Duration) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked++
+	if o, ok := l.owners[eventID]; ok && o != owner {
+		return false, nil
+	}
+	l.owners[eventID] = owner
+	return true, nil
+}
+
+func (l *leased) FanOutDone(_ context.Context, _, eventID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.owners[eventID] = "done"
+	return nil
+}
+
+// state is how often the lease was asked for and who holds it.
+func (l *leased) state(eventID string) (int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.asked, l.owners[eventID]
+}
+
+// TestTakeOverWaitsForTheStartingNode: a live event this node did not
+// start is its starting node's to fan out; this node asks for the lease
+// only half a lease after it first saw the event (asking at once, it
+// could win from a starting node slowed by its own flushes and fan out
+// without the positions that node held), then fans it out if it got it.
+func TestTakeOverWaitsForTheStartingNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		db, brandID := bubbleBrand(t, 3)
+		for i := range 3 {
+			if err := db.RecordPosition(ctx, brandID, fmt.Sprintf("d%d", i), hotzone.Position{Lat: 1, Lon: 1, AccuracyM: 5, TS: time.Now()}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l := &leased{DB: db, owners: map[string]string{}}
+		e := push.NewEngine(ctx, l, push.EngineOptions{})
+		ev := hotzone.Event{ID: hotzone.NewID(time.Now()), BrandID: brandID, StoreID: "s", Title: "Hot", Body: "Now", StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour), Status: hotzone.EventLive}
+		// Started through another node: in the backend, not this engine.
+		if _, _, _, err := db.StartEvent(ctx, ev, ""); err != nil {
+			t.Fatal(err)
+		}
+		endDue := func() {
+			t.Helper()
+			if err := e.EndDue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			e.Wait()
+		}
+		endDue()
+		if asked, _ := l.state(ev.ID); asked != 0 {
+			t.Fatalf("the lease was asked for %d times when the event was first seen; want none", asked)
+		}
+		time.Sleep(push.FanOutLease/2 - time.Second)
+		endDue()
+		if asked, _ := l.state(ev.ID); asked != 0 {
+			t.Fatalf("the lease was asked for %d times within half a lease; want none", asked)
+		}
+		time.Sleep(time.Second)
+		endDue()
+		// The fan-out renews its lease as it goes: asked once or more.
+		if asked, owner := l.state(ev.ID); asked == 0 || owner != "done" {
+			t.Fatalf("half a lease on: asked %d times, owner %q; want the lease taken, and done", asked, owner)
+		}
+		if _, c, err := db.Event(ctx, brandID, ev.ID); err != nil || c.Queued != 3 {
+			t.Fatalf("counts after the take-over = %+v, %v; want 3 queued", c, err)
 		}
 	})
 }

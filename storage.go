@@ -150,8 +150,8 @@ type Devices interface {
 	// also becomes the position event fan-out uses. An older report
 	// never overwrites a newer one. Not durable at once: positions are
 	// written behind, so a crash loses at most the backend's flush
-	// interval (about a second) of them; they are visible to Device and
-	// DevicesIn at once.
+	// interval (about a second) of them, or what its doc says it holds
+	// longer; they are visible to Device and DevicesIn at once.
 	RecordPosition(ctx context.Context, brandID, deviceID string, p Position, qualifying bool) error
 	// DevicesIn returns the devices whose last qualifying position lies
 	// inside the fence and was reported at or after since, without a

@@ -75,7 +75,7 @@ func parseServeFlags(args []string, getenv func(string) string, out io.Writer) (
 	fs.IntVar(&cfg.RedisStates, "redis-device-cache", 250_000, "with --redis: how many devices' records and histories a node keeps, so that deciding to notify one it knows costs one round trip (checked in the write), not two; about 0.6 KB each; 0: none (env "+envName("redis-device-cache")+")")
 	str(&cfg.DebugAddr, "debug-addr", "", "address for Go's profiles (/debug/pprof/), e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback; empty: off")
 	fs.BoolVar(&cfg.Demo, "demo", false, "seed a demo brand with stores from testdata and print its keys (env "+envName("demo")+")")
-	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (env "+envName("flush-interval")+")")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", time.Second, "how often device positions are written behind to disk; a crash loses at most this much (twice this, a second more at most, on a Redis node fanning out an event) (env "+envName("flush-interval")+")")
 	fs.Float64Var(&cfg.APNsRate, "apns-rate", float64(push.DefaultAPNsRate), "most APNs sends per second, per brand (env "+envName("apns-rate")+")")
 	fs.Float64Var(&cfg.FCMRate, "fcm-rate", float64(push.DefaultFCMRate), "most FCM sends per second, per brand (env "+envName("fcm-rate")+")")
 	fs.IntVar(&cfg.PushConcurrency, "push-concurrency", push.DefaultConcurrency, "the most sends in flight per brand and provider; fewer are kept out when the measured round trip needs fewer at the send rate (env "+envName("push-concurrency")+")")

@@ -105,6 +105,20 @@ func TestRedis(t *testing.T) {
 		defer db.Close()
 		testFlushEarly(t, db, open(t, p, time.Now))
 	})
+	t.Run("FlushDeferredToFanOut", func(t *testing.T) {
+		// Restored after both nodes closed (cleanups run last first).
+		early, chunk, hold := flushEarly, flushChunk, fanOutHold
+		t.Cleanup(func() { flushEarly, flushChunk, fanOutHold = early, chunk, hold })
+		flushEarly, flushChunk, fanOutHold = 40, 15, 2*time.Second
+		key := sha256.Sum256([]byte("test"))
+		p := prefix()
+		db, err := Open(t.Context(), c.Addrs, Options{SecretKey: key[:], Prefix: p, FlushInterval: time.Hour, WaitReplicas: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		testFlushDeferred(t, db, open(t, p, time.Now))
+	})
 	t.Run("ClaimOldestAcrossShards", func(t *testing.T) {
 		clock := storetest.NewClock(time.Now().Add(365 * 24 * time.Hour).Truncate(time.Second))
 		testClaimOldest(t, open(t, prefix(), clock.Now), clock)
@@ -394,7 +408,7 @@ func testPositionsWhileFlushing(t *testing.T, db *DB) {
 		t.Fatal(err)
 	}
 	db.flushMu.Lock() // a flush in progress: taken, not yet written
-	db.pos.take()
+	db.pos.take(flushChunk)
 	defer func() { db.pos.flushed(); db.flushMu.Unlock() }()
 	if _, pos, err := db.Device(ctx, br.ID, "d"); err != nil || pos == nil || pos.Qualifying == nil {
 		t.Errorf("Device during a flush = %+v, %v; want its position", pos, err)
@@ -1026,6 +1040,143 @@ func testFlushEarly(t *testing.T, db, other *DB) {
 		if time.Now().After(deadline) {
 			t.Fatalf("10 s after the %dth position, the other node saw %d of them", len(ids), n)
 		}
+	}
+}
+
+// testFlushDeferred: while a node fans out an event (holds its lease),
+// its flush loop holds positions back, and they are still read from
+// it; they go out when the fan-out is done, when its lease lapsed, when
+// 4 × flushEarly devices are held, or when they were held for holdFor.
+// A flush goes in rounds of flushChunk devices and can stop between
+// them, the rest staying held. db flushes every hour, early at every
+// flushEarly (40) devices, in rounds of 15, and holds for 2 s; other is
+// another node.
+func testFlushDeferred(t *testing.T, db, other *DB) {
+	ctx := t.Context()
+	br, st := brandStore(t, db, "Deferred")
+	if err := other.reloadBrand(ctx, br.ID); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	n := 0
+	place := func(count int) []string {
+		t.Helper()
+		ids := make([]string, count)
+		for i := range ids {
+			ids[i] = "d" + strconv.Itoa(n)
+			n++
+			mustPutDevice(t, db, apnsDevice(br.ID, ids[i]))
+		}
+		for _, id := range ids {
+			if err := db.RecordPosition(ctx, br.ID, id, hotzone.Position{Lat: 52.37, Lon: 4.89, AccuracyM: 5, TS: now}, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return ids
+	}
+	seen := func(ids []string) int {
+		t.Helper()
+		k := 0
+		for _, id := range ids {
+			_, pos, err := other.Device(ctx, br.ID, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos != nil && pos.Qualifying != nil {
+				k++
+			}
+		}
+		return k
+	}
+	held := func(what string, ids []string) {
+		t.Helper()
+		time.Sleep(300 * time.Millisecond) // a flush that went would be written by now
+		if k := seen(ids); k != 0 {
+			t.Fatalf("%s: the other node saw %d of %d positions held back", what, k, len(ids))
+		}
+		found, err := db.DevicesIn(ctx, br.ID, st.Fence, now.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if !slices.Contains(found, id) {
+				t.Fatalf("%s: the node holding %s does not find it in the fence", what, id)
+			}
+		}
+	}
+	written := func(what string, ids []string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			k := seen(ids)
+			if k == len(ids) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: 10 s on, the other node saw %d of %d positions", what, k, len(ids))
+			}
+		}
+	}
+	lease := func(ev string, d time.Duration) {
+		t.Helper()
+		if ok, err := db.LeaseFanOut(ctx, br.ID, ev, "node", time.Now(), d); err != nil || !ok {
+			t.Fatalf("LeaseFanOut(%s) = %v, %v", ev, ok, err)
+		}
+	}
+
+	lease("ev1", time.Minute)
+	first := place(flushEarly)
+	held("fanning out", first)
+	if err := db.FanOutDone(ctx, br.ID, "ev1"); err != nil {
+		t.Fatal(err)
+	}
+	written("fan-out done", first)
+
+	lease("ev2", time.Minute)
+	many := place(4*flushEarly - 1)
+	held("fanning out, fewer than 4 × flushEarly held", many)
+	many = append(many, place(1)...)
+	written("4 × flushEarly held", many)
+	if err := db.FanOutDone(ctx, br.ID, "ev2"); err != nil {
+		t.Fatal(err)
+	}
+
+	lease("ev3", time.Second)
+	lapsed := place(flushEarly)
+	held("a lease not yet lapsed", lapsed)
+	time.Sleep(time.Second)
+	lapsed = append(lapsed, place(flushEarly)...) // the next early flush
+	written("the lease lapsed", lapsed)
+
+	lease("ev5", time.Minute)
+	long := place(flushEarly)
+	held("held for less than holdFor", long)
+	time.Sleep(db.holdFor)
+	long = append(long, place(flushEarly)...) // the next early flush
+	written("held for holdFor", long)
+	if err := db.FanOutDone(ctx, br.ID, "ev5"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A flush stopped after its first round wrote flushChunk devices;
+	// the rest are held, and written by the next.
+	lease("ev4", time.Minute)
+	last := place(flushEarly)
+	held("fanning out again", last)
+	rounds := 0
+	if err := db.flushHeld(ctx, func() bool { rounds++; return rounds > 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if k := seen(last); k != flushChunk {
+		t.Fatalf("a flush stopped after one round wrote %d positions; want %d", k, flushChunk)
+	}
+	if got := db.pos.size(); got != len(last)-flushChunk {
+		t.Fatalf("after one round %d positions are held; want %d", got, len(last)-flushChunk)
+	}
+	if err := db.FlushPositions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k := seen(last); k != len(last) {
+		t.Fatalf("after a full flush the other node saw %d of %d", k, len(last))
 	}
 }
 

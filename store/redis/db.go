@@ -51,6 +51,15 @@ type DB struct {
 	present  presentCache
 	hookBits sync.Map   // brand id -> the types its webhooks take (hotzone.HookType.Bit), for Listens
 	flushMu  sync.Mutex // one flush at a time (the loop's, Close's, a test's)
+	fanMu    sync.Mutex
+	// fanning holds, for each event this node fans out ("brand\x00event"),
+	// until when its lease runs (see fanningOut).
+	fanning map[string]time.Time
+	// flushChunk, holdMax and holdFor are flushChunk, 4 × flushEarly
+	// and the lesser of fanOutHold and FlushInterval, as Open found
+	// them (tests lower those; the loops read these).
+	flushChunk, holdMax int
+	holdFor             time.Duration
 
 	loops    sync.WaitGroup
 	stop     context.CancelFunc
@@ -97,7 +106,8 @@ type Options struct {
 	Poll time.Duration
 	// FlushInterval is how long positions are held before they are
 	// written; 200 ms when zero. A node holding flushEarly devices'
-	// positions writes them at once.
+	// positions writes them at once; a node fanning out an event holds
+	// them up to one interval more, a second at most (see fanningOut).
 	FlushInterval time.Duration
 	// WaitReplicas, when positive, makes the writes a failover must not
 	// lose (a queued notification, a sent result, an event starting or
@@ -196,7 +206,8 @@ func Open(ctx context.Context, addrs []string, opts Options) (*DB, error) {
 	db := &DB{c: c, p: opts.Prefix, now: opts.Now, box: box, opts: opts,
 		brands: view.NewBrands(), keys: view.NewKeys(), stores: view.NewStores(), events: view.NewEvents(),
 		known: map[string]*brandState{}, counts: map[string]*liveCounts{}, cvSeen: map[string]*[Shards]int64{}, wakeCh: make(chan wake, 256),
-		waitSlots: make(chan struct{}, waitedConns)}
+		waitSlots: make(chan struct{}, waitedConns), fanning: map[string]time.Time{},
+		flushChunk: flushChunk, holdMax: 4 * flushEarly, holdFor: min(fanOutHold, opts.FlushInterval)}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -430,6 +441,7 @@ func (db *DB) flushLoop(ctx context.Context) {
 	t := time.NewTicker(db.opts.FlushInterval)
 	defer t.Stop()
 	early := db.pos.full
+	var holding time.Time // since when positions wait for a fan-out
 	for {
 		select {
 		case <-ctx.Done():
@@ -437,7 +449,20 @@ func (db *DB) flushLoop(ctx context.Context) {
 		case <-t.C:
 		case <-early:
 		}
-		err := db.flush(ctx)
+		// While this node fans out, what is held waits (fanningOut),
+		// for up to holdFor, and up to holdMax devices: then all of it
+		// goes, and holding starts over.
+		stop := db.fanningOut
+		switch {
+		case !db.fanningOut():
+			holding = time.Time{}
+		case holding.IsZero():
+			holding = time.Now()
+		}
+		if db.pos.size() >= db.holdMax || !holding.IsZero() && time.Since(holding) >= db.holdFor {
+			stop, holding = nil, time.Time{}
+		}
+		err := db.flushHeld(ctx, stop)
 		db.stats.observe(err)
 		// A failed flush holds its positions again, which would ask
 		// for another at once against a cluster that just failed: the

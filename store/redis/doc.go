@@ -29,9 +29,11 @@
 //     most WaitTimeout) for replicas; everything else a failover may
 //     lose in the instant before it (registrations, suppressed entries,
 //     catalog changes), as README.md's "Running several nodes" says.
-//   - Positions are written behind (FlushInterval) and a node's views
-//     lag another node's changes by up to Poll (250 ms) when a published
-//     message is lost; ViewLag (1 s) bounds both.
+//   - Positions are written behind (FlushInterval; up to one interval
+//     more, a second at most, while the node fans out: see fanningOut),
+//     and a node's views lag another node's changes by up to Poll
+//     (250 ms) when a published message is lost (ViewLag, 1 s, bounds
+//     that).
 //   - A decision for a device this node keeps the state of (see
 //     stateCache: registered or seen here, up to Options.StateCache
 //     devices) costs one round trip, the checked write with the WAIT

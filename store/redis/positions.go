@@ -18,7 +18,7 @@ import (
 type positions struct {
 	mu   sync.Mutex
 	held map[devRef]heldPos
-	// full is signalled when held reaches flushEarly devices.
+	// full is signalled at every flushEarly devices held.
 	full chan struct{}
 	// flushing is what a flush took and is writing: still read from here
 	// until it is in the cluster, or a read in between would miss it.
@@ -66,7 +66,9 @@ func (ps *positions) record(brandID, deviceID string, p hotzone.Position, qualif
 		h.qual, h.hasQual = p, true
 	}
 	ps.held[ref] = h
-	if !ok && len(ps.held) == flushEarly {
+	// Every flushEarly devices, not only the first: a flush held back
+	// for a fan-out (see fanningOut) hears again as more arrive.
+	if !ok && len(ps.held)%flushEarly == 0 {
 		select {
 		case ps.full <- struct{}{}:
 		default: // already asked for
@@ -161,15 +163,33 @@ func (ps *positions) heldQuals(brandID string, in func(hotzone.Position) bool) m
 	return out
 }
 
-// take hands over everything held to a flush; it stays readable until
-// the flush calls flushed.
-func (ps *positions) take() map[devRef]heldPos {
+// take hands over up to limit devices held to a flush; they stay
+// readable until the flush calls flushed.
+func (ps *positions) take(limit int) map[devRef]heldPos {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := ps.held
-	ps.held = make(map[devRef]heldPos, len(out))
+	if len(out) <= limit {
+		ps.held = make(map[devRef]heldPos, len(out))
+	} else {
+		out = make(map[devRef]heldPos, limit)
+		for ref, h := range ps.held {
+			out[ref] = h
+			delete(ps.held, ref)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
 	ps.flushing = out
 	return out
+}
+
+// size is how many devices' positions are held (not counting a flush's).
+func (ps *positions) size() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.held)
 }
 
 // flushed ends a flush: what it took is in the cluster now (or held
@@ -259,139 +279,171 @@ return out`)
 // one script never holds its shard for long.
 const flushBatch = 256
 
+// flushChunk is how many devices' positions one round of a flush takes:
+// about one full putPositions call per shard. A burst held (a hundred
+// thousand pings) goes out in rounds rather than in one pipelined
+// batch, so that what is sent at a time is small: a fan-out that starts
+// meanwhile waits behind one round at most, and the rounds after it
+// wait for the fan-out (see fanningOut). A variable so that tests can
+// lower it; a DB reads it when it opens.
+var flushChunk = Shards * flushBatch
+
 // putPositionsArgs is how many arguments putPositions takes per device.
 const putPositionsArgs = 7
 
 // FlushPositions writes the positions and key uses held behind now.
 func (db *DB) FlushPositions(ctx context.Context) error { return db.flush(ctx) }
 
-// flush writes held positions, then moves each changed qualifying
-// position between grid cells, then the keys' last uses. What fails is
-// held again for the next flush.
-func (db *DB) flush(ctx context.Context) error {
+// flush writes everything held behind now.
+func (db *DB) flush(ctx context.Context) error { return db.flushHeld(ctx, nil) }
+
+// flushHeld writes the positions held when it starts, flushChunk at a
+// time, then the keys' last uses. Before each round, stop may end it:
+// what is left stays held (and readable) for a later flush. Positions
+// held after it started wait for the next one, so that a steady stream
+// of pings cannot keep one flush going.
+func (db *DB) flushHeld(ctx context.Context, stop func() bool) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
-	held := db.pos.take()
-	defer db.pos.flushed()
-	if len(held) > 0 {
-		type call struct {
-			idx  int // in calls and order
-			refs []devRef
-			qual []string // each ref's qualifying position, packed ("" for none)
+	for left := db.pos.size(); left > 0; {
+		if stop != nil && stop() {
+			return nil
 		}
-		// Each call's slices are made to size: grown by appending, they
-		// were most of what a flush allocated (about 1 KB a position),
-		// and so a good part of what the collector then had to do.
-		type item struct {
-			ref devRef
-			sh  string
+		held := db.pos.take(min(left, db.flushChunk))
+		if len(held) == 0 {
+			break
 		}
-		items := make([]item, 0, len(held))
-		left := map[string]int{} // shard -> positions not yet in a call
-		for ref := range held {
-			sh := db.devShard(ref.brand, ref.device)
-			items = append(items, item{ref, sh})
-			left[sh]++
-		}
-		byShard := map[string]*call{}
-		var calls []valkey.LuaExec
-		var order []*call
-		for _, it := range items {
-			ref, sh, h := it.ref, it.sh, held[it.ref]
-			c := byShard[sh]
-			if c == nil || len(c.refs) == flushBatch {
-				size := min(left[sh], flushBatch)
-				c = &call{idx: len(order), refs: make([]devRef, 0, size), qual: make([]string, 0, size)}
-				byShard[sh] = c
-				order = append(order, c)
-				calls = append(calls, valkey.LuaExec{Keys: []string{sh}, Args: make([]string, 0, putPositionsArgs*size)})
-			}
-			left[sh]--
-			// Formatting floats was a twentieth of a node's CPU in a
-			// flush: a ping that is both last and qualifying (the
-			// usual one) is packed once, for the record and its cell,
-			// and its time formatted once.
-			last, lts := packPos(h.last), nanos(h.last.TS)
-			q, qts, qms, far := "", "", "", ""
-			if h.hasQual {
-				q, qts, qms = last, lts, millis(h.qual.TS)
-				if !h.qual.TS.Equal(h.last.TS) {
-					qts = nanos(h.qual.TS)
-				}
-				if !samePacked(h.qual, h.last) {
-					q = packPos(h.qual)
-				}
-				if db.farPing(ref, h.qual) {
-					far = "1"
-				}
-			}
-			c.refs = append(c.refs, ref)
-			c.qual = append(c.qual, q)
-			calls[c.idx].Args = append(calls[c.idx].Args, ref.device, last, lts, q, qts, qms, far)
-		}
-		rs, _ := db.execMulti(ctx, putPositions, calls)
-		cells := map[string][]string{} // cell key -> HSET field, value, …
-		dels := map[string][]string{}  // cell key -> devices to take out
-		// A burst's devices share a few cells: each key is spelled once.
-		type cellRef struct {
-			brand string
-			c     geo.Cell
-		}
-		keys := map[cellRef]string{}
-		cellKey := func(brandID string, c geo.Cell) string {
-			k, ok := keys[cellRef{brandID, c}]
-			if !ok {
-				k = db.cellKey(brandID, c)
-				keys[cellRef{brandID, c}] = k
-			}
-			return k
-		}
-		var firstErr error
-		for i, r := range rs {
-			olds, err := strs(r)
-			if err == nil && len(olds) != len(order[i].refs) {
-				err = fmt.Errorf("putPositions answered %d of %d devices", len(olds), len(order[i].refs))
-			}
-			for j, ref := range order[i].refs {
-				h := held[ref]
-				if err != nil {
-					// Held again unless something newer arrived meanwhile.
-					db.pos.record(ref.brand, ref.device, h.last, false)
-					if h.hasQual {
-						db.pos.record(ref.brand, ref.device, h.qual, true)
-					}
-					continue
-				}
-				if olds[j] == "-" || olds[j] == "!" || !h.hasQual {
-					continue
-				}
-				nk := cellKey(ref.brand, geo.CellOf(h.qual.Point()))
-				cells[nk] = append(cells[nk], ref.device, order[i].qual[j])
-				if op, ok := unpackPos(olds[j]); ok {
-					if oldKey := cellKey(ref.brand, geo.CellOf(op.Point())); oldKey != nk {
-						dels[oldKey] = append(dels[oldKey], ref.device)
-					}
-				}
-			}
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-		}
-		cmds := make([]valkey.Completed, 0, len(cells)+len(dels))
-		for k, fv := range cells {
-			cmds = append(cmds, db.cmd("HSET", []string{k}, fv...))
-		}
-		for k, ids := range dels {
-			cmds = append(cmds, db.cmd("HDEL", []string{k}, ids...))
-		}
-		if _, err := db.doMulti(ctx, cmds); err != nil && firstErr == nil {
-			firstErr = err
-		}
-		if firstErr != nil {
-			return fmt.Errorf("redis: write positions: %w", firstErr)
+		left -= len(held)
+		err := db.writePositions(ctx, held)
+		db.pos.flushed()
+		if err != nil {
+			return err
 		}
 	}
 	return db.flushTouches(ctx)
+}
+
+// writePositions writes positions taken from what is held, then moves
+// each changed qualifying position between grid cells. What fails is
+// held again for the next flush.
+func (db *DB) writePositions(ctx context.Context, held map[devRef]heldPos) error {
+	type call struct {
+		idx  int // in calls and order
+		refs []devRef
+		qual []string // each ref's qualifying position, packed ("" for none)
+	}
+	// Each call's slices are made to size: grown by appending, they
+	// were most of what a flush allocated (about 1 KB a position),
+	// and so a good part of what the collector then had to do.
+	type item struct {
+		ref devRef
+		sh  string
+	}
+	items := make([]item, 0, len(held))
+	left := map[string]int{} // shard -> positions not yet in a call
+	for ref := range held {
+		sh := db.devShard(ref.brand, ref.device)
+		items = append(items, item{ref, sh})
+		left[sh]++
+	}
+	byShard := map[string]*call{}
+	var calls []valkey.LuaExec
+	var order []*call
+	for _, it := range items {
+		ref, sh, h := it.ref, it.sh, held[it.ref]
+		c := byShard[sh]
+		if c == nil || len(c.refs) == flushBatch {
+			size := min(left[sh], flushBatch)
+			c = &call{idx: len(order), refs: make([]devRef, 0, size), qual: make([]string, 0, size)}
+			byShard[sh] = c
+			order = append(order, c)
+			calls = append(calls, valkey.LuaExec{Keys: []string{sh}, Args: make([]string, 0, putPositionsArgs*size)})
+		}
+		left[sh]--
+		// Formatting floats was a twentieth of a node's CPU in a
+		// flush: a ping that is both last and qualifying (the
+		// usual one) is packed once, for the record and its cell,
+		// and its time formatted once.
+		last, lts := packPos(h.last), nanos(h.last.TS)
+		q, qts, qms, far := "", "", "", ""
+		if h.hasQual {
+			q, qts, qms = last, lts, millis(h.qual.TS)
+			if !h.qual.TS.Equal(h.last.TS) {
+				qts = nanos(h.qual.TS)
+			}
+			if !samePacked(h.qual, h.last) {
+				q = packPos(h.qual)
+			}
+			if db.farPing(ref, h.qual) {
+				far = "1"
+			}
+		}
+		c.refs = append(c.refs, ref)
+		c.qual = append(c.qual, q)
+		calls[c.idx].Args = append(calls[c.idx].Args, ref.device, last, lts, q, qts, qms, far)
+	}
+	rs, _ := db.execMulti(ctx, putPositions, calls)
+	cells := map[string][]string{} // cell key -> HSET field, value, …
+	dels := map[string][]string{}  // cell key -> devices to take out
+	// A burst's devices share a few cells: each key is spelled once.
+	type cellRef struct {
+		brand string
+		c     geo.Cell
+	}
+	keys := map[cellRef]string{}
+	cellKey := func(brandID string, c geo.Cell) string {
+		k, ok := keys[cellRef{brandID, c}]
+		if !ok {
+			k = db.cellKey(brandID, c)
+			keys[cellRef{brandID, c}] = k
+		}
+		return k
+	}
+	var firstErr error
+	for i, r := range rs {
+		olds, err := strs(r)
+		if err == nil && len(olds) != len(order[i].refs) {
+			err = fmt.Errorf("putPositions answered %d of %d devices", len(olds), len(order[i].refs))
+		}
+		for j, ref := range order[i].refs {
+			h := held[ref]
+			if err != nil {
+				// Held again unless something newer arrived meanwhile.
+				db.pos.record(ref.brand, ref.device, h.last, false)
+				if h.hasQual {
+					db.pos.record(ref.brand, ref.device, h.qual, true)
+				}
+				continue
+			}
+			if olds[j] == "-" || olds[j] == "!" || !h.hasQual {
+				continue
+			}
+			nk := cellKey(ref.brand, geo.CellOf(h.qual.Point()))
+			cells[nk] = append(cells[nk], ref.device, order[i].qual[j])
+			if op, ok := unpackPos(olds[j]); ok {
+				if oldKey := cellKey(ref.brand, geo.CellOf(op.Point())); oldKey != nk {
+					dels[oldKey] = append(dels[oldKey], ref.device)
+				}
+			}
+		}
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	cmds := make([]valkey.Completed, 0, len(cells)+len(dels))
+	for k, fv := range cells {
+		cmds = append(cmds, db.cmd("HSET", []string{k}, fv...))
+	}
+	for k, ids := range dels {
+		cmds = append(cmds, db.cmd("HDEL", []string{k}, ids...))
+	}
+	if _, err := db.doMulti(ctx, cmds); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return fmt.Errorf("redis: write positions: %w", firstErr)
+	}
+	return nil
 }
 
 // farPing tells whether a qualifying ping lies outside every fence's

@@ -1122,13 +1122,17 @@ func testFlushDeferred(t *testing.T, db, other *DB) {
 			t.Fatalf("LeaseFanOut(%s) = %v, %v", ev, ok, err)
 		}
 	}
+	done := func(ev string) {
+		t.Helper()
+		if err := db.FanOutDone(ctx, br.ID, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	lease("ev1", time.Minute)
 	first := place(flushEarly)
 	held("fanning out", first)
-	if err := db.FanOutDone(ctx, br.ID, "ev1"); err != nil {
-		t.Fatal(err)
-	}
+	done("ev1")
 	written("fan-out done", first)
 
 	lease("ev2", time.Minute)
@@ -1136,9 +1140,7 @@ func testFlushDeferred(t *testing.T, db, other *DB) {
 	held("fanning out, fewer than 4 × flushEarly held", many)
 	many = append(many, place(1)...)
 	written("4 × flushEarly held", many)
-	if err := db.FanOutDone(ctx, br.ID, "ev2"); err != nil {
-		t.Fatal(err)
-	}
+	done("ev2")
 
 	lease("ev3", time.Second)
 	lapsed := place(flushEarly)
@@ -1147,19 +1149,17 @@ func testFlushDeferred(t *testing.T, db, other *DB) {
 	lapsed = append(lapsed, place(flushEarly)...) // the next early flush
 	written("the lease lapsed", lapsed)
 
-	lease("ev5", time.Minute)
+	lease("ev4", time.Minute)
 	long := place(flushEarly)
 	held("held for less than holdFor", long)
 	time.Sleep(db.holdFor)
 	long = append(long, place(flushEarly)...) // the next early flush
 	written("held for holdFor", long)
-	if err := db.FanOutDone(ctx, br.ID, "ev5"); err != nil {
-		t.Fatal(err)
-	}
+	done("ev4")
 
 	// A flush stopped after its first round wrote flushChunk devices;
 	// the rest are held, and written by the next.
-	lease("ev4", time.Minute)
+	lease("ev5", time.Minute)
 	last := place(flushEarly)
 	held("fanning out again", last)
 	rounds := 0

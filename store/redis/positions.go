@@ -18,7 +18,9 @@ import (
 type positions struct {
 	mu   sync.Mutex
 	held map[devRef]heldPos
-	// full is signalled at every flushEarly devices held.
+	// full asks the flush loop for a flush now: signalled at every
+	// flushEarly devices held, and when a fan-out that held positions
+	// back is done (FanOutDone).
 	full chan struct{}
 	// flushing is what a flush took and is writing: still read from here
 	// until it is in the cluster, or a read in between would miss it.

@@ -1142,19 +1142,19 @@ func testFlushDeferred(t *testing.T, db, other *DB) {
 	written("4 × flushEarly held", many)
 	done("ev2")
 
-	lease("ev3", time.Second)
-	lapsed := place(flushEarly)
-	held("a lease not yet lapsed", lapsed)
-	time.Sleep(time.Second)
-	lapsed = append(lapsed, place(flushEarly)...) // the next early flush
-	written("the lease lapsed", lapsed)
-
-	lease("ev4", time.Minute)
-	long := place(flushEarly)
-	held("held for less than holdFor", long)
-	time.Sleep(db.holdFor)
-	long = append(long, place(flushEarly)...) // the next early flush
-	written("held for holdFor", long)
+	// heldThenWritten: positions placed under a lease of d are held,
+	// and written by the next early flush once wait has passed.
+	heldThenWritten := func(what, ev string, d, wait time.Duration) {
+		t.Helper()
+		lease(ev, d)
+		ids := place(flushEarly)
+		held(what+": not yet", ids)
+		time.Sleep(wait)
+		ids = append(ids, place(flushEarly)...) // the next early flush
+		written(what, ids)
+	}
+	heldThenWritten("the lease lapsed", "ev3", time.Second, time.Second)
+	heldThenWritten("held for holdFor", "ev4", time.Minute, db.holdFor)
 	done("ev4")
 
 	// A flush stopped after its first round wrote flushChunk devices;

@@ -454,7 +454,7 @@ func (db *DB) flushLoop(ctx context.Context) {
 		// goes, and holding starts over.
 		stop := db.fanningOut
 		switch {
-		case !db.fanningOut():
+		case !stop():
 			holding = time.Time{}
 		case holding.IsZero():
 			holding = time.Now()

@@ -44,11 +44,12 @@ func (db *DB) LeaseFanOut(ctx context.Context, brandID, eventID, owner string, n
 		return false, fmt.Errorf("redis: fan-out lease: %w", err)
 	}
 	// The node's own clock: this times its flushes, not the lease.
+	key := brandID + "\x00" + eventID
 	db.fanMu.Lock()
 	if ok {
-		db.fanning[brandID+"\x00"+eventID] = time.Now().Add(lease)
+		db.fanning[key] = time.Now().Add(lease)
 	} else {
-		delete(db.fanning, brandID+"\x00"+eventID) // another node has it
+		delete(db.fanning, key) // another node has it
 	}
 	db.fanMu.Unlock()
 	return ok, nil
